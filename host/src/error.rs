@@ -1,0 +1,89 @@
+//! Errors the host reports, each phrased so the user knows what to fix.
+
+use std::path::PathBuf;
+
+/// Anything that can go wrong loading a module or running a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bytes are not a WebAssembly module.
+    #[error("not a WebAssembly module ({0})")]
+    NotWasm(String),
+    /// wasmtime refused the module.
+    #[error("the module does not compile: {0}")]
+    Compile(String),
+    /// No `proxy_abi_version_*` export.
+    #[error(
+        "the module is not a proxy-wasm module: it exports no ABI version marker \
+         (proxy_abi_version_0_2_1, proxy_abi_version_0_2_0 or proxy_abi_version_0_1_0)"
+    )]
+    NoAbiVersion,
+    /// No `malloc` or `proxy_on_memory_allocate` export.
+    #[error("the module exports no allocator: the host needs `malloc` or `proxy_on_memory_allocate` to return data")]
+    NoAllocator,
+    /// No `memory` export.
+    #[error("the module exports no linear memory named `memory`")]
+    NoMemory,
+    /// Imports the host does not provide.
+    #[error("the module imports functions the host does not provide: {}", .0.join(", "))]
+    MissingImports(Vec<String>),
+    /// An import has the right name but the wrong signature.
+    #[error("the module cannot be linked: {0}")]
+    Link(String),
+    /// A guest function trapped (panic, `unreachable`, out-of-bounds access, proc_exit, …).
+    #[error("{function} failed: {message}")]
+    Trap {
+        /// The export the host called.
+        function: String,
+        /// What wasmtime reported, with the guest backtrace when there is one.
+        message: String,
+    },
+    /// A guest function ran past the per-callback deadline.
+    #[error("{function} ran longer than the {deadline_ms} ms callback deadline and was stopped")]
+    Deadline {
+        /// The export the host called.
+        function: String,
+        /// The deadline.
+        deadline_ms: u128,
+    },
+    /// The guest tried to grow its memory past the cap.
+    #[error("{function} tried to grow memory past the {limit_mib} MiB limit and was stopped")]
+    MemoryLimit {
+        /// The export the host called.
+        function: String,
+        /// The cap.
+        limit_mib: usize,
+    },
+    /// `proxy_on_vm_start` returned false.
+    #[error("proxy_on_vm_start returned false: the plugin rejected its VM configuration")]
+    VmStartFailed,
+    /// `proxy_on_configure` returned false.
+    #[error("proxy_on_configure returned false: the plugin rejected its configuration")]
+    ConfigureFailed,
+    /// The VM failed earlier and cannot run callbacks.
+    #[error("the VM failed earlier and runs no more callbacks ({0})")]
+    VmFailed(String),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A wasmtime error outside a guest call (engine setup, instantiation).
+    #[error("{0}")]
+    Runtime(String),
+    /// The driver was used wrongly (unknown context, step out of order).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// True if this error means the guest faulted (the VM is now failed).
+    pub fn is_guest_fault(&self) -> bool {
+        matches!(self, Error::Trap { .. } | Error::Deadline { .. } | Error::MemoryLimit { .. })
+    }
+}
+
+/// Shorthand for results with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

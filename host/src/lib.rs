@@ -1,0 +1,26 @@
+//! `sluice-host`: a proxy-wasm host on wasmtime that behaves like Envoy.
+//!
+//! One core (the [`runtime`], the [`abi`] hostcalls, [`vm`]s and their [`stream`] state, process-wide
+//! [`state`]) and two drivers: the in-process [`harness`] for unit tests of filters, and the `sluice`
+//! binary.
+//!
+//! ```no_run
+//! use sluice_host::harness::Harness;
+//!
+//! let mut h = Harness::builder().module_file("filter.wasm").plugin_config(r#"{"header":"x-hello"}"#).build()?;
+//! let mut s = h.http_stream();
+//! s.request_headers([(":method", "GET"), (":path", "/"), (":authority", "example.com")], true)?;
+//! assert_eq!(s.upstream_request().headers.get_str("x-hello"), Some("world"));
+//! # Ok::<(), sluice_host::Error>(())
+//! ```
+
+pub mod abi;
+mod error;
+pub mod harness;
+pub mod runtime;
+pub mod state;
+pub mod stream;
+pub mod vm;
+
+pub use error::{Error, Result};
+pub use stream::HeaderMap;

@@ -1,0 +1,143 @@
+//! The wasmtime side: engine settings, the module cache (in memory and on disk), the linker with every
+//! import, and what a module declares (ABI version, imports, callbacks).
+
+mod cache;
+mod module;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+
+pub use module::{AbiVersion, CompiledModule, ImportInfo, ModuleInfo};
+
+use crate::error::{Error, Result};
+use crate::vm::Host;
+
+/// How often the epoch advances; callback deadlines are measured in these ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The longest one callback may run before it is stopped (the VM then fails). Default 1 s.
+    pub callback_deadline: Duration,
+    /// The most linear memory one VM may have. Default 1 GiB (Envoy's limit).
+    pub memory_limit: usize,
+    /// Use the pooling allocator with room for this many live instances (fast instantiation,
+    /// copy-on-write memory images). `None` allocates on demand.
+    pub pooling_instances: Option<u32>,
+    /// Keep compiled code here, keyed by module hash and engine, to skip compilation next time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            callback_deadline: Duration::from_secs(1),
+            memory_limit: 1 << 30,
+            pooling_instances: None,
+            cache_dir: None,
+        }
+    }
+}
+
+/// A wasmtime engine with the host's imports and a module cache. Share it (it is `Send + Sync`)
+/// between all VMs of a process.
+pub struct Runtime {
+    engine: Engine,
+    config: RuntimeConfig,
+    linker: Mutex<Linker<Host>>,
+    modules: Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.config).finish()
+    }
+}
+
+impl Runtime {
+    /// Creates an engine. Fails only if the platform cannot satisfy the settings.
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        let mut wc = Config::new();
+        wc.epoch_interruption(true);
+        wc.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+        if let Some(n) = config.pooling_instances {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_core_instances(n);
+            pool.total_memories(n);
+            pool.total_tables(n);
+            pool.max_memory_size(config.memory_limit);
+            wc.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wc).map_err(|e| Error::Runtime(format!("cannot create the wasm engine: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        // Stubs for refused WASI calls are defined per module as they are met; a later module may
+        // need the same name with its own signature.
+        linker.allow_shadowing(true);
+        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Runtime(format!("cannot define imports: {e}")))?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (weak_engine, stop) = (engine.weak(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("sluice-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak_engine.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| Error::Runtime(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Self { engine, config, linker: Mutex::new(linker), modules: Mutex::new(HashMap::new()), stop_ticker })
+    }
+
+    /// The settings this runtime was made with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or fetches from cache) a module and checks that it is a usable proxy-wasm module.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>> {
+        let hash = cache::content_hash(bytes);
+        if let Some(m) = self.modules.lock().unwrap_or_else(|e| e.into_inner()).get(&hash) {
+            return Ok(m.clone());
+        }
+        let module = cache::compile(&self.engine, bytes, &hash, self.config.cache_dir.as_deref())?;
+        let compiled = {
+            let mut linker = self.linker.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::new(CompiledModule::link(module, &mut linker)?)
+        };
+        self.modules.lock().unwrap_or_else(|e| e.into_inner()).insert(hash, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Reads and loads a module file.
+    pub fn load_file(&self, path: impl AsRef<std::path::Path>) -> Result<Arc<CompiledModule>> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        self.load(&bytes)
+    }
+
+    /// Epoch ticks a callback may run.
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        (self.config.callback_deadline.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,508 @@
+//! A VM (one wasmtime store and instance) and its contexts, driven in Envoy's order.
+//!
+//! A [`Vm`] knows nothing about sockets: drivers (the harness, the server) call its callbacks, then
+//! apply the [`HostAction`]s and callouts the guest asked for.
+
+mod actions;
+mod env;
+mod host;
+mod limiter;
+mod plugin;
+
+use std::sync::Arc;
+
+use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
+
+pub use actions::{HostAction, LocalReply};
+pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink};
+pub use host::{CalloutData, Context, ContextKind, GrpcCallout, Host, HttpCallout, LogRecord, Phase, RootState};
+pub use plugin::{FailurePolicy, PluginInfo};
+
+use crate::abi::callbacks::{Callbacks, HeadersFn};
+use crate::error::{Error, Result};
+use crate::runtime::{CompiledModule, Runtime};
+use crate::state::QueueNotifier;
+use crate::stream::{HttpStreamState, TcpStreamState};
+
+/// Settings of one VM (Envoy's `VmConfig`).
+#[derive(Debug, Clone, Default)]
+pub struct VmOptions {
+    /// `vm_id`: scopes shared data and queues.
+    pub vm_id: String,
+    /// `configuration`, read in `proxy_on_vm_start`.
+    pub configuration: Vec<u8>,
+    /// `environment_variables`, served by WASI `environ_get`.
+    pub env_vars: Vec<(String, String)>,
+}
+
+/// A queue notifier that drops events: for VMs that register no queues.
+#[derive(Debug, Default)]
+pub struct NoQueues;
+
+impl QueueNotifier for NoQueues {
+    fn notify(&self, _root: u32, _queue: u32) {}
+}
+
+/// One instance of a module with its contexts.
+pub struct Vm {
+    store: Store<Host>,
+    cb: Callbacks,
+    module: Arc<CompiledModule>,
+    failed: Option<String>,
+    deadline_ticks: u64,
+    deadline_ms: u128,
+    memory_limit: usize,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm").field("host", self.store.data()).field("failed", &self.failed).finish()
+    }
+}
+
+impl Vm {
+    /// Instantiates `module` and runs its start function (`_initialize` + `main`, or `_start`).
+    pub fn new(
+        runtime: &Runtime,
+        module: Arc<CompiledModule>,
+        options: VmOptions,
+        env: Arc<ProxyEnv>,
+        notifier: Arc<dyn QueueNotifier>,
+    ) -> Result<Self> {
+        let memory_limit = runtime.config().memory_limit;
+        let host = Host::new(env, options, notifier, memory_limit);
+        let mut store = Store::new(runtime.engine(), host);
+        store.limiter(|h| &mut h.limits);
+        store.set_epoch_deadline(runtime.deadline_ticks());
+        store.epoch_deadline_trap();
+        let instance = module.pre.instantiate(&mut store).map_err(|e| Error::Runtime(format!("instantiation failed: {e:#}")))?;
+        let memory = instance.get_memory(&mut store, "memory").ok_or(Error::NoMemory)?;
+        let cb = Callbacks::resolve(&instance, &mut store, module.info().allocator)?;
+        store.data_mut().memory = Some(memory);
+        store.data_mut().allocator = cb.allocator.clone();
+        let mut vm = Self {
+            store,
+            cb,
+            module,
+            failed: None,
+            deadline_ticks: runtime.deadline_ticks(),
+            deadline_ms: runtime.config().callback_deadline.as_millis(),
+            memory_limit,
+        };
+        vm.run_start()?;
+        Ok(vm)
+    }
+
+    fn run_start(&mut self) -> Result<()> {
+        let cb = self.cb.clone();
+        if let Some(init) = cb.initialize {
+            self.call("_initialize", Some(init), 0, Phase::Starting, ())?;
+            if let Some(main) = cb.main {
+                self.call("main", Some(main), 0, Phase::Starting, (0, 0))?;
+            } else if let Some(main) = cb.main_void {
+                self.call("__main_void", Some(main), 0, Phase::Starting, ())?;
+            }
+        } else if let Some(start) = cb.start {
+            self.call("_start", Some(start), 0, Phase::Starting, ())?;
+        }
+        Ok(())
+    }
+
+    /// The module this VM runs.
+    pub fn module(&self) -> &Arc<CompiledModule> {
+        &self.module
+    }
+
+    /// The host state: contexts, streams, pending callouts.
+    pub fn host(&self) -> &Host {
+        self.store.data()
+    }
+
+    /// Mutable host state, for drivers that set up stream state before a callback.
+    pub fn host_mut(&mut self) -> &mut Host {
+        self.store.data_mut()
+    }
+
+    /// Why the VM failed, if it did. A failed VM runs no more callbacks.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Calls one export with the host set up for `context_id` in `phase`.
+    fn call<P: WasmParams, R: WasmResults>(
+        &mut self,
+        name: &'static str,
+        func: Option<TypedFunc<P, R>>,
+        context_id: u32,
+        phase: Phase,
+        params: P,
+    ) -> Result<Option<R>> {
+        if let Some(why) = &self.failed {
+            return Err(Error::VmFailed(why.clone()));
+        }
+        let Some(func) = func else { return Ok(None) };
+        {
+            let h = self.store.data_mut();
+            h.phase = phase;
+            h.current_context = context_id;
+            h.effective_context = context_id;
+            h.limits.hit = false;
+        }
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let result = func.call(&mut self.store, params);
+        let h = self.store.data_mut();
+        h.phase = Phase::Other;
+        h.callout_data = None;
+        h.foreign_args = None;
+        match result {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                let err = self.classify(name, e);
+                self.failed = Some(err.to_string());
+                Err(err)
+            }
+        }
+    }
+
+    fn classify(&self, function: &str, e: wasmtime::Error) -> Error {
+        let function = function.to_string();
+        if self.store.data().limits.hit {
+            return Error::MemoryLimit { function, limit_mib: self.memory_limit >> 20 };
+        }
+        if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+            return Error::Deadline { function, deadline_ms: self.deadline_ms };
+        }
+        let mut message = e.root_cause().to_string();
+        if let Some(msg) = &self.store.data().last_error_log {
+            message.push_str(&format!(" (the module logged: {msg})"));
+        }
+        Error::Trap { function, message }
+    }
+
+    fn new_context_id(&mut self) -> u32 {
+        let h = self.store.data_mut();
+        loop {
+            h.next_context_id = h.next_context_id.wrapping_add(1).max(1);
+            if !h.contexts.contains_key(&h.next_context_id) {
+                return h.next_context_id;
+            }
+        }
+    }
+
+    /// Creates a plugin's root context and runs `on_context_create`, `on_vm_start`, `on_configure`.
+    /// Returns the root context id.
+    pub fn start_plugin(&mut self, plugin: PluginInfo) -> Result<u32> {
+        let id = self.new_context_id();
+        let vm_config_len = self.store.data().vm_config.len() as i32;
+        let config_len = plugin.configuration.len() as i32;
+        let root = RootState { plugin: Arc::new(plugin), tick_period: None, done_pending: false, status: (0, Vec::new()) };
+        self.store.data_mut().contexts.insert(id, Context { root_id: id, kind: ContextKind::Root(root) });
+        let cb = self.cb.clone();
+        self.call("proxy_on_context_create", cb.on_context_create, id, Phase::Other, (id as i32, 0))?;
+        if self.call("proxy_on_vm_start", cb.on_vm_start, id, Phase::VmStart, (id as i32, vm_config_len))? == Some(0) {
+            return Err(Error::VmStartFailed);
+        }
+        if self.call("proxy_on_configure", cb.on_configure, id, Phase::Configure, (id as i32, config_len))? == Some(0) {
+            return Err(Error::ConfigureFailed);
+        }
+        Ok(id)
+    }
+
+    /// The plugin of a root context.
+    pub fn plugin(&self, root_id: u32) -> Option<&Arc<PluginInfo>> {
+        match &self.store.data().contexts.get(&root_id)?.kind {
+            ContextKind::Root(r) => Some(&r.plugin),
+            _ => None,
+        }
+    }
+
+    fn create_stream(&mut self, root_id: u32, kind: ContextKind) -> Result<u32> {
+        if self.plugin(root_id).is_none() {
+            return Err(Error::Usage(format!("context {root_id} is not a root context of this VM")));
+        }
+        let id = self.new_context_id();
+        self.store.data_mut().contexts.insert(id, Context { root_id, kind });
+        let cb = self.cb.clone();
+        self.call("proxy_on_context_create", cb.on_context_create, id, Phase::Other, (id as i32, root_id as i32))?;
+        Ok(id)
+    }
+
+    /// Creates an HTTP stream context under `root_id` (`on_context_create(id, root)`).
+    pub fn create_http_context(&mut self, root_id: u32, state: HttpStreamState) -> Result<u32> {
+        self.create_stream(root_id, ContextKind::Http(Box::new(state)))
+    }
+
+    /// Creates a TCP connection context under `root_id`.
+    pub fn create_tcp_context(&mut self, root_id: u32, state: TcpStreamState) -> Result<u32> {
+        self.create_stream(root_id, ContextKind::Tcp(Box::new(state)))
+    }
+
+    /// The HTTP state of a stream context.
+    pub fn http_state(&self, id: u32) -> Option<&HttpStreamState> {
+        match &self.store.data().contexts.get(&id)?.kind {
+            ContextKind::Http(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The HTTP state of a stream context, to change before a callback.
+    pub fn http_state_mut(&mut self, id: u32) -> Option<&mut HttpStreamState> {
+        match &mut self.store.data_mut().contexts.get_mut(&id)?.kind {
+            ContextKind::Http(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The TCP state of a connection context.
+    pub fn tcp_state(&self, id: u32) -> Option<&TcpStreamState> {
+        match &self.store.data().contexts.get(&id)?.kind {
+            ContextKind::Tcp(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The TCP state of a connection context, to change before a callback.
+    pub fn tcp_state_mut(&mut self, id: u32) -> Option<&mut TcpStreamState> {
+        match &mut self.store.data_mut().contexts.get_mut(&id)?.kind {
+            ContextKind::Tcp(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Actions the guest asked for since the last call, in order.
+    pub fn take_actions(&mut self) -> Vec<HostAction> {
+        std::mem::take(&mut self.store.data_mut().actions)
+    }
+
+    /// HTTP callouts made since the last call.
+    pub fn take_http_callouts(&mut self) -> Vec<HttpCallout> {
+        std::mem::take(&mut self.store.data_mut().http_callouts)
+    }
+
+    /// gRPC calls and streams opened since the last call.
+    pub fn take_grpc_callouts(&mut self) -> Vec<GrpcCallout> {
+        let h = self.store.data_mut();
+        let tokens = std::mem::take(&mut h.new_grpc_callouts);
+        tokens.iter().filter_map(|t| h.grpc_callouts.get(t).cloned()).collect()
+    }
+
+    /// The tick period of a root context.
+    pub fn tick_period(&self, root_id: u32) -> Option<std::time::Duration> {
+        match &self.store.data().contexts.get(&root_id)?.kind {
+            ContextKind::Root(r) => r.tick_period,
+            _ => None,
+        }
+    }
+
+    // ---- callbacks -------------------------------------------------------------------------
+
+    /// `proxy_on_request_headers(ctx, n, eos)`; the raw return value.
+    pub fn on_request_headers(&mut self, ctx: u32, n: usize, eos: bool) -> Result<i32> {
+        let f = self.cb.on_request_headers.clone();
+        self.headers_call("proxy_on_request_headers", f, ctx, n, eos)
+    }
+
+    /// `proxy_on_response_headers(ctx, n, eos)`; the raw return value.
+    pub fn on_response_headers(&mut self, ctx: u32, n: usize, eos: bool) -> Result<i32> {
+        let f = self.cb.on_response_headers.clone();
+        self.headers_call("proxy_on_response_headers", f, ctx, n, eos)
+    }
+
+    fn headers_call(&mut self, name: &'static str, f: Option<HeadersFn>, ctx: u32, n: usize, eos: bool) -> Result<i32> {
+        let r = match f {
+            Some(HeadersFn::V2(f)) => self.call(name, Some(f), ctx, Phase::Other, (ctx as i32, n as i32, eos as i32))?,
+            Some(HeadersFn::V1(f)) => self.call(name, Some(f), ctx, Phase::Other, (ctx as i32, n as i32))?,
+            None => None,
+        };
+        Ok(r.unwrap_or(0))
+    }
+
+    /// `proxy_on_request_body(ctx, size, eos)`.
+    pub fn on_request_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
+        let f = self.cb.on_request_body.clone();
+        Ok(self.call("proxy_on_request_body", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?.unwrap_or(0))
+    }
+
+    /// `proxy_on_response_body(ctx, size, eos)`.
+    pub fn on_response_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
+        let f = self.cb.on_response_body.clone();
+        Ok(self.call("proxy_on_response_body", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?.unwrap_or(0))
+    }
+
+    /// `proxy_on_request_trailers(ctx, n)`.
+    pub fn on_request_trailers(&mut self, ctx: u32, n: usize) -> Result<i32> {
+        let f = self.cb.on_request_trailers.clone();
+        Ok(self.call("proxy_on_request_trailers", f, ctx, Phase::Other, (ctx as i32, n as i32))?.unwrap_or(0))
+    }
+
+    /// `proxy_on_response_trailers(ctx, n)`.
+    pub fn on_response_trailers(&mut self, ctx: u32, n: usize) -> Result<i32> {
+        let f = self.cb.on_response_trailers.clone();
+        Ok(self.call("proxy_on_response_trailers", f, ctx, Phase::Other, (ctx as i32, n as i32))?.unwrap_or(0))
+    }
+
+    /// `proxy_on_new_connection(ctx)`.
+    pub fn on_new_connection(&mut self, ctx: u32) -> Result<i32> {
+        let f = self.cb.on_new_connection.clone();
+        Ok(self.call("proxy_on_new_connection", f, ctx, Phase::Other, ctx as i32)?.unwrap_or(0))
+    }
+
+    /// `proxy_on_downstream_data(ctx, size, eos)`.
+    pub fn on_downstream_data(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
+        let f = self.cb.on_downstream_data.clone();
+        Ok(self.call("proxy_on_downstream_data", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?.unwrap_or(0))
+    }
+
+    /// `proxy_on_upstream_data(ctx, size, eos)`.
+    pub fn on_upstream_data(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
+        let f = self.cb.on_upstream_data.clone();
+        Ok(self.call("proxy_on_upstream_data", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?.unwrap_or(0))
+    }
+
+    /// `proxy_on_downstream_connection_close(ctx, peer)`.
+    pub fn on_downstream_close(&mut self, ctx: u32, peer: crate::abi::status::PeerType) -> Result<()> {
+        let f = self.cb.on_downstream_connection_close.clone();
+        self.call("proxy_on_downstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
+        Ok(())
+    }
+
+    /// `proxy_on_upstream_connection_close(ctx, peer)`.
+    pub fn on_upstream_close(&mut self, ctx: u32, peer: crate::abi::status::PeerType) -> Result<()> {
+        let f = self.cb.on_upstream_connection_close.clone();
+        self.call("proxy_on_upstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
+        Ok(())
+    }
+
+    /// `proxy_on_log(ctx)`, with every map read-only.
+    pub fn on_log(&mut self, ctx: u32) -> Result<()> {
+        let f = self.cb.on_log.clone();
+        self.call("proxy_on_log", f, ctx, Phase::Log, ctx as i32)?;
+        Ok(())
+    }
+
+    /// `proxy_on_done(ctx)`; true when the context is done now.
+    pub fn on_done(&mut self, ctx: u32) -> Result<bool> {
+        let f = self.cb.on_done.clone();
+        let done = self.call("proxy_on_done", f, ctx, Phase::Other, ctx as i32)?.map(|r| r != 0).unwrap_or(true);
+        if !done {
+            if let Some(Context { kind: ContextKind::Root(r), .. }) = self.store.data_mut().contexts.get_mut(&ctx) {
+                r.done_pending = true;
+            }
+        }
+        Ok(done)
+    }
+
+    /// `proxy_on_delete(ctx)`, then forgets the context.
+    pub fn on_delete(&mut self, ctx: u32) -> Result<()> {
+        let f = self.cb.on_delete.clone();
+        let r = self.call("proxy_on_delete", f, ctx, Phase::Other, ctx as i32);
+        self.store.data_mut().contexts.remove(&ctx);
+        r.map(|_| ())
+    }
+
+    /// Forgets a context without calling the guest (after a failure).
+    pub fn drop_context(&mut self, ctx: u32) {
+        self.store.data_mut().contexts.remove(&ctx);
+    }
+
+    /// `proxy_on_tick(root)`.
+    pub fn on_tick(&mut self, root_id: u32) -> Result<()> {
+        let f = self.cb.on_tick.clone();
+        self.call("proxy_on_tick", f, root_id, Phase::Other, root_id as i32)?;
+        Ok(())
+    }
+
+    /// `proxy_on_queue_ready(root, queue)`.
+    pub fn on_queue_ready(&mut self, root_id: u32, queue_id: u32) -> Result<()> {
+        let f = self.cb.on_queue_ready.clone();
+        self.call("proxy_on_queue_ready", f, root_id, Phase::Other, (root_id as i32, queue_id as i32))?;
+        Ok(())
+    }
+
+    /// Delivers an HTTP callout's answer to `proxy_on_http_call_response` on the issuing root.
+    /// `None` is a reset: (0, 0, 0) with status 11 "reset" from `proxy_get_status`.
+    pub fn deliver_http_response(&mut self, callout: &HttpCallout, response: Option<CalloutData>) -> Result<()> {
+        let root = callout.root_id;
+        let (status, nh, nb, nt) = match &response {
+            Some(d) => (
+                (0, Vec::new()),
+                d.headers.len(),
+                d.body.as_ref().map(Vec::len).unwrap_or(0),
+                d.trailers.len(),
+            ),
+            None => ((11, b"reset".to_vec()), 0, 0, 0),
+        };
+        let h = self.store.data_mut();
+        match h.contexts.get_mut(&root).map(|c| &mut c.kind) {
+            Some(ContextKind::Root(r)) => r.status = status,
+            // The root is gone: the answer has nowhere to go (Envoy cancels such callouts).
+            _ => return Ok(()),
+        }
+        h.callout_data = Some(response.unwrap_or_default());
+        let f = self.cb.on_http_call_response.clone();
+        self.call(
+            "proxy_on_http_call_response",
+            f,
+            root,
+            Phase::HttpCallResponse,
+            (root as i32, callout.token as i32, nh as i32, nb as i32, nt as i32),
+        )?;
+        Ok(())
+    }
+
+    /// Delivers gRPC initial metadata for `token`.
+    pub fn deliver_grpc_initial_metadata(&mut self, token: u32, metadata: crate::stream::HeaderMap) -> Result<()> {
+        let Some(root) = self.grpc_root(token) else { return Ok(()) };
+        let n = metadata.len();
+        self.store.data_mut().callout_data = Some(CalloutData { headers: metadata, ..Default::default() });
+        let f = self.cb.on_grpc_receive_initial_metadata.clone();
+        self.call("proxy_on_grpc_receive_initial_metadata", f, root, Phase::GrpcReceive, (root as i32, token as i32, n as i32))?;
+        Ok(())
+    }
+
+    /// Delivers one gRPC message for `token`.
+    pub fn deliver_grpc_message(&mut self, token: u32, message: Vec<u8>) -> Result<()> {
+        let Some(root) = self.grpc_root(token) else { return Ok(()) };
+        let n = message.len();
+        self.store.data_mut().callout_data = Some(CalloutData { body: Some(message), ..Default::default() });
+        let f = self.cb.on_grpc_receive.clone();
+        self.call("proxy_on_grpc_receive", f, root, Phase::GrpcReceive, (root as i32, token as i32, n as i32))?;
+        Ok(())
+    }
+
+    /// Delivers gRPC trailing metadata for `token`.
+    pub fn deliver_grpc_trailing_metadata(&mut self, token: u32, metadata: crate::stream::HeaderMap) -> Result<()> {
+        let Some(root) = self.grpc_root(token) else { return Ok(()) };
+        let n = metadata.len();
+        self.store.data_mut().callout_data = Some(CalloutData { trailers: metadata, ..Default::default() });
+        let f = self.cb.on_grpc_receive_trailing_metadata.clone();
+        self.call("proxy_on_grpc_receive_trailing_metadata", f, root, Phase::GrpcReceive, (root as i32, token as i32, n as i32))?;
+        Ok(())
+    }
+
+    /// Closes a gRPC call or stream with `status` and `message` (read with `proxy_get_status`).
+    pub fn deliver_grpc_close(&mut self, token: u32, status: u32, message: &[u8]) -> Result<()> {
+        let Some(root) = self.grpc_root(token) else { return Ok(()) };
+        let h = self.store.data_mut();
+        h.grpc_callouts.remove(&token);
+        if let Some(ContextKind::Root(r)) = h.contexts.get_mut(&root).map(|c| &mut c.kind) {
+            r.status = (status, message.to_vec());
+        }
+        let f = self.cb.on_grpc_close.clone();
+        self.call("proxy_on_grpc_close", f, root, Phase::Other, (root as i32, token as i32, status as i32))?;
+        Ok(())
+    }
+
+    fn grpc_root(&self, token: u32) -> Option<u32> {
+        self.store.data().grpc_callouts.get(&token).map(|c| c.root_id)
+    }
+
+    /// Calls `proxy_on_foreign_function(root, function_id, args)` with the arguments readable.
+    pub fn on_foreign_function(&mut self, root_id: u32, function_id: u32, args: Vec<u8>) -> Result<()> {
+        let n = args.len();
+        self.store.data_mut().foreign_args = Some(args);
+        let f = self.cb.on_foreign_function.clone();
+        self.call("proxy_on_foreign_function", f, root_id, Phase::ForeignFunction, (root_id as i32, function_id as i32, n as i32))?;
+        Ok(())
+    }
+}
