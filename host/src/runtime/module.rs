@@ -86,7 +86,10 @@ impl ModuleInfo {
         } else {
             return Err(Error::NoAllocator);
         };
-        if !module.exports().any(|e| e.name() == "memory" && matches!(e.ty(), ExternType::Memory(_))) {
+        if !module
+            .exports()
+            .any(|e| e.name() == "memory" && matches!(e.ty(), ExternType::Memory(_)))
+        {
             return Err(Error::NoMemory);
         }
         let start = if has("_initialize") {
@@ -96,7 +99,11 @@ impl ModuleInfo {
         } else {
             None
         };
-        let callbacks = exports.iter().filter(|e| e.starts_with("proxy_on_")).map(|e| e.to_string()).collect();
+        let callbacks = exports
+            .iter()
+            .filter(|e| e.starts_with("proxy_on_"))
+            .map(|e| e.to_string())
+            .collect();
         let imports = module
             .imports()
             .filter(|i| matches!(i.ty(), ExternType::Func(_)))
@@ -112,10 +119,20 @@ impl ModuleInfo {
                 } else {
                     ImportSupport::Missing
                 };
-                ImportInfo { module: i.module().to_string(), name: i.name().to_string(), support }
+                ImportInfo {
+                    module: i.module().to_string(),
+                    name: i.name().to_string(),
+                    support,
+                }
             })
             .collect();
-        Ok(Self { abi, imports, callbacks, allocator, start })
+        Ok(Self {
+            abi,
+            imports,
+            callbacks,
+            allocator,
+            start,
+        })
     }
 }
 
@@ -128,7 +145,9 @@ pub struct CompiledModule {
 
 impl std::fmt::Debug for CompiledModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledModule").field("info", &self.info).finish()
+        f.debug_struct("CompiledModule")
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -146,20 +165,31 @@ impl CompiledModule {
         }
         // WASI calls Envoy refuses still link, answering ENOSYS.
         for import in module.imports() {
-            let ExternType::Func(ty) = import.ty() else { continue };
+            let ExternType::Func(ty) = import.ty() else {
+                continue;
+            };
             if WASI_MODULES.contains(&import.module()) && !WASI_FUNCTIONS.contains(&import.name()) {
                 let results_are_errno = ty.results().len() == 1;
                 linker
-                    .func_new(import.module(), import.name(), ty.clone(), move |_, _, results| {
-                        if results_are_errno {
-                            results[0] = Val::I32(ENOSYS);
-                        }
-                        Ok(())
-                    })
-                    .map_err(|e| Error::Link(format!("{}.{}: {e}", import.module(), import.name())))?;
+                    .func_new(
+                        import.module(),
+                        import.name(),
+                        ty.clone(),
+                        move |_, _, results| {
+                            if results_are_errno {
+                                results[0] = Val::I32(ENOSYS);
+                            }
+                            Ok(())
+                        },
+                    )
+                    .map_err(|e| {
+                        Error::Link(format!("{}.{}: {e}", import.module(), import.name()))
+                    })?;
             }
         }
-        let pre = linker.instantiate_pre(&module).map_err(|e| Error::Link(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| Error::Link(format!("{e:#}")))?;
         Ok(Self { module, pre, info })
     }
 

@@ -37,7 +37,13 @@ impl Queues {
     }
 
     /// Registers (or re-registers) `name` for `vm_id`; the caller becomes the one notified.
-    pub fn register(&self, vm_id: &str, name: &str, notifier: Arc<dyn QueueNotifier>, root_context_id: u32) -> u32 {
+    pub fn register(
+        &self,
+        vm_id: &str,
+        name: &str,
+        notifier: Arc<dyn QueueNotifier>,
+        root_context_id: u32,
+    ) -> u32 {
         let mut inner = self.lock();
         let key = (vm_id.to_string(), name.to_string());
         let id = match inner.by_name.get(&key) {
@@ -48,7 +54,12 @@ impl Queues {
                 inner.by_name.insert(key, id);
                 inner.queues.insert(
                     id,
-                    Queue { vm_id: vm_id.to_string(), name: name.to_string(), items: VecDeque::new(), registrant: None },
+                    Queue {
+                        vm_id: vm_id.to_string(),
+                        name: name.to_string(),
+                        items: VecDeque::new(),
+                        registrant: None,
+                    },
                 );
                 id
             }
@@ -61,14 +72,19 @@ impl Queues {
 
     /// The id of `name` in `vm_id`, if registered.
     pub fn resolve(&self, vm_id: &str, name: &str) -> Option<u32> {
-        self.lock().by_name.get(&(vm_id.to_string(), name.to_string())).copied()
+        self.lock()
+            .by_name
+            .get(&(vm_id.to_string(), name.to_string()))
+            .copied()
     }
 
     /// Appends an item and notifies the registrant. `false` if the queue does not exist.
     pub fn enqueue(&self, id: u32, item: &[u8]) -> bool {
         let notify = {
             let mut inner = self.lock();
-            let Some(q) = inner.queues.get_mut(&id) else { return false };
+            let Some(q) = inner.queues.get_mut(&id) else {
+                return false;
+            };
             q.items.push_back(item.to_vec());
             q.registrant.clone()
         };
@@ -94,6 +110,10 @@ impl Queues {
 
     /// The names of every queue, as (vm_id, name).
     pub fn names(&self) -> Vec<(String, String)> {
-        self.lock().queues.values().map(|q| (q.vm_id.clone(), q.name.clone())).collect()
+        self.lock()
+            .queues
+            .values()
+            .map(|q| (q.vm_id.clone(), q.name.clone()))
+            .collect()
     }
 }

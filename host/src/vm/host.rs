@@ -9,8 +9,8 @@ use wasmtime::{Memory, TypedFunc};
 use super::actions::HostAction;
 use super::env::ProxyEnv;
 use super::limiter::Limits;
-use super::VmOptions;
 use super::plugin::PluginInfo;
+use super::VmOptions;
 use crate::abi::status::LogLevel;
 use crate::state::{Metric, QueueNotifier};
 use crate::stream::{HeaderMap, HttpStreamState, TcpStreamState};
@@ -180,16 +180,27 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host").field("vm_id", &self.vm_id).field("contexts", &self.contexts.len()).finish()
+        f.debug_struct("Host")
+            .field("vm_id", &self.vm_id)
+            .field("contexts", &self.contexts.len())
+            .finish()
     }
 }
 
 impl Host {
-    pub(crate) fn new(env: Arc<ProxyEnv>, options: VmOptions, notifier: Arc<dyn QueueNotifier>, memory_limit: usize) -> Self {
+    pub(crate) fn new(
+        env: Arc<ProxyEnv>,
+        options: VmOptions,
+        notifier: Arc<dyn QueueNotifier>,
+        memory_limit: usize,
+    ) -> Self {
         Self {
             memory: None,
             allocator: None,
-            limits: Limits { memory_limit, hit: false },
+            limits: Limits {
+                memory_limit,
+                hit: false,
+            },
             env,
             vm_id: options.vm_id,
             vm_config: options.configuration.into(),
