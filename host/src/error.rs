@@ -81,10 +81,7 @@ pub enum Error {
 impl Error {
     /// True if this error means the guest faulted (the VM is now failed).
     pub fn is_guest_fault(&self) -> bool {
-        matches!(
-            self,
-            Error::Trap { .. } | Error::Deadline { .. } | Error::MemoryLimit { .. }
-        )
+        matches!(self, Error::Trap { .. } | Error::Deadline { .. } | Error::MemoryLimit { .. })
     }
 }
 

@@ -16,48 +16,27 @@ pub(crate) fn buffer(host: &Host, t: BufferType) -> Result<&[u8], Status> {
             let ContextKind::Http(s) = &host.effective().ok_or(Status::NotFound)?.kind else {
                 return Err(Status::NotFound);
             };
-            let slot = if t == BufferType::HttpRequestBody {
-                &s.request_body
-            } else {
-                &s.response_body
-            };
+            let slot = if t == BufferType::HttpRequestBody { &s.request_body } else { &s.response_body };
             // Envoy reads a body it holds no pointer to as empty.
-            Ok(if slot.access.readable() {
-                &slot.bytes
-            } else {
-                &[]
-            })
+            Ok(if slot.access.readable() { &slot.bytes } else { &[] })
         }
         BufferType::DownstreamData | BufferType::UpstreamData => {
             let ContextKind::Tcp(s) = &host.effective().ok_or(Status::NotFound)?.kind else {
                 return Err(Status::NotFound);
             };
-            let slot = if t == BufferType::DownstreamData {
-                &s.downstream
-            } else {
-                &s.upstream
-            };
-            Ok(if slot.access.readable() {
-                &slot.bytes
-            } else {
-                &[]
-            })
+            let slot = if t == BufferType::DownstreamData { &s.downstream } else { &s.upstream };
+            Ok(if slot.access.readable() { &slot.bytes } else { &[] })
         }
-        BufferType::HttpCallResponseBody if host.phase == Phase::HttpCallResponse => host
-            .callout_data
-            .as_ref()
-            .and_then(|d| d.body.as_deref())
-            .ok_or(Status::NotFound),
-        BufferType::GrpcReceiveBuffer if host.phase == Phase::GrpcReceive => host
-            .callout_data
-            .as_ref()
-            .and_then(|d| d.body.as_deref())
-            .ok_or(Status::NotFound),
+        BufferType::HttpCallResponseBody if host.phase == Phase::HttpCallResponse => {
+            host.callout_data.as_ref().and_then(|d| d.body.as_deref()).ok_or(Status::NotFound)
+        }
+        BufferType::GrpcReceiveBuffer if host.phase == Phase::GrpcReceive => {
+            host.callout_data.as_ref().and_then(|d| d.body.as_deref()).ok_or(Status::NotFound)
+        }
         BufferType::VmConfiguration => Ok(&host.vm_config),
-        BufferType::PluginConfiguration if host.phase == Phase::Configure => host
-            .effective_root()
-            .map(|r| r.plugin.configuration.as_slice())
-            .ok_or(Status::NotFound),
+        BufferType::PluginConfiguration if host.phase == Phase::Configure => {
+            host.effective_root().map(|r| r.plugin.configuration.as_slice()).ok_or(Status::NotFound)
+        }
         BufferType::ForeignFunctionArguments if host.phase == Phase::ForeignFunction => {
             host.foreign_args.as_deref().ok_or(Status::NotFound)
         }
@@ -73,9 +52,7 @@ fn buffer_mut(host: &mut Host, t: BufferType) -> Result<&mut BufferSlot, Status>
         (ContextKind::Tcp(s), BufferType::DownstreamData) => &mut s.downstream,
         (ContextKind::Tcp(s), BufferType::UpstreamData) => &mut s.upstream,
         (_, BufferType::HttpRequestBody | BufferType::HttpResponseBody)
-        | (_, BufferType::DownstreamData | BufferType::UpstreamData) => {
-            return Err(Status::NotFound)
-        }
+        | (_, BufferType::DownstreamData | BufferType::UpstreamData) => return Err(Status::NotFound),
         _ => return Err(Status::BadArgument),
     };
     match slot.access {
@@ -87,12 +64,7 @@ fn buffer_mut(host: &mut Host, t: BufferType) -> Result<&mut BufferSlot, Status>
 
 /// Envoy's `Buffer::copyFrom`: start 0 drains `size` bytes then prepends; start at or past the end
 /// appends; anything in between is BAD_ARGUMENT.
-pub(crate) fn splice(
-    bytes: &mut Vec<u8>,
-    start: usize,
-    size: usize,
-    data: &[u8],
-) -> Result<(), Status> {
+pub(crate) fn splice(bytes: &mut Vec<u8>, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
     if start == 0 {
         let drain = size.min(bytes.len());
         bytes.splice(..drain, data.iter().copied());
@@ -105,22 +77,11 @@ pub(crate) fn splice(
     }
 }
 
-fn get_bytes(
-    caller: &mut Caller<'_, Host>,
-    t: i32,
-    start: i32,
-    max: i32,
-    ret_ptr: i32,
-    ret_len: i32,
-) -> CallResult {
+fn get_bytes(caller: &mut Caller<'_, Host>, t: i32, start: i32, max: i32, ret_ptr: i32, ret_len: i32) -> CallResult {
     let t = BufferType::from_code(t).ok_or(Status::BadArgument)?;
     let (start, max) = (start as u32 as usize, max as u32 as usize);
     let total = buffer(caller.data(), t)?.len();
-    let len = if start >= total {
-        0
-    } else {
-        max.min(total - start)
-    };
+    let len = if start >= total { 0 } else { max.min(total - start) };
     return_with(caller, len, ret_ptr, ret_len, |host, dst| {
         if let Ok(b) = buffer(host, t) {
             dst.copy_from_slice(&b[start..start + len]);
@@ -128,24 +89,12 @@ fn get_bytes(
     })
 }
 
-fn set_bytes(
-    caller: &mut Caller<'_, Host>,
-    t: i32,
-    start: i32,
-    size: i32,
-    dp: i32,
-    dl: i32,
-) -> CallResult {
+fn set_bytes(caller: &mut Caller<'_, Host>, t: i32, start: i32, size: i32, dp: i32, dl: i32) -> CallResult {
     let t = BufferType::from_code(t).ok_or(Status::BadArgument)?;
     let (mem, host) = split(caller)?;
     let data = slice(mem, dp, dl)?;
     let slot = buffer_mut(host, t)?;
-    Ok(splice(
-        &mut slot.bytes,
-        start as u32 as usize,
-        size as u32 as usize,
-        data,
-    )?)
+    Ok(splice(&mut slot.bytes, start as u32 as usize, size as u32 as usize, data)?)
 }
 
 fn status(caller: &mut Caller<'_, Host>, t: i32, ret_len: i32, ret_flags: i32) -> CallResult {
@@ -189,22 +138,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             finish(set_bytes(&mut c, t, start, size, dp, dl))
         },
     )?;
-    linker.func_wrap(
-        "env",
-        "proxy_get_buffer_status",
-        |mut c: Caller<'_, Host>, t: i32, rl: i32, rf: i32| {
-            require_running(&c, "proxy_get_buffer_status")?;
-            finish(status(&mut c, t, rl, rf))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_get_configuration",
-        |mut c: Caller<'_, Host>, rp: i32, rl: i32| {
-            require_running(&c, "proxy_get_configuration")?;
-            finish(get_configuration(&mut c, rp, rl))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_get_buffer_status", |mut c: Caller<'_, Host>, t: i32, rl: i32, rf: i32| {
+        require_running(&c, "proxy_get_buffer_status")?;
+        finish(status(&mut c, t, rl, rf))
+    })?;
+    linker.func_wrap("env", "proxy_get_configuration", |mut c: Caller<'_, Host>, rp: i32, rl: i32| {
+        require_running(&c, "proxy_get_configuration")?;
+        finish(get_configuration(&mut c, rp, rl))
+    })?;
     Ok(())
 }
 

@@ -63,11 +63,7 @@ fn get<P: WasmParams, R: WasmResults>(
         .map_err(|e| Error::Link(format!("export `{name}` has the wrong signature: {e}")))
 }
 
-fn headers(
-    instance: &Instance,
-    mut store: impl AsContextMut,
-    name: &str,
-) -> Result<Option<HeadersFn>> {
+fn headers(instance: &Instance, mut store: impl AsContextMut, name: &str) -> Result<Option<HeadersFn>> {
     let Some(func) = instance.get_func(&mut store, name) else {
         return Ok(None);
     };
@@ -81,11 +77,7 @@ fn headers(
 
 impl Callbacks {
     /// Resolves every known export of `instance`.
-    pub(crate) fn resolve(
-        instance: &Instance,
-        mut s: impl AsContextMut,
-        allocator: &str,
-    ) -> Result<Self> {
+    pub(crate) fn resolve(instance: &Instance, mut s: impl AsContextMut, allocator: &str) -> Result<Self> {
         Ok(Self {
             allocator: get(instance, &mut s, allocator)?,
             initialize: get(instance, &mut s, "_initialize")?,
@@ -100,16 +92,8 @@ impl Callbacks {
             on_new_connection: get(instance, &mut s, "proxy_on_new_connection")?,
             on_downstream_data: get(instance, &mut s, "proxy_on_downstream_data")?,
             on_upstream_data: get(instance, &mut s, "proxy_on_upstream_data")?,
-            on_downstream_connection_close: get(
-                instance,
-                &mut s,
-                "proxy_on_downstream_connection_close",
-            )?,
-            on_upstream_connection_close: get(
-                instance,
-                &mut s,
-                "proxy_on_upstream_connection_close",
-            )?,
+            on_downstream_connection_close: get(instance, &mut s, "proxy_on_downstream_connection_close")?,
+            on_upstream_connection_close: get(instance, &mut s, "proxy_on_upstream_connection_close")?,
             on_request_headers: headers(instance, &mut s, "proxy_on_request_headers")?,
             on_response_headers: headers(instance, &mut s, "proxy_on_response_headers")?,
             on_request_body: get(instance, &mut s, "proxy_on_request_body")?,
@@ -117,17 +101,9 @@ impl Callbacks {
             on_request_trailers: get(instance, &mut s, "proxy_on_request_trailers")?,
             on_response_trailers: get(instance, &mut s, "proxy_on_response_trailers")?,
             on_http_call_response: get(instance, &mut s, "proxy_on_http_call_response")?,
-            on_grpc_receive_initial_metadata: get(
-                instance,
-                &mut s,
-                "proxy_on_grpc_receive_initial_metadata",
-            )?,
+            on_grpc_receive_initial_metadata: get(instance, &mut s, "proxy_on_grpc_receive_initial_metadata")?,
             on_grpc_receive: get(instance, &mut s, "proxy_on_grpc_receive")?,
-            on_grpc_receive_trailing_metadata: get(
-                instance,
-                &mut s,
-                "proxy_on_grpc_receive_trailing_metadata",
-            )?,
+            on_grpc_receive_trailing_metadata: get(instance, &mut s, "proxy_on_grpc_receive_trailing_metadata")?,
             on_grpc_close: get(instance, &mut s, "proxy_on_grpc_close")?,
             on_foreign_function: get(instance, &mut s, "proxy_on_foreign_function")?,
             on_done: get(instance, &mut s, "proxy_on_done")?,

@@ -13,10 +13,7 @@ pub fn encoded_len<'a, I>(pairs: I) -> usize
 where
     I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
 {
-    4 + pairs
-        .into_iter()
-        .map(|(k, v)| 10 + k.len() + v.len())
-        .sum::<usize>()
+    4 + pairs.into_iter().map(|(k, v)| 10 + k.len() + v.len()).sum::<usize>()
 }
 
 /// Encodes `pairs` into `out`, which must be exactly [`encoded_len`] bytes long.
@@ -117,10 +114,7 @@ mod tests {
         let enc = encode(pairs.iter().copied());
         assert_eq!(enc.len(), 4 + 8 * 2 + 5 + 1 + 2 + 1 + 1 + 1 + 0 + 1);
         let dec = decode(&enc).unwrap();
-        assert_eq!(
-            dec,
-            vec![(b":path".to_vec(), b"/a".to_vec()), (b"x".to_vec(), vec![])]
-        );
+        assert_eq!(dec, vec![(b":path".to_vec(), b"/a".to_vec()), (b"x".to_vec(), vec![])]);
     }
 
     #[test]
@@ -137,10 +131,7 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(split_path(b"request\0path"), vec![&b"request"[..], b"path"]);
-        assert_eq!(
-            split_path(b"request\0path\0"),
-            vec![&b"request"[..], b"path"]
-        );
+        assert_eq!(split_path(b"request\0path\0"), vec![&b"request"[..], b"path"]);
         assert_eq!(join_path(&["a", "b"]), b"a\0b");
     }
 }

@@ -61,9 +61,7 @@ fn field_ok(fields: &[(u32, Result<u64, &[u8]>)]) -> bool {
 }
 
 fn bytes_field<'a>(fields: &[(u32, Result<u64, &'a [u8]>)], n: u32) -> Option<&'a [u8]> {
-    fields
-        .iter()
-        .find_map(|(f, v)| (*f == n).then_some(*v).and_then(|v| v.err()))
+    fields.iter().find_map(|(f, v)| (*f == n).then_some(*v).and_then(|v| v.err()))
 }
 
 fn compress(args: &[u8]) -> Result<Vec<u8>, Status> {
@@ -74,17 +72,13 @@ fn compress(args: &[u8]) -> Result<Vec<u8>, Status> {
 
 fn uncompress(args: &[u8]) -> Result<Vec<u8>, Status> {
     let mut out = Vec::new();
-    flate2::read::ZlibDecoder::new(args)
-        .read_to_end(&mut out)
-        .map_err(|_| Status::SerializationFailure)?;
+    flate2::read::ZlibDecoder::new(args).read_to_end(&mut out).map_err(|_| Status::SerializationFailure)?;
     Ok(out)
 }
 
 fn declare_property(host: &mut Host, args: &[u8]) -> Result<Vec<u8>, Status> {
     let fields = proto_fields(args).ok_or(Status::BadArgument)?;
-    let name = bytes_field(&fields, 1)
-        .and_then(|n| std::str::from_utf8(n).ok())
-        .ok_or(Status::BadArgument)?;
+    let name = bytes_field(&fields, 1).and_then(|n| std::str::from_utf8(n).ok()).ok_or(Status::BadArgument)?;
     if name.is_empty() || !host.declared_properties.insert(name.to_string()) {
         return Err(Status::BadArgument);
     }
@@ -93,9 +87,7 @@ fn declare_property(host: &mut Host, args: &[u8]) -> Result<Vec<u8>, Status> {
 
 fn set_envoy_filter_state(host: &mut Host, args: &[u8]) -> Result<Vec<u8>, Status> {
     let fields = proto_fields(args).ok_or(Status::BadArgument)?;
-    let path = bytes_field(&fields, 1)
-        .and_then(|n| std::str::from_utf8(n).ok())
-        .ok_or(Status::BadArgument)?;
+    let path = bytes_field(&fields, 1).and_then(|n| std::str::from_utf8(n).ok()).ok_or(Status::BadArgument)?;
     let value = bytes_field(&fields, 2).unwrap_or_default().to_vec();
     if !FILTER_STATE_FACTORIES.contains(&path) {
         return Err(Status::NotFound);
@@ -123,15 +115,7 @@ pub(crate) fn call(host: &mut Host, name: &[u8], args: &[u8]) -> Result<Vec<u8>,
     }
 }
 
-fn call_foreign(
-    caller: &mut Caller<'_, Host>,
-    np: i32,
-    nl: i32,
-    ap: i32,
-    al: i32,
-    rp: i32,
-    rl: i32,
-) -> CallResult {
+fn call_foreign(caller: &mut Caller<'_, Host>, np: i32, nl: i32, ap: i32, al: i32, rp: i32, rl: i32) -> CallResult {
     let (mem, host) = split(caller)?;
     let name = slice(mem, np, nl)?.to_vec();
     let args = slice(mem, ap, al)?.to_vec();

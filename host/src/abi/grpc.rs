@@ -32,9 +32,7 @@ fn first_field(b: &[u8]) -> Option<&[u8]> {
 /// The cluster a gRPC `service` argument names: a serialized `GrpcService{envoy_grpc{cluster_name}}`
 /// or a plain cluster name.
 pub(crate) fn grpc_cluster(service: &[u8]) -> String {
-    let from_proto = first_field(service)
-        .and_then(first_field)
-        .and_then(|c| std::str::from_utf8(c).ok());
+    let from_proto = first_field(service).and_then(first_field).and_then(|c| std::str::from_utf8(c).ok());
     match from_proto {
         Some(c) if !c.is_empty() => c.to_string(),
         _ => String::from_utf8_lossy(service).into_owned(),
@@ -94,10 +92,7 @@ fn start(
 fn send(caller: &mut Caller<'_, Host>, token: i32, mp: i32, ml: i32, end: i32) -> CallResult {
     let (mem, host) = split(caller)?;
     let msg = slice(mem, mp, ml)?.to_vec();
-    let call = host
-        .grpc_callouts
-        .get_mut(&(token as u32))
-        .ok_or(Status::NotFound)?;
+    let call = host.grpc_callouts.get_mut(&(token as u32)).ok_or(Status::NotFound)?;
     if !call.streaming {
         return Err(Status::BadArgument.into());
     }
@@ -135,68 +130,29 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
          timeout: i32,
          ret: i32| {
             require_running(&c, "proxy_grpc_call")?;
-            finish(start(
-                &mut c,
-                (sp, sl),
-                (np, nl),
-                (mp, ml),
-                (hp, hl),
-                Some((gp, gl)),
-                timeout,
-                ret,
-            ))
+            finish(start(&mut c, (sp, sl), (np, nl), (mp, ml), (hp, hl), Some((gp, gl)), timeout, ret))
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_grpc_stream",
-        |mut c: Caller<'_, Host>,
-         sp: i32,
-         sl: i32,
-         np: i32,
-         nl: i32,
-         mp: i32,
-         ml: i32,
-         hp: i32,
-         hl: i32,
-         ret: i32| {
+        |mut c: Caller<'_, Host>, sp: i32, sl: i32, np: i32, nl: i32, mp: i32, ml: i32, hp: i32, hl: i32, ret: i32| {
             require_running(&c, "proxy_grpc_stream")?;
-            finish(start(
-                &mut c,
-                (sp, sl),
-                (np, nl),
-                (mp, ml),
-                (hp, hl),
-                None,
-                0,
-                ret,
-            ))
+            finish(start(&mut c, (sp, sl), (np, nl), (mp, ml), (hp, hl), None, 0, ret))
         },
     )?;
-    linker.func_wrap(
-        "env",
-        "proxy_grpc_send",
-        |mut c: Caller<'_, Host>, t: i32, mp: i32, ml: i32, end: i32| {
-            require_running(&c, "proxy_grpc_send")?;
-            finish(send(&mut c, t, mp, ml, end))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_grpc_cancel",
-        |mut c: Caller<'_, Host>, t: i32| {
-            require_running(&c, "proxy_grpc_cancel")?;
-            finish(cancel(c.data_mut(), t, false))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_grpc_close",
-        |mut c: Caller<'_, Host>, t: i32| {
-            require_running(&c, "proxy_grpc_close")?;
-            finish(cancel(c.data_mut(), t, true))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_grpc_send", |mut c: Caller<'_, Host>, t: i32, mp: i32, ml: i32, end: i32| {
+        require_running(&c, "proxy_grpc_send")?;
+        finish(send(&mut c, t, mp, ml, end))
+    })?;
+    linker.func_wrap("env", "proxy_grpc_cancel", |mut c: Caller<'_, Host>, t: i32| {
+        require_running(&c, "proxy_grpc_cancel")?;
+        finish(cancel(c.data_mut(), t, false))
+    })?;
+    linker.func_wrap("env", "proxy_grpc_close", |mut c: Caller<'_, Host>, t: i32| {
+        require_running(&c, "proxy_grpc_close")?;
+        finish(cancel(c.data_mut(), t, true))
+    })?;
     Ok(())
 }
 

@@ -18,28 +18,14 @@ pub(crate) fn map(host: &Host, t: MapType) -> Option<(&HeaderMap, Access)> {
                 return None;
             }
             let d = host.callout_data.as_ref()?;
-            Some((
-                if t == MapType::HttpCallResponseHeaders {
-                    &d.headers
-                } else {
-                    &d.trailers
-                },
-                Access::Read,
-            ))
+            Some((if t == MapType::HttpCallResponseHeaders { &d.headers } else { &d.trailers }, Access::Read))
         }
         MapType::GrpcInitialMetadata | MapType::GrpcTrailingMetadata => {
             if host.phase != Phase::GrpcReceive {
                 return None;
             }
             let d = host.callout_data.as_ref()?;
-            Some((
-                if t == MapType::GrpcInitialMetadata {
-                    &d.headers
-                } else {
-                    &d.trailers
-                },
-                Access::Read,
-            ))
+            Some((if t == MapType::GrpcInitialMetadata { &d.headers } else { &d.trailers }, Access::Read))
         }
         _ => {
             let ContextKind::Http(s) = &host.effective()?.kind else {
@@ -89,14 +75,7 @@ fn get_pairs(caller: &mut Caller<'_, Host>, t: i32, ret_ptr: i32, ret_len: i32) 
     })
 }
 
-fn get_value(
-    caller: &mut Caller<'_, Host>,
-    t: i32,
-    kp: i32,
-    kl: i32,
-    ret_ptr: i32,
-    ret_len: i32,
-) -> CallResult {
+fn get_value(caller: &mut Caller<'_, Host>, t: i32, kp: i32, kl: i32, ret_ptr: i32, ret_len: i32) -> CallResult {
     let t = map_type(t)?;
     let (mem, host) = split(caller)?;
     let key = slice(mem, kp, kl)?;
@@ -126,15 +105,7 @@ enum Edit {
     Replace,
 }
 
-fn edit(
-    caller: &mut Caller<'_, Host>,
-    op: Edit,
-    t: i32,
-    kp: i32,
-    kl: i32,
-    vp: i32,
-    vl: i32,
-) -> CallResult {
+fn edit(caller: &mut Caller<'_, Host>, op: Edit, t: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> CallResult {
     let t = map_type(t)?;
     let (mem, host) = split(caller)?;
     let key = slice(mem, kp, kl)?;
@@ -163,14 +134,10 @@ fn size(caller: &mut Caller<'_, Host>, t: i32, ret: i32) -> CallResult {
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_get_header_map_pairs",
-        |mut c: Caller<'_, Host>, t: i32, rp: i32, rl: i32| {
-            require_running(&c, "proxy_get_header_map_pairs")?;
-            finish(get_pairs(&mut c, t, rp, rl))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_get_header_map_pairs", |mut c: Caller<'_, Host>, t: i32, rp: i32, rl: i32| {
+        require_running(&c, "proxy_get_header_map_pairs")?;
+        finish(get_pairs(&mut c, t, rp, rl))
+    })?;
     linker.func_wrap(
         "env",
         "proxy_get_header_map_value",
@@ -179,14 +146,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             finish(get_value(&mut c, t, kp, kl, rp, rl))
         },
     )?;
-    linker.func_wrap(
-        "env",
-        "proxy_set_header_map_pairs",
-        |mut c: Caller<'_, Host>, t: i32, p: i32, l: i32| {
-            require_running(&c, "proxy_set_header_map_pairs")?;
-            finish(set_pairs(&mut c, t, p, l))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_set_header_map_pairs", |mut c: Caller<'_, Host>, t: i32, p: i32, l: i32| {
+        require_running(&c, "proxy_set_header_map_pairs")?;
+        finish(set_pairs(&mut c, t, p, l))
+    })?;
     linker.func_wrap(
         "env",
         "proxy_add_header_map_value",
@@ -203,21 +166,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             finish(edit(&mut c, Edit::Replace, t, kp, kl, vp, vl))
         },
     )?;
-    linker.func_wrap(
-        "env",
-        "proxy_remove_header_map_value",
-        |mut c: Caller<'_, Host>, t: i32, kp: i32, kl: i32| {
-            require_running(&c, "proxy_remove_header_map_value")?;
-            finish(remove(&mut c, t, kp, kl))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_get_header_map_size",
-        |mut c: Caller<'_, Host>, t: i32, ret: i32| {
-            require_running(&c, "proxy_get_header_map_size")?;
-            finish(size(&mut c, t, ret))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_remove_header_map_value", |mut c: Caller<'_, Host>, t: i32, kp: i32, kl: i32| {
+        require_running(&c, "proxy_remove_header_map_value")?;
+        finish(remove(&mut c, t, kp, kl))
+    })?;
+    linker.func_wrap("env", "proxy_get_header_map_size", |mut c: Caller<'_, Host>, t: i32, ret: i32| {
+        require_running(&c, "proxy_get_header_map_size")?;
+        finish(size(&mut c, t, ret))
+    })?;
     Ok(())
 }

@@ -65,15 +65,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
          timeout: i32,
          ret: i32| {
             require_running(&c, "proxy_http_call")?;
-            finish(http_call(
-                &mut c,
-                (up, upl),
-                (hp, hl),
-                (bp, bl),
-                (tp, tl),
-                timeout,
-                ret,
-            ))
+            finish(http_call(&mut c, (up, upl), (hp, hl), (bp, bl), (tp, tl), timeout, ret))
         },
     )?;
     Ok(())

@@ -15,20 +15,12 @@ fn log(caller: &mut Caller<'_, Host>, level: i32, ptr: i32, len: i32) -> CallRes
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_log",
-        |mut c: Caller<'_, Host>, level: i32, ptr: i32, len: i32| {
-            finish(log(&mut c, level, ptr, len))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_get_log_level",
-        |mut c: Caller<'_, Host>, ret: i32| {
-            let level = c.data().env.log_level().code() as u32;
-            finish(put_u32(&mut c, ret, level))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_log", |mut c: Caller<'_, Host>, level: i32, ptr: i32, len: i32| {
+        finish(log(&mut c, level, ptr, len))
+    })?;
+    linker.func_wrap("env", "proxy_get_log_level", |mut c: Caller<'_, Host>, ret: i32| {
+        let level = c.data().env.log_level().code() as u32;
+        finish(put_u32(&mut c, ret, level))
+    })?;
     Ok(())
 }

@@ -47,9 +47,7 @@ fn range(ptr: i32, len: i32, mem_len: usize) -> Result<std::ops::Range<usize>, S
 }
 
 /// Guest memory and the host state, borrowed together so that hostcalls can read arguments in place.
-pub(crate) fn split<'a>(
-    caller: &'a mut Caller<'_, Host>,
-) -> Result<(&'a mut [u8], &'a mut Host), Status> {
+pub(crate) fn split<'a>(caller: &'a mut Caller<'_, Host>) -> Result<(&'a mut [u8], &'a mut Host), Status> {
     let memory = caller.data().memory.ok_or(Status::InvalidMemoryAccess)?;
     Ok(memory.data_and_store_mut(caller))
 }
@@ -109,25 +107,14 @@ pub(crate) fn return_with(
 }
 
 /// Returns a copy of `data` to the guest (see [`return_with`]).
-pub(crate) fn return_bytes(
-    caller: &mut Caller<'_, Host>,
-    data: &[u8],
-    ret_ptr: i32,
-    ret_len: i32,
-) -> CallResult {
-    return_with(caller, data.len(), ret_ptr, ret_len, |_, dst| {
-        dst.copy_from_slice(data)
-    })
+pub(crate) fn return_bytes(caller: &mut Caller<'_, Host>, data: &[u8], ret_ptr: i32, ret_len: i32) -> CallResult {
+    return_with(caller, data.len(), ret_ptr, ret_len, |_, dst| dst.copy_from_slice(data))
 }
 
 /// Calls the guest's allocator (`malloc`, else `proxy_on_memory_allocate`). A null result is
 /// INVALID_MEMORY_ACCESS, as in Envoy; a trap inside the allocator fails the VM.
 pub(crate) fn allocate(caller: &mut Caller<'_, Host>, len: u32) -> CallResult<u32> {
-    let alloc = caller
-        .data()
-        .allocator
-        .clone()
-        .ok_or(Status::InvalidMemoryAccess)?;
+    let alloc = caller.data().allocator.clone().ok_or(Status::InvalidMemoryAccess)?;
     let ptr = alloc.call(&mut *caller, len as i32).map_err(Fault::Trap)?;
     if ptr == 0 {
         return Err(Status::InvalidMemoryAccess.into());

@@ -35,45 +35,21 @@ fn get(caller: &mut Caller<'_, Host>, id: i32, ret: i32) -> CallResult {
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_define_metric",
-        |mut c: Caller<'_, Host>, t: i32, np: i32, nl: i32, ret: i32| {
-            require_running(&c, "proxy_define_metric")?;
-            finish(define(&mut c, t, np, nl, ret))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_increment_metric",
-        |c: Caller<'_, Host>, id: i32, delta: i64| {
-            require_running(&c, "proxy_increment_metric")?;
-            finish(
-                lookup(c.data(), id)
-                    .and_then(|m| m.increment(delta))
-                    .map_err(Into::into),
-            )
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_record_metric",
-        |c: Caller<'_, Host>, id: i32, value: i64| {
-            require_running(&c, "proxy_record_metric")?;
-            finish(
-                lookup(c.data(), id)
-                    .map(|m| m.record(value as u64))
-                    .map_err(Into::into),
-            )
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_get_metric",
-        |mut c: Caller<'_, Host>, id: i32, ret: i32| {
-            require_running(&c, "proxy_get_metric")?;
-            finish(get(&mut c, id, ret))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_define_metric", |mut c: Caller<'_, Host>, t: i32, np: i32, nl: i32, ret: i32| {
+        require_running(&c, "proxy_define_metric")?;
+        finish(define(&mut c, t, np, nl, ret))
+    })?;
+    linker.func_wrap("env", "proxy_increment_metric", |c: Caller<'_, Host>, id: i32, delta: i64| {
+        require_running(&c, "proxy_increment_metric")?;
+        finish(lookup(c.data(), id).and_then(|m| m.increment(delta)).map_err(Into::into))
+    })?;
+    linker.func_wrap("env", "proxy_record_metric", |c: Caller<'_, Host>, id: i32, value: i64| {
+        require_running(&c, "proxy_record_metric")?;
+        finish(lookup(c.data(), id).map(|m| m.record(value as u64)).map_err(Into::into))
+    })?;
+    linker.func_wrap("env", "proxy_get_metric", |mut c: Caller<'_, Host>, id: i32, ret: i32| {
+        require_running(&c, "proxy_get_metric")?;
+        finish(get(&mut c, id, ret))
+    })?;
     Ok(())
 }

@@ -100,15 +100,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     foreign::add_to_linker(linker)?;
     wasi::add_to_linker(linker)?;
     // Emscripten-built C++ modules import these two.
-    linker.func_wrap(
-        "env",
-        "emscripten_notify_memory_growth",
-        |_: Caller<'_, Host>, _index: i32| {},
-    )?;
-    linker.func_wrap(
-        "env",
-        "pthread_equal",
-        |_: Caller<'_, Host>, a: i32, b: i32| i32::from(a == b),
-    )?;
+    linker.func_wrap("env", "emscripten_notify_memory_growth", |_: Caller<'_, Host>, _index: i32| {})?;
+    linker.func_wrap("env", "pthread_equal", |_: Caller<'_, Host>, a: i32, b: i32| i32::from(a == b))?;
     Ok(())
 }

@@ -16,8 +16,7 @@ fn text(s: &str) -> Value {
 }
 
 fn opt_text(s: Option<&String>) -> Value {
-    s.map(|s| PropertyValue::String(s.clone()))
-        .ok_or(Status::NotFound)
+    s.map(|s| PropertyValue::String(s.clone())).ok_or(Status::NotFound)
 }
 
 fn header_map(m: &HeaderMap) -> PropertyValue {
@@ -43,12 +42,8 @@ fn headers_attr(slot: &MapSlot, rest: &[&[u8]]) -> Value {
     match rest {
         [] => Ok(header_map(&slot.map)),
         [name] => {
-            let joined: Vec<&[u8]> = slot
-                .map
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-                .collect();
+            let joined: Vec<&[u8]> =
+                slot.map.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect();
             if joined.is_empty() {
                 return Err(Status::NotFound);
             }
@@ -60,19 +55,9 @@ fn headers_attr(slot: &MapSlot, rest: &[&[u8]]) -> Value {
 
 fn request_attr(req: &MapSlot, info: &StreamInfo, field: &[u8], rest: &[&[u8]]) -> Value {
     match field {
-        b"time" => {
-            return info
-                .request_time_nanos
-                .map(PropertyValue::Timestamp)
-                .ok_or(Status::NotFound)
-        }
+        b"time" => return info.request_time_nanos.map(PropertyValue::Timestamp).ok_or(Status::NotFound),
         b"protocol" => return opt_text(info.protocol.as_ref()),
-        b"duration" => {
-            return info
-                .request_duration_nanos
-                .map(PropertyValue::Duration)
-                .ok_or(Status::NotFound)
-        }
+        b"duration" => return info.request_duration_nanos.map(PropertyValue::Duration).ok_or(Status::NotFound),
         b"headers" => return headers_attr(req, rest),
         _ => {}
     }
@@ -80,11 +65,7 @@ fn request_attr(req: &MapSlot, info: &StreamInfo, field: &[u8], rest: &[&[u8]]) 
         return Err(Status::NotFound);
     }
     let h = &req.map;
-    let header = |name: &str| {
-        h.get(name)
-            .map(|v| PropertyValue::Bytes(v.to_vec()))
-            .ok_or(Status::NotFound)
-    };
+    let header = |name: &str| h.get(name).map(|v| PropertyValue::Bytes(v.to_vec())).ok_or(Status::NotFound);
     let path = h.get(":path").unwrap_or_default();
     let (url_path, query) = match path.iter().position(|b| *b == b'?') {
         Some(i) => (&path[..i], &path[i + 1..]),
@@ -105,26 +86,13 @@ fn request_attr(req: &MapSlot, info: &StreamInfo, field: &[u8], rest: &[&[u8]]) 
     }
 }
 
-fn response_attr(
-    resp: &MapSlot,
-    trailers: &MapSlot,
-    info: &StreamInfo,
-    field: &[u8],
-    rest: &[&[u8]],
-) -> Value {
+fn response_attr(resp: &MapSlot, trailers: &MapSlot, info: &StreamInfo, field: &[u8], rest: &[&[u8]]) -> Value {
     match field {
-        b"code" => info
-            .response_code
-            .map(|c| PropertyValue::Int(c.into()))
-            .ok_or(Status::NotFound),
+        b"code" => info.response_code.map(|c| PropertyValue::Int(c.into())).ok_or(Status::NotFound),
         b"code_details" => opt_text(info.response_code_details.as_ref()),
-        b"headers" if rest.is_empty() && !resp.access.readable() => {
-            Ok(PropertyValue::Map(Vec::new()))
-        }
+        b"headers" if rest.is_empty() && !resp.access.readable() => Ok(PropertyValue::Map(Vec::new())),
         b"headers" => headers_attr(resp, rest),
-        b"trailers" if rest.is_empty() && !trailers.access.readable() => {
-            Ok(PropertyValue::Map(Vec::new()))
-        }
+        b"trailers" if rest.is_empty() && !trailers.access.readable() => Ok(PropertyValue::Map(Vec::new())),
         b"trailers" => headers_attr(trailers, rest),
         _ => Err(Status::NotFound),
     }
@@ -154,59 +122,38 @@ pub(crate) fn resolve(host: &Host, path: &[u8]) -> Result<Vec<u8>, Status> {
     }
     let root = host.effective_root();
     let value: Value = match segments.as_slice() {
-        [b"plugin_name"] => root
-            .map(|r| PropertyValue::from(r.plugin.name.as_str()))
-            .ok_or(Status::NotFound),
-        [b"plugin_root_id"] => root
-            .map(|r| PropertyValue::from(r.plugin.root_id.as_str()))
-            .ok_or(Status::NotFound),
+        [b"plugin_name"] => root.map(|r| PropertyValue::from(r.plugin.name.as_str())).ok_or(Status::NotFound),
+        [b"plugin_root_id"] => root.map(|r| PropertyValue::from(r.plugin.root_id.as_str())).ok_or(Status::NotFound),
         [b"plugin_vm_id"] => text(&host.vm_id),
-        [b"connection_id"] => info
-            .map(|i| PropertyValue::UInt(i.connection_id))
-            .ok_or(Status::NotFound),
+        [b"connection_id"] => info.map(|i| PropertyValue::UInt(i.connection_id)).ok_or(Status::NotFound),
         [b"xds", b"node", b"id"] => text(&host.env.node.id),
         [b"xds", b"node", b"cluster"] => text(&host.env.node.cluster),
         [b"xds", b"cluster_name"] => opt_text(info.and_then(|i| i.cluster_name.as_ref())),
         [b"xds", b"route_name"] => opt_text(info.and_then(|i| i.route_name.as_ref())),
         [b"xds", b"virtual_host_name"] => opt_text(info.and_then(|i| i.virtual_host_name.as_ref())),
-        [b"xds", b"listener_direction"] => {
-            info.map(|_| PropertyValue::Int(0)).ok_or(Status::NotFound)
-        }
+        [b"xds", b"listener_direction"] => info.map(|_| PropertyValue::Int(0)).ok_or(Status::NotFound),
         [b"request", field, rest @ ..] => match (http, info) {
             (Some(s), Some(i)) => request_attr(&s.request_headers, i, field, rest),
             _ => Err(Status::NotFound),
         },
         [b"response", field, rest @ ..] => match (http, info) {
-            (Some(s), Some(i)) => {
-                response_attr(&s.response_headers, &s.response_trailers, i, field, rest)
-            }
+            (Some(s), Some(i)) => response_attr(&s.response_headers, &s.response_trailers, i, field, rest),
             _ => Err(Status::NotFound),
         },
         [b"source", field] => address_attr(info.and_then(|i| i.source), field),
         [b"destination", field] => address_attr(info.and_then(|i| i.destination), field),
-        [b"connection", b"id"] => info
-            .map(|i| PropertyValue::UInt(i.connection_id))
-            .ok_or(Status::NotFound),
-        [b"connection", b"mtls"] => info
-            .map(|_| PropertyValue::Bool(false))
-            .ok_or(Status::NotFound),
-        [b"connection", b"requested_server_name"] => info
-            .map(|_| PropertyValue::from(""))
-            .ok_or(Status::NotFound),
+        [b"connection", b"id"] => info.map(|i| PropertyValue::UInt(i.connection_id)).ok_or(Status::NotFound),
+        [b"connection", b"mtls"] => info.map(|_| PropertyValue::Bool(false)).ok_or(Status::NotFound),
+        [b"connection", b"requested_server_name"] => info.map(|_| PropertyValue::from("")).ok_or(Status::NotFound),
         // A whole namespace cannot be serialized (Envoy: SERIALIZATION_FAILURE).
-        [b"request" | b"response" | b"source" | b"destination" | b"connection" | b"xds"
-        | b"filter_state"] => Err(Status::SerializationFailure),
+        [b"request" | b"response" | b"source" | b"destination" | b"connection" | b"xds" | b"filter_state"] => {
+            Err(Status::SerializationFailure)
+        }
         [b"filter_state", key] => {
             let key = key.strip_prefix(b"wasm.").ok_or(Status::NotFound)?;
-            filter_state
-                .and_then(|f| f.get(key))
-                .map(|v| PropertyValue::Bytes(v.clone()))
-                .ok_or(Status::NotFound)
+            filter_state.and_then(|f| f.get(key)).map(|v| PropertyValue::Bytes(v.clone())).ok_or(Status::NotFound)
         }
-        _ => filter_state
-            .and_then(|f| f.get(&joined))
-            .map(|v| PropertyValue::Bytes(v.clone()))
-            .ok_or(Status::NotFound),
+        _ => filter_state.and_then(|f| f.get(&joined)).map(|v| PropertyValue::Bytes(v.clone())).ok_or(Status::NotFound),
     };
     value.map(|v| v.encode())
 }
@@ -233,21 +180,13 @@ fn set(caller: &mut Caller<'_, Host>, pp: i32, pl: i32, vp: i32, vl: i32) -> Cal
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_get_property",
-        |mut c: Caller<'_, Host>, pp: i32, pl: i32, rp: i32, rl: i32| {
-            require_running(&c, "proxy_get_property")?;
-            finish(get(&mut c, pp, pl, rp, rl))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_set_property",
-        |mut c: Caller<'_, Host>, pp: i32, pl: i32, vp: i32, vl: i32| {
-            require_running(&c, "proxy_set_property")?;
-            finish(set(&mut c, pp, pl, vp, vl))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_get_property", |mut c: Caller<'_, Host>, pp: i32, pl: i32, rp: i32, rl: i32| {
+        require_running(&c, "proxy_get_property")?;
+        finish(get(&mut c, pp, pl, rp, rl))
+    })?;
+    linker.func_wrap("env", "proxy_set_property", |mut c: Caller<'_, Host>, pp: i32, pl: i32, vp: i32, vl: i32| {
+        require_running(&c, "proxy_set_property")?;
+        finish(set(&mut c, pp, pl, vp, vl))
+    })?;
     Ok(())
 }

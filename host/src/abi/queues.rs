@@ -16,36 +16,16 @@ fn register(caller: &mut Caller<'_, Host>, np: i32, nl: i32, ret: i32) -> CallRe
     let name = utf8(slice(mem, np, nl)?);
     // A stream context registers on behalf of its root.
     let root = host.effective_root_id();
-    let id = host
-        .env
-        .shared
-        .queues
-        .register(&host.vm_id, &name, host.notifier.clone(), root);
+    let id = host.env.shared.queues.register(&host.vm_id, &name, host.notifier.clone(), root);
     Ok(write_u32(mem, ret, id)?)
 }
 
-fn resolve(
-    caller: &mut Caller<'_, Host>,
-    vp: i32,
-    vl: i32,
-    np: i32,
-    nl: i32,
-    ret: i32,
-) -> CallResult {
+fn resolve(caller: &mut Caller<'_, Host>, vp: i32, vl: i32, np: i32, nl: i32, ret: i32) -> CallResult {
     let (mem, host) = split(caller)?;
     let vm_id = slice(mem, vp, vl)?;
-    let vm_id = if vm_id.is_empty() {
-        host.vm_id.clone()
-    } else {
-        utf8(vm_id)
-    };
+    let vm_id = if vm_id.is_empty() { host.vm_id.clone() } else { utf8(vm_id) };
     let name = utf8(slice(mem, np, nl)?);
-    let id = host
-        .env
-        .shared
-        .queues
-        .resolve(&vm_id, &name)
-        .ok_or(Status::NotFound)?;
+    let id = host.env.shared.queues.resolve(&vm_id, &name).ok_or(Status::NotFound)?;
     Ok(write_u32(mem, ret, id)?)
 }
 
@@ -68,14 +48,10 @@ fn dequeue(caller: &mut Caller<'_, Host>, id: i32, ret_ptr: i32, ret_len: i32) -
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_register_shared_queue",
-        |mut c: Caller<'_, Host>, np: i32, nl: i32, ret: i32| {
-            require_running(&c, "proxy_register_shared_queue")?;
-            finish(register(&mut c, np, nl, ret))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_register_shared_queue", |mut c: Caller<'_, Host>, np: i32, nl: i32, ret: i32| {
+        require_running(&c, "proxy_register_shared_queue")?;
+        finish(register(&mut c, np, nl, ret))
+    })?;
     linker.func_wrap(
         "env",
         "proxy_resolve_shared_queue",
@@ -84,21 +60,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             finish(resolve(&mut c, vp, vl, np, nl, ret))
         },
     )?;
-    linker.func_wrap(
-        "env",
-        "proxy_enqueue_shared_queue",
-        |mut c: Caller<'_, Host>, id: i32, vp: i32, vl: i32| {
-            require_running(&c, "proxy_enqueue_shared_queue")?;
-            finish(enqueue(&mut c, id, vp, vl))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_dequeue_shared_queue",
-        |mut c: Caller<'_, Host>, id: i32, rp: i32, rl: i32| {
-            require_running(&c, "proxy_dequeue_shared_queue")?;
-            finish(dequeue(&mut c, id, rp, rl))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_enqueue_shared_queue", |mut c: Caller<'_, Host>, id: i32, vp: i32, vl: i32| {
+        require_running(&c, "proxy_enqueue_shared_queue")?;
+        finish(enqueue(&mut c, id, vp, vl))
+    })?;
+    linker.func_wrap("env", "proxy_dequeue_shared_queue", |mut c: Caller<'_, Host>, id: i32, rp: i32, rl: i32| {
+        require_running(&c, "proxy_dequeue_shared_queue")?;
+        finish(dequeue(&mut c, id, rp, rl))
+    })?;
     Ok(())
 }

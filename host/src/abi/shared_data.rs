@@ -7,22 +7,12 @@ use super::require_running;
 use super::status::Status;
 use crate::vm::Host;
 
-fn get(
-    caller: &mut Caller<'_, Host>,
-    kp: i32,
-    kl: i32,
-    ret_ptr: i32,
-    ret_len: i32,
-    ret_cas: i32,
-) -> CallResult {
+fn get(caller: &mut Caller<'_, Host>, kp: i32, kl: i32, ret_ptr: i32, ret_len: i32, ret_cas: i32) -> CallResult {
     let (mem, host) = split(caller)?;
     let key = slice(mem, kp, kl)?.to_vec();
     let shared = host.env.shared.clone();
     let vm_id = host.vm_id.clone();
-    let (len, cas) = shared
-        .shared_data
-        .with(&vm_id, &key, |v, cas| (v.len(), cas))
-        .ok_or(Status::NotFound)?;
+    let (len, cas) = shared.shared_data.with(&vm_id, &key, |v, cas| (v.len(), cas)).ok_or(Status::NotFound)?;
     // The value may change between the two looks; copy what is there then, never past `len`.
     return_with(caller, len, ret_ptr, ret_len, |_, dst| {
         shared.shared_data.with(&vm_id, &key, |v, _| {
@@ -38,11 +28,7 @@ fn set(caller: &mut Caller<'_, Host>, kp: i32, kl: i32, vp: i32, vl: i32, cas: i
     let (mem, host) = split(caller)?;
     let key = slice(mem, kp, kl)?;
     let value = slice(mem, vp, vl)?;
-    Ok(host
-        .env
-        .shared
-        .shared_data
-        .set(&host.vm_id, key, value, cas as u32)?)
+    Ok(host.env.shared.shared_data.set(&host.vm_id, key, value, cas as u32)?)
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {

@@ -11,10 +11,7 @@ use super::status::{Status, StreamType};
 use crate::vm::{ContextKind, Host, HostAction, LocalReply};
 
 fn is_stream(host: &Host) -> bool {
-    matches!(
-        host.effective().map(|c| &c.kind),
-        Some(ContextKind::Http(_) | ContextKind::Tcp(_))
-    )
+    matches!(host.effective().map(|c| &c.kind), Some(ContextKind::Http(_) | ContextKind::Tcp(_)))
 }
 
 fn continue_stream(host: &mut Host, t: i32) -> CallResult {
@@ -23,10 +20,7 @@ fn continue_stream(host: &mut Host, t: i32) -> CallResult {
         return Err(Status::Unimplemented.into());
     }
     if is_stream(host) {
-        host.actions.push(HostAction::Continue {
-            context_id: host.effective_context,
-            stream,
-        });
+        host.actions.push(HostAction::Continue { context_id: host.effective_context, stream });
     }
     Ok(())
 }
@@ -34,10 +28,7 @@ fn continue_stream(host: &mut Host, t: i32) -> CallResult {
 fn close_stream(host: &mut Host, t: i32) -> CallResult {
     let stream = StreamType::from_code(t).ok_or(Status::BadArgument)?;
     if is_stream(host) {
-        host.actions.push(HostAction::Close {
-            context_id: host.effective_context,
-            stream,
-        });
+        host.actions.push(HostAction::Close { context_id: host.effective_context, stream });
     }
     Ok(())
 }
@@ -58,17 +49,12 @@ fn local_response(
     let details = slice(mem, dp, dl)?;
     let body = slice(mem, bp, bl)?;
     let headers = slice(mem, hp, hl)?;
-    if !matches!(
-        host.effective().map(|c| &c.kind),
-        Some(ContextKind::Http(_))
-    ) {
+    if !matches!(host.effective().map(|c| &c.kind), Some(ContextKind::Http(_))) {
         // A root context has no stream to answer: Envoy does nothing and says OK.
         return Ok(());
     }
-    let details: String = String::from_utf8_lossy(details)
-        .chars()
-        .map(|c| if c.is_whitespace() { '_' } else { c })
-        .collect();
+    let details: String =
+        String::from_utf8_lossy(details).chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
     let reply = LocalReply {
         status: status as u32,
         details,
@@ -76,10 +62,7 @@ fn local_response(
         headers: codec::decode(headers).unwrap_or_default(),
         grpc_status: (0..=16).contains(&grpc).then_some(grpc as u32),
     };
-    host.actions.push(HostAction::LocalReply {
-        context_id: host.effective_context,
-        reply,
-    });
+    host.actions.push(HostAction::LocalReply { context_id: host.effective_context, reply });
     Ok(())
 }
 
@@ -104,17 +87,8 @@ fn done(host: &mut Host) -> CallResult {
     }
 }
 
-fn get_status(
-    caller: &mut Caller<'_, Host>,
-    ret_code: i32,
-    ret_ptr: i32,
-    ret_len: i32,
-) -> CallResult {
-    let (code, len) = caller
-        .data()
-        .effective_root()
-        .map(|r| (r.status.0, r.status.1.len()))
-        .unwrap_or((0, 0));
+fn get_status(caller: &mut Caller<'_, Host>, ret_code: i32, ret_ptr: i32, ret_len: i32) -> CallResult {
+    let (code, len) = caller.data().effective_root().map(|r| (r.status.0, r.status.1.len())).unwrap_or((0, 0));
     return_with(caller, len, ret_ptr, ret_len, |host, dst| {
         if let Some(r) = host.effective_root() {
             dst.copy_from_slice(&r.status.1);
@@ -125,44 +99,22 @@ fn get_status(
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_continue_stream",
-        |mut c: Caller<'_, Host>, t: i32| {
-            require_running(&c, "proxy_continue_stream")?;
-            finish(continue_stream(c.data_mut(), t))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_close_stream",
-        |mut c: Caller<'_, Host>, t: i32| {
-            require_running(&c, "proxy_close_stream")?;
-            finish(close_stream(c.data_mut(), t))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_continue_request",
-        |mut c: Caller<'_, Host>| {
-            require_running(&c, "proxy_continue_request")?;
-            finish(continue_stream(
-                c.data_mut(),
-                StreamType::HttpRequest as i32,
-            ))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_continue_response",
-        |mut c: Caller<'_, Host>| {
-            require_running(&c, "proxy_continue_response")?;
-            finish(continue_stream(
-                c.data_mut(),
-                StreamType::HttpResponse as i32,
-            ))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_continue_stream", |mut c: Caller<'_, Host>, t: i32| {
+        require_running(&c, "proxy_continue_stream")?;
+        finish(continue_stream(c.data_mut(), t))
+    })?;
+    linker.func_wrap("env", "proxy_close_stream", |mut c: Caller<'_, Host>, t: i32| {
+        require_running(&c, "proxy_close_stream")?;
+        finish(close_stream(c.data_mut(), t))
+    })?;
+    linker.func_wrap("env", "proxy_continue_request", |mut c: Caller<'_, Host>| {
+        require_running(&c, "proxy_continue_request")?;
+        finish(continue_stream(c.data_mut(), StreamType::HttpRequest as i32))
+    })?;
+    linker.func_wrap("env", "proxy_continue_response", |mut c: Caller<'_, Host>| {
+        require_running(&c, "proxy_continue_response")?;
+        finish(continue_stream(c.data_mut(), StreamType::HttpResponse as i32))
+    })?;
     linker.func_wrap("env", "proxy_clear_route_cache", |c: Caller<'_, Host>| {
         require_running(&c, "proxy_clear_route_cache")?;
         finish(Ok(()))
@@ -170,38 +122,22 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_send_local_response",
-        |mut c: Caller<'_, Host>,
-         status: i32,
-         dp: i32,
-         dl: i32,
-         bp: i32,
-         bl: i32,
-         hp: i32,
-         hl: i32,
-         grpc: i32| {
+        |mut c: Caller<'_, Host>, status: i32, dp: i32, dl: i32, bp: i32, bl: i32, hp: i32, hl: i32, grpc: i32| {
             require_running(&c, "proxy_send_local_response")?;
             finish(local_response(&mut c, status, dp, dl, bp, bl, hp, hl, grpc))
         },
     )?;
-    linker.func_wrap(
-        "env",
-        "proxy_set_effective_context",
-        |mut c: Caller<'_, Host>, id: i32| {
-            require_running(&c, "proxy_set_effective_context")?;
-            finish(set_effective_context(c.data_mut(), id))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_set_effective_context", |mut c: Caller<'_, Host>, id: i32| {
+        require_running(&c, "proxy_set_effective_context")?;
+        finish(set_effective_context(c.data_mut(), id))
+    })?;
     linker.func_wrap("env", "proxy_done", |mut c: Caller<'_, Host>| {
         require_running(&c, "proxy_done")?;
         finish(done(c.data_mut()))
     })?;
-    linker.func_wrap(
-        "env",
-        "proxy_get_status",
-        |mut c: Caller<'_, Host>, code: i32, rp: i32, rl: i32| {
-            require_running(&c, "proxy_get_status")?;
-            finish(get_status(&mut c, code, rp, rl))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_get_status", |mut c: Caller<'_, Host>, code: i32, rp: i32, rl: i32| {
+        require_running(&c, "proxy_get_status")?;
+        finish(get_status(&mut c, code, rp, rl))
+    })?;
     Ok(())
 }

@@ -23,18 +23,12 @@ fn set_tick_period(host: &mut Host, ms: i32) -> CallResult {
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_get_current_time_nanoseconds",
-        |mut c: Caller<'_, Host>, ret: i32| finish(current_time(&mut c, ret)),
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_set_tick_period_milliseconds",
-        |mut c: Caller<'_, Host>, ms: i32| {
-            require_running(&c, "proxy_set_tick_period_milliseconds")?;
-            finish(set_tick_period(c.data_mut(), ms))
-        },
-    )?;
+    linker.func_wrap("env", "proxy_get_current_time_nanoseconds", |mut c: Caller<'_, Host>, ret: i32| {
+        finish(current_time(&mut c, ret))
+    })?;
+    linker.func_wrap("env", "proxy_set_tick_period_milliseconds", |mut c: Caller<'_, Host>, ms: i32| {
+        require_running(&c, "proxy_set_tick_period_milliseconds")?;
+        finish(set_tick_period(c.data_mut(), ms))
+    })?;
     Ok(())
 }

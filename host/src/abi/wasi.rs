@@ -44,13 +44,7 @@ fn errno(r: Result<(), i32>) -> i32 {
     r.err().unwrap_or(SUCCESS)
 }
 
-fn fd_write(
-    caller: &mut Caller<'_, Host>,
-    fd: i32,
-    iovs: i32,
-    n: i32,
-    ret: i32,
-) -> Result<(), i32> {
+fn fd_write(caller: &mut Caller<'_, Host>, fd: i32, iovs: i32, n: i32, ret: i32) -> Result<(), i32> {
     let level = match fd {
         1 => LogLevel::Info,
         2 => LogLevel::Error,
@@ -86,10 +80,7 @@ fn random_get(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Result<(), i
     }
     let (mem, _) = fault(split(caller))?;
     let start = ptr as u32 as usize;
-    let end = start
-        .checked_add(len as u32 as usize)
-        .filter(|e| *e <= mem.len())
-        .ok_or(FAULT)?;
+    let end = start.checked_add(len as u32 as usize).filter(|e| *e <= mem.len()).ok_or(FAULT)?;
     getrandom::fill(&mut mem[start..end]).map_err(|_| NOTSUP)
 }
 
@@ -107,10 +98,7 @@ fn environ_get(caller: &mut Caller<'_, Host>, ptrs: i32, buf: i32) -> Result<(),
     for (i, (k, v)) in host.env_vars.iter().enumerate() {
         fault(write_u32(mem, ptrs.wrapping_add(4 * i as i32), at as u32))?;
         let entry = format!("{k}={v}\0");
-        let end = at
-            .checked_add(entry.len())
-            .filter(|e| *e <= mem.len())
-            .ok_or(FAULT)?;
+        let end = at.checked_add(entry.len()).filter(|e| *e <= mem.len()).ok_or(FAULT)?;
         mem[at..end].copy_from_slice(entry.as_bytes());
         at = end;
     }
@@ -138,70 +126,36 @@ fn fdstat(caller: &mut Caller<'_, Host>, fd: i32, ret: i32) -> Result<(), i32> {
 
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     for m in WASI_MODULES {
-        linker.func_wrap(
-            m,
-            "fd_write",
-            |mut c: Caller<'_, Host>, fd: i32, iovs: i32, n: i32, ret: i32| {
-                errno(fd_write(&mut c, fd, iovs, n, ret))
-            },
-        )?;
-        linker.func_wrap(
-            m,
-            "clock_time_get",
-            |mut c: Caller<'_, Host>, id: i32, _precision: i64, ret: i32| {
-                errno(clock_time_get(&mut c, id, ret))
-            },
-        )?;
-        linker.func_wrap(
-            m,
-            "random_get",
-            |mut c: Caller<'_, Host>, ptr: i32, len: i32| errno(random_get(&mut c, ptr, len)),
-        )?;
-        linker.func_wrap(
-            m,
-            "environ_sizes_get",
-            |mut c: Caller<'_, Host>, cp: i32, sp: i32| errno(environ_sizes(&mut c, cp, sp)),
-        )?;
-        linker.func_wrap(
-            m,
-            "environ_get",
-            |mut c: Caller<'_, Host>, p: i32, b: i32| errno(environ_get(&mut c, p, b)),
-        )?;
-        linker.func_wrap(
-            m,
-            "args_sizes_get",
-            |mut c: Caller<'_, Host>, cp: i32, sp: i32| errno(two_zeros(&mut c, cp, sp)),
-        )?;
-        linker.func_wrap(m, "args_get", |_: Caller<'_, Host>, _p: i32, _b: i32| {
-            SUCCESS
+        linker.func_wrap(m, "fd_write", |mut c: Caller<'_, Host>, fd: i32, iovs: i32, n: i32, ret: i32| {
+            errno(fd_write(&mut c, fd, iovs, n, ret))
         })?;
-        linker.func_wrap(
-            m,
-            "proc_exit",
-            |mut c: Caller<'_, Host>, code: i32| -> wasmtime::Result<()> {
-                c.data_mut()
-                    .log(LogLevel::Error, format!("wasi proc_exit({code})"));
-                Err(wasmtime::Error::msg(format!(
-                    "the module called proc_exit({code})"
-                )))
-            },
-        )?;
-        linker.func_wrap(
-            m,
-            "poll_oneoff",
-            |mut c: Caller<'_, Host>, _in: i32, _out: i32, _n: i32, ret: i32| {
-                let r = split(&mut c)
-                    .map_err(|_| FAULT)
-                    .and_then(|(mem, _)| fault(write_u32(mem, ret, 0)));
-                errno(r)
-            },
-        )?;
+        linker.func_wrap(m, "clock_time_get", |mut c: Caller<'_, Host>, id: i32, _precision: i64, ret: i32| {
+            errno(clock_time_get(&mut c, id, ret))
+        })?;
+        linker.func_wrap(m, "random_get", |mut c: Caller<'_, Host>, ptr: i32, len: i32| {
+            errno(random_get(&mut c, ptr, len))
+        })?;
+        linker.func_wrap(m, "environ_sizes_get", |mut c: Caller<'_, Host>, cp: i32, sp: i32| {
+            errno(environ_sizes(&mut c, cp, sp))
+        })?;
+        linker
+            .func_wrap(m, "environ_get", |mut c: Caller<'_, Host>, p: i32, b: i32| errno(environ_get(&mut c, p, b)))?;
+        linker.func_wrap(m, "args_sizes_get", |mut c: Caller<'_, Host>, cp: i32, sp: i32| {
+            errno(two_zeros(&mut c, cp, sp))
+        })?;
+        linker.func_wrap(m, "args_get", |_: Caller<'_, Host>, _p: i32, _b: i32| SUCCESS)?;
+        linker.func_wrap(m, "proc_exit", |mut c: Caller<'_, Host>, code: i32| -> wasmtime::Result<()> {
+            c.data_mut().log(LogLevel::Error, format!("wasi proc_exit({code})"));
+            Err(wasmtime::Error::msg(format!("the module called proc_exit({code})")))
+        })?;
+        linker.func_wrap(m, "poll_oneoff", |mut c: Caller<'_, Host>, _in: i32, _out: i32, _n: i32, ret: i32| {
+            let r = split(&mut c).map_err(|_| FAULT).and_then(|(mem, _)| fault(write_u32(mem, ret, 0)));
+            errno(r)
+        })?;
         linker.func_wrap(m, "sched_yield", |_: Caller<'_, Host>| SUCCESS)?;
-        linker.func_wrap(
-            m,
-            "fd_fdstat_get",
-            |mut c: Caller<'_, Host>, fd: i32, ret: i32| errno(fdstat(&mut c, fd, ret)),
-        )?;
+        linker.func_wrap(m, "fd_fdstat_get", |mut c: Caller<'_, Host>, fd: i32, ret: i32| {
+            errno(fdstat(&mut c, fd, ret))
+        })?;
     }
     Ok(())
 }

@@ -17,22 +17,14 @@ pub struct CalloutReply {
 }
 
 fn local(status: u16, body: &str) -> CalloutReply {
-    CalloutReply::new(status)
-        .header("content-type", "text/plain")
-        .body(body)
+    CalloutReply::new(status).header("content-type", "text/plain").body(body)
 }
 
 impl CalloutReply {
     /// A response with this status and no body.
     pub fn new(status: u16) -> Self {
         let headers = HeaderMap::from_pairs([(":status", status.to_string())]);
-        Self {
-            data: Some(CalloutData {
-                headers,
-                body: Some(Vec::new()),
-                trailers: HeaderMap::new(),
-            }),
-        }
+        Self { data: Some(CalloutData { headers, body: Some(Vec::new()), trailers: HeaderMap::new() }) }
     }
 
     /// Adds a response header.

@@ -6,8 +6,8 @@ use super::Harness;
 use crate::abi::status::StreamType;
 use crate::error::{Error, Result};
 use crate::stream::{
-    data_status, grpc_status_for_http, headers_status, trailers_status, Access, FilterStatus,
-    HeaderMap, HttpStreamState, MapSlot, StreamInfo,
+    data_status, grpc_status_for_http, headers_status, trailers_status, Access, FilterStatus, HeaderMap,
+    HttpStreamState, MapSlot, StreamInfo,
 };
 use crate::vm::{FailurePolicy, HostAction, LocalReply};
 
@@ -124,10 +124,7 @@ impl Harness {
     /// # Panics
     /// If no stream has that id: a bug in the test, not in the plugin.
     pub fn http(&mut self, id: u32) -> HttpStream<'_> {
-        assert!(
-            self.streams.contains_key(&id),
-            "no HTTP stream with id {id}"
-        );
+        assert!(self.streams.contains_key(&id), "no HTTP stream with id {id}");
         HttpStream { h: self, id }
     }
 }
@@ -137,10 +134,7 @@ fn driver(h: &mut Harness, id: u32) -> &mut StreamDriver {
 }
 
 fn stream_of_ctx(h: &Harness, ctx: u32) -> Option<u32> {
-    h.streams
-        .iter()
-        .find(|(_, d)| d.ctx == Some(ctx))
-        .map(|(id, _)| *id)
+    h.streams.iter().find(|(_, d)| d.ctx == Some(ctx)).map(|(id, _)| *id)
 }
 
 fn state(h: &mut Harness, id: u32) -> Option<&mut HttpStreamState> {
@@ -166,10 +160,7 @@ fn body_slot(s: &mut HttpStreamState, d: Dir) -> &mut crate::stream::BufferSlot 
 
 /// True if the guest asked for a local reply on `ctx` during the call that just returned.
 fn local_reply_pending(h: &Harness, ctx: u32) -> bool {
-    h.vm.host()
-        .actions
-        .iter()
-        .any(|a| matches!(a, HostAction::LocalReply { context_id, .. } if *context_id == ctx))
+    h.vm.host().actions.iter().any(|a| matches!(a, HostAction::LocalReply { context_id, .. } if *context_id == ctx))
 }
 
 /// Creates the context on first use, or decides the filter is skipped / the stream fails.
@@ -193,15 +184,8 @@ fn ensure_context(h: &mut Harness, id: u32) -> Result<bool> {
         ..Default::default()
     };
     info.connection_id = h.next_connection_id();
-    info.extra = h
-        .preset_properties()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let state = HttpStreamState {
-        info,
-        ..Default::default()
-    };
+    info.extra = h.preset_properties().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let state = HttpStreamState { info, ..Default::default() };
     let root = h.root_id;
     match h.vm.create_http_context(root, state) {
         Ok(ctx) => {
@@ -217,10 +201,7 @@ fn ensure_context(h: &mut Harness, id: u32) -> Result<bool> {
 }
 
 /// Calls the guest; `None` when it faulted (the harness has applied the failure policy).
-fn guest(
-    h: &mut Harness,
-    f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32>,
-) -> Result<Option<i32>> {
+fn guest(h: &mut Harness, f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32>) -> Result<Option<i32>> {
     match f(&mut h.vm) {
         Ok(raw) => Ok(Some(raw)),
         Err(e) if e.is_guest_fault() => {
@@ -264,29 +245,19 @@ fn forward_body(h: &mut Harness, id: u32, d: Dir, eos: bool) {
     }
     drv.side(d).stage = if eos { Stage::Ended } else { Stage::Open };
     if eos {
-        let trailers = state(h, id)
-            .map(|s| slot(s, d, true).map.clone())
-            .unwrap_or_default();
+        let trailers = state(h, id).map(|s| slot(s, d, true).map.clone()).unwrap_or_default();
         let out = driver(h, id).out(d);
         out.trailers = trailers;
         out.end_of_stream = true;
     }
 }
 
-fn headers_step(
-    h: &mut Harness,
-    id: u32,
-    d: Dir,
-    headers: HeaderMap,
-    eos: bool,
-) -> Result<FilterStatus> {
+fn headers_step(h: &mut Harness, id: u32, d: Dir, headers: HeaderMap, eos: bool) -> Result<FilterStatus> {
     if driver(h, id).finished() || (d == Dir::Request && driver(h, id).local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
     }
     if d == Dir::Request {
-        driver(h, id).grpc = headers
-            .get("content-type")
-            .is_some_and(|v| v.starts_with(b"application/grpc"));
+        driver(h, id).grpc = headers.get("content-type").is_some_and(|v| v.starts_with(b"application/grpc"));
     }
     driver(h, id).side(d).eos_seen = eos;
     if !ensure_context(h, id)? {
@@ -313,10 +284,7 @@ fn headers_step(
     }
     let n = headers.len();
     if let Some(s) = state(h, id) {
-        *slot(s, d, false) = MapSlot {
-            map: headers,
-            access: Access::ReadWrite,
-        };
+        *slot(s, d, false) = MapSlot { map: headers, access: Access::ReadWrite };
     }
     let ctx = driver(h, id).ctx.unwrap_or_default();
     let raw = guest(h, |vm| match d {
@@ -330,9 +298,7 @@ fn headers_step(
     let status = headers_status(raw, h.plugin().allow_on_headers_stop_iteration, local);
     match status {
         FilterStatus::Continue => forward_headers(h, id, d, eos),
-        FilterStatus::StopIteration => {
-            driver(h, id).side(d).stage = Stage::HeadersStopped { all: false }
-        }
+        FilterStatus::StopIteration => driver(h, id).side(d).stage = Stage::HeadersStopped { all: false },
         _ => driver(h, id).side(d).stage = Stage::HeadersStopped { all: true },
     }
     h.pump()?;
@@ -342,10 +308,7 @@ fn headers_step(
 
 fn body_step(h: &mut Harness, id: u32, d: Dir, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
     let drv = driver(h, id);
-    if drv.finished()
-        || drv.side(d).stage == Stage::Ended
-        || (d == Dir::Request && drv.local_reply.is_some())
-    {
+    if drv.finished() || drv.side(d).stage == Stage::Ended || (d == Dir::Request && drv.local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
     }
     if drv.side(d).stage == Stage::Idle {
@@ -361,10 +324,7 @@ fn body_step(h: &mut Harness, id: u32, d: Dir, chunk: &[u8], eos: bool) -> Resul
         finish_if_done(h, id)?;
         return Ok(FilterStatus::Skipped);
     }
-    if matches!(
-        drv.side(d).stage,
-        Stage::HeadersStopped { all: true } | Stage::TrailersStopped
-    ) {
+    if matches!(drv.side(d).stage, Stage::HeadersStopped { all: true } | Stage::TrailersStopped) {
         let side = drv.side(d);
         side.pending.extend_from_slice(chunk);
         side.pending_eos |= eos;
@@ -439,10 +399,7 @@ fn deliver_body(h: &mut Harness, id: u32, d: Dir, chunk: &[u8], eos: bool) -> Re
 
 fn trailers_step(h: &mut Harness, id: u32, d: Dir, trailers: HeaderMap) -> Result<FilterStatus> {
     let drv = driver(h, id);
-    if drv.finished()
-        || drv.side(d).stage == Stage::Ended
-        || (d == Dir::Request && drv.local_reply.is_some())
-    {
+    if drv.finished() || drv.side(d).stage == Stage::Ended || (d == Dir::Request && drv.local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
     }
     drv.side(d).eos_seen = true;
@@ -463,12 +420,7 @@ fn trailers_step(h: &mut Harness, id: u32, d: Dir, trailers: HeaderMap) -> Resul
 fn deliver_trailers(h: &mut Harness, id: u32, d: Dir, trailers: HeaderMap) -> Result<FilterStatus> {
     let n = trailers.len();
     match state(h, id) {
-        Some(s) => {
-            *slot(s, d, true) = MapSlot {
-                map: trailers,
-                access: Access::ReadWrite,
-            }
-        }
+        Some(s) => *slot(s, d, true) = MapSlot { map: trailers, access: Access::ReadWrite },
         None => return Ok(FilterStatus::Ended),
     }
     let ctx = driver(h, id).ctx.unwrap_or_default();
@@ -536,10 +488,8 @@ pub(crate) fn resume(h: &mut Harness, ctx: u32, stream: StreamType) -> Result<()
     match driver(h, id).side(d).stage {
         Stage::HeadersStopped { .. } => {
             let side = driver(h, id).side(d);
-            let header_eos = side.eos_seen
-                && side.pending.is_empty()
-                && !side.pending_eos
-                && side.pending_trailers.is_none();
+            let header_eos =
+                side.eos_seen && side.pending.is_empty() && !side.pending_eos && side.pending_trailers.is_none();
             let pending = std::mem::take(&mut side.pending);
             let pending_eos = side.pending_eos;
             let trailers = side.pending_trailers.take();
@@ -555,8 +505,7 @@ pub(crate) fn resume(h: &mut Harness, ctx: u32, stream: StreamType) -> Result<()
             }
         }
         Stage::Buffering => {
-            let eos =
-                driver(h, id).side(d).eos_seen && driver(h, id).side(d).pending_trailers.is_none();
+            let eos = driver(h, id).side(d).eos_seen && driver(h, id).side(d).pending_trailers.is_none();
             forward_body(h, id, d, eos);
         }
         Stage::TrailersStopped => release_after_trailers(h, id, d),
@@ -579,9 +528,7 @@ pub(crate) fn reset(h: &mut Harness, ctx: u32) {
 fn reply_headers(reply: &LocalReply, grpc: bool) -> (HeaderMap, Vec<u8>) {
     let mut headers = HeaderMap::new();
     if grpc {
-        let code = reply
-            .grpc_status
-            .unwrap_or_else(|| grpc_status_for_http(reply.status));
+        let code = reply.grpc_status.unwrap_or_else(|| grpc_status_for_http(reply.status));
         headers.add(":status", "200");
         headers.add("content-type", "application/grpc");
         headers.add("grpc-status", code.to_string());
@@ -609,13 +556,7 @@ fn reply_headers(reply: &LocalReply, grpc: bool) -> (HeaderMap, Vec<u8>) {
 /// Envoy's grpc-message encoding: printable ASCII except `%` stays, the rest is `%XX`.
 fn percent_encode(b: &[u8]) -> String {
     b.iter()
-        .map(|&c| {
-            if (0x20..=0x7e).contains(&c) && c != b'%' {
-                (c as char).to_string()
-            } else {
-                format!("%{c:02X}")
-            }
-        })
+        .map(|&c| if (0x20..=0x7e).contains(&c) && c != b'%' { (c as char).to_string() } else { format!("%{c:02X}") })
         .collect()
 }
 
@@ -684,10 +625,7 @@ pub(crate) fn fail_stream(h: &mut Harness, id: u32) {
         drv.skip = true;
         for d in [Dir::Request, Dir::Response] {
             let side = drv.side(d);
-            if matches!(
-                side.stage,
-                Stage::HeadersStopped { .. } | Stage::Buffering | Stage::TrailersStopped
-            ) {
+            if matches!(side.stage, Stage::HeadersStopped { .. } | Stage::Buffering | Stage::TrailersStopped) {
                 let eos = side.eos_seen;
                 let pending = std::mem::take(&mut side.pending);
                 side.stage = if eos { Stage::Ended } else { Stage::Open };
@@ -736,20 +674,12 @@ fn complete(h: &mut Harness, id: u32) -> Result<()> {
             s.response_headers.map = resp.headers;
         }
         s.response_trailers.map = resp.trailers;
-        for m in [
-            &mut s.request_headers,
-            &mut s.request_trailers,
-            &mut s.response_headers,
-            &mut s.response_trailers,
-        ] {
+        for m in [&mut s.request_headers, &mut s.request_trailers, &mut s.response_headers, &mut s.response_trailers] {
             m.access = Access::Read;
         }
         s.request_body.access = Access::None;
         s.response_body.access = Access::None;
-        s.info.request_duration_nanos = s
-            .info
-            .request_time_nanos
-            .map(|t| h.env.clock.now_nanos() - t);
+        s.info.request_duration_nanos = s.info.request_time_nanos.map(|t| h.env.clock.now_nanos() - t);
     }
     let r = h.vm.on_log(ctx);
     h.after_guest_call(r)?;
@@ -787,21 +717,11 @@ impl HttpStream<'_> {
         headers: impl IntoIterator<Item = (K, V)>,
         end_of_stream: bool,
     ) -> Result<FilterStatus> {
-        headers_step(
-            self.h,
-            self.id,
-            Dir::Request,
-            HeaderMap::from_pairs(headers),
-            end_of_stream,
-        )
+        headers_step(self.h, self.id, Dir::Request, HeaderMap::from_pairs(headers), end_of_stream)
     }
 
     /// A request body chunk.
-    pub fn request_body(
-        &mut self,
-        chunk: impl AsRef<[u8]>,
-        end_of_stream: bool,
-    ) -> Result<FilterStatus> {
+    pub fn request_body(&mut self, chunk: impl AsRef<[u8]>, end_of_stream: bool) -> Result<FilterStatus> {
         body_step(self.h, self.id, Dir::Request, chunk.as_ref(), end_of_stream)
     }
 
@@ -810,12 +730,7 @@ impl HttpStream<'_> {
         &mut self,
         trailers: impl IntoIterator<Item = (K, V)>,
     ) -> Result<FilterStatus> {
-        trailers_step(
-            self.h,
-            self.id,
-            Dir::Request,
-            HeaderMap::from_pairs(trailers),
-        )
+        trailers_step(self.h, self.id, Dir::Request, HeaderMap::from_pairs(trailers))
     }
 
     /// Response headers from the upstream (with `:status`).
@@ -827,31 +742,15 @@ impl HttpStream<'_> {
         if self.h.streams[&self.id].local_reply.is_some() {
             return Ok(FilterStatus::Ended);
         }
-        headers_step(
-            self.h,
-            self.id,
-            Dir::Response,
-            HeaderMap::from_pairs(headers),
-            end_of_stream,
-        )
+        headers_step(self.h, self.id, Dir::Response, HeaderMap::from_pairs(headers), end_of_stream)
     }
 
     /// A response body chunk.
-    pub fn response_body(
-        &mut self,
-        chunk: impl AsRef<[u8]>,
-        end_of_stream: bool,
-    ) -> Result<FilterStatus> {
+    pub fn response_body(&mut self, chunk: impl AsRef<[u8]>, end_of_stream: bool) -> Result<FilterStatus> {
         if self.h.streams[&self.id].local_reply.is_some() {
             return Ok(FilterStatus::Ended);
         }
-        body_step(
-            self.h,
-            self.id,
-            Dir::Response,
-            chunk.as_ref(),
-            end_of_stream,
-        )
+        body_step(self.h, self.id, Dir::Response, chunk.as_ref(), end_of_stream)
     }
 
     /// Response trailers.
@@ -862,12 +761,7 @@ impl HttpStream<'_> {
         if self.h.streams[&self.id].local_reply.is_some() {
             return Ok(FilterStatus::Ended);
         }
-        trailers_step(
-            self.h,
-            self.id,
-            Dir::Response,
-            HeaderMap::from_pairs(trailers),
-        )
+        trailers_step(self.h, self.id, Dir::Response, HeaderMap::from_pairs(trailers))
     }
 
     /// What went upstream so far.
@@ -910,10 +804,7 @@ impl HttpStream<'_> {
     /// The request body the filter holds (buffered) right now.
     pub fn buffered_request_body(&self) -> Option<&[u8]> {
         let ctx = self.context_id()?;
-        self.h
-            .vm
-            .http_state(ctx)
-            .map(|s| s.request_body.bytes.as_slice())
+        self.h.vm.http_state(ctx).map(|s| s.request_body.bytes.as_slice())
     }
 
     /// A value the filter stored with `proxy_set_property`, by path.

@@ -13,19 +13,13 @@ pub struct LogCollector {
 impl LogCollector {
     /// A copy of every line so far.
     pub fn records(&self) -> Vec<LogRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
 impl LogSink for LogCollector {
     fn log(&self, record: LogRecord) {
         crate::vm::TracingLogSink.log(record.clone());
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record);
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).push(record);
     }
 }

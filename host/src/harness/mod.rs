@@ -21,6 +21,7 @@
 //! ```
 
 mod callouts;
+mod exchange;
 mod http;
 mod logs;
 mod tcp;
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use callouts::CalloutReply;
+pub use exchange::{Exchange, Request, Response};
 pub use http::{HttpStream, Message};
 pub use logs::LogCollector;
 pub use tcp::TcpStream;
@@ -41,8 +43,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, QueueNotifier, SharedState};
 use crate::stream::PropertyValue;
 use crate::vm::{
-    Clock, FailurePolicy, GrpcCallout, HostAction, HttpCallout, LogRecord, PluginInfo, ProxyEnv,
-    Vm, VmOptions,
+    Clock, FailurePolicy, GrpcCallout, HostAction, HttpCallout, LogRecord, PluginInfo, ProxyEnv, Vm, VmOptions,
 };
 
 /// Default start of the virtual clock: 2026-01-01T00:00:00Z.
@@ -61,10 +62,7 @@ struct Inbox(Mutex<Vec<(u32, u32)>>);
 
 impl QueueNotifier for Inbox {
     fn notify(&self, root: u32, queue: u32) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((root, queue));
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((root, queue));
     }
 }
 
@@ -90,10 +88,7 @@ impl Default for HarnessBuilder {
     fn default() -> Self {
         Self {
             source: None,
-            plugin: PluginInfo {
-                name: "plugin".into(),
-                ..Default::default()
-            },
+            plugin: PluginInfo { name: "plugin".into(), ..Default::default() },
             vm: VmOptions::default(),
             runtime: RuntimeConfig::default(),
             shared_runtime: None,
@@ -179,8 +174,7 @@ impl HarnessBuilder {
 
     /// Presets a property for every stream, e.g. `property(&["source", "address"], "10.0.0.1:1234")`.
     pub fn property(mut self, path: &[&str], value: impl Into<PropertyValue>) -> Self {
-        self.properties
-            .insert(path.join("\0").into_bytes(), value.into());
+        self.properties.insert(path.join("\0").into_bytes(), value.into());
         self
     }
 
@@ -221,10 +215,7 @@ impl HarnessBuilder {
     }
 
     /// Answers HTTP callouts as they are made; return `None` to leave one pending.
-    pub fn on_http_callout(
-        mut self,
-        f: impl FnMut(&HttpCallout) -> Option<CalloutReply> + Send + 'static,
-    ) -> Self {
+    pub fn on_http_callout(mut self, f: impl FnMut(&HttpCallout) -> Option<CalloutReply> + Send + 'static) -> Self {
         self.handler = Some(Box::new(f));
         self
     }
@@ -232,10 +223,8 @@ impl HarnessBuilder {
     /// Starts the VM and the plugin (`on_vm_start`, `on_configure`); fails as Envoy would refuse the
     /// configuration.
     pub fn build(self) -> Result<Harness> {
-        let source = self
-            .source
-            .clone()
-            .ok_or_else(|| Error::Usage("no module: call module_file or module_bytes".into()))?;
+        let source =
+            self.source.clone().ok_or_else(|| Error::Usage("no module: call module_file or module_bytes".into()))?;
         let runtime = match &self.shared_runtime {
             Some(r) => r.clone(),
             None => Arc::new(Runtime::new(self.runtime.clone())?),
@@ -254,13 +243,7 @@ impl HarnessBuilder {
         }
         let env = Arc::new(env);
         let inbox = Arc::new(Inbox::default());
-        let mut vm = Vm::new(
-            &runtime,
-            module.clone(),
-            self.vm.clone(),
-            env.clone(),
-            inbox.clone(),
-        )?;
+        let mut vm = Vm::new(&runtime, module.clone(), self.vm.clone(), env.clone(), inbox.clone())?;
         let mut plugin = self.plugin.clone();
         if plugin.vm_id.is_empty() {
             plugin.vm_id = self.vm.vm_id.clone();
@@ -317,10 +300,7 @@ pub struct Harness {
 
 impl std::fmt::Debug for Harness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Harness")
-            .field("plugin", &self.plugin)
-            .field("vm", &self.vm)
-            .finish()
+        f.debug_struct("Harness").field("plugin", &self.plugin).field("vm", &self.vm).finish()
     }
 }
 
@@ -352,12 +332,7 @@ impl Harness {
 
     /// The messages logged at `level`.
     pub fn logs_at(&self, level: LogLevel) -> Vec<String> {
-        self.logs
-            .records()
-            .into_iter()
-            .filter(|r| r.level == level)
-            .map(|r| r.message)
-            .collect()
+        self.logs.records().into_iter().filter(|r| r.level == level).map(|r| r.message).collect()
     }
 
     /// A plugin-defined metric by the name the plugin gave it (without `wasmcustom.`).
@@ -367,19 +342,12 @@ impl Harness {
 
     /// A shared-data entry of this plugin's vm_id: value and CAS.
     pub fn shared_data(&self, key: impl AsRef<[u8]>) -> Option<(Vec<u8>, u32)> {
-        self.env
-            .shared
-            .shared_data
-            .get(&self.plugin.vm_id, key.as_ref())
+        self.env.shared.shared_data.get(&self.plugin.vm_id, key.as_ref())
     }
 
     /// Sets a shared-data entry as another VM would.
     pub fn set_shared_data(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let _ =
-            self.env
-                .shared
-                .shared_data
-                .set(&self.plugin.vm_id, key.as_ref(), value.as_ref(), 0);
+        let _ = self.env.shared.shared_data.set(&self.plugin.vm_id, key.as_ref(), value.as_ref(), 0);
     }
 
     /// Items waiting in a queue of this vm_id.
@@ -394,12 +362,7 @@ impl Harness {
             .shared
             .queues
             .resolve(&self.plugin.vm_id, name)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "no queue named `{name}` in vm `{}`",
-                    self.plugin.vm_id
-                ))
-            })?;
+            .ok_or_else(|| Error::Usage(format!("no queue named `{name}` in vm `{}`", self.plugin.vm_id)))?;
         self.env.shared.queues.enqueue(id, item.as_ref());
         self.pump()
     }
@@ -425,21 +388,13 @@ impl Harness {
         loop {
             self.arm_tick();
             let next_timeout = self.http_callouts.iter().filter_map(|(_, t)| *t).min();
-            let next = [self.next_tick, next_timeout]
-                .into_iter()
-                .flatten()
-                .filter(|t| *t <= end)
-                .min();
+            let next = [self.next_tick, next_timeout].into_iter().flatten().filter(|t| *t <= end).min();
             let Some(at) = next else { break };
             let now = self.now_nanos();
             self.env.clock.advance(at - now);
             if Some(at) == next_timeout {
-                let token = self
-                    .http_callouts
-                    .iter()
-                    .find(|(_, t)| *t == Some(at))
-                    .map(|(c, _)| c.token)
-                    .unwrap_or_default();
+                let token =
+                    self.http_callouts.iter().find(|(_, t)| *t == Some(at)).map(|(c, _)| c.token).unwrap_or_default();
                 self.respond_http_callout(token, CalloutReply::timeout())?;
             } else {
                 self.next_tick = None;
@@ -456,9 +411,7 @@ impl Harness {
 
     fn arm_tick(&mut self) {
         match self.vm.tick_period(self.root_id) {
-            Some(p) if self.next_tick.is_none() => {
-                self.next_tick = Some(self.now_nanos() + p.as_nanos() as i64)
-            }
+            Some(p) if self.next_tick.is_none() => self.next_tick = Some(self.now_nanos() + p.as_nanos() as i64),
             None => self.next_tick = None,
             _ => {}
         }
@@ -520,19 +473,11 @@ impl Harness {
         if self.plugin.failure_policy != FailurePolicy::FailReload || self.vm.failure().is_none() {
             return Ok(());
         }
-        if self
-            .failed_at
-            .is_some_and(|t| self.now_nanos() - t < 1_000_000_000)
-        {
+        if self.failed_at.is_some_and(|t| self.now_nanos() - t < 1_000_000_000) {
             return Ok(());
         }
-        let mut vm = Vm::new(
-            &self.runtime,
-            self.module.clone(),
-            self.vm_options.clone(),
-            self.env.clone(),
-            self.inbox.clone(),
-        )?;
+        let mut vm =
+            Vm::new(&self.runtime, self.module.clone(), self.vm_options.clone(), self.env.clone(), self.inbox.clone())?;
         self.root_id = vm.start_plugin(self.plugin.clone())?;
         self.vm = vm;
         self.failed_at = None;
@@ -553,8 +498,7 @@ impl Harness {
                 self.http_callouts.push((c, deadline));
             }
             self.grpc_callouts.extend(self.vm.take_grpc_callouts());
-            let events =
-                std::mem::take(&mut *self.inbox.0.lock().unwrap_or_else(|e| e.into_inner()));
+            let events = std::mem::take(&mut *self.inbox.0.lock().unwrap_or_else(|e| e.into_inner()));
             for (root, queue) in events {
                 progressed = true;
                 if self.vm.failure().is_none() && root == self.root_id {
@@ -563,18 +507,12 @@ impl Harness {
                 }
             }
             if let Some(mut handler) = self.handler.take() {
-                let answers: Vec<(u32, CalloutReply)> = self
-                    .http_callouts
-                    .iter()
-                    .filter_map(|(c, _)| handler(c).map(|r| (c.token, r)))
-                    .collect();
+                let answers: Vec<(u32, CalloutReply)> =
+                    self.http_callouts.iter().filter_map(|(c, _)| handler(c).map(|r| (c.token, r))).collect();
                 self.handler = Some(handler);
                 for (token, reply) in answers {
                     progressed = true;
-                    let at = self
-                        .http_callouts
-                        .iter()
-                        .position(|(c, _)| c.token == token);
+                    let at = self.http_callouts.iter().position(|(c, _)| c.token == token);
                     if let Some(at) = at {
                         let (callout, _) = self.http_callouts.remove(at);
                         if self.vm.failure().is_none() {
@@ -589,9 +527,7 @@ impl Harness {
                 return Ok(());
             }
         }
-        Err(Error::Usage(
-            "the plugin kept producing work (actions, callouts, queue events) without end".into(),
-        ))
+        Err(Error::Usage("the plugin kept producing work (actions, callouts, queue events) without end".into()))
     }
 
     fn record_fault<T>(&mut self, r: Result<T>) {

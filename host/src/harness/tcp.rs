@@ -34,9 +34,7 @@ impl Harness {
         self.maybe_reload()?;
         if self.vm.failure().is_some() {
             match self.plugin().failure_policy {
-                FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => {
-                    conn(self, id).skip = true
-                }
+                FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => conn(self, id).skip = true,
                 _ => conn(self, id).closed = Some(PeerType::Local),
             }
             return Ok(TcpStream { h: self, id });
@@ -47,19 +45,9 @@ impl Harness {
             ..Default::default()
         };
         info.connection_id = self.next_connection_id();
-        info.extra = self
-            .preset_properties()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        info.extra = self.preset_properties().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let root = self.root_id;
-        let ctx = self.vm.create_tcp_context(
-            root,
-            TcpStreamState {
-                info,
-                ..Default::default()
-            },
-        );
+        let ctx = self.vm.create_tcp_context(root, TcpStreamState { info, ..Default::default() });
         let ctx = match ctx {
             Ok(c) => c,
             Err(e) if e.is_guest_fault() => {
@@ -80,20 +68,13 @@ fn conn(h: &mut Harness, id: u32) -> &mut ConnDriver {
 }
 
 fn conn_of_ctx(h: &Harness, ctx: u32) -> Option<u32> {
-    h.tcp
-        .iter()
-        .find(|(_, d)| d.ctx == Some(ctx))
-        .map(|(id, _)| *id)
+    h.tcp.iter().find(|(_, d)| d.ctx == Some(ctx)).map(|(id, _)| *id)
 }
 
 fn forward(h: &mut Harness, id: u32, downstream: bool) {
     let Some(ctx) = h.tcp[&id].ctx else { return };
     let bytes = h.vm.tcp_state_mut(ctx).map(|s| {
-        let b = if downstream {
-            &mut s.downstream
-        } else {
-            &mut s.upstream
-        };
+        let b = if downstream { &mut s.downstream } else { &mut s.upstream };
         b.access = Access::None;
         std::mem::take(&mut b.bytes)
     });
@@ -109,13 +90,7 @@ fn forward(h: &mut Harness, id: u32, downstream: bool) {
     }
 }
 
-fn data(
-    h: &mut Harness,
-    id: u32,
-    downstream: bool,
-    chunk: &[u8],
-    eos: bool,
-) -> Result<FilterStatus> {
+fn data(h: &mut Harness, id: u32, downstream: bool, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
     let c = conn(h, id);
     if c.closed.is_some() || c.done {
         return Ok(FilterStatus::Ended);
@@ -135,11 +110,7 @@ fn data(
     };
     let len = match h.vm.tcp_state_mut(ctx) {
         Some(s) => {
-            let b = if downstream {
-                &mut s.downstream
-            } else {
-                &mut s.upstream
-            };
+            let b = if downstream { &mut s.downstream } else { &mut s.upstream };
             // While paused the buffer keeps growing; the filter sees all of it.
             b.bytes.extend_from_slice(chunk);
             b.access = Access::ReadWrite;
@@ -147,11 +118,7 @@ fn data(
         }
         None => return Ok(FilterStatus::Ended),
     };
-    let r = if downstream {
-        h.vm.on_downstream_data(ctx, len, eos)
-    } else {
-        h.vm.on_upstream_data(ctx, len, eos)
-    };
+    let r = if downstream { h.vm.on_downstream_data(ctx, len, eos) } else { h.vm.on_upstream_data(ctx, len, eos) };
     let raw = match r {
         Ok(raw) => raw,
         Err(e) if e.is_guest_fault() => {
@@ -220,20 +187,12 @@ impl TcpStream<'_> {
     }
 
     /// Bytes from the client.
-    pub fn downstream_data(
-        &mut self,
-        chunk: impl AsRef<[u8]>,
-        end_of_stream: bool,
-    ) -> Result<FilterStatus> {
+    pub fn downstream_data(&mut self, chunk: impl AsRef<[u8]>, end_of_stream: bool) -> Result<FilterStatus> {
         data(self.h, self.id, true, chunk.as_ref(), end_of_stream)
     }
 
     /// Bytes from the upstream.
-    pub fn upstream_data(
-        &mut self,
-        chunk: impl AsRef<[u8]>,
-        end_of_stream: bool,
-    ) -> Result<FilterStatus> {
+    pub fn upstream_data(&mut self, chunk: impl AsRef<[u8]>, end_of_stream: bool) -> Result<FilterStatus> {
         data(self.h, self.id, false, chunk.as_ref(), end_of_stream)
     }
 

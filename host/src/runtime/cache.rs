@@ -26,19 +26,10 @@ fn cache_file(engine: &Engine, dir: &Path, hash: &[u8; 32]) -> std::path::PathBu
 }
 
 /// Compiles `bytes`, or loads the code compiled earlier from `cache_dir`.
-pub(crate) fn compile(
-    engine: &Engine,
-    bytes: &[u8],
-    hash: &[u8; 32],
-    cache_dir: Option<&Path>,
-) -> Result<Module> {
+pub(crate) fn compile(engine: &Engine, bytes: &[u8], hash: &[u8; 32], cache_dir: Option<&Path>) -> Result<Module> {
     let is_binary = bytes.starts_with(b"\0asm");
     if !is_binary && std::str::from_utf8(bytes).is_err() {
-        let reason = if bytes.is_empty() {
-            "the file is empty".to_string()
-        } else {
-            "no \\0asm header".to_string()
-        };
+        let reason = if bytes.is_empty() { "the file is empty".to_string() } else { "no \\0asm header".to_string() };
         return Err(Error::NotWasm(reason));
     }
     if let Some(dir) = cache_dir {
@@ -65,18 +56,12 @@ pub(crate) fn compile(
 }
 
 fn build(engine: &Engine, bytes: &[u8], is_binary: bool) -> Result<Module> {
-    let r = if is_binary {
-        Module::from_binary(engine, bytes)
-    } else {
-        Module::new(engine, bytes)
-    };
+    let r = if is_binary { Module::from_binary(engine, bytes) } else { Module::new(engine, bytes) };
     r.map_err(|e| {
         if is_binary {
             Error::Compile(format!("{e:#}"))
         } else {
-            Error::NotWasm(format!(
-                "not binary wasm, and not valid WebAssembly text: {e:#}"
-            ))
+            Error::NotWasm(format!("not binary wasm, and not valid WebAssembly text: {e:#}"))
         }
     })
 }

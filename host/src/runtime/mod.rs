@@ -57,9 +57,7 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("config", &self.config)
-            .finish()
+        f.debug_struct("Runtime").field("config", &self.config).finish()
     }
 }
 
@@ -77,14 +75,12 @@ impl Runtime {
             pool.max_memory_size(config.memory_limit);
             wc.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        let engine = Engine::new(&wc)
-            .map_err(|e| Error::Runtime(format!("cannot create the wasm engine: {e}")))?;
+        let engine = Engine::new(&wc).map_err(|e| Error::Runtime(format!("cannot create the wasm engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         // Stubs for refused WASI calls are defined per module as they are met; a later module may
         // need the same name with its own signature.
         linker.allow_shadowing(true);
-        crate::abi::add_to_linker(&mut linker)
-            .map_err(|e| Error::Runtime(format!("cannot define imports: {e}")))?;
+        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Runtime(format!("cannot define imports: {e}")))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (weak_engine, stop) = (engine.weak(), stop_ticker.clone());
         std::thread::Builder::new()
@@ -99,13 +95,7 @@ impl Runtime {
                 }
             })
             .map_err(|e| Error::Runtime(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Self {
-            engine,
-            config,
-            linker: Mutex::new(linker),
-            modules: Mutex::new(HashMap::new()),
-            stop_ticker,
-        })
+        Ok(Self { engine, config, linker: Mutex::new(linker), modules: Mutex::new(HashMap::new()), stop_ticker })
     }
 
     /// The settings this runtime was made with.
@@ -121,12 +111,7 @@ impl Runtime {
     /// Compiles (or fetches from cache) a module and checks that it is a usable proxy-wasm module.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>> {
         let hash = cache::content_hash(bytes);
-        if let Some(m) = self
-            .modules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-        {
+        if let Some(m) = self.modules.lock().unwrap_or_else(|e| e.into_inner()).get(&hash) {
             return Ok(m.clone());
         }
         let module = cache::compile(&self.engine, bytes, &hash, self.config.cache_dir.as_deref())?;
@@ -134,20 +119,14 @@ impl Runtime {
             let mut linker = self.linker.lock().unwrap_or_else(|e| e.into_inner());
             Arc::new(CompiledModule::link(module, &mut linker)?)
         };
-        self.modules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash, compiled.clone());
+        self.modules.lock().unwrap_or_else(|e| e.into_inner()).insert(hash, compiled.clone());
         Ok(compiled)
     }
 
     /// Reads and loads a module file.
     pub fn load_file(&self, path: impl AsRef<std::path::Path>) -> Result<Arc<CompiledModule>> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         self.load(&bytes)
     }
 

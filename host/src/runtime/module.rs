@@ -86,10 +86,7 @@ impl ModuleInfo {
         } else {
             return Err(Error::NoAllocator);
         };
-        if !module
-            .exports()
-            .any(|e| e.name() == "memory" && matches!(e.ty(), ExternType::Memory(_)))
-        {
+        if !module.exports().any(|e| e.name() == "memory" && matches!(e.ty(), ExternType::Memory(_))) {
             return Err(Error::NoMemory);
         }
         let start = if has("_initialize") {
@@ -99,11 +96,7 @@ impl ModuleInfo {
         } else {
             None
         };
-        let callbacks = exports
-            .iter()
-            .filter(|e| e.starts_with("proxy_on_"))
-            .map(|e| e.to_string())
-            .collect();
+        let callbacks = exports.iter().filter(|e| e.starts_with("proxy_on_")).map(|e| e.to_string()).collect();
         let imports = module
             .imports()
             .filter(|i| matches!(i.ty(), ExternType::Func(_)))
@@ -119,20 +112,10 @@ impl ModuleInfo {
                 } else {
                     ImportSupport::Missing
                 };
-                ImportInfo {
-                    module: i.module().to_string(),
-                    name: i.name().to_string(),
-                    support,
-                }
+                ImportInfo { module: i.module().to_string(), name: i.name().to_string(), support }
             })
             .collect();
-        Ok(Self {
-            abi,
-            imports,
-            callbacks,
-            allocator,
-            start,
-        })
+        Ok(Self { abi, imports, callbacks, allocator, start })
     }
 }
 
@@ -145,9 +128,7 @@ pub struct CompiledModule {
 
 impl std::fmt::Debug for CompiledModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledModule")
-            .field("info", &self.info)
-            .finish()
+        f.debug_struct("CompiledModule").field("info", &self.info).finish()
     }
 }
 
@@ -171,25 +152,16 @@ impl CompiledModule {
             if WASI_MODULES.contains(&import.module()) && !WASI_FUNCTIONS.contains(&import.name()) {
                 let results_are_errno = ty.results().len() == 1;
                 linker
-                    .func_new(
-                        import.module(),
-                        import.name(),
-                        ty.clone(),
-                        move |_, _, results| {
-                            if results_are_errno {
-                                results[0] = Val::I32(ENOSYS);
-                            }
-                            Ok(())
-                        },
-                    )
-                    .map_err(|e| {
-                        Error::Link(format!("{}.{}: {e}", import.module(), import.name()))
-                    })?;
+                    .func_new(import.module(), import.name(), ty.clone(), move |_, _, results| {
+                        if results_are_errno {
+                            results[0] = Val::I32(ENOSYS);
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| Error::Link(format!("{}.{}: {e}", import.module(), import.name())))?;
             }
         }
-        let pre = linker
-            .instantiate_pre(&module)
-            .map_err(|e| Error::Link(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&module).map_err(|e| Error::Link(format!("{e:#}")))?;
         Ok(Self { module, pre, info })
     }
 

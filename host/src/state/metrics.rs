@@ -37,11 +37,7 @@ pub enum MetricValue {
 
 impl Metric {
     fn new(kind: MetricType) -> Self {
-        Self {
-            kind,
-            value: AtomicU64::new(0),
-            samples: Mutex::new((0, 0, Vec::new())),
-        }
+        Self { kind, value: AtomicU64::new(0), samples: Mutex::new((0, 0, Vec::new())) }
     }
 
     /// The stat's type.
@@ -98,11 +94,7 @@ impl Metric {
             MetricType::Gauge => MetricValue::Gauge(self.value.load(Ordering::Relaxed) as i64),
             MetricType::Histogram => {
                 let s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-                MetricValue::Histogram {
-                    count: s.0,
-                    sum: s.1,
-                    samples: s.2.clone(),
-                }
+                MetricValue::Histogram { count: s.0, sum: s.1, samples: s.2.clone() }
             }
         }
     }
@@ -122,33 +114,18 @@ impl Metrics {
         let full = format!("wasmcustom.{name}");
         match by_name.get(&full) {
             Some(m) if m.kind == kind => m.clone(),
-            Some(_) => by_name
-                .entry(format!("{full}.{kind:?}"))
-                .or_insert_with(|| Arc::new(Metric::new(kind)))
-                .clone(),
-            None => by_name
-                .entry(full)
-                .or_insert_with(|| Arc::new(Metric::new(kind)))
-                .clone(),
+            Some(_) => by_name.entry(format!("{full}.{kind:?}")).or_insert_with(|| Arc::new(Metric::new(kind))).clone(),
+            None => by_name.entry(full).or_insert_with(|| Arc::new(Metric::new(kind))).clone(),
         }
     }
 
     /// A stat by its full name (`wasmcustom.requests`).
     pub fn get(&self, full_name: &str) -> Option<MetricValue> {
-        self.by_name
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(full_name)
-            .map(|m| m.value())
+        self.by_name.lock().unwrap_or_else(|e| e.into_inner()).get(full_name).map(|m| m.value())
     }
 
     /// Every stat, sorted by name.
     pub fn snapshot(&self) -> Vec<(String, MetricValue)> {
-        self.by_name
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.value()))
-            .collect()
+        self.by_name.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.value())).collect()
     }
 }

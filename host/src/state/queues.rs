@@ -37,13 +37,7 @@ impl Queues {
     }
 
     /// Registers (or re-registers) `name` for `vm_id`; the caller becomes the one notified.
-    pub fn register(
-        &self,
-        vm_id: &str,
-        name: &str,
-        notifier: Arc<dyn QueueNotifier>,
-        root_context_id: u32,
-    ) -> u32 {
+    pub fn register(&self, vm_id: &str, name: &str, notifier: Arc<dyn QueueNotifier>, root_context_id: u32) -> u32 {
         let mut inner = self.lock();
         let key = (vm_id.to_string(), name.to_string());
         let id = match inner.by_name.get(&key) {
@@ -72,10 +66,7 @@ impl Queues {
 
     /// The id of `name` in `vm_id`, if registered.
     pub fn resolve(&self, vm_id: &str, name: &str) -> Option<u32> {
-        self.lock()
-            .by_name
-            .get(&(vm_id.to_string(), name.to_string()))
-            .copied()
+        self.lock().by_name.get(&(vm_id.to_string(), name.to_string())).copied()
     }
 
     /// Appends an item and notifies the registrant. `false` if the queue does not exist.
@@ -110,10 +101,6 @@ impl Queues {
 
     /// The names of every queue, as (vm_id, name).
     pub fn names(&self) -> Vec<(String, String)> {
-        self.lock()
-            .queues
-            .values()
-            .map(|q| (q.vm_id.clone(), q.name.clone()))
-            .collect()
+        self.lock().queues.values().map(|q| (q.vm_id.clone(), q.name.clone())).collect()
     }
 }

@@ -59,10 +59,7 @@ impl SharedData {
     /// The keys stored for `vm_id` (for inspection in tests).
     pub fn keys(&self, vm_id: &str) -> Vec<Vec<u8>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(vm_id)
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default()
+        entries.get(vm_id).map(|s| s.keys().cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -81,10 +78,7 @@ mod tests {
         let (v, c2) = d.get("vm", b"k").unwrap();
         assert_eq!((v.as_slice(), c2 > c1), (&b"b"[..], true));
         d.set("other", b"x", b"", 0).unwrap();
-        assert!(
-            d.get("other", b"x").unwrap().1 > c2,
-            "one counter across keys and vm ids"
-        );
+        assert!(d.get("other", b"x").unwrap().1 > c2, "one counter across keys and vm ids");
         assert!(d.get("vm", b"x").is_none(), "stores are separate per vm_id");
     }
 }

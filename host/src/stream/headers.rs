@@ -28,9 +28,7 @@ impl HeaderMap {
     }
 
     /// Builds a map from pairs, lower-casing names and placing pseudo-headers first.
-    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
+    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut map = Self::new();
         for (k, v) in pairs {
             map.add(k.as_ref(), v.as_ref());
@@ -51,10 +49,7 @@ impl HeaderMap {
     /// The first value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<&[u8]> {
         let key = key.as_ref();
-        self.pairs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_slice())
+        self.pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_slice())
     }
 
     /// The first value of `key` as UTF-8 text, if it is text.
@@ -64,10 +59,7 @@ impl HeaderMap {
 
     /// Every value of `key`, in order.
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
-            .map(|(_, v)| v.as_slice())
+        self.pairs.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(key.as_bytes())).map(|(_, v)| v.as_slice())
     }
 
     /// Appends a value, keeping existing ones. Pseudo-headers go after the other pseudo-headers.
@@ -75,11 +67,7 @@ impl HeaderMap {
         let key = lower(key.as_ref());
         let value = value.as_ref().to_vec();
         if key.first() == Some(&b':') {
-            let at = self
-                .pairs
-                .iter()
-                .position(|(k, _)| k.first() != Some(&b':'))
-                .unwrap_or(self.pairs.len());
+            let at = self.pairs.iter().position(|(k, _)| k.first() != Some(&b':')).unwrap_or(self.pairs.len());
             self.pairs.insert(at, (key, value));
         } else {
             self.pairs.push((key, value));
@@ -89,11 +77,7 @@ impl HeaderMap {
     /// Sets `key` to one value, replacing all existing values (in place of the first one).
     pub fn replace(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let key_ref = key.as_ref();
-        match self
-            .pairs
-            .iter()
-            .position(|(k, _)| k.eq_ignore_ascii_case(key_ref))
-        {
+        match self.pairs.iter().position(|(k, _)| k.eq_ignore_ascii_case(key_ref)) {
             Some(first) => {
                 self.pairs[first].1 = value.as_ref().to_vec();
                 let mut i = 0;
@@ -151,10 +135,7 @@ mod tests {
     fn replace_keeps_position_and_drops_repeats() {
         let mut h = HeaderMap::from_pairs([("a", "1"), ("b", "2"), ("a", "3")]);
         h.replace("A", "9");
-        assert_eq!(
-            h.iter().collect::<Vec<_>>(),
-            vec![(&b"a"[..], &b"9"[..]), (b"b", b"2")]
-        );
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![(&b"a"[..], &b"9"[..]), (b"b", b"2")]);
         h.replace("c", "x");
         assert_eq!(h.get("c"), Some(&b"x"[..]));
         assert_eq!(h.byte_size(), 2 + 2 + 2);

@@ -37,10 +37,8 @@ impl PropertyValue {
             Self::Double(v) => v.to_le_bytes().to_vec(),
             Self::Bool(b) => vec![u8::from(*b)],
             Self::Map(entries) => {
-                let encoded: Vec<(Vec<u8>, Vec<u8>)> = entries
-                    .iter()
-                    .map(|(k, v)| (k.as_bytes().to_vec(), v.encode()))
-                    .collect();
+                let encoded: Vec<(Vec<u8>, Vec<u8>)> =
+                    entries.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.encode())).collect();
                 crate::abi::codec::encode(encoded.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
             }
         }

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 
 pub use headers::HeaderMap;
 pub use info::{PropertyValue, StreamInfo};
-pub use status::{
-    data_status, grpc_status_for_http, headers_status, trailers_status, FilterStatus,
-};
+pub use status::{data_status, grpc_status_for_http, headers_status, trailers_status, FilterStatus};
 
 /// Whether a header map or buffer can be used in the running callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

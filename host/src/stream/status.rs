@@ -87,20 +87,11 @@ mod tests {
 
     #[test]
     fn envoy_mapping() {
-        assert_eq!(
-            headers_status(1, false, false),
-            FilterStatus::StopAllIterationAndWatermark
-        );
+        assert_eq!(headers_status(1, false, false), FilterStatus::StopAllIterationAndWatermark);
         assert_eq!(headers_status(1, true, false), FilterStatus::StopIteration);
         assert_eq!(headers_status(2, false, false), FilterStatus::Continue);
-        assert_eq!(
-            headers_status(9, false, false),
-            FilterStatus::StopAllIterationAndWatermark
-        );
-        assert_eq!(
-            headers_status(0, false, true),
-            FilterStatus::StopAllIterationAndWatermark
-        );
+        assert_eq!(headers_status(9, false, false), FilterStatus::StopAllIterationAndWatermark);
+        assert_eq!(headers_status(0, false, true), FilterStatus::StopAllIterationAndWatermark);
         assert_eq!(data_status(1, false), FilterStatus::StopIterationAndBuffer);
         assert_eq!(data_status(7, false), FilterStatus::StopIterationNoBuffer);
         assert_eq!(trailers_status(5, false), FilterStatus::StopIteration);

@@ -21,10 +21,8 @@ pub struct TracingLogSink;
 
 impl LogSink for TracingLogSink {
     fn log(&self, r: LogRecord) {
-        let prefix: Vec<&str> = [r.plugin.as_str(), r.root_id.as_str(), r.vm_id.as_str()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect();
+        let prefix: Vec<&str> =
+            [r.plugin.as_str(), r.root_id.as_str(), r.vm_id.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
         let line = format!("wasm log {}: {}", prefix.join(" "), r.message);
         match r.level {
             LogLevel::Trace => tracing::trace!(target: "wasm", "{line}"),
@@ -57,26 +55,20 @@ pub enum Clock {
 impl Clock {
     /// The system clock.
     pub fn real() -> Self {
-        Clock::Real {
-            start: Instant::now(),
-        }
+        Clock::Real { start: Instant::now() }
     }
 
     /// A virtual clock starting at `unix_nanos`.
     pub fn virtual_at(unix_nanos: i64) -> Self {
-        Clock::Virtual {
-            now_nanos: AtomicI64::new(unix_nanos),
-            mono_nanos: AtomicI64::new(0),
-        }
+        Clock::Virtual { now_nanos: AtomicI64::new(unix_nanos), mono_nanos: AtomicI64::new(0) }
     }
 
     /// Nanoseconds since the Unix epoch.
     pub fn now_nanos(&self) -> i64 {
         match self {
-            Clock::Real { .. } => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0),
+            Clock::Real { .. } => {
+                SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+            }
             Clock::Virtual { now_nanos, .. } => now_nanos.load(Ordering::Relaxed),
         }
     }
@@ -91,11 +83,7 @@ impl Clock {
 
     /// Moves a virtual clock forward; a real clock ignores it.
     pub fn advance(&self, nanos: i64) {
-        if let Clock::Virtual {
-            now_nanos,
-            mono_nanos,
-        } = self
-        {
+        if let Clock::Virtual { now_nanos, mono_nanos } = self {
             now_nanos.fetch_add(nanos, Ordering::Relaxed);
             mono_nanos.fetch_add(nanos, Ordering::Relaxed);
         }
@@ -152,17 +140,11 @@ impl ProxyEnv {
 
     /// True if `name` is a known cluster.
     pub fn has_cluster(&self, name: &str) -> bool {
-        self.clusters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(name)
+        self.clusters.read().unwrap_or_else(|e| e.into_inner()).contains(name)
     }
 
     /// Makes `name` a known cluster.
     pub fn add_cluster(&self, name: impl Into<String>) {
-        self.clusters
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.into());
+        self.clusters.write().unwrap_or_else(|e| e.into_inner()).insert(name.into());
     }
 }

@@ -180,10 +180,7 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host")
-            .field("vm_id", &self.vm_id)
-            .field("contexts", &self.contexts.len())
-            .finish()
+        f.debug_struct("Host").field("vm_id", &self.vm_id).field("contexts", &self.contexts.len()).finish()
     }
 }
 
@@ -197,10 +194,7 @@ impl Host {
         Self {
             memory: None,
             allocator: None,
-            limits: Limits {
-                memory_limit,
-                hit: false,
-            },
+            limits: Limits { memory_limit, hit: false },
             env,
             vm_id: options.vm_id,
             vm_config: options.configuration.into(),

@@ -15,9 +15,7 @@ use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 
 pub use actions::{HostAction, LocalReply};
 pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink};
-pub use host::{
-    CalloutData, Context, ContextKind, GrpcCallout, Host, HttpCallout, LogRecord, Phase, RootState,
-};
+pub use host::{CalloutData, Context, ContextKind, GrpcCallout, Host, HttpCallout, LogRecord, Phase, RootState};
 pub use plugin::{FailurePolicy, PluginInfo};
 
 use crate::abi::callbacks::{Callbacks, HeadersFn};
@@ -58,10 +56,7 @@ pub struct Vm {
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vm")
-            .field("host", self.store.data())
-            .field("failed", &self.failed)
-            .finish()
+        f.debug_struct("Vm").field("host", self.store.data()).field("failed", &self.failed).finish()
     }
 }
 
@@ -80,13 +75,9 @@ impl Vm {
         store.limiter(|h| &mut h.limits);
         store.set_epoch_deadline(runtime.deadline_ticks());
         store.epoch_deadline_trap();
-        let instance = module
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| Error::Runtime(format!("instantiation failed: {e:#}")))?;
-        let memory = instance
-            .get_memory(&mut store, "memory")
-            .ok_or(Error::NoMemory)?;
+        let instance =
+            module.pre.instantiate(&mut store).map_err(|e| Error::Runtime(format!("instantiation failed: {e:#}")))?;
+        let memory = instance.get_memory(&mut store, "memory").ok_or(Error::NoMemory)?;
         let cb = Callbacks::resolve(&instance, &mut store, module.info().allocator)?;
         store.data_mut().memory = Some(memory);
         store.data_mut().allocator = cb.allocator.clone();
@@ -177,19 +168,10 @@ impl Vm {
     fn classify(&self, function: &str, e: wasmtime::Error) -> Error {
         let function = function.to_string();
         if self.store.data().limits.hit {
-            return Error::MemoryLimit {
-                function,
-                limit_mib: self.memory_limit >> 20,
-            };
+            return Error::MemoryLimit { function, limit_mib: self.memory_limit >> 20 };
         }
-        if matches!(
-            e.downcast_ref::<wasmtime::Trap>(),
-            Some(wasmtime::Trap::Interrupt)
-        ) {
-            return Error::Deadline {
-                function,
-                deadline_ms: self.deadline_ms,
-            };
+        if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+            return Error::Deadline { function, deadline_ms: self.deadline_ms };
         }
         let mut message = e.root_cause().to_string();
         if let Some(msg) = &self.store.data().last_error_log {
@@ -214,45 +196,15 @@ impl Vm {
         let id = self.new_context_id();
         let vm_config_len = self.store.data().vm_config.len() as i32;
         let config_len = plugin.configuration.len() as i32;
-        let root = RootState {
-            plugin: Arc::new(plugin),
-            tick_period: None,
-            done_pending: false,
-            status: (0, Vec::new()),
-        };
-        self.store.data_mut().contexts.insert(
-            id,
-            Context {
-                root_id: id,
-                kind: ContextKind::Root(root),
-            },
-        );
+        let root =
+            RootState { plugin: Arc::new(plugin), tick_period: None, done_pending: false, status: (0, Vec::new()) };
+        self.store.data_mut().contexts.insert(id, Context { root_id: id, kind: ContextKind::Root(root) });
         let cb = self.cb.clone();
-        self.call(
-            "proxy_on_context_create",
-            cb.on_context_create,
-            id,
-            Phase::Other,
-            (id as i32, 0),
-        )?;
-        if self.call(
-            "proxy_on_vm_start",
-            cb.on_vm_start,
-            id,
-            Phase::VmStart,
-            (id as i32, vm_config_len),
-        )? == Some(0)
-        {
+        self.call("proxy_on_context_create", cb.on_context_create, id, Phase::Other, (id as i32, 0))?;
+        if self.call("proxy_on_vm_start", cb.on_vm_start, id, Phase::VmStart, (id as i32, vm_config_len))? == Some(0) {
             return Err(Error::VmStartFailed);
         }
-        if self.call(
-            "proxy_on_configure",
-            cb.on_configure,
-            id,
-            Phase::Configure,
-            (id as i32, config_len),
-        )? == Some(0)
-        {
+        if self.call("proxy_on_configure", cb.on_configure, id, Phase::Configure, (id as i32, config_len))? == Some(0) {
             return Err(Error::ConfigureFailed);
         }
         Ok(id)
@@ -268,23 +220,12 @@ impl Vm {
 
     fn create_stream(&mut self, root_id: u32, kind: ContextKind) -> Result<u32> {
         if self.plugin(root_id).is_none() {
-            return Err(Error::Usage(format!(
-                "context {root_id} is not a root context of this VM"
-            )));
+            return Err(Error::Usage(format!("context {root_id} is not a root context of this VM")));
         }
         let id = self.new_context_id();
-        self.store
-            .data_mut()
-            .contexts
-            .insert(id, Context { root_id, kind });
+        self.store.data_mut().contexts.insert(id, Context { root_id, kind });
         let cb = self.cb.clone();
-        self.call(
-            "proxy_on_context_create",
-            cb.on_context_create,
-            id,
-            Phase::Other,
-            (id as i32, root_id as i32),
-        )?;
+        self.call("proxy_on_context_create", cb.on_context_create, id, Phase::Other, (id as i32, root_id as i32))?;
         Ok(id)
     }
 
@@ -344,10 +285,7 @@ impl Vm {
     pub fn take_grpc_callouts(&mut self) -> Vec<GrpcCallout> {
         let h = self.store.data_mut();
         let tokens = std::mem::take(&mut h.new_grpc_callouts);
-        tokens
-            .iter()
-            .filter_map(|t| h.grpc_callouts.get(t).cloned())
-            .collect()
+        tokens.iter().filter_map(|t| h.grpc_callouts.get(t).cloned()).collect()
     }
 
     /// The tick period of a root context.
@@ -372,25 +310,12 @@ impl Vm {
         self.headers_call("proxy_on_response_headers", f, ctx, n, eos)
     }
 
-    fn headers_call(
-        &mut self,
-        name: &'static str,
-        f: Option<HeadersFn>,
-        ctx: u32,
-        n: usize,
-        eos: bool,
-    ) -> Result<i32> {
+    fn headers_call(&mut self, name: &'static str, f: Option<HeadersFn>, ctx: u32, n: usize, eos: bool) -> Result<i32> {
         let r = match f {
-            Some(HeadersFn::V2(f)) => self.call(
-                name,
-                Some(f),
-                ctx,
-                Phase::Other,
-                (ctx as i32, n as i32, eos as i32),
-            )?,
-            Some(HeadersFn::V1(f)) => {
-                self.call(name, Some(f), ctx, Phase::Other, (ctx as i32, n as i32))?
+            Some(HeadersFn::V2(f)) => {
+                self.call(name, Some(f), ctx, Phase::Other, (ctx as i32, n as i32, eos as i32))?
             }
+            Some(HeadersFn::V1(f)) => self.call(name, Some(f), ctx, Phase::Other, (ctx as i32, n as i32))?,
             None => None,
         };
         Ok(r.unwrap_or(0))
@@ -400,13 +325,7 @@ impl Vm {
     pub fn on_request_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
         let f = self.cb.on_request_body.clone();
         Ok(self
-            .call(
-                "proxy_on_request_body",
-                f,
-                ctx,
-                Phase::Other,
-                (ctx as i32, size as i32, eos as i32),
-            )?
+            .call("proxy_on_request_body", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?
             .unwrap_or(0))
     }
 
@@ -414,63 +333,33 @@ impl Vm {
     pub fn on_response_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
         let f = self.cb.on_response_body.clone();
         Ok(self
-            .call(
-                "proxy_on_response_body",
-                f,
-                ctx,
-                Phase::Other,
-                (ctx as i32, size as i32, eos as i32),
-            )?
+            .call("proxy_on_response_body", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?
             .unwrap_or(0))
     }
 
     /// `proxy_on_request_trailers(ctx, n)`.
     pub fn on_request_trailers(&mut self, ctx: u32, n: usize) -> Result<i32> {
         let f = self.cb.on_request_trailers.clone();
-        Ok(self
-            .call(
-                "proxy_on_request_trailers",
-                f,
-                ctx,
-                Phase::Other,
-                (ctx as i32, n as i32),
-            )?
-            .unwrap_or(0))
+        Ok(self.call("proxy_on_request_trailers", f, ctx, Phase::Other, (ctx as i32, n as i32))?.unwrap_or(0))
     }
 
     /// `proxy_on_response_trailers(ctx, n)`.
     pub fn on_response_trailers(&mut self, ctx: u32, n: usize) -> Result<i32> {
         let f = self.cb.on_response_trailers.clone();
-        Ok(self
-            .call(
-                "proxy_on_response_trailers",
-                f,
-                ctx,
-                Phase::Other,
-                (ctx as i32, n as i32),
-            )?
-            .unwrap_or(0))
+        Ok(self.call("proxy_on_response_trailers", f, ctx, Phase::Other, (ctx as i32, n as i32))?.unwrap_or(0))
     }
 
     /// `proxy_on_new_connection(ctx)`.
     pub fn on_new_connection(&mut self, ctx: u32) -> Result<i32> {
         let f = self.cb.on_new_connection.clone();
-        Ok(self
-            .call("proxy_on_new_connection", f, ctx, Phase::Other, ctx as i32)?
-            .unwrap_or(0))
+        Ok(self.call("proxy_on_new_connection", f, ctx, Phase::Other, ctx as i32)?.unwrap_or(0))
     }
 
     /// `proxy_on_downstream_data(ctx, size, eos)`.
     pub fn on_downstream_data(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
         let f = self.cb.on_downstream_data.clone();
         Ok(self
-            .call(
-                "proxy_on_downstream_data",
-                f,
-                ctx,
-                Phase::Other,
-                (ctx as i32, size as i32, eos as i32),
-            )?
+            .call("proxy_on_downstream_data", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?
             .unwrap_or(0))
     }
 
@@ -478,47 +367,21 @@ impl Vm {
     pub fn on_upstream_data(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
         let f = self.cb.on_upstream_data.clone();
         Ok(self
-            .call(
-                "proxy_on_upstream_data",
-                f,
-                ctx,
-                Phase::Other,
-                (ctx as i32, size as i32, eos as i32),
-            )?
+            .call("proxy_on_upstream_data", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?
             .unwrap_or(0))
     }
 
     /// `proxy_on_downstream_connection_close(ctx, peer)`.
-    pub fn on_downstream_close(
-        &mut self,
-        ctx: u32,
-        peer: crate::abi::status::PeerType,
-    ) -> Result<()> {
+    pub fn on_downstream_close(&mut self, ctx: u32, peer: crate::abi::status::PeerType) -> Result<()> {
         let f = self.cb.on_downstream_connection_close.clone();
-        self.call(
-            "proxy_on_downstream_connection_close",
-            f,
-            ctx,
-            Phase::Other,
-            (ctx as i32, peer as i32),
-        )?;
+        self.call("proxy_on_downstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
         Ok(())
     }
 
     /// `proxy_on_upstream_connection_close(ctx, peer)`.
-    pub fn on_upstream_close(
-        &mut self,
-        ctx: u32,
-        peer: crate::abi::status::PeerType,
-    ) -> Result<()> {
+    pub fn on_upstream_close(&mut self, ctx: u32, peer: crate::abi::status::PeerType) -> Result<()> {
         let f = self.cb.on_upstream_connection_close.clone();
-        self.call(
-            "proxy_on_upstream_connection_close",
-            f,
-            ctx,
-            Phase::Other,
-            (ctx as i32, peer as i32),
-        )?;
+        self.call("proxy_on_upstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
         Ok(())
     }
 
@@ -532,16 +395,9 @@ impl Vm {
     /// `proxy_on_done(ctx)`; true when the context is done now.
     pub fn on_done(&mut self, ctx: u32) -> Result<bool> {
         let f = self.cb.on_done.clone();
-        let done = self
-            .call("proxy_on_done", f, ctx, Phase::Other, ctx as i32)?
-            .map(|r| r != 0)
-            .unwrap_or(true);
+        let done = self.call("proxy_on_done", f, ctx, Phase::Other, ctx as i32)?.map(|r| r != 0).unwrap_or(true);
         if !done {
-            if let Some(Context {
-                kind: ContextKind::Root(r),
-                ..
-            }) = self.store.data_mut().contexts.get_mut(&ctx)
-            {
+            if let Some(Context { kind: ContextKind::Root(r), .. }) = self.store.data_mut().contexts.get_mut(&ctx) {
                 r.done_pending = true;
             }
         }
@@ -571,31 +427,16 @@ impl Vm {
     /// `proxy_on_queue_ready(root, queue)`.
     pub fn on_queue_ready(&mut self, root_id: u32, queue_id: u32) -> Result<()> {
         let f = self.cb.on_queue_ready.clone();
-        self.call(
-            "proxy_on_queue_ready",
-            f,
-            root_id,
-            Phase::Other,
-            (root_id as i32, queue_id as i32),
-        )?;
+        self.call("proxy_on_queue_ready", f, root_id, Phase::Other, (root_id as i32, queue_id as i32))?;
         Ok(())
     }
 
     /// Delivers an HTTP callout's answer to `proxy_on_http_call_response` on the issuing root.
     /// `None` is a reset: (0, 0, 0) with status 11 "reset" from `proxy_get_status`.
-    pub fn deliver_http_response(
-        &mut self,
-        callout: &HttpCallout,
-        response: Option<CalloutData>,
-    ) -> Result<()> {
+    pub fn deliver_http_response(&mut self, callout: &HttpCallout, response: Option<CalloutData>) -> Result<()> {
         let root = callout.root_id;
         let (status, nh, nb, nt) = match &response {
-            Some(d) => (
-                (0, Vec::new()),
-                d.headers.len(),
-                d.body.as_ref().map(Vec::len).unwrap_or(0),
-                d.trailers.len(),
-            ),
+            Some(d) => ((0, Vec::new()), d.headers.len(), d.body.as_ref().map(Vec::len).unwrap_or(0), d.trailers.len()),
             None => ((11, b"reset".to_vec()), 0, 0, 0),
         };
         let h = self.store.data_mut();
@@ -611,31 +452,18 @@ impl Vm {
             f,
             root,
             Phase::HttpCallResponse,
-            (
-                root as i32,
-                callout.token as i32,
-                nh as i32,
-                nb as i32,
-                nt as i32,
-            ),
+            (root as i32, callout.token as i32, nh as i32, nb as i32, nt as i32),
         )?;
         Ok(())
     }
 
     /// Delivers gRPC initial metadata for `token`.
-    pub fn deliver_grpc_initial_metadata(
-        &mut self,
-        token: u32,
-        metadata: crate::stream::HeaderMap,
-    ) -> Result<()> {
+    pub fn deliver_grpc_initial_metadata(&mut self, token: u32, metadata: crate::stream::HeaderMap) -> Result<()> {
         let Some(root) = self.grpc_root(token) else {
             return Ok(());
         };
         let n = metadata.len();
-        self.store.data_mut().callout_data = Some(CalloutData {
-            headers: metadata,
-            ..Default::default()
-        });
+        self.store.data_mut().callout_data = Some(CalloutData { headers: metadata, ..Default::default() });
         let f = self.cb.on_grpc_receive_initial_metadata.clone();
         self.call(
             "proxy_on_grpc_receive_initial_metadata",
@@ -653,35 +481,19 @@ impl Vm {
             return Ok(());
         };
         let n = message.len();
-        self.store.data_mut().callout_data = Some(CalloutData {
-            body: Some(message),
-            ..Default::default()
-        });
+        self.store.data_mut().callout_data = Some(CalloutData { body: Some(message), ..Default::default() });
         let f = self.cb.on_grpc_receive.clone();
-        self.call(
-            "proxy_on_grpc_receive",
-            f,
-            root,
-            Phase::GrpcReceive,
-            (root as i32, token as i32, n as i32),
-        )?;
+        self.call("proxy_on_grpc_receive", f, root, Phase::GrpcReceive, (root as i32, token as i32, n as i32))?;
         Ok(())
     }
 
     /// Delivers gRPC trailing metadata for `token`.
-    pub fn deliver_grpc_trailing_metadata(
-        &mut self,
-        token: u32,
-        metadata: crate::stream::HeaderMap,
-    ) -> Result<()> {
+    pub fn deliver_grpc_trailing_metadata(&mut self, token: u32, metadata: crate::stream::HeaderMap) -> Result<()> {
         let Some(root) = self.grpc_root(token) else {
             return Ok(());
         };
         let n = metadata.len();
-        self.store.data_mut().callout_data = Some(CalloutData {
-            trailers: metadata,
-            ..Default::default()
-        });
+        self.store.data_mut().callout_data = Some(CalloutData { trailers: metadata, ..Default::default() });
         let f = self.cb.on_grpc_receive_trailing_metadata.clone();
         self.call(
             "proxy_on_grpc_receive_trailing_metadata",
@@ -704,31 +516,16 @@ impl Vm {
             r.status = (status, message.to_vec());
         }
         let f = self.cb.on_grpc_close.clone();
-        self.call(
-            "proxy_on_grpc_close",
-            f,
-            root,
-            Phase::Other,
-            (root as i32, token as i32, status as i32),
-        )?;
+        self.call("proxy_on_grpc_close", f, root, Phase::Other, (root as i32, token as i32, status as i32))?;
         Ok(())
     }
 
     fn grpc_root(&self, token: u32) -> Option<u32> {
-        self.store
-            .data()
-            .grpc_callouts
-            .get(&token)
-            .map(|c| c.root_id)
+        self.store.data().grpc_callouts.get(&token).map(|c| c.root_id)
     }
 
     /// Calls `proxy_on_foreign_function(root, function_id, args)` with the arguments readable.
-    pub fn on_foreign_function(
-        &mut self,
-        root_id: u32,
-        function_id: u32,
-        args: Vec<u8>,
-    ) -> Result<()> {
+    pub fn on_foreign_function(&mut self, root_id: u32, function_id: u32, args: Vec<u8>) -> Result<()> {
         let n = args.len();
         self.store.data_mut().foreign_args = Some(args);
         let f = self.cb.on_foreign_function.clone();
