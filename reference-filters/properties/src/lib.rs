@@ -1,0 +1,62 @@
+//! Properties: reads Envoy's attributes in the request phase and reports them as response headers.
+use proxy_wasm::traits::*;
+use proxy_wasm::types::*;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_http_context(|_, _| -> Box<dyn HttpContext> { Box::new(Props::default()) });
+}}
+
+#[derive(Default)]
+struct Props {
+    found: Vec<(String, String)>,
+}
+
+const STRINGS: &[&[&str]] = &[
+    &["request", "path"],
+    &["request", "url_path"],
+    &["request", "query"],
+    &["request", "method"],
+    &["request", "host"],
+    &["request", "scheme"],
+    &["request", "protocol"],
+    &["request", "headers", "x-prop"],
+    &["plugin_name"],
+    &["plugin_root_id"],
+    &["plugin_vm_id"],
+    &["xds", "cluster_name"],
+    &["xds", "route_name"],
+    &["my_key"],
+    &["cluster_name"],
+    &["node"],
+];
+
+/// Values that differ from run to run: report only their encoded length.
+const SIZES: &[&[&str]] = &[&["source", "port"], &["request", "time"], &["connection", "id"], &["connection", "mtls"]];
+
+impl Context for Props {}
+
+impl HttpContext for Props {
+    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        self.set_property(vec!["my_key"], Some(b"my value"));
+        for path in STRINGS {
+            let v = self.get_property(path.to_vec()).map(|b| String::from_utf8_lossy(&b).into_owned());
+            self.found.push((path.join("."), v.unwrap_or_else(|| "<none>".into())));
+        }
+        for path in SIZES {
+            let v = self.get_property(path.to_vec()).map(|b| format!("len={}", b.len()));
+            self.found.push((path.join("."), v.unwrap_or_else(|| "<none>".into())));
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        for (k, v) in std::mem::take(&mut self.found) {
+            self.set_http_response_header(&format!("x-prop-{}", k.replace('.', "-")), Some(&v));
+        }
+        // After the request headers continued, request attributes are gone (Envoy: NotFound).
+        let late = self.get_property(vec!["request", "path"]).is_some();
+        self.set_http_response_header("x-prop-late-request-path", Some(&late.to_string()));
+        Action::Continue
+    }
+}
