@@ -544,8 +544,8 @@ fn reply_headers(reply: &LocalReply, grpc: bool) -> (HeaderMap, Vec<u8>) {
     for (k, v) in &reply.headers {
         headers.add(k, v);
     }
+    headers.replace("content-length", reply.body.len().to_string());
     if !reply.body.is_empty() {
-        headers.replace("content-length", reply.body.len().to_string());
         if headers.get("content-type").is_none() {
             headers.add("content-type", "text/plain");
         }
