@@ -28,9 +28,13 @@ fn cache_file(engine: &Engine, dir: &Path, hash: &[u8; 32]) -> std::path::PathBu
 /// Compiles `bytes`, or loads the code compiled earlier from `cache_dir`.
 pub(crate) fn compile(engine: &Engine, bytes: &[u8], hash: &[u8; 32], cache_dir: Option<&Path>) -> Result<Module> {
     let is_binary = bytes.starts_with(b"\0asm");
-    if !is_binary && std::str::from_utf8(bytes).is_err() {
-        let reason = if bytes.is_empty() { "the file is empty".to_string() } else { "no \\0asm header".to_string() };
-        return Err(Error::NotWasm(reason));
+    if bytes.is_empty() {
+        return Err(Error::NotWasm("the file is empty".into()));
+    }
+    // WebAssembly text is accepted too (handy in tests); anything else must have the binary header.
+    let is_text = std::str::from_utf8(bytes).is_ok_and(|t| t.trim_start().starts_with('('));
+    if !is_binary && !is_text {
+        return Err(Error::NotWasm("it does not start with the \\0asm magic number".into()));
     }
     if let Some(dir) = cache_dir {
         let file = cache_file(engine, dir, hash);
@@ -61,7 +65,8 @@ fn build(engine: &Engine, bytes: &[u8], is_binary: bool) -> Result<Module> {
         if is_binary {
             Error::Compile(format!("{e:#}"))
         } else {
-            Error::NotWasm(format!("not binary wasm, and not valid WebAssembly text: {e:#}"))
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            Error::NotWasm(format!("invalid WebAssembly text: {first}"))
         }
     })
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
-pub use module::{AbiVersion, CompiledModule, ImportInfo, ModuleInfo};
+pub use module::{AbiVersion, CompiledModule, ImportInfo, ImportSupport, ModuleInfo};
 
 use crate::error::{Error, Result};
 use crate::vm::Host;
@@ -121,6 +121,14 @@ impl Runtime {
         };
         self.modules.lock().unwrap_or_else(|e| e.into_inner()).insert(hash, compiled.clone());
         Ok(compiled)
+    }
+
+    /// Compiles `bytes` and reports what the module declares, without requiring that the host can
+    /// link it (for `sluice check`, which lists what is missing).
+    pub fn inspect(&self, bytes: &[u8]) -> Result<ModuleInfo> {
+        let hash = cache::content_hash(bytes);
+        let module = cache::compile(&self.engine, bytes, &hash, self.config.cache_dir.as_deref())?;
+        ModuleInfo::read(&module)
     }
 
     /// Reads and loads a module file.

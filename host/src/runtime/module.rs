@@ -66,7 +66,7 @@ pub struct ModuleInfo {
 }
 
 impl ModuleInfo {
-    fn read(module: &Module) -> Result<Self> {
+    pub(crate) fn read(module: &Module) -> Result<Self> {
         let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
         let has = |n: &str| exports.contains(&n);
         // Envoy takes the first marker it finds in the export section.
@@ -96,7 +96,11 @@ impl ModuleInfo {
         } else {
             None
         };
-        let callbacks = exports.iter().filter(|e| e.starts_with("proxy_on_")).map(|e| e.to_string()).collect();
+        let callbacks = exports
+            .iter()
+            .filter(|e| e.starts_with("proxy_on_") && **e != "proxy_on_memory_allocate")
+            .map(|e| e.to_string())
+            .collect();
         let imports = module
             .imports()
             .filter(|i| matches!(i.ty(), ExternType::Func(_)))

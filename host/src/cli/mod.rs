@@ -1,0 +1,3 @@
+//! The subcommands of the `sluice` binary.
+
+pub mod check;
