@@ -215,7 +215,9 @@ impl Envoy {
             if self.admin_port != 0 {
                 if let Ok(r) = crate::client::get(self.admin_port, "/listeners") {
                     let text = String::from_utf8_lossy(&r.body).into_owned();
-                    if let Some(port) = text.lines().find_map(|l| l.split("::").nth(1)?.rsplit(':').next()?.trim().parse().ok()) {
+                    if let Some(port) =
+                        text.lines().find_map(|l| l.split("::").nth(1)?.rsplit(':').next()?.trim().parse().ok())
+                    {
                         self.port = port;
                         return Ok(());
                     }

@@ -27,7 +27,11 @@ fn normalize(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
 
 impl From<&Raw> for Observed {
     fn from(r: &Raw) -> Self {
-        Self { status: r.status(), headers: normalize(r.headers.clone()), body: String::from_utf8_lossy(&r.body).into() }
+        Self {
+            status: r.status(),
+            headers: normalize(r.headers.clone()),
+            body: String::from_utf8_lossy(&r.body).into(),
+        }
     }
 }
 

@@ -20,19 +20,21 @@ pub fn respond(method: &str, path: &str, headers: &[(String, String)], body: &[u
         return match header("x-user") {
             Some("alice") => Response::new(200).header("x-user", "alice").body(""),
             Some("slow") => Response::new(200).header("x-user", "slow").body(""),
-            other => Response::new(401).header("content-type", "text/plain").body(format!(
-                "user {} is not allowed",
-                other.unwrap_or("<none>")
-            )),
+            other => Response::new(401)
+                .header("content-type", "text/plain")
+                .body(format!("user {} is not allowed", other.unwrap_or("<none>"))),
         };
     }
     if let Some(code) = path.strip_prefix("/status/").and_then(|c| c.parse().ok()) {
         return Response::new(code).header("content-type", "text/plain").body("upstream says hello");
     }
-    let mut text = format!("hello from upstream\nmethod={method}\npath={path}\nbody={}\n", String::from_utf8_lossy(body));
+    let mut text =
+        format!("hello from upstream\nmethod={method}\npath={path}\nbody={}\n", String::from_utf8_lossy(body));
     let mut xs: Vec<&(String, String)> = headers
         .iter()
-        .filter(|(k, _)| k.starts_with("x-") && k != "x-request-id" && k != "x-forwarded-proto" && !k.starts_with("x-envoy"))
+        .filter(|(k, _)| {
+            k.starts_with("x-") && k != "x-request-id" && k != "x-forwarded-proto" && !k.starts_with("x-envoy")
+        })
         .collect();
     xs.sort();
     for (k, v) in xs {

@@ -115,7 +115,10 @@ fn http_callouts_match() {
     assert_eq!((o.status, o.body.as_str()), (403, "user bob is not allowed"));
     assert_eq!(header(&o, "x-auth-status"), Some("401"));
     let o = check(&mut s, Case::get("/in").header("x-user", "slow"));
-    assert_eq!((o.status, o.body.as_str(), header(&o, "x-auth-status")), (403, "upstream request timeout", Some("504")));
+    assert_eq!(
+        (o.status, o.body.as_str(), header(&o, "x-auth-status")),
+        (403, "upstream request timeout", Some("504"))
+    );
 }
 
 #[test]

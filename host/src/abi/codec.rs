@@ -112,7 +112,8 @@ mod tests {
     fn round_trip() {
         let pairs: Vec<(&[u8], &[u8])> = vec![(b":path", b"/a"), (b"x", b"")];
         let enc = encode(pairs.iter().copied());
-        assert_eq!(enc.len(), 4 + 8 * 2 + 5 + 1 + 2 + 1 + 1 + 1 + 0 + 1);
+        // count, two length pairs, then ":path\0/a\0x\0\0".
+        assert_eq!(enc.len(), 4 + 8 * 2 + (5 + 1 + 2 + 1) + (1 + 1 + 1));
         let dec = decode(&enc).unwrap();
         assert_eq!(dec, vec![(b":path".to_vec(), b"/a".to_vec()), (b"x".to_vec(), vec![])]);
     }

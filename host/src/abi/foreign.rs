@@ -22,8 +22,11 @@ const FILTER_STATE_FACTORIES: &[&str] = &[
     "envoy.network.transport_socket.original_dst_address",
 ];
 
-/// Fields of a protobuf message: (field number, varint value or bytes).
-fn proto_fields(mut b: &[u8]) -> Option<Vec<(u32, Result<u64, &[u8]>)>> {
+/// A protobuf field: its number, and its varint value (`Ok`) or its bytes (`Err`).
+type Field<'a> = (u32, Result<u64, &'a [u8]>);
+
+/// The fields of a protobuf message.
+fn proto_fields(mut b: &[u8]) -> Option<Vec<Field<'_>>> {
     fn varint(b: &mut &[u8]) -> Option<u64> {
         let mut v = 0u64;
         for i in 0..10 {
@@ -56,11 +59,11 @@ fn proto_fields(mut b: &[u8]) -> Option<Vec<(u32, Result<u64, &[u8]>)>> {
     (field_ok(&out)).then_some(out)
 }
 
-fn field_ok(fields: &[(u32, Result<u64, &[u8]>)]) -> bool {
+fn field_ok(fields: &[Field<'_>]) -> bool {
     fields.iter().all(|(n, _)| *n > 0)
 }
 
-fn bytes_field<'a>(fields: &[(u32, Result<u64, &'a [u8]>)], n: u32) -> Option<&'a [u8]> {
+fn bytes_field<'a>(fields: &[Field<'a>], n: u32) -> Option<&'a [u8]> {
     fields.iter().find_map(|(f, v)| (*f == n).then_some(*v).and_then(|v| v.err()))
 }
 

@@ -62,13 +62,11 @@ pub fn run(args: CheckArgs) -> Result<()> {
     let module = runtime.load(&bytes)?;
     let logs = Arc::new(LogCollector::default());
     let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), logs.clone(), Clock::real()));
-    let options = VmOptions { vm_id: String::new(), configuration: vm_config.unwrap_or_default(), env_vars: Vec::new() };
+    let options =
+        VmOptions { vm_id: String::new(), configuration: vm_config.unwrap_or_default(), env_vars: Vec::new() };
     let result = Vm::new(&runtime, module, options, env, Arc::new(NoQueues)).and_then(|mut vm| {
-        let plugin = PluginInfo {
-            name: "check".into(),
-            configuration: plugin_config.unwrap_or_default(),
-            ..Default::default()
-        };
+        let plugin =
+            PluginInfo { name: "check".into(), configuration: plugin_config.unwrap_or_default(), ..Default::default() };
         vm.start_plugin(plugin)
     });
     for r in logs.records() {

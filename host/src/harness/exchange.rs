@@ -177,11 +177,8 @@ impl Harness {
     }
 
     fn stalled(&mut self, what: &str) -> Error {
-        let callouts: Vec<String> = self
-            .http_callouts()
-            .iter()
-            .map(|c| format!("token {} to cluster `{}`", c.token, c.cluster))
-            .collect();
+        let callouts: Vec<String> =
+            self.http_callouts().iter().map(|c| format!("token {} to cluster `{}`", c.token, c.cluster)).collect();
         let failure = self.vm_failures().last().cloned();
         let mut msg = format!("stream stalled: {what}");
         if !callouts.is_empty() {

@@ -545,10 +545,8 @@ fn reply_headers(reply: &LocalReply, grpc: bool) -> (HeaderMap, Vec<u8>) {
         headers.add(k, v);
     }
     headers.replace("content-length", reply.body.len().to_string());
-    if !reply.body.is_empty() {
-        if headers.get("content-type").is_none() {
-            headers.add("content-type", "text/plain");
-        }
+    if !reply.body.is_empty() && headers.get("content-type").is_none() {
+        headers.add("content-type", "text/plain");
     }
     (headers, reply.body.clone())
 }

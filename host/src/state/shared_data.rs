@@ -6,10 +6,13 @@ use std::sync::RwLock;
 
 use crate::abi::status::Status;
 
+/// One vm_id's entries: key → (value, CAS).
+type Store = HashMap<Vec<u8>, (Vec<u8>, u32)>;
+
 /// The store behind `proxy_get_shared_data` / `proxy_set_shared_data`.
 #[derive(Debug, Default)]
 pub struct SharedData {
-    entries: RwLock<HashMap<String, HashMap<Vec<u8>, (Vec<u8>, u32)>>>,
+    entries: RwLock<HashMap<String, Store>>,
     cas: AtomicU32,
 }
 
