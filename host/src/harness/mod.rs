@@ -315,6 +315,16 @@ impl Harness {
         &mut self.vm
     }
 
+    /// Calls any export of the module on context `context_id`, then does what Envoy does after a
+    /// callback (deferred actions, queue events, callouts). For tests that exercise hostcalls
+    /// through a probe module.
+    pub fn invoke(&mut self, name: &str, context_id: u32, params: &[wasmtime::Val]) -> Result<Vec<wasmtime::Val>> {
+        let r = self.vm.invoke(name, context_id, params);
+        let out = r.as_ref().map(|v| v.clone()).map_err(|e| Error::Usage(e.to_string()));
+        self.after_guest_call(r)?;
+        out
+    }
+
     /// The root context id of the plugin.
     pub fn root_id(&self) -> u32 {
         self.root_id

@@ -46,6 +46,7 @@ impl QueueNotifier for NoQueues {
 /// One instance of a module with its contexts.
 pub struct Vm {
     store: Store<Host>,
+    instance: wasmtime::Instance,
     cb: Callbacks,
     module: Arc<CompiledModule>,
     failed: Option<String>,
@@ -83,6 +84,7 @@ impl Vm {
         store.data_mut().allocator = cb.allocator.clone();
         let mut vm = Self {
             store,
+            instance,
             cb,
             module,
             failed: None,
@@ -293,6 +295,49 @@ impl Vm {
         match &self.store.data().contexts.get(&root_id)?.kind {
             ContextKind::Root(r) => r.tick_period,
             _ => None,
+        }
+    }
+
+    /// Calls any export by name with the host set up for `context_id`, as if Envoy had called a
+    /// callback on it. For tools and tests that exercise hostcalls directly; the usual callbacks have
+    /// typed methods below.
+    pub fn invoke(&mut self, name: &str, context_id: u32, params: &[wasmtime::Val]) -> Result<Vec<wasmtime::Val>> {
+        if let Some(why) = &self.failed {
+            return Err(Error::VmFailed(why.clone()));
+        }
+        let instance_func =
+            self.exports_func(name).ok_or_else(|| Error::Usage(format!("the module exports no function `{name}`")))?;
+        let ty = instance_func.ty(&self.store);
+        let mut results = vec![wasmtime::Val::I32(0); ty.results().len()];
+        {
+            let h = self.store.data_mut();
+            h.phase = Phase::Other;
+            h.current_context = context_id;
+            h.effective_context = context_id;
+            h.limits.hit = false;
+        }
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let r = instance_func.call(&mut self.store, params, &mut results);
+        self.store.data_mut().phase = Phase::Other;
+        match r {
+            Ok(()) => Ok(results),
+            Err(e) => {
+                let err = self.classify(name, e);
+                self.failed = Some(err.to_string());
+                Err(err)
+            }
+        }
+    }
+
+    fn exports_func(&mut self, name: &str) -> Option<wasmtime::Func> {
+        self.instance.get_func(&mut self.store, name)
+    }
+
+    /// The guest's linear memory, for tools and tests that place arguments for [`Vm::invoke`].
+    pub fn guest_memory(&mut self) -> &mut [u8] {
+        match self.store.data().memory {
+            Some(m) => m.data_mut(&mut self.store),
+            None => &mut [],
         }
     }
 
