@@ -76,8 +76,11 @@ fn probe_wat() -> String {
 "#,
     );
     for (_, name, params) in IMPORTS {
-        let ps: Vec<String> =
-            params.chars().enumerate().map(|(i, c)| format!("(param $p{i} {})", if c == 'L' { "i64" } else { "i32" })).collect();
+        let ps: Vec<String> = params
+            .chars()
+            .enumerate()
+            .map(|(i, c)| format!("(param $p{i} {})", if c == 'L' { "i64" } else { "i32" }))
+            .collect();
         let args: Vec<String> = (0..params.len()).map(|i| format!("(local.get $p{i})")).collect();
         w.push_str(&format!(
             "  (func (export \"call_{name}\") {} (result i32) (call ${name} {}))\n",
@@ -364,7 +367,10 @@ fn grpc_callouts() {
     let (svc, sl) = p.put(SCRATCH + 100, b"pkg.Svc");
     let (m, ml) = p.put(SCRATCH + 200, b"Do");
     let (msg, msgl) = p.put(SCRATCH + 300, b"\x08\x01");
-    assert_eq!(p.s("proxy_grpc_call", &[u, ul, svc, sl, m, ml, 0, 0, msg, msgl, 100, RET]), Status::ParseFailure as i32);
+    assert_eq!(
+        p.s("proxy_grpc_call", &[u, ul, svc, sl, m, ml, 0, 0, msg, msgl, 100, RET]),
+        Status::ParseFailure as i32
+    );
     assert_eq!(p.s("proxy_grpc_call", &[c, cl, svc, sl, m, ml, 0, 0, msg, msgl, 100, RET]), OK);
     let call = p.u32_at(RET) as i32;
     assert_eq!(call % 4, 1);

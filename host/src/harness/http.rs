@@ -612,32 +612,47 @@ fn send_reply(h: &mut Harness, id: u32, reply: LocalReply) -> Result<()> {
 
 /// The VM failed while this stream was open: apply the plugin's failure policy.
 pub(crate) fn fail_stream(h: &mut Harness, id: u32) {
-    let Some(drv) = h.streams.get_mut(&id) else {
-        return;
-    };
+    let Some(drv) = h.streams.get(&id) else { return };
     if drv.finished() {
         return;
     }
-    if let Some(ctx) = drv.ctx.take() {
+    let legacy_fail_open = h.plugin.failure_policy == FailurePolicy::LegacyFailOpen;
+    if legacy_fail_open {
+        // The stream goes on without the filter, with whatever the filter held released as it was.
+        for d in [Dir::Request, Dir::Response] {
+            let held = state(h, id).map(|s| {
+                let headers = slot(s, d, false);
+                let map = headers.access.readable().then(|| headers.map.clone());
+                (map, std::mem::take(&mut body_slot(s, d).bytes))
+            });
+            let drv = driver(h, id);
+            let side = drv.side(d);
+            if side.stage == Stage::Ended
+                || (side.stage == Stage::Idle && held.as_ref().is_none_or(|(m, _)| m.is_none()))
+            {
+                continue;
+            }
+            let eos = side.eos_seen;
+            let pending = std::mem::take(&mut side.pending);
+            side.stage = if eos { Stage::Ended } else { Stage::Open };
+            let out = drv.out(d);
+            if let Some((map, body)) = held {
+                if let Some(map) = map.filter(|_| !out.headers_forwarded) {
+                    out.headers = map;
+                }
+                out.body.extend_from_slice(&body);
+            }
+            out.headers_forwarded = true;
+            out.body.extend_from_slice(&pending);
+            out.end_of_stream = eos;
+        }
+    }
+    if let Some(ctx) = driver(h, id).ctx.take() {
         // A failed VM gets no more callbacks for this stream: no on_log, on_done or on_delete.
         h.vm.drop_context(ctx);
     }
-    let legacy_fail_open = h.plugin.failure_policy == FailurePolicy::LegacyFailOpen;
-    let drv = driver(h, id);
     if legacy_fail_open {
-        drv.skip = true;
-        for d in [Dir::Request, Dir::Response] {
-            let side = drv.side(d);
-            if matches!(side.stage, Stage::HeadersStopped { .. } | Stage::Buffering | Stage::TrailersStopped) {
-                let eos = side.eos_seen;
-                let pending = std::mem::take(&mut side.pending);
-                side.stage = if eos { Stage::Ended } else { Stage::Open };
-                let out = drv.out(d);
-                out.headers_forwarded = true;
-                out.body.extend_from_slice(&pending);
-                out.end_of_stream = eos;
-            }
-        }
+        driver(h, id).skip = true;
         return;
     }
     let reply = LocalReply {
