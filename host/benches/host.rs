@@ -23,6 +23,9 @@ fn instance_ready(c: &mut Criterion) {
     let module = runtime.load_file(wasm::reference_filter("headers")).unwrap();
     let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), Clock::real()));
     let plugin = PluginInfo { name: "bench".into(), ..Default::default() };
+    c.bench_function("instantiate_only", |b| {
+        b.iter(|| Vm::new(&runtime, module.clone(), VmOptions::default(), env.clone(), Arc::new(NoQueues)).unwrap())
+    });
     c.bench_function("instance_ready", |b| {
         b.iter(|| {
             let mut vm =

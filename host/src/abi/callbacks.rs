@@ -1,114 +1,123 @@
-//! Typed handles to the callbacks a module exports, resolved once per instance.
+//! Typed handles to the callbacks a module exports.
+//!
+//! Signatures are checked once per module ([`Exports::new`]); each instance resolves a callback the
+//! first time it is called, so starting an instance costs only the callbacks it actually uses.
 
-use wasmtime::{AsContextMut, Instance, TypedFunc, WasmParams, WasmResults};
+use wasmtime::{AsContextMut, ExternType, Instance, Module, ModuleExport, TypedFunc, ValType, WasmParams, WasmResults};
 
 use crate::error::{Error, Result};
 
-type F<P, R> = Option<TypedFunc<P, R>>;
+/// A callback resolved on first use: `None` = not looked up yet, `Some(None)` = not exported.
+pub(crate) struct Lazy<P, R>(Option<Option<TypedFunc<P, R>>>);
 
-/// `proxy_on_request_headers` takes `end_of_stream` since 0.2.0.
-#[derive(Clone)]
-pub(crate) enum HeadersFn {
-    /// (context, headers, end_of_stream)
-    V2(TypedFunc<(i32, i32, i32), i32>),
-    /// 0.1.0: (context, headers)
-    V1(TypedFunc<(i32, i32), i32>),
-}
-
-/// The exports the host may call. A missing one is skipped, as Envoy does.
-#[derive(Clone, Default)]
-pub(crate) struct Callbacks {
-    pub allocator: F<i32, i32>,
-    pub initialize: F<(), ()>,
-    pub main: F<(i32, i32), i32>,
-    pub main_void: F<(), i32>,
-    pub start: F<(), ()>,
-    pub on_context_create: F<(i32, i32), ()>,
-    pub on_vm_start: F<(i32, i32), i32>,
-    pub on_configure: F<(i32, i32), i32>,
-    pub on_tick: F<i32, ()>,
-    pub on_queue_ready: F<(i32, i32), ()>,
-    pub on_new_connection: F<i32, i32>,
-    pub on_downstream_data: F<(i32, i32, i32), i32>,
-    pub on_upstream_data: F<(i32, i32, i32), i32>,
-    pub on_downstream_connection_close: F<(i32, i32), ()>,
-    pub on_upstream_connection_close: F<(i32, i32), ()>,
-    pub on_request_headers: Option<HeadersFn>,
-    pub on_response_headers: Option<HeadersFn>,
-    pub on_request_body: F<(i32, i32, i32), i32>,
-    pub on_response_body: F<(i32, i32, i32), i32>,
-    pub on_request_trailers: F<(i32, i32), i32>,
-    pub on_response_trailers: F<(i32, i32), i32>,
-    pub on_http_call_response: F<(i32, i32, i32, i32, i32), ()>,
-    pub on_grpc_receive_initial_metadata: F<(i32, i32, i32), ()>,
-    pub on_grpc_receive: F<(i32, i32, i32), ()>,
-    pub on_grpc_receive_trailing_metadata: F<(i32, i32, i32), ()>,
-    pub on_grpc_close: F<(i32, i32, i32), ()>,
-    pub on_foreign_function: F<(i32, i32, i32), ()>,
-    pub on_done: F<i32, i32>,
-    pub on_log: F<i32, ()>,
-    pub on_delete: F<i32, ()>,
-}
-
-fn get<P: WasmParams, R: WasmResults>(
-    instance: &Instance,
-    mut store: impl AsContextMut,
-    name: &str,
-) -> Result<Option<TypedFunc<P, R>>> {
-    let Some(func) = instance.get_func(&mut store, name) else {
-        return Ok(None);
-    };
-    func.typed::<P, R>(&store)
-        .map(Some)
-        .map_err(|e| Error::Link(format!("export `{name}` has the wrong signature: {e}")))
-}
-
-fn headers(instance: &Instance, mut store: impl AsContextMut, name: &str) -> Result<Option<HeadersFn>> {
-    let Some(func) = instance.get_func(&mut store, name) else {
-        return Ok(None);
-    };
-    if let Ok(f) = func.typed::<(i32, i32, i32), i32>(&store) {
-        return Ok(Some(HeadersFn::V2(f)));
+impl<P, R> Default for Lazy<P, R> {
+    fn default() -> Self {
+        Self(None)
     }
-    func.typed::<(i32, i32), i32>(&store)
-        .map(|f| Some(HeadersFn::V1(f)))
-        .map_err(|e| Error::Link(format!("export `{name}` has the wrong signature: {e}")))
 }
 
-impl Callbacks {
-    /// Resolves every known export of `instance`.
-    pub(crate) fn resolve(instance: &Instance, mut s: impl AsContextMut, allocator: &str) -> Result<Self> {
-        Ok(Self {
-            allocator: get(instance, &mut s, allocator)?,
-            initialize: get(instance, &mut s, "_initialize")?,
-            main: get(instance, &mut s, "main").ok().flatten(),
-            main_void: get(instance, &mut s, "__main_void").ok().flatten(),
-            start: get(instance, &mut s, "_start")?,
-            on_context_create: get(instance, &mut s, "proxy_on_context_create")?,
-            on_vm_start: get(instance, &mut s, "proxy_on_vm_start")?,
-            on_configure: get(instance, &mut s, "proxy_on_configure")?,
-            on_tick: get(instance, &mut s, "proxy_on_tick")?,
-            on_queue_ready: get(instance, &mut s, "proxy_on_queue_ready")?,
-            on_new_connection: get(instance, &mut s, "proxy_on_new_connection")?,
-            on_downstream_data: get(instance, &mut s, "proxy_on_downstream_data")?,
-            on_upstream_data: get(instance, &mut s, "proxy_on_upstream_data")?,
-            on_downstream_connection_close: get(instance, &mut s, "proxy_on_downstream_connection_close")?,
-            on_upstream_connection_close: get(instance, &mut s, "proxy_on_upstream_connection_close")?,
-            on_request_headers: headers(instance, &mut s, "proxy_on_request_headers")?,
-            on_response_headers: headers(instance, &mut s, "proxy_on_response_headers")?,
-            on_request_body: get(instance, &mut s, "proxy_on_request_body")?,
-            on_response_body: get(instance, &mut s, "proxy_on_response_body")?,
-            on_request_trailers: get(instance, &mut s, "proxy_on_request_trailers")?,
-            on_response_trailers: get(instance, &mut s, "proxy_on_response_trailers")?,
-            on_http_call_response: get(instance, &mut s, "proxy_on_http_call_response")?,
-            on_grpc_receive_initial_metadata: get(instance, &mut s, "proxy_on_grpc_receive_initial_metadata")?,
-            on_grpc_receive: get(instance, &mut s, "proxy_on_grpc_receive")?,
-            on_grpc_receive_trailing_metadata: get(instance, &mut s, "proxy_on_grpc_receive_trailing_metadata")?,
-            on_grpc_close: get(instance, &mut s, "proxy_on_grpc_close")?,
-            on_foreign_function: get(instance, &mut s, "proxy_on_foreign_function")?,
-            on_done: get(instance, &mut s, "proxy_on_done")?,
-            on_log: get(instance, &mut s, "proxy_on_log")?,
-            on_delete: get(instance, &mut s, "proxy_on_delete")?,
-        })
+impl<P: WasmParams, R: WasmResults> Lazy<P, R> {
+    /// The callback, looked up through `export` the first time.
+    pub(crate) fn get(
+        &mut self,
+        export: Option<&ModuleExport>,
+        instance: &Instance,
+        mut store: impl AsContextMut,
+    ) -> Option<TypedFunc<P, R>> {
+        if self.0.is_none() {
+            let func = export
+                .and_then(|e| instance.get_module_export(&mut store, e))
+                .and_then(|e| e.into_func())
+                // The signature was checked when the module was loaded, so this cannot fail.
+                .and_then(|f| f.typed::<P, R>(&store).ok());
+            self.0 = Some(func);
+        }
+        self.0.clone().flatten()
     }
+}
+
+/// Looks up `name` and checks it takes `params` i32s and returns `results` i32s.
+fn check(module: &Module, name: &str, params: usize, results: usize) -> Result<Option<ModuleExport>> {
+    let Some(ExternType::Func(ty)) = module.get_export(name) else { return Ok(None) };
+    let all_i32 = |mut it: Box<dyn ExactSizeIterator<Item = ValType>>, n: usize| {
+        it.len() == n && it.all(|t| matches!(t, ValType::I32))
+    };
+    if !all_i32(Box::new(ty.params()), params) || !all_i32(Box::new(ty.results()), results) {
+        let want = format!("({}) -> ({})", vec!["i32"; params].join(", "), vec!["i32"; results].join(", "));
+        return Err(Error::Link(format!("export `{name}` has the wrong signature: expected {want}, found {ty}")));
+    }
+    Ok(module.get_export_index(name))
+}
+
+macro_rules! callbacks {
+    ($($field:ident : $name:literal => ($($p:ty),*) -> $r:ty, $np:literal, $nr:literal;)*) => {
+        /// Where each callback is in a module's exports (checked once per module).
+        #[derive(Clone, Default)]
+        pub(crate) struct Exports {
+            $(pub $field: Option<ModuleExport>,)*
+            /// 0.1.0-style `proxy_on_request_headers(ctx, n)` without end_of_stream.
+            pub on_request_headers_v1: Option<ModuleExport>,
+            /// 0.1.0-style `proxy_on_response_headers(ctx, n)`.
+            pub on_response_headers_v1: Option<ModuleExport>,
+        }
+
+        impl Exports {
+            /// Finds and type-checks every known callback of `module`.
+            pub(crate) fn new(module: &Module) -> Result<Self> {
+                let mut e = Self::default();
+                $(e.$field = check(module, $name, $np, $nr)
+                    .or_else(|err| if $name.starts_with("proxy_on_") && $name.ends_with("_headers") { Ok(None) } else { Err(err) })?;)*
+                if e.on_request_headers.is_none() {
+                    e.on_request_headers_v1 = check(module, "proxy_on_request_headers", 2, 1)?;
+                }
+                if e.on_response_headers.is_none() {
+                    e.on_response_headers_v1 = check(module, "proxy_on_response_headers", 2, 1)?;
+                }
+                Ok(e)
+            }
+        }
+
+        /// One instance's callbacks, each resolved on first use.
+        #[derive(Default)]
+        pub(crate) struct Callbacks {
+            $(pub $field: Lazy<($($p,)*), $r>,)*
+            pub on_request_headers_v1: Lazy<(i32, i32), i32>,
+            pub on_response_headers_v1: Lazy<(i32, i32), i32>,
+        }
+    };
+}
+
+callbacks! {
+    initialize: "_initialize" => () -> (), 0, 0;
+    start: "_start" => () -> (), 0, 0;
+    on_context_create: "proxy_on_context_create" => (i32, i32) -> (), 2, 0;
+    on_vm_start: "proxy_on_vm_start" => (i32, i32) -> i32, 2, 1;
+    on_configure: "proxy_on_configure" => (i32, i32) -> i32, 2, 1;
+    on_tick: "proxy_on_tick" => (i32) -> (), 1, 0;
+    on_queue_ready: "proxy_on_queue_ready" => (i32, i32) -> (), 2, 0;
+    on_new_connection: "proxy_on_new_connection" => (i32) -> i32, 1, 1;
+    on_downstream_data: "proxy_on_downstream_data" => (i32, i32, i32) -> i32, 3, 1;
+    on_upstream_data: "proxy_on_upstream_data" => (i32, i32, i32) -> i32, 3, 1;
+    on_downstream_connection_close: "proxy_on_downstream_connection_close" => (i32, i32) -> (), 2, 0;
+    on_upstream_connection_close: "proxy_on_upstream_connection_close" => (i32, i32) -> (), 2, 0;
+    on_request_headers: "proxy_on_request_headers" => (i32, i32, i32) -> i32, 3, 1;
+    on_response_headers: "proxy_on_response_headers" => (i32, i32, i32) -> i32, 3, 1;
+    on_request_body: "proxy_on_request_body" => (i32, i32, i32) -> i32, 3, 1;
+    on_response_body: "proxy_on_response_body" => (i32, i32, i32) -> i32, 3, 1;
+    on_request_trailers: "proxy_on_request_trailers" => (i32, i32) -> i32, 2, 1;
+    on_response_trailers: "proxy_on_response_trailers" => (i32, i32) -> i32, 2, 1;
+    on_http_call_response: "proxy_on_http_call_response" => (i32, i32, i32, i32, i32) -> (), 5, 0;
+    on_grpc_receive_initial_metadata: "proxy_on_grpc_receive_initial_metadata" => (i32, i32, i32) -> (), 3, 0;
+    on_grpc_receive: "proxy_on_grpc_receive" => (i32, i32, i32) -> (), 3, 0;
+    on_grpc_receive_trailing_metadata: "proxy_on_grpc_receive_trailing_metadata" => (i32, i32, i32) -> (), 3, 0;
+    on_grpc_close: "proxy_on_grpc_close" => (i32, i32, i32) -> (), 3, 0;
+    on_foreign_function: "proxy_on_foreign_function" => (i32, i32, i32) -> (), 3, 0;
+    on_done: "proxy_on_done" => (i32) -> i32, 1, 1;
+    on_log: "proxy_on_log" => (i32) -> (), 1, 0;
+    on_delete: "proxy_on_delete" => (i32) -> (), 1, 0;
+}
+
+/// `main(argc, argv)` or `__main_void()`, run after `_initialize` if exported with a usable signature.
+pub(crate) fn main_exports(module: &Module) -> (Option<ModuleExport>, Option<ModuleExport>) {
+    (check(module, "main", 2, 1).ok().flatten(), check(module, "__main_void", 0, 1).ok().flatten())
 }

@@ -1,6 +1,8 @@
 //! A compiled, linked module and what it declares.
 
-use wasmtime::{ExternType, InstancePre, Linker, Module, Val};
+use wasmtime::{ExternType, InstancePre, Linker, Module, ModuleExport, Val};
+
+use crate::abi::callbacks::{main_exports, Exports};
 
 use crate::abi::wasi::{ENOSYS, WASI_FUNCTIONS, WASI_MODULES};
 use crate::abi::ENV_FUNCTIONS;
@@ -127,6 +129,9 @@ impl ModuleInfo {
 pub struct CompiledModule {
     pub(crate) module: Module,
     pub(crate) pre: InstancePre<Host>,
+    pub(crate) exports: Exports,
+    pub(crate) mains: (Option<ModuleExport>, Option<ModuleExport>),
+    pub(crate) allocator: Option<ModuleExport>,
     info: ModuleInfo,
 }
 
@@ -166,7 +171,10 @@ impl CompiledModule {
             }
         }
         let pre = linker.instantiate_pre(&module).map_err(|e| Error::Link(format!("{e:#}")))?;
-        Ok(Self { module, pre, info })
+        let exports = Exports::new(&module)?;
+        let mains = main_exports(&module);
+        let allocator = module.get_export_index(info.allocator);
+        Ok(Self { module, pre, exports, mains, allocator, info })
     }
 
     /// What the module declares.

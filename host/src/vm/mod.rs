@@ -18,11 +18,18 @@ pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink};
 pub use host::{CalloutData, Context, ContextKind, GrpcCallout, Host, HttpCallout, LogRecord, Phase, RootState};
 pub use plugin::{FailurePolicy, PluginInfo};
 
-use crate::abi::callbacks::{Callbacks, HeadersFn};
+use crate::abi::callbacks::Callbacks;
 use crate::error::{Error, Result};
 use crate::runtime::{CompiledModule, Runtime};
 use crate::state::QueueNotifier;
 use crate::stream::{HttpStreamState, TcpStreamState};
+
+/// The callback `$f` of this instance, resolved on first use.
+macro_rules! cb {
+    ($vm:ident, $f:ident) => {
+        $vm.cb.$f.get($vm.module.exports.$f.as_ref(), &$vm.instance, &mut $vm.store)
+    };
+}
 
 /// Settings of one VM (Envoy's `VmConfig`).
 #[derive(Debug, Clone, Default)]
@@ -79,9 +86,16 @@ impl Vm {
         let instance =
             module.pre.instantiate(&mut store).map_err(|e| Error::Runtime(format!("instantiation failed: {e:#}")))?;
         let memory = instance.get_memory(&mut store, "memory").ok_or(Error::NoMemory)?;
-        let cb = Callbacks::resolve(&instance, &mut store, module.info().allocator)?;
+        let allocator = module
+            .allocator
+            .as_ref()
+            .and_then(|e| instance.get_module_export(&mut store, e))
+            .and_then(|e| e.into_func())
+            .and_then(|f| f.typed::<i32, i32>(&store).ok())
+            .ok_or(Error::NoAllocator)?;
         store.data_mut().memory = Some(memory);
-        store.data_mut().allocator = cb.allocator.clone();
+        store.data_mut().allocator = Some(allocator);
+        let cb = Callbacks::default();
         let mut vm = Self {
             store,
             instance,
@@ -97,15 +111,18 @@ impl Vm {
     }
 
     fn run_start(&mut self) -> Result<()> {
-        let cb = self.cb.clone();
-        if let Some(init) = cb.initialize {
+        if let Some(init) = cb!(self, initialize) {
             self.call("_initialize", Some(init), 0, Phase::Starting, ())?;
-            if let Some(main) = cb.main {
+            let (main, main_void) = self.module.mains.clone();
+            let func = |e: Option<wasmtime::ModuleExport>, s: &mut Self| {
+                e.and_then(|e| s.instance.get_module_export(&mut s.store, &e)).and_then(|e| e.into_func())
+            };
+            if let Some(main) = func(main, self).and_then(|f| f.typed::<(i32, i32), i32>(&self.store).ok()) {
                 self.call("main", Some(main), 0, Phase::Starting, (0, 0))?;
-            } else if let Some(main) = cb.main_void {
+            } else if let Some(main) = func(main_void, self).and_then(|f| f.typed::<(), i32>(&self.store).ok()) {
                 self.call("__main_void", Some(main), 0, Phase::Starting, ())?;
             }
-        } else if let Some(start) = cb.start {
+        } else if let Some(start) = cb!(self, start) {
             self.call("_start", Some(start), 0, Phase::Starting, ())?;
         }
         Ok(())
@@ -201,12 +218,14 @@ impl Vm {
         let root =
             RootState { plugin: Arc::new(plugin), tick_period: None, done_pending: false, status: (0, Vec::new()) };
         self.store.data_mut().contexts.insert(id, Context { root_id: id, kind: ContextKind::Root(root) });
-        let cb = self.cb.clone();
-        self.call("proxy_on_context_create", cb.on_context_create, id, Phase::Other, (id as i32, 0))?;
-        if self.call("proxy_on_vm_start", cb.on_vm_start, id, Phase::VmStart, (id as i32, vm_config_len))? == Some(0) {
+        let f = cb!(self, on_context_create);
+        self.call("proxy_on_context_create", f, id, Phase::Other, (id as i32, 0))?;
+        let f = cb!(self, on_vm_start);
+        if self.call("proxy_on_vm_start", f, id, Phase::VmStart, (id as i32, vm_config_len))? == Some(0) {
             return Err(Error::VmStartFailed);
         }
-        if self.call("proxy_on_configure", cb.on_configure, id, Phase::Configure, (id as i32, config_len))? == Some(0) {
+        let f = cb!(self, on_configure);
+        if self.call("proxy_on_configure", f, id, Phase::Configure, (id as i32, config_len))? == Some(0) {
             return Err(Error::ConfigureFailed);
         }
         Ok(id)
@@ -226,8 +245,8 @@ impl Vm {
         }
         let id = self.new_context_id();
         self.store.data_mut().contexts.insert(id, Context { root_id, kind });
-        let cb = self.cb.clone();
-        self.call("proxy_on_context_create", cb.on_context_create, id, Phase::Other, (id as i32, root_id as i32))?;
+        let f = cb!(self, on_context_create);
+        self.call("proxy_on_context_create", f, id, Phase::Other, (id as i32, root_id as i32))?;
         Ok(id)
     }
 
@@ -345,30 +364,31 @@ impl Vm {
 
     /// `proxy_on_request_headers(ctx, n, eos)`; the raw return value.
     pub fn on_request_headers(&mut self, ctx: u32, n: usize, eos: bool) -> Result<i32> {
-        let f = self.cb.on_request_headers.clone();
-        self.headers_call("proxy_on_request_headers", f, ctx, n, eos)
+        const NAME: &str = "proxy_on_request_headers";
+        let r = if let Some(f) = cb!(self, on_request_headers) {
+            self.call(NAME, Some(f), ctx, Phase::Other, (ctx as i32, n as i32, eos as i32))?
+        } else {
+            let f = cb!(self, on_request_headers_v1);
+            self.call(NAME, f, ctx, Phase::Other, (ctx as i32, n as i32))?
+        };
+        Ok(r.unwrap_or(0))
     }
 
     /// `proxy_on_response_headers(ctx, n, eos)`; the raw return value.
     pub fn on_response_headers(&mut self, ctx: u32, n: usize, eos: bool) -> Result<i32> {
-        let f = self.cb.on_response_headers.clone();
-        self.headers_call("proxy_on_response_headers", f, ctx, n, eos)
-    }
-
-    fn headers_call(&mut self, name: &'static str, f: Option<HeadersFn>, ctx: u32, n: usize, eos: bool) -> Result<i32> {
-        let r = match f {
-            Some(HeadersFn::V2(f)) => {
-                self.call(name, Some(f), ctx, Phase::Other, (ctx as i32, n as i32, eos as i32))?
-            }
-            Some(HeadersFn::V1(f)) => self.call(name, Some(f), ctx, Phase::Other, (ctx as i32, n as i32))?,
-            None => None,
+        const NAME: &str = "proxy_on_response_headers";
+        let r = if let Some(f) = cb!(self, on_response_headers) {
+            self.call(NAME, Some(f), ctx, Phase::Other, (ctx as i32, n as i32, eos as i32))?
+        } else {
+            let f = cb!(self, on_response_headers_v1);
+            self.call(NAME, f, ctx, Phase::Other, (ctx as i32, n as i32))?
         };
         Ok(r.unwrap_or(0))
     }
 
     /// `proxy_on_request_body(ctx, size, eos)`.
     pub fn on_request_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
-        let f = self.cb.on_request_body.clone();
+        let f = cb!(self, on_request_body);
         Ok(self
             .call("proxy_on_request_body", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?
             .unwrap_or(0))
@@ -376,7 +396,7 @@ impl Vm {
 
     /// `proxy_on_response_body(ctx, size, eos)`.
     pub fn on_response_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
-        let f = self.cb.on_response_body.clone();
+        let f = cb!(self, on_response_body);
         Ok(self
             .call("proxy_on_response_body", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?
             .unwrap_or(0))
@@ -384,25 +404,25 @@ impl Vm {
 
     /// `proxy_on_request_trailers(ctx, n)`.
     pub fn on_request_trailers(&mut self, ctx: u32, n: usize) -> Result<i32> {
-        let f = self.cb.on_request_trailers.clone();
+        let f = cb!(self, on_request_trailers);
         Ok(self.call("proxy_on_request_trailers", f, ctx, Phase::Other, (ctx as i32, n as i32))?.unwrap_or(0))
     }
 
     /// `proxy_on_response_trailers(ctx, n)`.
     pub fn on_response_trailers(&mut self, ctx: u32, n: usize) -> Result<i32> {
-        let f = self.cb.on_response_trailers.clone();
+        let f = cb!(self, on_response_trailers);
         Ok(self.call("proxy_on_response_trailers", f, ctx, Phase::Other, (ctx as i32, n as i32))?.unwrap_or(0))
     }
 
     /// `proxy_on_new_connection(ctx)`.
     pub fn on_new_connection(&mut self, ctx: u32) -> Result<i32> {
-        let f = self.cb.on_new_connection.clone();
-        Ok(self.call("proxy_on_new_connection", f, ctx, Phase::Other, ctx as i32)?.unwrap_or(0))
+        let f = cb!(self, on_new_connection);
+        Ok(self.call("proxy_on_new_connection", f, ctx, Phase::Other, (ctx as i32,))?.unwrap_or(0))
     }
 
     /// `proxy_on_downstream_data(ctx, size, eos)`.
     pub fn on_downstream_data(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
-        let f = self.cb.on_downstream_data.clone();
+        let f = cb!(self, on_downstream_data);
         Ok(self
             .call("proxy_on_downstream_data", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?
             .unwrap_or(0))
@@ -410,7 +430,7 @@ impl Vm {
 
     /// `proxy_on_upstream_data(ctx, size, eos)`.
     pub fn on_upstream_data(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
-        let f = self.cb.on_upstream_data.clone();
+        let f = cb!(self, on_upstream_data);
         Ok(self
             .call("proxy_on_upstream_data", f, ctx, Phase::Other, (ctx as i32, size as i32, eos as i32))?
             .unwrap_or(0))
@@ -418,29 +438,29 @@ impl Vm {
 
     /// `proxy_on_downstream_connection_close(ctx, peer)`.
     pub fn on_downstream_close(&mut self, ctx: u32, peer: crate::abi::status::PeerType) -> Result<()> {
-        let f = self.cb.on_downstream_connection_close.clone();
+        let f = cb!(self, on_downstream_connection_close);
         self.call("proxy_on_downstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
         Ok(())
     }
 
     /// `proxy_on_upstream_connection_close(ctx, peer)`.
     pub fn on_upstream_close(&mut self, ctx: u32, peer: crate::abi::status::PeerType) -> Result<()> {
-        let f = self.cb.on_upstream_connection_close.clone();
+        let f = cb!(self, on_upstream_connection_close);
         self.call("proxy_on_upstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
         Ok(())
     }
 
     /// `proxy_on_log(ctx)`, with every map read-only.
     pub fn on_log(&mut self, ctx: u32) -> Result<()> {
-        let f = self.cb.on_log.clone();
-        self.call("proxy_on_log", f, ctx, Phase::Log, ctx as i32)?;
+        let f = cb!(self, on_log);
+        self.call("proxy_on_log", f, ctx, Phase::Log, (ctx as i32,))?;
         Ok(())
     }
 
     /// `proxy_on_done(ctx)`; true when the context is done now.
     pub fn on_done(&mut self, ctx: u32) -> Result<bool> {
-        let f = self.cb.on_done.clone();
-        let done = self.call("proxy_on_done", f, ctx, Phase::Other, ctx as i32)?.map(|r| r != 0).unwrap_or(true);
+        let f = cb!(self, on_done);
+        let done = self.call("proxy_on_done", f, ctx, Phase::Other, (ctx as i32,))?.map(|r| r != 0).unwrap_or(true);
         if !done {
             if let Some(Context { kind: ContextKind::Root(r), .. }) = self.store.data_mut().contexts.get_mut(&ctx) {
                 r.done_pending = true;
@@ -451,8 +471,8 @@ impl Vm {
 
     /// `proxy_on_delete(ctx)`, then forgets the context.
     pub fn on_delete(&mut self, ctx: u32) -> Result<()> {
-        let f = self.cb.on_delete.clone();
-        let r = self.call("proxy_on_delete", f, ctx, Phase::Other, ctx as i32);
+        let f = cb!(self, on_delete);
+        let r = self.call("proxy_on_delete", f, ctx, Phase::Other, (ctx as i32,));
         self.store.data_mut().contexts.remove(&ctx);
         r.map(|_| ())
     }
@@ -464,14 +484,14 @@ impl Vm {
 
     /// `proxy_on_tick(root)`.
     pub fn on_tick(&mut self, root_id: u32) -> Result<()> {
-        let f = self.cb.on_tick.clone();
-        self.call("proxy_on_tick", f, root_id, Phase::Other, root_id as i32)?;
+        let f = cb!(self, on_tick);
+        self.call("proxy_on_tick", f, root_id, Phase::Other, (root_id as i32,))?;
         Ok(())
     }
 
     /// `proxy_on_queue_ready(root, queue)`.
     pub fn on_queue_ready(&mut self, root_id: u32, queue_id: u32) -> Result<()> {
-        let f = self.cb.on_queue_ready.clone();
+        let f = cb!(self, on_queue_ready);
         self.call("proxy_on_queue_ready", f, root_id, Phase::Other, (root_id as i32, queue_id as i32))?;
         Ok(())
     }
@@ -491,7 +511,7 @@ impl Vm {
             _ => return Ok(()),
         }
         h.callout_data = Some(response.unwrap_or_default());
-        let f = self.cb.on_http_call_response.clone();
+        let f = cb!(self, on_http_call_response);
         self.call(
             "proxy_on_http_call_response",
             f,
@@ -509,7 +529,7 @@ impl Vm {
         };
         let n = metadata.len();
         self.store.data_mut().callout_data = Some(CalloutData { headers: metadata, ..Default::default() });
-        let f = self.cb.on_grpc_receive_initial_metadata.clone();
+        let f = cb!(self, on_grpc_receive_initial_metadata);
         self.call(
             "proxy_on_grpc_receive_initial_metadata",
             f,
@@ -527,7 +547,7 @@ impl Vm {
         };
         let n = message.len();
         self.store.data_mut().callout_data = Some(CalloutData { body: Some(message), ..Default::default() });
-        let f = self.cb.on_grpc_receive.clone();
+        let f = cb!(self, on_grpc_receive);
         self.call("proxy_on_grpc_receive", f, root, Phase::GrpcReceive, (root as i32, token as i32, n as i32))?;
         Ok(())
     }
@@ -539,7 +559,7 @@ impl Vm {
         };
         let n = metadata.len();
         self.store.data_mut().callout_data = Some(CalloutData { trailers: metadata, ..Default::default() });
-        let f = self.cb.on_grpc_receive_trailing_metadata.clone();
+        let f = cb!(self, on_grpc_receive_trailing_metadata);
         self.call(
             "proxy_on_grpc_receive_trailing_metadata",
             f,
@@ -560,7 +580,7 @@ impl Vm {
         if let Some(ContextKind::Root(r)) = h.contexts.get_mut(&root).map(|c| &mut c.kind) {
             r.status = (status, message.to_vec());
         }
-        let f = self.cb.on_grpc_close.clone();
+        let f = cb!(self, on_grpc_close);
         self.call("proxy_on_grpc_close", f, root, Phase::Other, (root as i32, token as i32, status as i32))?;
         Ok(())
     }
@@ -573,7 +593,7 @@ impl Vm {
     pub fn on_foreign_function(&mut self, root_id: u32, function_id: u32, args: Vec<u8>) -> Result<()> {
         let n = args.len();
         self.store.data_mut().foreign_args = Some(args);
-        let f = self.cb.on_foreign_function.clone();
+        let f = cb!(self, on_foreign_function);
         self.call(
             "proxy_on_foreign_function",
             f,
