@@ -9,12 +9,12 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_path_buf()
 }
 
-fn build_reference() -> Result<PathBuf, String> {
+fn build_reference(target_triple: &str) -> Result<PathBuf, String> {
     let root = workspace_root();
     let target = root.join("target/reference-filters");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip1", "--manifest-path"])
+        .args(["build", "--release", "--target", target_triple, "--manifest-path"])
         .arg(root.join("reference-filters/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
@@ -23,7 +23,7 @@ fn build_reference() -> Result<PathBuf, String> {
     if !out.status.success() {
         return Err(format!("building the reference filters failed:\n{}", String::from_utf8_lossy(&out.stderr)));
     }
-    Ok(target.join("wasm32-wasip1/release"))
+    Ok(target.join(target_triple).join("release"))
 }
 
 /// The `.wasm` of reference filter `name` (a crate under `reference-filters/`, e.g. `headers`).
@@ -32,7 +32,18 @@ fn build_reference() -> Result<PathBuf, String> {
 /// If the filters do not build: the test cannot run without them.
 pub fn reference_filter(name: &str) -> PathBuf {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = DIR.get_or_init(build_reference).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let dir = DIR.get_or_init(|| build_reference("wasm32-wasip1")).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    filter_in(dir, name)
+}
+
+/// The `.wasm` of reference filter `name` built for `wasm32-unknown-unknown` (no WASI, `malloc`).
+pub fn reference_filter_unknown_unknown(name: &str) -> PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| build_reference("wasm32-unknown-unknown")).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    filter_in(dir, name)
+}
+
+fn filter_in(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(format!("ref_{}.wasm", name.replace('-', "_")));
     assert!(path.exists(), "no reference filter at {}", path.display());
     path
