@@ -113,7 +113,7 @@ impl Vm {
     fn run_start(&mut self) -> Result<()> {
         if let Some(init) = cb!(self, initialize) {
             self.call("_initialize", Some(init), 0, Phase::Starting, ())?;
-            let (main, main_void) = self.module.mains.clone();
+            let (main, main_void) = self.module.mains;
             let func = |e: Option<wasmtime::ModuleExport>, s: &mut Self| {
                 e.and_then(|e| s.instance.get_module_export(&mut s.store, &e)).and_then(|e| e.into_func())
             };
