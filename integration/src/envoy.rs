@@ -80,7 +80,8 @@ pub struct WasmFilter {
 #[derive(Debug, Clone, Default)]
 pub struct EnvoyConfig {
     filter: WasmFilter,
-    clusters: Vec<(String, u16, Option<u64>)>,
+    clusters: Vec<(String, u16)>,
+    tcp: bool,
 }
 
 fn yaml_str(s: &str) -> String {
@@ -90,19 +91,76 @@ fn yaml_str(s: &str) -> String {
 impl EnvoyConfig {
     /// One listener, route `route0` in virtual host `vh0` to cluster `upstream`, with `filter`.
     pub fn http(filter: WasmFilter) -> Self {
-        Self { filter, clusters: Vec::new() }
+        Self { filter, clusters: Vec::new(), tcp: false }
+    }
+
+    /// One listener whose network filter chain is the wasm filter, then `tcp_proxy` to `upstream`.
+    pub fn tcp(filter: WasmFilter) -> Self {
+        Self { filter, clusters: Vec::new(), tcp: true }
     }
 
     /// A STATIC cluster with one endpoint on 127.0.0.1.
     pub fn cluster(mut self, name: &str, port: u16) -> Self {
-        self.clusters.push((name.into(), port, None));
+        self.clusters.push((name.into(), port));
         self
     }
 
-    /// The bootstrap YAML, listening on `listen_port`.
-    pub fn render(&self) -> String {
+    fn plugin_yaml(&self, indent: usize) -> String {
         let f = &self.filter;
+        let pad = " ".repeat(indent);
         let mut y = format!(
+            "{pad}name: {}\n{pad}root_id: {}\n{pad}configuration: {{ \"@type\": type.googleapis.com/google.protobuf.StringValue, value: {} }}\n{pad}vm_config:\n{pad}  vm_id: {}\n{pad}  runtime: envoy.wasm.runtime.v8\n{pad}  code: {{ local: {{ filename: {} }} }}\n",
+            yaml_str(&f.name),
+            yaml_str(&f.root_id),
+            yaml_str(&f.configuration),
+            yaml_str(&f.vm_id),
+            yaml_str(&f.wasm.display().to_string()),
+        );
+        if let Some(p) = &f.failure_policy {
+            y.push_str(&format!("{pad}failure_policy: {p}\n"));
+        }
+        y
+    }
+
+    fn tcp_listener(&self) -> String {
+        format!(
+            r#"static_resources:
+  listeners:
+  - name: tcp
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.wasm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
+          config:
+{}      - name: envoy.filters.network.tcp_proxy
+        typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: tcp, cluster: upstream }}
+  clusters:
+"#,
+            self.plugin_yaml(12)
+        )
+    }
+
+    /// The bootstrap YAML.
+    pub fn render(&self) -> String {
+        let mut y = if self.tcp { self.tcp_listener() } else { self.http_listener() };
+        for (name, port) in &self.clusters {
+            y.push_str(&format!(
+                r#"  - name: {name}
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: {name}
+      endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }} ] }} ]
+"#
+            ));
+        }
+        y
+    }
+
+    fn http_listener(&self) -> String {
+        format!(
             r#"static_resources:
   listeners:
   - name: http
@@ -127,41 +185,12 @@ impl EnvoyConfig {
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
               config:
-                name: {name}
-                root_id: {root_id}
-                configuration: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: {config} }}
-                vm_config:
-                  vm_id: {vm_id}
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {wasm} }} }}
-"#,
-            name = yaml_str(&f.name),
-            root_id = yaml_str(&f.root_id),
-            config = yaml_str(&f.configuration),
-            vm_id = yaml_str(&f.vm_id),
-            wasm = yaml_str(&f.wasm.display().to_string()),
-        );
-        if let Some(p) = &f.failure_policy {
-            y.push_str(&format!("                failure_policy: {p}\n"));
-        }
-        y.push_str(
-            r#"          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+{}          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
   clusters:
 "#,
-        );
-        for (name, port, _) in &self.clusters {
-            y.push_str(&format!(
-                r#"  - name: {name}
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: {name}
-      endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }} ] }} ]
-"#
-            ));
-        }
-        y
+            self.plugin_yaml(16)
+        )
     }
 }
 

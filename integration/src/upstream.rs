@@ -84,6 +84,35 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// Starts a TCP server that echoes every byte back and closes when the client half-closes.
+    pub fn start_tcp_echo() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        std::thread::spawn(move || {
+                            let _ = s.set_nonblocking(false);
+                            if let Ok(mut w) = s.try_clone() {
+                                let mut r = s;
+                                let _ = std::io::copy(&mut r, &mut w);
+                                let _ = w.shutdown(std::net::Shutdown::Write);
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(Self { port, stop })
+    }
+}
+
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -22,6 +22,7 @@
 
 mod callouts;
 mod exchange;
+mod grpc;
 mod http;
 mod logs;
 mod tcp;
@@ -432,7 +433,8 @@ impl Harness {
         self.http_callouts.iter().map(|(c, _)| c.clone()).collect()
     }
 
-    /// gRPC calls and streams the plugin opened (answering them is up to the test, via [`Harness::vm`]).
+    /// gRPC calls and streams the plugin opened and not yet closed (answer them with
+    /// [`Harness::respond_grpc_call`] and the `grpc_stream_*` methods).
     pub fn grpc_callouts(&self) -> &[GrpcCallout] {
         &self.grpc_callouts
     }

@@ -585,6 +585,11 @@ impl Vm {
         Ok(())
     }
 
+    /// Forgets a finished gRPC call (a unary call ends with its one message).
+    pub fn forget_grpc(&mut self, token: u32) {
+        self.store.data_mut().grpc_callouts.remove(&token);
+    }
+
     fn grpc_root(&self, token: u32) -> Option<u32> {
         self.store.data().grpc_callouts.get(&token).map(|c| c.root_id)
     }

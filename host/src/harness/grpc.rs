@@ -1,0 +1,59 @@
+//! Answering gRPC calls and streams the plugin opened, in Envoy's callback order.
+
+use super::Harness;
+use crate::error::{Error, Result};
+use crate::stream::HeaderMap;
+
+impl Harness {
+    fn check_grpc(&self, token: u32) -> Result<()> {
+        if self.grpc_callouts.iter().any(|c| c.token == token) {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!("no open gRPC call or stream with token {token}")))
+        }
+    }
+
+    fn forget_grpc(&mut self, token: u32) {
+        self.grpc_callouts.retain(|c| c.token != token);
+    }
+
+    /// Answers a unary gRPC call: `Ok(message)` is delivered to `proxy_on_grpc_receive`; `Err((status,
+    /// message))` to `proxy_on_grpc_close` with the message readable through `proxy_get_status`.
+    pub fn respond_grpc_call(&mut self, token: u32, reply: std::result::Result<Vec<u8>, (u32, String)>) -> Result<()> {
+        self.check_grpc(token)?;
+        let r = match reply {
+            Ok(message) => {
+                let r = self.vm.deliver_grpc_message(token, message);
+                self.vm.forget_grpc(token);
+                r
+            }
+            Err((status, message)) => self.vm.deliver_grpc_close(token, status, message.as_bytes()),
+        };
+        self.forget_grpc(token);
+        self.after_guest_call(r)
+    }
+
+    /// Delivers initial metadata on a gRPC stream.
+    pub fn grpc_stream_initial_metadata(&mut self, token: u32, metadata: HeaderMap) -> Result<()> {
+        self.check_grpc(token)?;
+        let r = self.vm.deliver_grpc_initial_metadata(token, metadata);
+        self.after_guest_call(r)
+    }
+
+    /// Delivers one message on a gRPC stream.
+    pub fn grpc_stream_message(&mut self, token: u32, message: impl Into<Vec<u8>>) -> Result<()> {
+        self.check_grpc(token)?;
+        let r = self.vm.deliver_grpc_message(token, message.into());
+        self.after_guest_call(r)
+    }
+
+    /// Delivers trailing metadata, then closes the stream with `status` and `message`.
+    pub fn close_grpc_stream(&mut self, token: u32, trailers: HeaderMap, status: u32, message: &str) -> Result<()> {
+        self.check_grpc(token)?;
+        let r = self.vm.deliver_grpc_trailing_metadata(token, trailers);
+        self.after_guest_call(r)?;
+        let r = self.vm.deliver_grpc_close(token, status, message.as_bytes());
+        self.forget_grpc(token);
+        self.after_guest_call(r)
+    }
+}

@@ -1,0 +1,56 @@
+//! A network filter (official SDK) in the harness and in the real Envoy, in front of an echo server.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use sluice_host::abi::status::PeerType;
+use sluice_host::harness::Harness;
+use sluice_integration::envoy::{Envoy, EnvoyConfig};
+use sluice_integration::{reference, Upstream};
+
+/// Sends `data` through Envoy, half-closes, and reads everything that comes back.
+fn through_envoy(port: u16, data: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(data).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// The same exchange in the harness: what reaches the echo upstream comes back.
+fn through_harness(h: &mut Harness, data: &[u8]) -> (Vec<u8>, Option<PeerType>) {
+    let mut c = h.tcp_stream().unwrap();
+    c.downstream_data(data, true).unwrap();
+    let echoed = c.sent_upstream().to_vec();
+    if c.closed().is_none() {
+        c.upstream_data(&echoed, true).unwrap();
+    }
+    let (out, closed) = (c.sent_downstream().to_vec(), c.closed());
+    c.close(closed.unwrap_or(PeerType::Remote)).unwrap();
+    (out, closed)
+}
+
+#[test]
+fn network_filter_matches_envoy() {
+    let upstream = Upstream::start_tcp_echo().unwrap();
+    let filter = reference("tcp", "");
+    let envoy = Envoy::start(&EnvoyConfig::tcp(filter.clone()).cluster("upstream", upstream.port)).unwrap();
+    let mut h = Harness::builder().module_file(&filter.wasm).vm_id(&filter.vm_id).build().unwrap();
+
+    let envoy_out = through_envoy(envoy.port, b"hello tcp");
+    let (harness_out, closed) = through_harness(&mut h, b"hello tcp");
+    assert_eq!(envoy_out, b"HELLO TCP");
+    assert_eq!(harness_out, envoy_out);
+    assert_eq!(closed, None);
+
+    let envoy_out = through_envoy(envoy.port, b"DENY me");
+    let (harness_out, closed) = through_harness(&mut h, b"DENY me");
+    assert_eq!(envoy_out, b"", "Envoy closed the connection");
+    assert_eq!(harness_out, envoy_out);
+    assert_eq!(closed, Some(PeerType::Local), "closed by the filter");
+    assert!(h.logs_at(sluice_host::abi::status::LogLevel::Warn).contains(&"denied connection".to_string()));
+    assert_eq!(h.shared_data("down_bytes").unwrap().0, b"16");
+}
