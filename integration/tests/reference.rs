@@ -57,6 +57,12 @@ fn local_replies_match() {
     assert_eq!((o.status, o.body.as_str()), (502, "upstream failed"));
     let o = check(&mut s, Case::get("/ok"));
     assert_eq!(header(&o, "x-saw-status"), Some("200"));
+    // To a gRPC client the reply is trailers-only: HTTP 200, grpc-status from the HTTP code (403 → 7).
+    let o = check(&mut s, Case::get("/deny").header("content-type", "application/grpc"));
+    assert_eq!(
+        (o.status, header(&o, "grpc-status"), header(&o, "grpc-message")),
+        (200, Some("7"), Some("denied by policy"))
+    );
 }
 
 #[test]
@@ -67,6 +73,10 @@ fn properties_match() {
     assert_eq!(header(&o, "x-prop-plugin_name"), Some("ref_properties"));
     assert_eq!(header(&o, "x-prop-my_key"), Some("my value"));
     assert_eq!(header(&o, "x-prop-late-request-path"), Some("false"));
+    // The access-log pass sees the final request and response, in both hosts.
+    let line = "access path=/props/x?q=1&r=2 status=200 code=Some(200) details=Some(\"via_upstream\") request.path=Some(\"/props/x?q=1&r=2\")";
+    assert!(s.envoy.log().contains(line), "envoy log lacks: {line}");
+    assert!(s.harness.logs().iter().any(|r| r.message == line), "harness logs: {:?}", s.harness.logs());
 }
 
 #[test]

@@ -531,6 +531,7 @@ fn reply_headers(reply: &LocalReply, grpc: bool) -> (HeaderMap, Vec<u8>) {
         let code = reply.grpc_status.unwrap_or_else(|| grpc_status_for_http(reply.status));
         headers.add(":status", "200");
         headers.add("content-type", "application/grpc");
+        headers.add("content-length", "0");
         headers.add("grpc-status", code.to_string());
         if !reply.body.is_empty() {
             headers.add("grpc-message", percent_encode(&reply.body));

@@ -54,9 +54,25 @@ impl HttpContext for Props {
         for (k, v) in std::mem::take(&mut self.found) {
             self.set_http_response_header(&format!("x-prop-{}", k.replace('.', "-")), Some(&v));
         }
+        let code = self.get_property(vec!["response", "code"]).map(|b| b.len());
+        self.set_http_response_header("x-prop-response-code-len", Some(&format!("{code:?}")));
         // After the request headers continued, request attributes are gone (Envoy: NotFound).
         let late = self.get_property(vec!["request", "path"]).is_some();
         self.set_http_response_header("x-prop-late-request-path", Some(&late.to_string()));
         Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // In the access-log phase every map is readable again.
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        let status = self.get_http_response_header(":status").unwrap_or_default();
+        let code = self.get_property(vec!["response", "code"]).map(|b| {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(&b[..8]);
+            i64::from_le_bytes(le)
+        });
+        let details = self.get_property(vec!["response", "code_details"]).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let prop_path = self.get_property(vec!["request", "path"]).map(|b| String::from_utf8_lossy(&b).into_owned());
+        log::info!("access path={path} status={status} code={code:?} details={details:?} request.path={prop_path:?}");
     }
 }
