@@ -57,6 +57,12 @@ impl std::fmt::Display for Observed {
         for (k, v) in &self.headers {
             writeln!(f, "{k}: {v}")?;
         }
-        write!(f, "\n{}", self.body)
+        // Long bodies are cut so a failure stays readable.
+        let body: String = self.body.chars().take(2000).collect();
+        write!(f, "\n{body}")?;
+        if self.body.len() > body.len() {
+            write!(f, "... ({} bytes in all)", self.body.len())?;
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,9 @@ use super::{Harness, Message};
 use crate::error::{Error, Result};
 use crate::vm::LocalReply;
 
+/// How [`Harness::exchange`] cuts bodies into chunks.
+pub const BODY_CHUNK: usize = 64 << 10;
+
 /// A client request for [`Harness::exchange`].
 ///
 /// ```
@@ -142,8 +145,10 @@ impl Harness {
         let id = s.id();
         let has_body = !request.body.is_empty();
         s.request_headers(headers, !has_body)?;
-        if has_body {
-            s.request_body(&request.body, true)?;
+        // Bodies arrive in socket-sized chunks, as Envoy's codec reads them.
+        let mut chunks = request.body.chunks(BODY_CHUNK).peekable();
+        while let Some(chunk) = chunks.next() {
+            s.request_body(chunk, chunks.peek().is_none())?;
         }
         let s = self.http(id);
         let (reached, local) = (s.upstream_request().end_of_stream, s.local_reply().is_some() || s.is_reset());
@@ -158,8 +163,9 @@ impl Harness {
             let mut s = self.http(id);
             let has_body = !resp.body.is_empty();
             s.response_headers(pairs, !has_body)?;
-            if has_body {
-                s.response_body(&resp.body, true)?;
+            let mut chunks = resp.body.chunks(BODY_CHUNK).peekable();
+            while let Some(chunk) = chunks.next() {
+                s.response_body(chunk, chunks.peek().is_none())?;
             }
         }
         let s = self.http(id);
