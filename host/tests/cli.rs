@@ -50,11 +50,18 @@ fn fails_with(module: &Path, extra: &[&str], expected: &str) {
 
 #[test]
 fn broken_input_gives_one_clear_line() {
-    fails_with(&tmp("text.wasm", b"hello"), &[], "not a WebAssembly module (it does not start with the \\0asm magic number)");
+    fails_with(
+        &tmp("text.wasm", b"hello"),
+        &[],
+        "not a WebAssembly module (it does not start with the \\0asm magic number)",
+    );
     fails_with(&tmp("empty.wasm", b""), &[], "the file is empty");
     fails_with(&tmp("cut.wasm", b"\0asm\x01\0\0\0\x01\x05"), &[], "the module does not compile");
     fails_with(Path::new("/nonexistent/x.wasm"), &[], "cannot read the module /nonexistent/x.wasm");
-    let no_marker = tmp("nomarker.wat", br#"(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) i32.const 8))"#);
+    let no_marker = tmp(
+        "nomarker.wat",
+        br#"(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) i32.const 8))"#,
+    );
     fails_with(&no_marker, &[], "exports no ABI version marker");
     let missing = tmp(
         "missing.wat",

@@ -65,6 +65,11 @@ pub struct Upstream {
 impl Upstream {
     /// Starts a server that answers with [`respond`].
     pub fn start() -> std::io::Result<Self> {
+        Self::listen(serve)
+    }
+
+    /// Accepts connections on 127.0.0.1 and hands each to `handle` on its own thread.
+    fn listen(handle: fn(TcpStream)) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
@@ -74,7 +79,8 @@ impl Upstream {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((s, _)) => {
-                        std::thread::spawn(move || serve(s));
+                        let _ = s.set_nonblocking(false);
+                        std::thread::spawn(move || handle(s));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -82,34 +88,16 @@ impl Upstream {
         });
         Ok(Self { port, stop })
     }
-}
 
-impl Upstream {
     /// Starts a TCP server that echoes every byte back and closes when the client half-closes.
     pub fn start_tcp_echo() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        std::thread::spawn(move || {
-                            let _ = s.set_nonblocking(false);
-                            if let Ok(mut w) = s.try_clone() {
-                                let mut r = s;
-                                let _ = std::io::copy(&mut r, &mut w);
-                                let _ = w.shutdown(std::net::Shutdown::Write);
-                            }
-                        });
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
+        Self::listen(|s| {
+            if let Ok(mut w) = s.try_clone() {
+                let mut r = s;
+                let _ = std::io::copy(&mut r, &mut w);
+                let _ = w.shutdown(std::net::Shutdown::Write);
             }
-        });
-        Ok(Self { port, stop })
+        })
     }
 }
 
@@ -120,7 +108,6 @@ impl Drop for Upstream {
 }
 
 fn serve(s: TcpStream) {
-    let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(mut w) = s.try_clone() else { return };
     let mut r = BufReader::new(s);

@@ -50,12 +50,7 @@ pub fn run(args: CheckArgs) -> Result<()> {
     for c in &info.callbacks {
         println!("  {c}");
     }
-    let missing: Vec<String> = info
-        .imports
-        .iter()
-        .filter(|i| i.support == ImportSupport::Missing)
-        .map(|i| format!("{}.{}", i.module, i.name))
-        .collect();
+    let missing = info.missing_imports();
     if !missing.is_empty() {
         bail!("the module imports {} function(s) the host does not provide: {}", missing.len(), missing.join(", "));
     }

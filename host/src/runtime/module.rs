@@ -68,6 +68,15 @@ pub struct ModuleInfo {
 }
 
 impl ModuleInfo {
+    /// The imports the host does not provide, as `module.name`.
+    pub fn missing_imports(&self) -> Vec<String> {
+        self.imports
+            .iter()
+            .filter(|i| i.support == ImportSupport::Missing)
+            .map(|i| format!("{}.{}", i.module, i.name))
+            .collect()
+    }
+
     pub(crate) fn read(module: &Module) -> Result<Self> {
         let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
         let has = |n: &str| exports.contains(&n);
@@ -144,12 +153,7 @@ impl std::fmt::Debug for CompiledModule {
 impl CompiledModule {
     pub(crate) fn link(module: Module, linker: &mut Linker<Host>) -> Result<Self> {
         let info = ModuleInfo::read(&module)?;
-        let missing: Vec<String> = info
-            .imports
-            .iter()
-            .filter(|i| i.support == ImportSupport::Missing)
-            .map(|i| format!("{}.{}", i.module, i.name))
-            .collect();
+        let missing = info.missing_imports();
         if !missing.is_empty() {
             return Err(Error::MissingImports(missing));
         }
