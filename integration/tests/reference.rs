@@ -85,8 +85,9 @@ fn shared_data_and_queues_match() {
     for n in 1..=3 {
         let o = check(&mut s, Case::get("/count"));
         assert_eq!(header(&o, "x-hits"), Some(n.to_string().as_str()));
+        assert_eq!(header(&o, "x-dequeued"), Some((n - 1).to_string().as_str()));
         // Let Envoy's main thread deliver queue events between requests.
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

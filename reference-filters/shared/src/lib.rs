@@ -46,7 +46,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { hits: 0 }))
+        Some(Box::new(Stream { hits: 0, dequeued: 0 }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -56,6 +56,7 @@ impl RootContext for Root {
 
 struct Stream {
     hits: u64,
+    dequeued: u64,
 }
 
 impl Context for Stream {}
@@ -63,6 +64,9 @@ impl Context for Stream {}
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         self.hits = increment(self, "hits");
+        // Items of earlier requests, counted before this request enqueues its own (whose delivery
+        // would race with the response).
+        self.dequeued = read_u64(self, "dequeued").0;
         let path = self.get_http_request_header(":path").unwrap_or_default();
         let queue = self.resolve_shared_queue("", "paths").expect("queue registered by the root");
         self.enqueue_shared_queue(queue, Some(path.as_bytes())).expect("enqueue");
@@ -71,8 +75,7 @@ impl HttpContext for Stream {
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
         self.set_http_response_header("x-hits", Some(&self.hits.to_string()));
-        let (dequeued, _) = read_u64(self, "dequeued");
-        self.set_http_response_header("x-dequeued", Some(&dequeued.to_string()));
+        self.set_http_response_header("x-dequeued", Some(&self.dequeued.to_string()));
         let missing = self.get_shared_data("never-set");
         self.set_http_response_header("x-missing", Some(&format!("{:?}", missing)));
         Action::Continue
