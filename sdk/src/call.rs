@@ -1,0 +1,226 @@
+//! HTTP callouts as futures: `HttpCall::get("auth", "/check").send().await`.
+//!
+//! The call is made when `send` is called; the future completes when Envoy delivers the answer to
+//! `proxy_on_http_call_response`. A timeout arrives as Envoy's own 504 response, not as an error.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::abi;
+use crate::error::{Error, Result};
+
+enum Slot {
+    Waiting(Option<Waker>),
+    Done(Result<HttpResponse>),
+}
+
+thread_local! {
+    static CALLS: RefCell<BTreeMap<u32, Slot>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// A request to a cluster.
+///
+/// ```no_run
+/// # async fn f() -> sluice::Result<()> {
+/// use sluice::call::HttpCall;
+/// let reply = HttpCall::post("auth", "/check", b"{}".to_vec())
+///     .header("content-type", "application/json")
+///     .timeout(std::time::Duration::from_millis(300))
+///     .send()
+///     .await?;
+/// if reply.status() == 200 { /* … */ }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    cluster: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+    trailers: Vec<(String, Vec<u8>)>,
+    timeout: Duration,
+}
+
+impl HttpCall {
+    /// A request with this method and path to `cluster` (`:authority` is the cluster name until set).
+    pub fn new(method: &str, cluster: &str, path: &str) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            headers: vec![
+                (":method".into(), method.as_bytes().to_vec()),
+                (":path".into(), path.as_bytes().to_vec()),
+                (":authority".into(), cluster.as_bytes().to_vec()),
+            ],
+            body: Vec::new(),
+            trailers: Vec::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A GET.
+    pub fn get(cluster: &str, path: &str) -> Self {
+        Self::new("GET", cluster, path)
+    }
+
+    /// A POST with a body.
+    pub fn post(cluster: &str, path: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self::new("POST", cluster, path).body(body)
+    }
+
+    /// Sets a header (pseudo-headers like `:authority` replace the default).
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        let name = name.to_ascii_lowercase();
+        if name.starts_with(':') {
+            self.headers.retain(|(k, _)| *k != name);
+        }
+        self.headers.push((name, value.as_ref().to_vec()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Adds a trailer.
+    pub fn trailer(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.trailers.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// How long Envoy waits before answering 504 itself (default 5 s; zero = no timeout).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Makes the call. Fails at once if Envoy refuses it (unknown cluster: BadArgument).
+    pub fn dispatch(self) -> Result<PendingCall> {
+        let pairs = |v: &[(String, Vec<u8>)]| {
+            let refs: Vec<(&[u8], &[u8])> = v.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())).collect();
+            crate::codec::encode_pairs(&refs)
+        };
+        let headers = pairs(&self.headers);
+        let trailers = if self.trailers.is_empty() { Vec::new() } else { pairs(&self.trailers) };
+        let ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
+        let token = abi::http_call(&self.cluster, &headers, &self.body, &trailers, ms)?;
+        CALLS.with(|c| c.borrow_mut().insert(token, Slot::Waiting(None)));
+        Ok(PendingCall { token })
+    }
+
+    /// Makes the call and waits for the answer.
+    pub async fn send(self) -> Result<HttpResponse> {
+        self.dispatch()?.await
+    }
+}
+
+/// A call in flight; await it for the response. Dropping it forgets the call.
+#[derive(Debug)]
+pub struct PendingCall {
+    token: u32,
+}
+
+impl PendingCall {
+    /// The token Envoy gave the call.
+    pub fn token(&self) -> u32 {
+        self.token
+    }
+}
+
+impl Future for PendingCall {
+    type Output = Result<HttpResponse>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        CALLS.with(|c| {
+            let mut calls = c.borrow_mut();
+            match calls.remove(&self.token) {
+                Some(Slot::Done(r)) => Poll::Ready(r),
+                Some(Slot::Waiting(_)) | None => {
+                    calls.insert(self.token, Slot::Waiting(Some(cx.waker().clone())));
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        let _ = CALLS.try_with(|c| c.borrow_mut().remove(&self.token));
+    }
+}
+
+/// The answer to an [`HttpCall`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpResponse {
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    body: Vec<u8>,
+    trailers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl HttpResponse {
+    /// The `:status` (0 if missing).
+    pub fn status(&self) -> u16 {
+        self.header_str(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+
+    /// The first value of a header, as bytes.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
+    }
+
+    /// The first value of a header, if it is UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every header, in order.
+    pub fn headers(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The trailers.
+    pub fn trailers(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.trailers
+    }
+}
+
+/// `proxy_on_http_call_response`: reads the answer while it is readable and wakes the waiting task.
+pub(crate) fn on_response(token: u32, num_headers: usize, body_size: usize) {
+    let result = if num_headers == 0 {
+        let (code, msg) = abi::get_status();
+        Err(Error::Callout(format!("the call was reset (status {code}: {})", String::from_utf8_lossy(&msg))))
+    } else {
+        Ok(HttpResponse {
+            headers: abi::get_map(crate::http::MapType::CallResponseHeaders as u32).unwrap_or_default(),
+            body: abi::get_buffer(crate::http::BufferType::CallResponseBody as u32, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            trailers: abi::get_map(crate::http::MapType::CallResponseTrailers as u32).unwrap_or_default(),
+        })
+    };
+    let waker = CALLS.with(|c| {
+        let mut calls = c.borrow_mut();
+        match calls.get_mut(&token) {
+            Some(slot @ Slot::Waiting(_)) => match std::mem::replace(slot, Slot::Done(result)) {
+                Slot::Waiting(w) => w,
+                Slot::Done(_) => None,
+            },
+            // Nobody waits for it any more (the stream went away): drop the answer.
+            _ => None,
+        }
+    });
+    if let Some(w) = waker {
+        w.wake();
+    }
+}

@@ -1,0 +1,300 @@
+//! Which filter object owns which context id, and the type-erased adapters between the ABI's
+//! callbacks and the user's [`Plugin`], [`HttpFilter`] and [`TcpFilter`].
+//!
+//! Invariants that make the raw pointers below sound: the guest is single-threaded; the host never
+//! calls back into the guest while a callback runs; a boxed filter never moves while its entry
+//! exists; and a filter's pending handler future is dropped before any other callback of that
+//! stream touches the filter, and before the filter itself is dropped.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use crate::executor::{self, TaskDone, TaskFuture};
+use crate::http::{Action, Body, HttpFilter, Request, Response, Trailers};
+use crate::plugin::{parse_config, HttpPlugin, Plugin, Setup, TcpPlugin};
+use crate::tcp::TcpFilter;
+use crate::Result;
+
+type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Action> + 'a>>;
+
+/// A plugin behind a trait object.
+pub trait RootDyn {
+    #[doc(hidden)]
+    fn configure(&mut self, config: &[u8]) -> Result<()>;
+    #[doc(hidden)]
+    fn tick(&self);
+    #[doc(hidden)]
+    fn queue_ready(&self, queue: u32);
+    #[doc(hidden)]
+    fn new_stream(&self) -> Option<Stream>;
+}
+
+#[doc(hidden)]
+pub enum Stream {
+    Http(Box<dyn HttpDyn>),
+    Tcp(Box<dyn TcpFilterObj>),
+}
+
+#[doc(hidden)]
+pub trait HttpDyn {
+    fn buffers(&self, request: bool) -> bool;
+    fn headers(&mut self, request: bool, eos: bool) -> HandlerFuture<'_>;
+    fn body(&mut self, request: bool, size: usize, eos: bool) -> HandlerFuture<'_>;
+    fn trailers(&mut self, request: bool) -> HandlerFuture<'_>;
+    fn log(&mut self);
+}
+
+impl<F: HttpFilter> HttpDyn for F {
+    fn buffers(&self, request: bool) -> bool {
+        if request {
+            self.buffer_request_body()
+        } else {
+            self.buffer_response_body()
+        }
+    }
+
+    fn headers(&mut self, request: bool, eos: bool) -> HandlerFuture<'_> {
+        if request {
+            Box::pin(self.on_request_headers(Request::new(), eos))
+        } else {
+            Box::pin(self.on_response_headers(Response::new(), eos))
+        }
+    }
+
+    fn body(&mut self, request: bool, size: usize, eos: bool) -> HandlerFuture<'_> {
+        if request {
+            Box::pin(self.on_request_body(Body::request(size), eos))
+        } else {
+            Box::pin(self.on_response_body(Body::response(size), eos))
+        }
+    }
+
+    fn trailers(&mut self, request: bool) -> HandlerFuture<'_> {
+        if request {
+            Box::pin(self.on_request_trailers(Trailers::request()))
+        } else {
+            Box::pin(self.on_response_trailers(Trailers::response()))
+        }
+    }
+
+    fn log(&mut self) {
+        self.on_log()
+    }
+}
+
+#[doc(hidden)]
+pub trait TcpFilterObj {
+    fn new_connection(&mut self) -> crate::tcp::TcpAction;
+    fn downstream(&mut self, size: usize, eos: bool) -> crate::tcp::TcpAction;
+    fn upstream(&mut self, size: usize, eos: bool) -> crate::tcp::TcpAction;
+    fn downstream_close(&mut self, peer: u32);
+    fn upstream_close(&mut self, peer: u32);
+    fn log(&mut self);
+}
+
+impl<F: TcpFilter> TcpFilterObj for F {
+    fn new_connection(&mut self) -> crate::tcp::TcpAction {
+        self.on_new_connection()
+    }
+    fn downstream(&mut self, size: usize, eos: bool) -> crate::tcp::TcpAction {
+        self.on_downstream_data(crate::tcp::downstream(size), eos)
+    }
+    fn upstream(&mut self, size: usize, eos: bool) -> crate::tcp::TcpAction {
+        self.on_upstream_data(crate::tcp::upstream(size), eos)
+    }
+    fn downstream_close(&mut self, peer: u32) {
+        self.on_downstream_close(crate::tcp::Peer::from_code(peer))
+    }
+    fn upstream_close(&mut self, peer: u32) {
+        self.on_upstream_close(crate::tcp::Peer::from_code(peer))
+    }
+    fn log(&mut self) {
+        self.on_log()
+    }
+}
+
+/// Adapts a [`Plugin`] with a way to make its streams.
+struct Root<P: Plugin> {
+    plugin: Option<Rc<P>>,
+    make: fn(&Rc<P>) -> Stream,
+}
+
+impl<P: Plugin> RootDyn for Root<P> {
+    fn configure(&mut self, config: &[u8]) -> Result<()> {
+        let config = parse_config::<P::Config>(config)?;
+        let mut setup = Setup::default();
+        self.plugin = Some(Rc::new(P::configure(config, &mut setup)?));
+        Ok(())
+    }
+
+    fn tick(&self) {
+        if let Some(p) = &self.plugin {
+            p.on_tick();
+        }
+    }
+
+    fn queue_ready(&self, queue: u32) {
+        if let Some(p) = &self.plugin {
+            p.on_queue_ready(crate::queue::Queue::from_id(queue));
+        }
+    }
+
+    fn new_stream(&self) -> Option<Stream> {
+        self.plugin.as_ref().map(|p| (self.make)(p))
+    }
+}
+
+#[doc(hidden)]
+pub fn http_root<P: HttpPlugin>() -> Box<dyn RootDyn> {
+    crate::log::init();
+    Box::new(Root::<P> { plugin: None, make: |p| Stream::Http(Box::new(P::new_filter(p))) })
+}
+
+#[doc(hidden)]
+pub fn tcp_root<P: TcpPlugin>() -> Box<dyn RootDyn> {
+    crate::log::init();
+    Box::new(Root::<P> { plugin: None, make: |p| Stream::Tcp(Box::new(P::new_filter(p))) })
+}
+
+/// A plugin-only (service) root: no streams.
+#[doc(hidden)]
+pub fn service_root<P: Plugin>() -> Box<dyn RootDyn> {
+    crate::log::init();
+    struct Service<P: Plugin>(Root<P>);
+    impl<P: Plugin> RootDyn for Service<P> {
+        fn configure(&mut self, config: &[u8]) -> Result<()> {
+            self.0.configure(config)
+        }
+        fn tick(&self) {
+            self.0.tick()
+        }
+        fn queue_ready(&self, queue: u32) {
+            self.0.queue_ready(queue)
+        }
+        fn new_stream(&self) -> Option<Stream> {
+            None
+        }
+    }
+    Box::new(Service(Root::<P> { plugin: None, make: |_| unreachable!("a service plugin has no streams") }))
+}
+
+enum Entry {
+    Root(Box<dyn RootDyn>),
+    Http(Box<dyn HttpDyn>),
+    Tcp(Box<dyn TcpFilterObj>),
+}
+
+thread_local! {
+    static ENTRIES: RefCell<BTreeMap<u32, (u32, Entry)>> = const { RefCell::new(BTreeMap::new()) };
+    static CURRENT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The context whose callback (or task) is running.
+pub(crate) fn current_context() -> u32 {
+    CURRENT.with(Cell::get)
+}
+
+pub(crate) fn set_current(id: u32) {
+    CURRENT.with(|c| c.set(id));
+}
+
+pub(crate) fn insert_root(id: u32, root: Box<dyn RootDyn>) {
+    ENTRIES.with(|e| e.borrow_mut().insert(id, (id, Entry::Root(root))));
+}
+
+/// Creates the stream entry for `id` under `root_id`; false if the root makes no streams.
+pub(crate) fn insert_stream(id: u32, root_id: u32) -> bool {
+    let Some(root) = root_ptr(root_id) else { return false };
+    // SAFETY: see the module invariants; the root's box is alive and not otherwise borrowed.
+    let stream = unsafe { (*root).new_stream() };
+    let entry = match stream {
+        Some(Stream::Http(f)) => Entry::Http(f),
+        Some(Stream::Tcp(f)) => Entry::Tcp(f),
+        None => return false,
+    };
+    ENTRIES.with(|e| e.borrow_mut().insert(id, (root_id, entry)));
+    true
+}
+
+pub(crate) fn root_ptr(id: u32) -> Option<*mut dyn RootDyn> {
+    ENTRIES.with(|e| match e.borrow_mut().get_mut(&id) {
+        Some((_, Entry::Root(r))) => Some(&mut **r as *mut dyn RootDyn),
+        _ => None,
+    })
+}
+
+pub(crate) fn http_ptr(id: u32) -> Option<*mut dyn HttpDyn> {
+    ENTRIES.with(|e| match e.borrow_mut().get_mut(&id) {
+        Some((_, Entry::Http(f))) => Some(&mut **f as *mut dyn HttpDyn),
+        _ => None,
+    })
+}
+
+pub(crate) fn tcp_ptr(id: u32) -> Option<*mut dyn TcpFilterObj> {
+    ENTRIES.with(|e| match e.borrow_mut().get_mut(&id) {
+        Some((_, Entry::Tcp(f))) => Some(&mut **f as *mut dyn TcpFilterObj),
+        _ => None,
+    })
+}
+
+/// Forgets a context: its tasks are dropped first, then the filter.
+pub(crate) fn remove(id: u32) {
+    executor::cancel_context(id);
+    let entry = ENTRIES.with(|e| e.borrow_mut().remove(&id));
+    drop(entry);
+}
+
+/// Runs an HTTP handler: polls its future once; if it is not done, parks it as a task and pauses
+/// the stream. Returns the raw action for the host.
+pub(crate) fn http_handler(
+    id: u32,
+    request: bool,
+    call: impl for<'a> FnOnce(&'a mut dyn HttpDyn) -> HandlerFuture<'a>,
+) -> u32 {
+    executor::cancel_handlers(id);
+    let Some(filter) = http_ptr(id) else { return 0 };
+    set_current(id);
+    // SAFETY: see the module invariants; the filter box outlives the future, which is dropped first
+    // (on the next callback of this stream, or when the context is removed).
+    let future: HandlerFuture<'static> = unsafe { std::mem::transmute(call(&mut *filter)) };
+    let task: TaskFuture = Box::pin(async move { TaskDone::Action { request, action: future.await } });
+    let code = match executor::start(id, true, task) {
+        Some(TaskDone::Action { action, .. }) => sync_code(action),
+        _ => 1,
+    };
+    run_tasks();
+    code
+}
+
+fn sync_code(action: Action) -> u32 {
+    match action {
+        Action::Continue => 0,
+        Action::Pause => 1,
+        Action::Respond(reply) => {
+            if let Err(e) = reply.send() {
+                log::error!("sending the local reply failed: {e}");
+            }
+            1
+        }
+    }
+}
+
+/// Polls woken tasks; a finished handler resumes (or answers) its stream.
+pub(crate) fn run_tasks() {
+    executor::run_ready(|context_id, done| {
+        set_current(context_id);
+        if let TaskDone::Action { request, action } = done {
+            let r = match action {
+                Action::Continue => crate::abi::continue_stream(if request { 0 } else { 1 }),
+                Action::Pause => Ok(()),
+                Action::Respond(reply) => reply.send(),
+            };
+            if let Err(e) = r {
+                log::error!("resuming the stream failed: {e}");
+            }
+        }
+    });
+}

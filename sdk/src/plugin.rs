@@ -1,0 +1,94 @@
+//! The plugin (root context): typed configuration, and what its streams share.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::http::HttpFilter;
+use crate::tcp::TcpFilter;
+
+/// A plugin: created from its configuration in `on_configure`, shared (as `Rc<Self>`) with every
+/// stream it creates.
+///
+/// ```no_run
+/// use std::rc::Rc;
+/// use sluice::{Plugin, Setup};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Config { header: String }
+///
+/// struct AddHeader { header: String }
+///
+/// impl Plugin for AddHeader {
+///     type Config = Config;
+///     fn configure(config: Config, _setup: &mut Setup) -> sluice::Result<Self> {
+///         Ok(AddHeader { header: config.header })
+///     }
+/// }
+/// ```
+pub trait Plugin: Sized + 'static {
+    /// The plugin configuration, read as JSON. An empty configuration reads as `null`, then `{}`.
+    type Config: DeserializeOwned;
+
+    /// Builds the plugin. An error makes `on_configure` fail (Envoy rejects the configuration).
+    fn configure(config: Self::Config, setup: &mut Setup) -> Result<Self>;
+
+    /// The tick period set with [`Setup::tick_every`] elapsed.
+    fn on_tick(self: &Rc<Self>) {}
+
+    /// An item arrived in a queue this plugin registered.
+    fn on_queue_ready(self: &Rc<Self>, queue: crate::queue::Queue) {
+        let _ = queue;
+    }
+}
+
+/// A plugin whose streams are HTTP streams.
+pub trait HttpPlugin: Plugin {
+    /// The per-stream filter.
+    type Filter: HttpFilter;
+
+    /// A filter for a new stream. It may keep `self` (an `Rc`) to reach the plugin's state.
+    fn new_filter(self: &Rc<Self>) -> Self::Filter;
+}
+
+/// A plugin whose streams are TCP connections.
+pub trait TcpPlugin: Plugin {
+    /// The per-connection filter.
+    type Filter: TcpFilter;
+
+    /// A filter for a new connection.
+    fn new_filter(self: &Rc<Self>) -> Self::Filter;
+}
+
+/// What a plugin can set up while it is configured.
+#[derive(Debug, Default)]
+pub struct Setup {
+    _private: (),
+}
+
+impl Setup {
+    /// Calls [`Plugin::on_tick`] every `period` (zero turns it off).
+    pub fn tick_every(&mut self, period: Duration) -> Result<()> {
+        crate::abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX))
+    }
+
+    /// The VM configuration bytes.
+    pub fn vm_configuration(&self) -> Vec<u8> {
+        crate::abi::get_buffer(crate::http::BufferType::VmConfiguration as u32, 0, usize::MAX >> 1)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+}
+
+/// Parses the plugin configuration into `T`.
+pub(crate) fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_slice(b"null")
+            .or_else(|_| serde_json::from_slice(b"{}"))
+            .map_err(|e| Error::Config(format!("the configuration is empty and {e}")));
+    }
+    serde_json::from_slice(bytes).map_err(|e| Error::Config(e.to_string()))
+}

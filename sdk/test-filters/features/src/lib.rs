@@ -1,0 +1,137 @@
+//! Exercises the SDK: typed config, async callouts (one or two in flight), local replies, whole-body
+//! buffering and replacement, metrics, shared data, properties and logging.
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sluice::call::HttpCall;
+use sluice::http::{Action, Body, Headers, HttpFilter, Reply, Request, Response};
+use sluice::metrics::Counter;
+use sluice::{HttpPlugin, Plugin, Setup};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Cluster of the authorization service.
+    auth_cluster: String,
+    /// Callout timeout.
+    timeout_ms: u64,
+    /// Header added to every request.
+    tag: String,
+}
+
+struct Features {
+    config: Config,
+    requests: Counter,
+    denied: Counter,
+}
+
+impl Plugin for Features {
+    type Config = Config;
+
+    fn configure(config: Config, _setup: &mut Setup) -> sluice::Result<Self> {
+        log::info!("configured with cluster {}", config.auth_cluster);
+        Ok(Features { config, requests: Counter::new("sdk_requests")?, denied: Counter::new("sdk_denied")? })
+    }
+}
+
+impl HttpPlugin for Features {
+    type Filter = Stream;
+    fn new_filter(self: &Rc<Self>) -> Stream {
+        Stream { plugin: self.clone(), rewrite: false }
+    }
+}
+
+struct Stream {
+    plugin: Rc<Features>,
+    rewrite: bool,
+}
+
+impl Stream {
+    fn auth(&self, user: &str) -> HttpCall {
+        HttpCall::get(&self.plugin.config.auth_cluster, "/auth")
+            .header("x-user", user)
+            .timeout(Duration::from_millis(self.plugin.config.timeout_ms))
+    }
+}
+
+impl HttpFilter for Stream {
+    fn buffer_request_body(&self) -> bool {
+        true
+    }
+
+    async fn on_request_headers(&mut self, req: Request, _eos: bool) -> Action {
+        let p = &self.plugin;
+        p.requests.inc();
+        let _ = req.set_header("x-tag", &p.config.tag);
+        self.rewrite = req.path().is_some_and(|p| p.starts_with("/rewrite"));
+        if req.path().as_deref() == Some("/panic") {
+            panic!("the features filter was asked to panic");
+        }
+        let hits = sluice::shared::update("sdk_hits", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap_or(0);
+        let _ = req.set_header("x-hits", hits.to_string());
+        let route = sluice::properties::string(&["xds", "route_name"]).ok().flatten().unwrap_or_default();
+        let _ = req.set_header("x-route", route);
+        let Some(user) = req.header_str("x-user") else { return Action::Continue };
+        if let Some(second) = req.header_str("x-also") {
+            // Two callouts in flight at once; the stream resumes when both are answered.
+            let (a, b) = join(self.auth(&user).send(), self.auth(&second).send()).await;
+            let ok = |r: &sluice::Result<sluice::call::HttpResponse>| r.as_ref().is_ok_and(|r| r.status() == 200);
+            let _ = req.set_header("x-both", format!("{} {}", ok(&a), ok(&b)));
+            return Action::Continue;
+        }
+        match self.auth(&user).send().await {
+            Ok(r) if r.status() == 200 => {
+                let _ = req.set_header("x-auth-user", r.header("x-user").unwrap_or_default());
+                Action::Continue
+            }
+            Ok(r) => {
+                p.denied.inc();
+                Reply::new(403).header("x-auth-status", r.status().to_string()).body(r.body().to_vec()).into()
+            }
+            Err(e) => Reply::new(500).body(format!("auth failed: {e}")).into(),
+        }
+    }
+
+    async fn on_request_body(&mut self, body: Body, _eos: bool) -> Action {
+        if self.rewrite {
+            let text = String::from_utf8_lossy(&body.read().unwrap_or_default()).to_uppercase();
+            let _ = body.replace(format!("<{text}>").as_bytes());
+        }
+        Action::Continue
+    }
+
+    async fn on_response_headers(&mut self, resp: Response, _eos: bool) -> Action {
+        let _ = resp.set_header("x-sdk", "sluice");
+        Action::Continue
+    }
+}
+
+/// Awaits two futures together.
+async fn join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::pin::pin;
+    use std::task::Poll;
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    (ra.unwrap(), rb.unwrap())
+}
+
+sluice::http_filter!(Features);
