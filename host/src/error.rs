@@ -54,11 +54,17 @@ pub enum Error {
         limit_mib: usize,
     },
     /// `proxy_on_vm_start` returned false.
-    #[error("proxy_on_vm_start returned false: the plugin rejected its VM configuration")]
-    VmStartFailed,
+    #[error("proxy_on_vm_start returned false: the plugin rejected its VM configuration{}", because(.logged))]
+    VmStartFailed {
+        /// The last error the plugin logged, usually the reason.
+        logged: Option<String>,
+    },
     /// `proxy_on_configure` returned false.
-    #[error("proxy_on_configure returned false: the plugin rejected its configuration")]
-    ConfigureFailed,
+    #[error("proxy_on_configure returned false: the plugin rejected its configuration{}", because(.logged))]
+    ConfigureFailed {
+        /// The last error the plugin logged, usually the reason.
+        logged: Option<String>,
+    },
     /// The VM failed earlier and cannot run callbacks.
     #[error("the VM failed earlier and runs no more callbacks ({0})")]
     VmFailed(String),
@@ -76,6 +82,10 @@ pub enum Error {
     /// The driver was used wrongly (unknown context, step out of order).
     #[error("{0}")]
     Usage(String),
+}
+
+fn because(logged: &Option<String>) -> String {
+    logged.as_ref().map(|m| format!(" (it logged: {m})")).unwrap_or_default()
 }
 
 impl Error {

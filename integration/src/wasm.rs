@@ -9,19 +9,20 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_path_buf()
 }
 
-fn build_reference(target_triple: &str) -> Result<PathBuf, String> {
+/// Builds the filter workspace at `dir` (relative to the workspace root) for `target_triple`.
+fn build(dir: &str, target_triple: &str) -> Result<PathBuf, String> {
     let root = workspace_root();
-    let target = root.join("target/reference-filters");
+    let target = root.join("target").join(dir.replace('/', "-"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["build", "--release", "--target", target_triple, "--manifest-path"])
-        .arg(root.join("reference-filters/Cargo.toml"))
+        .arg(root.join(dir).join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
         .output()
-        .map_err(|e| format!("cannot run cargo to build the reference filters: {e}"))?;
+        .map_err(|e| format!("cannot run cargo to build {dir}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("building the reference filters failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!("building {dir} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
     }
     Ok(target.join(target_triple).join("release"))
 }
@@ -32,15 +33,31 @@ fn build_reference(target_triple: &str) -> Result<PathBuf, String> {
 /// If the filters do not build: the test cannot run without them.
 pub fn reference_filter(name: &str) -> PathBuf {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| build_reference("wasm32-wasip1")).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let dir =
+        DIR.get_or_init(|| build("reference-filters", "wasm32-wasip1")).as_ref().unwrap_or_else(|e| panic!("{e}"));
     filter_in(dir, name)
 }
 
 /// The `.wasm` of reference filter `name` built for `wasm32-unknown-unknown` (no WASI, `malloc`).
 pub fn reference_filter_unknown_unknown(name: &str) -> PathBuf {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| build_reference("wasm32-unknown-unknown")).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let dir = DIR
+        .get_or_init(|| build("reference-filters", "wasm32-unknown-unknown"))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"));
     filter_in(dir, name)
+}
+
+/// The `.wasm` of test filter `name` written with the `sluice` SDK (a crate under `sdk/test-filters/`).
+///
+/// # Panics
+/// If the filters do not build.
+pub fn sdk_filter(name: &str) -> PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| build("sdk/test-filters", "wasm32-wasip1")).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join(format!("sdk_{}.wasm", name.replace('-', "_")));
+    assert!(path.exists(), "no SDK test filter at {}", path.display());
+    path
 }
 
 fn filter_in(dir: &Path, name: &str) -> PathBuf {

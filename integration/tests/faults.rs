@@ -105,5 +105,5 @@ fn broken_modules_and_configs_give_clear_errors() {
     let err = Harness::builder().module_bytes(no_alloc).build().unwrap_err();
     assert!(matches!(err, Error::NoAllocator), "{err}");
     let err = Harness::builder().module_file(reference_filter("timers")).plugin_config("soon").build().unwrap_err();
-    assert!(matches!(err, Error::ConfigureFailed), "{err}");
+    assert!(matches!(err, Error::ConfigureFailed { .. }), "{err}");
 }

@@ -46,8 +46,11 @@ pub fn duration(segments: &[&str]) -> Result<Option<Duration>> {
     Ok(int(segments)?.map(|ns| Duration::from_nanos(ns.max(0) as u64)))
 }
 
+/// Entries of a map property: (key, value) as bytes.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A map property (`request.headers`), as pairs.
-pub fn map(segments: &[&str]) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>> {
+pub fn map(segments: &[&str]) -> Result<Option<Pairs>> {
     Ok(bytes(segments)?.map(|b| crate::codec::decode_pairs(&b)))
 }
 

@@ -222,11 +222,11 @@ impl Vm {
         self.call("proxy_on_context_create", f, id, Phase::Other, (id as i32, 0))?;
         let f = cb!(self, on_vm_start);
         if self.call("proxy_on_vm_start", f, id, Phase::VmStart, (id as i32, vm_config_len))? == Some(0) {
-            return Err(Error::VmStartFailed);
+            return Err(Error::VmStartFailed { logged: self.store.data().last_error_log.clone() });
         }
         let f = cb!(self, on_configure);
         if self.call("proxy_on_configure", f, id, Phase::Configure, (id as i32, config_len))? == Some(0) {
-            return Err(Error::ConfigureFailed);
+            return Err(Error::ConfigureFailed { logged: self.store.data().last_error_log.clone() });
         }
         Ok(id)
     }

@@ -1,0 +1,145 @@
+//! Filters written with the `sluice` SDK, in the harness and in the real Envoy 1.40: typed config,
+//! async callouts (ok, denied, timeout, unknown cluster, two in flight), whole-body buffering and
+//! replacement, metrics, shared data, properties, panics, and a TCP filter.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use sluice_host::abi::status::{LogLevel, PeerType};
+use sluice_host::harness::Harness;
+use sluice_host::state::MetricValue;
+use sluice_host::Error;
+use sluice_integration::envoy::{Envoy, EnvoyConfig, WasmFilter};
+use sluice_integration::wasm::sdk_filter;
+use sluice_integration::{Case, Observed, SideBySide, Upstream};
+
+fn features(config: &str) -> WasmFilter {
+    WasmFilter {
+        wasm: sdk_filter("features"),
+        name: "sdk_features".into(),
+        root_id: "features".into(),
+        vm_id: "sdk_vm".into(),
+        configuration: config.into(),
+        failure_policy: None,
+    }
+}
+
+const GOOD: &str = r#"{"auth_cluster": "auth", "timeout_ms": 300, "tag": "t1"}"#;
+
+fn check(s: &mut SideBySide, case: Case) -> Observed {
+    s.check(&case).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn header<'a>(o: &'a Observed, name: &str) -> Option<&'a str> {
+    o.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn async_callouts_match_envoy() {
+    let mut s = SideBySide::start(features(GOOD), &["auth"], |b| b).unwrap();
+    let o = check(&mut s, Case::get("/in").header("x-user", "alice"));
+    assert_eq!(o.status, 200);
+    assert!(o.body.contains("x-auth-user: alice\n") && o.body.contains("x-tag: t1\n"), "{}", o.body);
+    assert!(o.body.contains("x-route: route0\n"), "{}", o.body);
+    assert_eq!(header(&o, "x-sdk"), Some("sluice"));
+    let o = check(&mut s, Case::get("/in").header("x-user", "bob"));
+    assert_eq!((o.status, o.body.as_str(), header(&o, "x-auth-status")), (403, "user bob is not allowed", Some("401")));
+    let o = check(&mut s, Case::get("/in").header("x-user", "slow"));
+    assert_eq!(
+        (o.status, o.body.as_str(), header(&o, "x-auth-status")),
+        (403, "upstream request timeout", Some("504"))
+    );
+    let o = check(&mut s, Case::get("/in").header("x-user", "alice").header("x-also", "bob"));
+    assert!(o.body.contains("x-both: true false\n"), "two calls in flight: {}", o.body);
+    // Counters and shared data went up the same in both.
+    let o = check(&mut s, Case::get("/count"));
+    assert!(o.body.contains("x-hits: 5\n"), "{}", o.body);
+    assert_eq!(s.envoy.stat("wasmcustom.sdk_requests").as_deref(), Some("5"));
+    assert_eq!(s.harness.metric("sdk_requests"), Some(MetricValue::Counter(5)));
+    assert_eq!(s.envoy.stat("wasmcustom.sdk_denied").as_deref(), Some("2"));
+    assert_eq!(s.harness.metric("sdk_denied"), Some(MetricValue::Counter(2)));
+}
+
+#[test]
+fn callout_to_an_unknown_cluster_is_an_error_value() {
+    let config = r#"{"auth_cluster": "nope", "timeout_ms": 300, "tag": "t"}"#;
+    let mut s = SideBySide::start(features(config), &[], |b| b).unwrap();
+    let o = check(&mut s, Case::get("/in").header("x-user", "alice"));
+    assert_eq!((o.status, o.body.as_str()), (500, "auth failed: proxy_http_call failed: BadArgument"));
+}
+
+#[test]
+fn whole_body_is_buffered_and_replaced_alike() {
+    let mut s = SideBySide::start(features(GOOD), &[], |b| b).unwrap();
+    let o = check(&mut s, Case::post("/rewrite", "hello body"));
+    assert!(o.body.contains("body=<HELLO BODY>\n"), "{}", o.body);
+    let big: &'static str = Box::leak("ab".repeat(100_000).into_boxed_str());
+    let o = check(&mut s, Case::post("/rewrite", big));
+    assert!(o.body.contains(&format!("body=<{}>", big.to_uppercase())), "a 200 KB body arrives whole and rewritten");
+}
+
+#[test]
+fn typed_config_good_and_bad() {
+    let h = Harness::builder().module_file(sdk_filter("features")).plugin_config(GOOD).build().unwrap();
+    assert!(h.logs_at(LogLevel::Info).contains(&"configured with cluster auth".to_string()));
+    for (bad, why) in [
+        (r#"{"auth_cluster": 5, "timeout_ms": 1, "tag": ""}"#, "invalid type: integer `5`, expected a string"),
+        (r#"{"auth_cluster": "a", "timeout_ms": 1, "tag": "", "extra": 1}"#, "unknown field `extra`"),
+        ("not json", "expected ident"),
+        ("", "the configuration is empty"),
+    ] {
+        let err = Harness::builder().module_file(sdk_filter("features")).plugin_config(bad).build().unwrap_err();
+        // Configure fails, and the reason the SDK logged comes with the error.
+        match &err {
+            Error::ConfigureFailed { logged: Some(m) } => assert!(m.contains(why), "{bad}: {m}"),
+            other => panic!("{bad}: {other}"),
+        }
+    }
+    // And the real Envoy refuses the same configuration, with the SDK's message in its log.
+    let up = Upstream::start().unwrap();
+    let bad = features(r#"{"auth_cluster": 5, "timeout_ms": 1, "tag": ""}"#);
+    let err = match Envoy::start(&EnvoyConfig::http(bad).cluster("upstream", up.port)) {
+        Ok(_) => panic!("Envoy accepted a configuration the plugin rejects"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("invalid configuration: invalid type: integer `5`, expected a string"), "{err}");
+}
+
+#[test]
+fn a_panic_is_logged_with_its_message_and_location() {
+    let mut h = Harness::builder().module_file(sdk_filter("features")).plugin_config(GOOD).build().unwrap();
+    let ex =
+        h.exchange(sluice_host::harness::Request::get("/panic"), sluice_integration::upstream::respond_to).unwrap();
+    assert_eq!(ex.status(), Some(503));
+    let critical = h.logs_at(LogLevel::Critical);
+    assert_eq!(critical.len(), 1, "{critical:?}");
+    assert!(critical[0].contains("the features filter was asked to panic"), "{critical:?}");
+    assert!(critical[0].contains("features/src/lib.rs"), "{critical:?}");
+}
+
+#[test]
+fn tcp_filter_matches_envoy() {
+    let upstream = Upstream::start_tcp_echo().unwrap();
+    let filter = WasmFilter { wasm: sdk_filter("tcp"), name: "sdk_tcp".into(), ..Default::default() };
+    let envoy = Envoy::start(&EnvoyConfig::tcp(filter.clone()).cluster("upstream", upstream.port)).unwrap();
+    let mut h = Harness::builder().module_file(&filter.wasm).build().unwrap();
+    for (input, expected) in [(&b"hello sdk"[..], &b"HELLO SDK"[..]), (b"DENY please", b"")] {
+        let mut s = TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(input).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut from_envoy = Vec::new();
+        let _ = s.read_to_end(&mut from_envoy);
+        let mut c = h.tcp_stream().unwrap();
+        c.downstream_data(input, true).unwrap();
+        let up = c.sent_upstream().to_vec();
+        if c.closed().is_none() {
+            c.upstream_data(&up, true).unwrap();
+        }
+        let from_harness = c.sent_downstream().to_vec();
+        c.close(PeerType::Remote).unwrap();
+        assert_eq!(from_envoy, expected);
+        assert_eq!(from_harness, from_envoy);
+    }
+}
