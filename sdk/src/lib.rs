@@ -10,8 +10,7 @@
 //!
 //! ```no_run
 //! use std::rc::Rc;
-//! use sluice::http::{Action, Headers, HttpFilter, Request};
-//! use sluice::{HttpPlugin, Plugin, Setup};
+//! use sluice::prelude::*;
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Config { name: String, value: String }
@@ -80,6 +79,15 @@ pub fn call_foreign_function(name: &str, args: &[u8]) -> Result<Vec<u8>> {
 pub use executor::spawn;
 pub use http::Action;
 pub use plugin::{HttpPlugin, Plugin, Setup, TcpPlugin};
+
+/// Everything a filter usually needs: `use sluice::prelude::*;`.
+pub mod prelude {
+    pub use crate::call::{HttpCall, HttpResponse};
+    pub use crate::http::{Action, Body, Headers, HttpFilter, Reply, Request, Response, Trailers};
+    pub use crate::metrics::{Counter, Gauge, Histogram};
+    pub use crate::tcp::{Data, TcpAction, TcpFilter};
+    pub use crate::{Error, HttpPlugin, Plugin, Result, Setup, TcpPlugin};
+}
 
 #[doc(hidden)]
 pub mod __private {

@@ -57,7 +57,7 @@ impl From<Reply> for Action {
 /// the stream, and the stream resumes by itself with the handler's [`Action`] when it is done.
 ///
 /// ```no_run
-/// use sluice::http::{Action, HttpFilter, Request, Reply};
+/// use sluice::prelude::*;
 ///
 /// struct RequireUser;
 ///
