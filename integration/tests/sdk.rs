@@ -143,3 +143,14 @@ fn tcp_filter_matches_envoy() {
         assert_eq!(from_harness, from_envoy);
     }
 }
+
+#[test]
+fn hello_world_is_no_larger_than_with_the_official_sdk() {
+    let ours = std::fs::metadata(sdk_filter("hello")).unwrap().len();
+    let theirs = std::fs::metadata(sluice_integration::wasm::reference_filter("hello")).unwrap().len();
+    assert!(ours <= theirs, "sluice hello world is {ours} bytes, proxy-wasm 0.2.5's is {theirs}");
+    // And it works: the header is added.
+    let mut h = Harness::builder().module_file(sdk_filter("hello")).build().unwrap();
+    let ex = h.exchange(sluice_host::harness::Request::get("/"), |_| sluice_host::harness::Response::new(200)).unwrap();
+    assert_eq!(ex.response.headers.get_str("x-hello"), Some("world"));
+}
