@@ -154,3 +154,61 @@ fn hello_world_is_no_larger_than_with_the_official_sdk() {
     let ex = h.exchange(sluice_host::harness::Request::get("/"), |_| sluice_host::harness::Response::new(200)).unwrap();
     assert_eq!(ex.response.headers.get_str("x-hello"), Some("world"));
 }
+
+#[test]
+fn grpc_calls_await_their_reply() {
+    let mut h =
+        Harness::builder().module_file(sdk_filter("features")).plugin_config(GOOD).cluster("grpc").build().unwrap();
+    for (reply, expect_forwarded) in [(Ok(b"yes".to_vec()), true), (Err((7, "denied".to_string())), false)] {
+        let mut s = h.http_stream();
+        s.request_headers([(":method", "GET"), (":path", "/grpc"), (":authority", "x")], true).unwrap();
+        let id = s.id();
+        let call = h.grpc_callouts().last().cloned().unwrap();
+        assert_eq!((call.service.as_str(), call.method.as_str()), ("pkg.Checker", "Check"));
+        h.respond_grpc_call(call.token, reply).unwrap();
+        let s = h.http(id);
+        if expect_forwarded {
+            assert_eq!(s.upstream_request().headers.get_str("x-grpc-reply"), Some("yes"));
+        } else {
+            let r = s.local_reply().unwrap();
+            assert_eq!((r.status, r.body.as_slice()), (403, &b"gRPC status 7: denied"[..]));
+        }
+    }
+}
+
+#[test]
+fn a_service_plugin_collects_queue_events_and_flushes_them_from_a_timer() {
+    let shared = std::sync::Arc::new(sluice_host::state::SharedState::default());
+    let mut service = Harness::builder()
+        .module_file(sdk_filter("service"))
+        .plugin_config(r#"{"flush_ms": 1000}"#)
+        .vm_id("sdk_vm")
+        .cluster("collector")
+        .shared_state(shared.clone())
+        .build()
+        .unwrap();
+    assert_eq!(service.tick_period(), Some(Duration::from_secs(1)));
+    let mut filter = Harness::builder()
+        .module_file(sdk_filter("features"))
+        .plugin_config(GOOD)
+        .vm_id("sdk_vm")
+        .shared_state(shared)
+        .build()
+        .unwrap();
+    for path in ["/a", "/b"] {
+        let ex = filter
+            .exchange(sluice_host::harness::Request::get(path), sluice_integration::upstream::respond_to)
+            .unwrap();
+        assert_eq!(ex.status(), Some(200));
+    }
+    // The timer fires; a spawned task posts the batch and waits for the collector.
+    service.advance_time(Duration::from_millis(1000)).unwrap();
+    let calls = service.http_callouts();
+    assert_eq!(calls.len(), 1);
+    assert_eq!((calls[0].cluster.as_str(), calls[0].body.as_slice()), ("collector", &b"/a\n/b"[..]));
+    service.respond_http_callout(calls[0].token, sluice_host::harness::CalloutReply::new(202)).unwrap();
+    assert!(service.logs_at(LogLevel::Info).contains(&"flushed 2 events: 202".to_string()), "{:?}", service.logs());
+    // Nothing new: the next tick sends nothing.
+    service.advance_time(Duration::from_millis(1000)).unwrap();
+    assert!(service.http_callouts().is_empty());
+}

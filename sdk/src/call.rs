@@ -13,9 +13,15 @@ use std::time::Duration;
 use crate::abi;
 use crate::error::{Error, Result};
 
+/// What a finished call produced.
+pub(crate) enum Answer {
+    Http(HttpResponse),
+    Grpc(Vec<u8>),
+}
+
 enum Slot {
     Waiting(Option<Waker>),
-    Done(Result<HttpResponse>),
+    Done(Result<Answer>),
 }
 
 thread_local! {
@@ -108,8 +114,7 @@ impl HttpCall {
         let trailers = if self.trailers.is_empty() { Vec::new() } else { pairs(&self.trailers) };
         let ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
         let token = abi::http_call(&self.cluster, &headers, &self.body, &trailers, ms)?;
-        CALLS.with(|c| c.borrow_mut().insert(token, Slot::Waiting(None)));
-        Ok(PendingCall { token })
+        Ok(PendingCall { token: register(token) })
     }
 
     /// Makes the call and waits for the answer.
@@ -131,26 +136,128 @@ impl PendingCall {
     }
 }
 
+fn register(token: u32) -> u32 {
+    CALLS.with(|c| c.borrow_mut().insert(token, Slot::Waiting(None)));
+    token
+}
+
+/// Polls the slot of `token`: the answer once it is there, else parks the waker.
+fn poll_answer(token: u32, cx: &mut Context<'_>) -> Poll<Result<Answer>> {
+    CALLS.with(|c| {
+        let mut calls = c.borrow_mut();
+        match calls.remove(&token) {
+            Some(Slot::Done(r)) => Poll::Ready(r),
+            Some(Slot::Waiting(_)) | None => {
+                calls.insert(token, Slot::Waiting(Some(cx.waker().clone())));
+                Poll::Pending
+            }
+        }
+    })
+}
+
+/// Completes the call `token` (if anyone still waits for it) and wakes its task.
+fn complete(token: u32, result: Result<Answer>) {
+    let waker = CALLS.with(|c| {
+        let mut calls = c.borrow_mut();
+        match calls.get_mut(&token) {
+            Some(slot @ Slot::Waiting(_)) => match std::mem::replace(slot, Slot::Done(result)) {
+                Slot::Waiting(w) => w,
+                Slot::Done(_) => None,
+            },
+            // Nobody waits for it any more (the stream went away), or it is already answered.
+            _ => None,
+        }
+    });
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+fn forget(token: u32) {
+    let _ = CALLS.try_with(|c| c.borrow_mut().remove(&token));
+}
+
 impl Future for PendingCall {
     type Output = Result<HttpResponse>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        CALLS.with(|c| {
-            let mut calls = c.borrow_mut();
-            match calls.remove(&self.token) {
-                Some(Slot::Done(r)) => Poll::Ready(r),
-                Some(Slot::Waiting(_)) | None => {
-                    calls.insert(self.token, Slot::Waiting(Some(cx.waker().clone())));
-                    Poll::Pending
-                }
-            }
+        poll_answer(self.token, cx).map(|r| match r? {
+            Answer::Http(resp) => Ok(resp),
+            Answer::Grpc(_) => Err(Error::Callout("a gRPC answer for an HTTP call".into())),
         })
     }
 }
 
 impl Drop for PendingCall {
     fn drop(&mut self) {
-        let _ = CALLS.try_with(|c| c.borrow_mut().remove(&self.token));
+        forget(self.token);
+    }
+}
+
+/// A unary gRPC call to a cluster.
+///
+/// ```no_run
+/// # async fn f() -> sluice::Result<()> {
+/// let reply: Vec<u8> = sluice::call::GrpcCall::new("authz", "pkg.Checker", "Check", b"\x0a\x01x".to_vec())
+///     .metadata("x-tenant", "a")
+///     .send()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct GrpcCall {
+    cluster: String,
+    service: String,
+    method: String,
+    metadata: Vec<(String, Vec<u8>)>,
+    message: Vec<u8>,
+    timeout: Duration,
+}
+
+impl GrpcCall {
+    /// A call of `service/method` on `cluster` with a serialized protobuf `message`.
+    pub fn new(cluster: &str, service: &str, method: &str, message: impl Into<Vec<u8>>) -> Self {
+        Self {
+            cluster: cluster.into(),
+            service: service.into(),
+            method: method.into(),
+            metadata: Vec::new(),
+            message: message.into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Adds initial metadata.
+    pub fn metadata(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.metadata.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// The deadline (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Makes the call and waits for the reply message. A non-OK gRPC status is an
+    /// [`Error::Grpc`]; an unknown cluster fails at once with `ParseFailure`.
+    pub async fn send(self) -> Result<Vec<u8>> {
+        let refs: Vec<(&[u8], &[u8])> = self.metadata.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())).collect();
+        let md = if refs.is_empty() { Vec::new() } else { crate::codec::encode_pairs(&refs) };
+        let ms = u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX);
+        let token = register(abi::grpc_call(&self.cluster, &self.service, &self.method, &md, &self.message, ms)?);
+        /// Forgets the call if the awaiting future is dropped.
+        struct Forget(u32);
+        impl Drop for Forget {
+            fn drop(&mut self) {
+                forget(self.0);
+            }
+        }
+        let pending = Forget(token);
+        match std::future::poll_fn(|cx| poll_answer(pending.0, cx)).await? {
+            Answer::Grpc(message) => Ok(message),
+            Answer::Http(_) => Err(Error::Callout("an HTTP answer for a gRPC call".into())),
+        }
     }
 }
 
@@ -196,7 +303,7 @@ impl HttpResponse {
 
 /// `proxy_on_http_call_response`: reads the answer while it is readable and wakes the waiting task.
 pub(crate) fn on_response(token: u32, num_headers: usize, body_size: usize) {
-    let result = if num_headers == 0 {
+    let result: Result<HttpResponse> = if num_headers == 0 {
         let (code, msg) = abi::get_status();
         Err(Error::Callout(format!("the call was reset (status {code}: {})", String::from_utf8_lossy(&msg))))
     } else {
@@ -209,18 +316,20 @@ pub(crate) fn on_response(token: u32, num_headers: usize, body_size: usize) {
             trailers: abi::get_map(crate::http::MapType::CallResponseTrailers as u32).unwrap_or_default(),
         })
     };
-    let waker = CALLS.with(|c| {
-        let mut calls = c.borrow_mut();
-        match calls.get_mut(&token) {
-            Some(slot @ Slot::Waiting(_)) => match std::mem::replace(slot, Slot::Done(result)) {
-                Slot::Waiting(w) => w,
-                Slot::Done(_) => None,
-            },
-            // Nobody waits for it any more (the stream went away): drop the answer.
-            _ => None,
-        }
-    });
-    if let Some(w) = waker {
-        w.wake();
+    complete(token, result.map(Answer::Http));
+}
+
+/// `proxy_on_grpc_receive`: a unary call's reply message.
+pub(crate) fn on_grpc_message(token: u32, size: usize) {
+    let message =
+        abi::get_buffer(crate::http::BufferType::GrpcMessage as u32, 0, size).ok().flatten().unwrap_or_default();
+    complete(token, Ok(Answer::Grpc(message)));
+}
+
+/// `proxy_on_grpc_close`: the call ended; a non-OK status is the call's error.
+pub(crate) fn on_grpc_close(token: u32, status: u32) {
+    if status != 0 {
+        let (_, message) = abi::get_status();
+        complete(token, Err(Error::Grpc { status, message: String::from_utf8_lossy(&message).into_owned() }));
     }
 }

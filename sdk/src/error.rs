@@ -60,6 +60,14 @@ pub enum Error {
     /// An HTTP or gRPC callout failed before a response (reset, refused).
     #[error("callout failed: {0}")]
     Callout(String),
+    /// A gRPC call ended with a non-OK status.
+    #[error("gRPC status {status}: {message}")]
+    Grpc {
+        /// The gRPC status code.
+        status: u32,
+        /// The status message.
+        message: String,
+    },
     /// A stored value could not be decoded.
     #[error("cannot decode {what}: {why}")]
     Decode {

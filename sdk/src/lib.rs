@@ -49,6 +49,7 @@
 // The ABI exports exist only on wasm32; elsewhere (docs, `cargo check`) much of the plumbing behind
 // them has no caller.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#![warn(missing_docs)]
 
 mod abi;
 pub mod call;

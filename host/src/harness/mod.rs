@@ -395,6 +395,8 @@ impl Harness {
 
     /// Moves the virtual clock forward, firing ticks and callout timeouts in time order.
     pub fn advance_time(&mut self, by: Duration) -> Result<()> {
+        // Deliver what other VMs sent meanwhile (queue events) before time moves.
+        self.pump()?;
         let end = self.now_nanos() + by.as_nanos() as i64;
         loop {
             self.arm_tick();

@@ -78,6 +78,18 @@ pub extern "C" fn proxy_on_http_call_response(_root: u32, token: u32, headers: u
 }
 
 #[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive(_root: u32, token: u32, size: usize) {
+    call::on_grpc_message(token, size);
+    dispatch::run_tasks();
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_close(_root: u32, token: u32, status: u32) {
+    call::on_grpc_close(token, status);
+    dispatch::run_tasks();
+}
+
+#[no_mangle]
 pub extern "C" fn proxy_on_request_headers(id: u32, _n: usize, eos: u32) -> u32 {
     if let Some(f) = dispatch::http_ptr(id) {
         // SAFETY: see `dispatch`'s invariants.

@@ -224,6 +224,35 @@ pub(crate) fn http_call(cluster: &str, headers: &[u8], body: &[u8], trailers: &[
     Ok(token)
 }
 
+pub(crate) fn grpc_call(
+    cluster: &str,
+    service: &str,
+    method: &str,
+    metadata: &[u8],
+    message: &[u8],
+    timeout_ms: u32,
+) -> Result<u32> {
+    let mut token = 0;
+    // SAFETY: pointers and lengths describe the slices; `token` is a valid slot.
+    check("proxy_grpc_call", unsafe {
+        imports::proxy_grpc_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            service.as_ptr(),
+            service.len(),
+            method.as_ptr(),
+            method.len(),
+            metadata.as_ptr(),
+            metadata.len(),
+            message.as_ptr(),
+            message.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
 pub(crate) fn define_metric(kind: u32, name: &str) -> Result<u32> {
     let mut id = 0;
     // SAFETY: name and out-pointer are valid.

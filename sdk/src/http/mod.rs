@@ -31,6 +31,7 @@ pub(crate) enum BufferType {
     DownstreamData = 2,
     UpstreamData = 3,
     CallResponseBody = 4,
+    GrpcMessage = 5,
     PluginConfiguration = 7,
     VmConfiguration = 6,
 }

@@ -72,6 +72,15 @@ impl HttpFilter for Stream {
         let _ = req.set_header("x-hits", hits.to_string());
         let route = sluice::properties::string(&["xds", "route_name"]).ok().flatten().unwrap_or_default();
         let _ = req.set_header("x-route", route);
+        if req.path().as_deref() == Some("/grpc") {
+            return match sluice::call::GrpcCall::new("grpc", "pkg.Checker", "Check", b"/grpc".to_vec()).send().await {
+                Ok(reply) => {
+                    let _ = req.set_header("x-grpc-reply", reply);
+                    Action::Continue
+                }
+                Err(e) => Reply::new(403).body(e.to_string()).into(),
+            };
+        }
         let Some(user) = req.header_str("x-user") else { return Action::Continue };
         if let Some(second) = req.header_str("x-also") {
             // Two callouts in flight at once; the stream resumes when both are answered.
@@ -104,6 +113,14 @@ impl HttpFilter for Stream {
     async fn on_response_headers(&mut self, resp: Response, _eos: bool) -> Action {
         let _ = resp.set_header("x-sdk", "sluice");
         Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // Tell the collector service (if one runs in this vm_id) about the request.
+        let path = sluice::properties::string(&["request", "path"]).ok().flatten().unwrap_or_default();
+        if let Ok(Some(q)) = sluice::queue::Queue::resolve("", "events") {
+            let _ = q.push(path.as_bytes());
+        }
     }
 }
 
