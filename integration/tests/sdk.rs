@@ -212,3 +212,33 @@ fn a_service_plugin_collects_queue_events_and_flushes_them_from_a_timer() {
     service.advance_time(Duration::from_millis(1000)).unwrap();
     assert!(service.http_callouts().is_empty());
 }
+
+#[test]
+fn the_rest_of_the_api_works_in_the_harness() {
+    let mut h = Harness::builder().module_file(sdk_filter("features")).plugin_config(GOOD).build().unwrap();
+    let mut s = h.http_stream();
+    let headers: Vec<(&[u8], &[u8])> =
+        vec![(b":method", b"GET"), (b":path", b"/api"), (b":authority", b"x"), (b"x-binary", b"\xff\xfe ok")];
+    s.request_headers(headers, true).unwrap();
+    let up = s.upstream_request().headers.clone();
+    let api = |k: &str| up.get_str(&format!("x-api-{k}")).map(str::to_string);
+    assert_eq!(api("port").as_deref(), Some("Ok(true)"));
+    assert_eq!(api("time").as_deref(), Some("Ok(true)"));
+    assert_eq!(api("headers").as_deref(), Some("Ok(Some(true))"));
+    assert_eq!(api("mtls").as_deref(), Some("Ok(Some(false))"));
+    assert_eq!(api("missing").as_deref(), Some("Ok(None)"));
+    assert_eq!(api("state").as_deref(), Some("Ok(Some(\"v1\"))"));
+    assert_eq!(api("zlib").as_deref(), Some("aaaaaaaaaaaaaaaa"));
+    assert_eq!(
+        api("foreign").as_deref(),
+        Some("Err(Host { call: \"proxy_call_foreign_function\", status: NotFound })")
+    );
+    assert_eq!(api("gauge").as_deref(), Some("Ok(3)"));
+    assert_eq!(api("queue").as_deref(), Some("Ok(Some([1, 2, 3]))"));
+    assert_eq!(api("queue-empty").as_deref(), Some("Ok(None)"));
+    assert_eq!(api("shared").as_deref(), Some("Ok(Some(\"hello\"))"));
+    assert_eq!(api("bad-utf8").as_deref(), Some("None"), "non-UTF-8 is None, not a panic");
+    assert_eq!(api("raw").as_deref(), Some("Some([255, 254, 32, 111, 107])"));
+    assert!(matches!(h.metric("sdk_hist"), Some(MetricValue::Histogram { count: 1, sum: 42, .. })));
+    assert_eq!(h.metric("sdk_gauge"), Some(MetricValue::Gauge(3)));
+}

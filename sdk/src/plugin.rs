@@ -74,6 +74,11 @@ impl Setup {
         crate::abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX))
     }
 
+    /// The VM configuration read as JSON into `T` (empty reads as `null`, then `{}`).
+    pub fn vm_config<T: DeserializeOwned>(&self) -> Result<T> {
+        parse_config(&self.vm_configuration())
+    }
+
     /// The VM configuration bytes.
     pub fn vm_configuration(&self) -> Vec<u8> {
         crate::abi::get_buffer(crate::http::BufferType::VmConfiguration as u32, 0, usize::MAX >> 1)

@@ -1,7 +1,10 @@
 //! Shared queues: FIFO messages between plugins and workers.
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::abi;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A shared queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,5 +38,21 @@ impl Queue {
     /// Takes the oldest message, if any.
     pub fn pop(&self) -> Result<Option<Vec<u8>>> {
         abi::dequeue(self.0)
+    }
+
+    /// Appends a value as JSON.
+    pub fn push_json<T: Serialize>(&self, item: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(item).map_err(|e| Error::Decode { what: "queue item", why: e.to_string() })?;
+        self.push(&bytes)
+    }
+
+    /// Takes the oldest message as JSON; a message that is not a `T` is an error (and is gone).
+    pub fn pop_json<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        match self.pop()? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Decode { what: "queue item", why: e.to_string() }),
+        }
     }
 }

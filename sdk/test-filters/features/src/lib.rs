@@ -72,6 +72,10 @@ impl HttpFilter for Stream {
         let _ = req.set_header("x-hits", hits.to_string());
         let route = sluice::properties::string(&["xds", "route_name"]).ok().flatten().unwrap_or_default();
         let _ = req.set_header("x-route", route);
+        if req.path().as_deref() == Some("/api") {
+            api_tour(&req);
+            return Action::Continue;
+        }
         if req.path().as_deref() == Some("/grpc") {
             return match sluice::call::GrpcCall::new("grpc", "pkg.Checker", "Check", b"/grpc".to_vec()).send().await {
                 Ok(reply) => {
@@ -122,6 +126,39 @@ impl HttpFilter for Stream {
             let _ = q.push(path.as_bytes());
         }
     }
+}
+
+/// Uses the rest of the API and reports each result as an `x-api-*` request header.
+fn api_tour(req: &Request) {
+    use sluice::properties as p;
+    let set = |k: &str, v: String| {
+        let _ = req.set_header(&format!("x-api-{k}"), v);
+    };
+    set("port", format!("{:?}", p::int(&["source", "port"]).map(|v| v.is_some())));
+    set("time", format!("{:?}", p::timestamp(&["request", "time"]).map(|t| t.is_some())));
+    set("headers", format!("{:?}", p::map(&["request", "headers"]).map(|m| m.map(|m| m.len() > 2))));
+    set("mtls", format!("{:?}", p::boolean(&["connection", "mtls"])));
+    set("missing", format!("{:?}", p::string(&["no", "such"])));
+    let _ = p::set(&["my_state"], b"v1");
+    set("state", format!("{:?}", p::string(&["my_state"])));
+    let z = sluice::call_foreign_function("compress", b"aaaaaaaaaaaaaaaa").unwrap_or_default();
+    let back = sluice::call_foreign_function("uncompress", &z).unwrap_or_default();
+    set("zlib", String::from_utf8_lossy(&back).into_owned());
+    set("foreign", format!("{:?}", sluice::call_foreign_function("nope", b"")));
+    let gauge = sluice::metrics::Gauge::new("sdk_gauge").unwrap();
+    gauge.add(5);
+    gauge.add(-2);
+    set("gauge", format!("{:?}", gauge.get()));
+    sluice::metrics::Histogram::new("sdk_hist").unwrap().record(42);
+    let q = sluice::queue::Queue::register("api_q").unwrap();
+    let _ = q.push_json(&vec![1, 2, 3]);
+    set("queue", format!("{:?}", q.pop_json::<Vec<u32>>()));
+    set("queue-empty", format!("{:?}", q.pop()));
+    let _ = sluice::shared::set("api_k", &"hello");
+    set("shared", format!("{:?}", sluice::shared::get::<String>("api_k").map(|v| v.map(|v| v.value))));
+    set("map", format!("{}", req.to_header_map().len()));
+    set("bad-utf8", format!("{:?}", req.header_str("x-binary")));
+    set("raw", format!("{:?}", req.header("x-binary")));
 }
 
 /// Awaits two futures together.
