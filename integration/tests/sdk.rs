@@ -221,7 +221,7 @@ fn the_rest_of_the_api_works_in_the_harness() {
         vec![(b":method", b"GET"), (b":path", b"/api"), (b":authority", b"x"), (b"x-binary", b"\xff\xfe ok")];
     s.request_headers(headers, true).unwrap();
     let up = s.upstream_request().headers.clone();
-    let api = |k: &str| up.get_str(&format!("x-api-{k}")).map(str::to_string);
+    let api = |k: &str| up.get_str(format!("x-api-{k}")).map(str::to_string);
     assert_eq!(api("port").as_deref(), Some("Ok(true)"));
     assert_eq!(api("time").as_deref(), Some("Ok(true)"));
     assert_eq!(api("headers").as_deref(), Some("Ok(Some(true))"));
