@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use crate::executor::{self, TaskDone, TaskFuture};
-use crate::http::{Action, Body, HttpFilter, Request, Response, Trailers};
+use crate::http::{Action, Body, BufferType, HttpFilter, Request, Response, Trailers};
 use crate::plugin::{parse_config, HttpPlugin, Plugin, Setup, TcpPlugin};
 use crate::tcp::TcpFilter;
 use crate::Result;
@@ -66,9 +66,9 @@ impl<F: HttpFilter> HttpDyn for F {
 
     fn body(&mut self, request: bool, size: usize, eos: bool) -> HandlerFuture<'_> {
         if request {
-            Box::pin(self.on_request_body(Body::request(size), eos))
+            Box::pin(self.on_request_body(Body::new(BufferType::RequestBody, size), eos))
         } else {
-            Box::pin(self.on_response_body(Body::response(size), eos))
+            Box::pin(self.on_response_body(Body::new(BufferType::ResponseBody, size), eos))
         }
     }
 

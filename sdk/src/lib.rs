@@ -52,6 +52,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+pub mod buffer;
 pub mod call;
 mod codec;
 mod dispatch;

@@ -35,33 +35,7 @@ impl Peer {
 }
 
 /// Data of one direction of a connection, as the filter holds it now.
-#[derive(Debug, Clone, Copy)]
-pub struct Data {
-    kind: BufferType,
-    size: usize,
-}
-
-impl Data {
-    /// Bytes held.
-    pub fn len(&self) -> usize {
-        self.size
-    }
-
-    /// True if none.
-    pub fn is_empty(&self) -> bool {
-        self.size == 0
-    }
-
-    /// The bytes.
-    pub fn read(&self) -> Result<Vec<u8>> {
-        Ok(abi::get_buffer(self.kind as u32, 0, self.size)?.unwrap_or_default())
-    }
-
-    /// Replaces the bytes.
-    pub fn replace(&self, data: &[u8]) -> Result<()> {
-        abi::set_buffer(self.kind as u32, 0, self.size, data)
-    }
-}
+pub type Data = crate::buffer::Buffer;
 
 /// A network filter: one value per TCP connection.
 pub trait TcpFilter: 'static {
@@ -97,11 +71,11 @@ pub trait TcpFilter: 'static {
 }
 
 pub(crate) fn downstream(size: usize) -> Data {
-    Data { kind: BufferType::DownstreamData, size }
+    Data::new(BufferType::DownstreamData, size)
 }
 
 pub(crate) fn upstream(size: usize) -> Data {
-    Data { kind: BufferType::UpstreamData, size }
+    Data::new(BufferType::UpstreamData, size)
 }
 
 /// Closes the client connection (after flushing).

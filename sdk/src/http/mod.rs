@@ -1,12 +1,12 @@
 //! HTTP filters: the [`HttpFilter`] trait, views of headers, bodies and trailers, and local replies.
 
-mod body;
 mod headers;
 mod reply;
 
 use std::future::Future;
 
-pub use body::Body;
+/// The request or response body the filter holds now.
+pub type Body = crate::buffer::Buffer;
 pub use headers::{Headers, Request, Response, Trailers};
 pub use reply::Reply;
 

@@ -1,23 +1,20 @@
-//! A view of the request or response body the filter holds now.
+//! A view of the bytes a filter holds now: an HTTP body, or one direction of a TCP connection.
 
-use super::BufferType;
 use crate::abi;
 use crate::error::Result;
+use crate::http::BufferType;
 
-/// The body bytes Envoy hands the filter: the current chunk, or everything buffered so far.
+/// The bytes Envoy hands the filter: the current chunk, or everything buffered so far. HTTP filters
+/// see it as [`Body`](crate::http::Body), TCP filters as [`Data`](crate::tcp::Data).
 #[derive(Debug, Clone, Copy)]
-pub struct Body {
+pub struct Buffer {
     kind: BufferType,
     size: usize,
 }
 
-impl Body {
-    pub(crate) fn request(size: usize) -> Self {
-        Self { kind: BufferType::RequestBody, size }
-    }
-
-    pub(crate) fn response(size: usize) -> Self {
-        Self { kind: BufferType::ResponseBody, size }
+impl Buffer {
+    pub(crate) fn new(kind: BufferType, size: usize) -> Self {
+        Self { kind, size }
     }
 
     /// How many bytes the filter holds.
