@@ -15,6 +15,7 @@
 //! ```
 
 pub mod abi;
+pub mod config;
 mod error;
 pub mod harness;
 pub mod runtime;

@@ -1,4 +1,4 @@
-//! `sluice`: check proxy-wasm modules (and, later, serve traffic through them).
+//! `sluice`: check proxy-wasm modules and Envoy configurations that use them.
 
 mod cli;
 
@@ -18,12 +18,15 @@ struct Cli {
 enum Command {
     /// Load a module, list its ABI version, imports and callbacks, then start it and configure it.
     Check(cli::check::CheckArgs),
+    /// Read an Envoy bootstrap YAML; with --validate, check it and start every plugin once.
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => cli::check::run(args),
+        Command::Serve(args) => cli::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -80,3 +80,57 @@ fn broken_input_gives_one_clear_line() {
     fails_with(&timers, &[], "proxy_on_configure returned false");
     fails_with(&timers, &["--plugin-config", "/nonexistent/cfg"], "cannot read the plugin configuration");
 }
+
+fn serve_yaml(module: &Path, config: &str) -> String {
+    format!(
+        r#"static_resources:
+  listeners:
+  - name: http
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - {{ name: all, domains: ["*"], routes: [ {{ match: {{ prefix: "/" }}, direct_response: {{ status: 200 }} }} ] }}
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: timers
+                configuration: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: '{config}' }}
+                vm_config: {{ runtime: envoy.wasm.runtime.v8, code: {{ local: {{ filename: {} }} }} }}
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+tracing: {{}}
+"#,
+        module.display()
+    )
+}
+
+#[test]
+fn serve_validate_checks_the_config_and_starts_each_plugin() {
+    let timers = wasm::reference_filter("timers");
+    let good = tmp("good.yaml", serve_yaml(&timers, "100").as_bytes());
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args(["serve", "--validate", "-c"]).arg(&good).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("configuration OK: 1 listener(s), 0 cluster(s), 1 plugin(s) started and configured"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("warning: (top level).tracing: ignored"), "{stderr}");
+    // The plugin rejects its configuration: the whole configuration fails, as in Envoy.
+    let bad = tmp("bad.yaml", serve_yaml(&timers, "soon").as_bytes());
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args(["serve", "--validate", "-c"]).arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("plugin `timers` (listener `http`) failed to start"), "{stderr}");
+    assert!(stderr.contains("proxy_on_configure returned false"), "{stderr}");
+}

@@ -194,6 +194,22 @@ impl EnvoyConfig {
     }
 }
 
+/// Runs `envoy --mode validate` on `yaml`: whether Envoy accepts it, and what it printed.
+pub fn validate(yaml: &str) -> Result<(bool, String)> {
+    let dir = std::env::temp_dir().join(format!("sluice-validate-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("envoy.yaml");
+    std::fs::write(&file, yaml)?;
+    let out = Command::new(envoy_binary())
+        .args(["--mode", "validate", "--disable-hot-restart", "-l", "error", "-c"])
+        .arg(&file)
+        .output()
+        .context("running envoy --mode validate")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.success(), text))
+}
+
 /// A running Envoy. Dropping it kills the process.
 pub struct Envoy {
     child: Child,

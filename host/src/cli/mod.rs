@@ -1,3 +1,4 @@
 //! The subcommands of the `sluice` binary.
 
 pub mod check;
+pub mod serve;

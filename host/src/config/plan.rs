@@ -1,0 +1,183 @@
+//! The checked configuration: what the server builds listeners, routes, clusters and plugins from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::vm::{PluginInfo, VmOptions};
+
+/// Everything `sluice serve` needs.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Listeners.
+    pub listeners: Vec<ListenerPlan>,
+    /// Clusters by name.
+    pub clusters: BTreeMap<String, ClusterPlan>,
+    /// The admin listener.
+    pub admin: Option<SocketAddr>,
+    /// `envoy.bootstrap.wasm` service plugins.
+    pub services: Vec<PluginSpec>,
+    /// `node.id` and `node.cluster`.
+    pub node: (String, String),
+    /// One line per harmless field sluice ignores.
+    pub warnings: Vec<String>,
+}
+
+/// A wasm plugin: identity, configuration and code.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// Name, root id, vm id, configuration, failure policy.
+    pub info: PluginInfo,
+    /// The VM's id, configuration and environment.
+    pub vm: VmOptions,
+    /// The module's bytes.
+    pub code: Vec<u8>,
+    /// `singleton` (bootstrap services only).
+    pub singleton: bool,
+}
+
+/// A listener.
+#[derive(Debug, Clone)]
+pub struct ListenerPlan {
+    /// Name.
+    pub name: String,
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// HTTP or TCP.
+    pub kind: ListenerKind,
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone)]
+pub enum ListenerKind {
+    /// An HTTP connection manager.
+    Http(HttpListener),
+    /// Network filters, then a TCP proxy to `cluster`.
+    Tcp {
+        /// Wasm network filters in order.
+        filters: Vec<PluginSpec>,
+        /// The upstream cluster.
+        cluster: String,
+    },
+}
+
+/// An HTTP connection manager's plan.
+#[derive(Debug, Clone)]
+pub struct HttpListener {
+    /// Wasm HTTP filters in order (the router is implied last).
+    pub filters: Vec<PluginSpec>,
+    /// Virtual hosts in order.
+    pub virtual_hosts: Vec<VirtualHostPlan>,
+    /// Buffer limit (`per_connection_buffer_limit_bytes`, default 1 MiB).
+    pub buffer_limit: usize,
+    /// `HTTP1`, `HTTP2` or `AUTO`.
+    pub codec: String,
+}
+
+/// A virtual host.
+#[derive(Debug, Clone)]
+pub struct VirtualHostPlan {
+    /// Name.
+    pub name: String,
+    /// Domains.
+    pub domains: Vec<String>,
+    /// Routes in order.
+    pub routes: Vec<RoutePlan>,
+}
+
+/// A route.
+#[derive(Debug, Clone)]
+pub struct RoutePlan {
+    /// Name.
+    pub name: String,
+    /// Path condition.
+    pub path: PathMatch,
+    /// Header conditions (all must hold).
+    pub headers: Vec<HeaderCondition>,
+    /// What to do.
+    pub action: RouteAction,
+}
+
+/// How a route matches the path (without the query).
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    /// Starts with.
+    Prefix(String),
+    /// Equals.
+    Exact(String),
+    /// Matches the whole path.
+    Regex(regex::Regex),
+}
+
+/// A header condition.
+#[derive(Debug, Clone)]
+pub struct HeaderCondition {
+    /// Name, lower-case.
+    pub name: String,
+    /// The test.
+    pub test: HeaderTest,
+    /// Negated.
+    pub invert: bool,
+}
+
+/// A header test.
+#[derive(Debug, Clone)]
+pub enum HeaderTest {
+    /// Present at all.
+    Present,
+    /// Equals.
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// Ends with.
+    Suffix(String),
+    /// Contains.
+    Contains(String),
+}
+
+/// A route's action.
+#[derive(Debug, Clone)]
+pub enum RouteAction {
+    /// Forward to a cluster.
+    Cluster {
+        /// The cluster.
+        cluster: String,
+        /// Replaces the matched prefix.
+        prefix_rewrite: Option<String>,
+        /// Upstream timeout; `None` for no timeout.
+        timeout: Option<Duration>,
+    },
+    /// Answer directly.
+    Direct {
+        /// Status.
+        status: u16,
+        /// Body.
+        body: Vec<u8>,
+    },
+    /// Redirect.
+    Redirect {
+        /// Status (301 by default).
+        status: u16,
+        /// New path, if any.
+        path: Option<String>,
+        /// New host, if any.
+        host: Option<String>,
+        /// To https.
+        https: bool,
+    },
+}
+
+/// A cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    /// Name.
+    pub name: String,
+    /// Endpoints (host or IP, port), used round-robin.
+    pub endpoints: Vec<(String, u16)>,
+    /// Resolve names with DNS (`STRICT_DNS`, `LOGICAL_DNS`).
+    pub dns: bool,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Speak HTTP/2 (h2c) to it.
+    pub http2: bool,
+}
