@@ -19,6 +19,7 @@ pub mod config;
 mod error;
 pub mod harness;
 pub mod runtime;
+pub mod server;
 pub mod state;
 pub mod stream;
 pub mod vm;

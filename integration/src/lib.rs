@@ -5,6 +5,7 @@ pub mod client;
 pub mod compare;
 pub mod envoy;
 pub mod observed;
+pub mod sluice;
 pub mod upstream;
 pub mod wasm;
 

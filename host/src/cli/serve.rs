@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use sluice_host::config::{self, ListenerKind, Plan, PluginSpec};
 use sluice_host::harness::LogCollector;
 use sluice_host::runtime::{Runtime, RuntimeConfig};
+use sluice_host::server::{self, ServeOptions};
 use sluice_host::state::SharedState;
 use sluice_host::vm::{Clock, NoQueues, ProxyEnv, Vm};
 
@@ -23,6 +24,9 @@ pub struct ServeArgs {
     /// `envoy --mode validate`.
     #[arg(long)]
     validate: bool,
+    /// Log level: trace, debug, info, warn, error (guest logs use the `wasm` target).
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
 }
 
 /// Starts every plugin of the plan once, as Envoy's canary does: a plugin that fails to start or
@@ -55,22 +59,49 @@ fn canary(plan: &Plan) -> Result<usize> {
     Ok(plugins.len())
 }
 
-/// Checks the configuration; serving itself is not in this build yet.
+/// Checks the configuration, then serves it until SIGTERM, Ctrl-C or `/quitquitquit`.
 pub fn run(args: ServeArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("invalid --log-level `{}`", args.log_level))?;
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let plan = config::load(&args.config).map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
     let plugins = canary(&plan)?;
-    if !args.validate {
-        bail!("this build of sluice only validates configurations (serving traffic is coming): run with --validate");
+    if args.validate {
+        println!(
+            "configuration OK: {} listener(s), {} cluster(s), {} plugin(s) started and configured",
+            plan.listeners.len(),
+            plan.clusters.len(),
+            plugins
+        );
+        return Ok(());
     }
-    let _ = args.concurrency;
-    println!(
-        "configuration OK: {} listener(s), {} cluster(s), {} plugin(s) started and configured",
-        plan.listeners.len(),
-        plan.clusters.len(),
-        plugins
-    );
+    let concurrency = args.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let server = server::start(plan, ServeOptions { concurrency })?;
+    for (name, addr) in &server.listeners {
+        println!("listener {name} on {addr}");
+    }
+    if let Some(addr) = server.admin {
+        println!("admin on {addr}");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let stopper = server.stopper();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        });
+        stopper();
+    });
+    server.wait();
     Ok(())
 }

@@ -82,6 +82,8 @@ pub(crate) struct StreamDriver {
     done: bool,
     grpc: bool,
     replying: bool,
+    /// Properties and addresses to set when the context is created.
+    preset: Option<StreamInfo>,
 }
 
 impl StreamDriver {
@@ -112,9 +114,28 @@ pub struct HttpStream<'h> {
 }
 
 impl Harness {
+    /// Forgets a finished stream's bookkeeping (long-running drivers call it after each stream).
+    pub fn forget_http_stream(&mut self, id: u32) {
+        if let Some(d) = self.streams.remove(&id) {
+            if let Some(ctx) = d.ctx {
+                if !d.done {
+                    self.vm.drop_context(ctx);
+                }
+            }
+        }
+    }
+
+    /// What went upstream, what went downstream, and whether the stream was answered locally or
+    /// reset, for stream `id`.
+    pub fn streams_view(&self, id: u32) -> Option<(&Message, &Message, bool)> {
+        let d = self.streams.get(&id)?;
+        Some((&d.upstream, &d.downstream, d.local_reply.is_some() || d.reset))
+    }
+
     /// Opens a new HTTP stream (its context is created at the first request headers, as in Envoy).
     pub fn http_stream(&mut self) -> HttpStream<'_> {
-        let id = self.streams.keys().next_back().map(|k| k + 1).unwrap_or(1);
+        self.next_stream_id += 1;
+        let id = self.next_stream_id;
         self.streams.insert(id, StreamDriver::default());
         HttpStream { h: self, id }
     }
@@ -176,15 +197,17 @@ fn ensure_context(h: &mut Harness, id: u32) -> Result<bool> {
         }
         return Ok(!driver(h, id).finished());
     }
-    let mut info = StreamInfo {
+    let mut info = driver(h, id).preset.take().unwrap_or_else(|| StreamInfo {
         source: Some(([127, 0, 0, 1], 50000).into()),
         destination: Some(([127, 0, 0, 1], 10000).into()),
         protocol: Some("HTTP/1.1".into()),
-        request_time_nanos: Some(h.now_nanos()),
         ..Default::default()
-    };
+    });
+    info.request_time_nanos = Some(h.now_nanos());
     info.connection_id = h.next_connection_id();
-    info.extra = h.preset_properties().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (k, v) in h.preset_properties() {
+        info.extra.entry(k.clone()).or_insert_with(|| v.clone());
+    }
     let state = HttpStreamState { info, ..Default::default() };
     let root = h.root_id;
     match h.vm.create_http_context(root, state) {
@@ -723,6 +746,13 @@ impl HttpStream<'_> {
     /// The harness, to answer callouts or advance time while the stream is open.
     pub fn harness(&mut self) -> &mut Harness {
         self.h
+    }
+
+    /// Sets what the stream's properties report (addresses, route, protocol, extra paths) before
+    /// the request headers create its context. Without it the stream looks like a local HTTP/1.1
+    /// client.
+    pub fn set_info(&mut self, info: StreamInfo) {
+        self.h.streams.get_mut(&self.id).expect("stream exists").preset = Some(info);
     }
 
     /// The plugin's context id for this stream, once created.

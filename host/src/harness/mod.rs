@@ -83,6 +83,7 @@ pub struct HarnessBuilder {
     start_nanos: i64,
     handler: Option<CalloutHandler>,
     node_id: String,
+    log_sink: Option<Arc<dyn crate::vm::LogSink>>,
 }
 
 impl Default for HarnessBuilder {
@@ -100,6 +101,7 @@ impl Default for HarnessBuilder {
             start_nanos: EPOCH_2026_NANOS,
             handler: None,
             node_id: String::new(),
+            log_sink: None,
         }
     }
 }
@@ -173,6 +175,19 @@ impl HarnessBuilder {
         self
     }
 
+    /// Sends guest logs here instead of keeping them ([`Harness::logs`] is then empty): for
+    /// long-running drivers.
+    pub fn log_sink(mut self, sink: Arc<dyn crate::vm::LogSink>) -> Self {
+        self.log_sink = Some(sink);
+        self
+    }
+
+    /// Starts the virtual clock at this wall-clock time (nanoseconds since the epoch).
+    pub fn start_time_nanos(mut self, nanos: i64) -> Self {
+        self.start_nanos = nanos;
+        self
+    }
+
     /// Presets a property for every stream, e.g. `property(&["source", "address"], "10.0.0.1:1234")`.
     pub fn property(mut self, path: &[&str], value: impl Into<PropertyValue>) -> Self {
         self.properties.insert(path.join("\0").into_bytes(), value.into());
@@ -236,7 +251,11 @@ impl HarnessBuilder {
         };
         let logs = Arc::new(LogCollector::default());
         let shared = self.shared_state.clone().unwrap_or_default();
-        let mut env = ProxyEnv::new(shared, logs.clone(), Clock::virtual_at(self.start_nanos));
+        let sink: Arc<dyn crate::vm::LogSink> = match &self.log_sink {
+            Some(s) => s.clone(),
+            None => logs.clone(),
+        };
+        let mut env = ProxyEnv::new(shared, sink, Clock::virtual_at(self.start_nanos));
         env.node.id = self.node_id.clone();
         env.set_log_level(self.log_level);
         for c in &self.clusters {
@@ -268,6 +287,7 @@ impl HarnessBuilder {
             streams: BTreeMap::new(),
             tcp: BTreeMap::new(),
             next_connection_id: 1,
+            next_stream_id: 0,
             vm_failures: Vec::new(),
             failed_at: None,
         };
@@ -295,6 +315,7 @@ pub struct Harness {
     pub(crate) streams: BTreeMap<u32, http::StreamDriver>,
     pub(crate) tcp: BTreeMap<u32, tcp::ConnDriver>,
     next_connection_id: u64,
+    next_stream_id: u32,
     vm_failures: Vec<String>,
     failed_at: Option<i64>,
 }

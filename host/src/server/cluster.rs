@@ -1,0 +1,109 @@
+//! Upstream clusters: endpoints used round-robin, connections with the connect timeout, and
+//! Envoy's own answers when an upstream cannot be reached or is too slow.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::config::ClusterPlan;
+use crate::stream::HeaderMap;
+
+/// Envoy's body for a connect failure.
+pub(crate) const CONNECT_FAILURE: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
+/// Envoy's body for a timeout.
+pub(crate) const TIMEOUT: &str = "upstream request timeout";
+
+/// A response from an upstream, or one Envoy would make up.
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamResponse {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub trailers: HeaderMap,
+}
+
+impl UpstreamResponse {
+    pub(crate) fn local(status: u16, body: &str) -> Self {
+        let mut headers = HeaderMap::from_pairs([(":status", status.to_string())]);
+        headers.add("content-length", body.len().to_string());
+        headers.add("content-type", "text/plain");
+        Self { headers, body: Bytes::copy_from_slice(body.as_bytes()), trailers: HeaderMap::new() }
+    }
+}
+
+/// A cluster's endpoints and settings.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    plan: ClusterPlan,
+    next: AtomicUsize,
+}
+
+impl Cluster {
+    pub(crate) fn new(plan: ClusterPlan) -> Self {
+        Self { plan, next: AtomicUsize::new(0) }
+    }
+
+    /// Sends one request (pseudo-headers give method, path, authority) and reads the whole response.
+    /// Connect failures and timeouts come back as Envoy's 503 and 504.
+    pub(crate) async fn send(&self, headers: &HeaderMap, body: Bytes, timeout: Option<Duration>) -> UpstreamResponse {
+        let work = self.exchange(headers, body);
+        match timeout {
+            Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| UpstreamResponse::local(504, TIMEOUT)),
+            None => work.await,
+        }
+    }
+
+    async fn exchange(&self, headers: &HeaderMap, body: Bytes) -> UpstreamResponse {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
+        let (host, port) = &self.plan.endpoints[i];
+        let connect = TcpStream::connect((host.as_str(), *port));
+        let stream = match tokio::time::timeout(self.plan.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            _ => return UpstreamResponse::local(503, CONNECT_FAILURE),
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((mut sender, conn)) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await else {
+            return UpstreamResponse::local(503, CONNECT_FAILURE);
+        };
+        tokio::task::spawn_local(async move {
+            let _ = conn.await;
+        });
+        let mut req = hyper::Request::builder()
+            .method(headers.get_str(":method").unwrap_or("GET"))
+            .uri(headers.get_str(":path").unwrap_or("/"));
+        for (k, v) in headers.iter() {
+            if k.starts_with(b":") {
+                continue;
+            }
+            req = req.header(k, v);
+        }
+        if let Some(a) = headers.get(":authority") {
+            req = req.header("host", a);
+        }
+        let Ok(req) = req.body(Full::new(body)) else {
+            return UpstreamResponse::local(503, CONNECT_FAILURE);
+        };
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(_) => return UpstreamResponse::local(503, CONNECT_FAILURE),
+        };
+        let mut out = HeaderMap::from_pairs([(":status", resp.status().as_u16().to_string())]);
+        for (k, v) in resp.headers() {
+            out.add(k.as_str(), v.as_bytes());
+        }
+        let collected = match resp.into_body().collect().await {
+            Ok(c) => c,
+            Err(_) => return UpstreamResponse::local(503, CONNECT_FAILURE),
+        };
+        let trailers = collected
+            .trailers()
+            .map(|t| t.iter().map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec())).collect())
+            .unwrap_or_default();
+        UpstreamResponse { headers: out, body: collected.to_bytes(), trailers }
+    }
+}

@@ -1,0 +1,293 @@
+//! One HTTP request through a listener: routing, the wasm filter (via the same filter-manager core
+//! the harness uses), callouts, the upstream, and the answer.
+//!
+//! This first version buffers bodies whole on both sides (up to the listener's buffer limit) before
+//! handing them on; the filter still sees Envoy's callback sequence.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::Notify;
+
+use super::cluster::UpstreamResponse;
+use super::route;
+use super::Shared;
+use crate::config::{HttpListener, RouteAction, RoutePlan};
+use crate::harness::{CalloutReply, Harness};
+use crate::stream::{HeaderMap, StreamInfo};
+
+/// Per worker, per listener: the filter instance and what its requests wait on.
+pub(crate) struct ListenerState {
+    pub plan: HttpListener,
+    pub filter: Option<Rc<RefCell<Harness>>>,
+    pub progress: Rc<Notify>,
+    pub dispatched: RefCell<HashSet<u32>>,
+    pub shared: std::sync::Arc<Shared>,
+}
+
+const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
+
+/// A UUID-shaped request id: a per-process random part and a counter.
+fn request_id(seed: u32, n: u64) -> String {
+    format!("{seed:08x}-{:04x}-4000-8000-{:012x}", (n >> 48) & 0xffff, n & 0xffff_ffff_ffff)
+}
+
+/// A response body sent as it is, with a length only if the headers give one (otherwise HTTP/1.1
+/// frames it chunked, as Envoy does when a filter removed `content-length`).
+pub(crate) struct ResponseBody {
+    data: Option<Bytes>,
+    exact: bool,
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.data.take().filter(|d| !d.is_empty()).map(|d| Ok(hyper::body::Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.as_ref().is_none_or(|d| d.is_empty())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match (&self.data, self.exact) {
+            (Some(d), true) => hyper::body::SizeHint::with_exact(d.len() as u64),
+            (None, _) => hyper::body::SizeHint::with_exact(0),
+            _ => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+fn to_response(headers: &HeaderMap, body: Bytes) -> hyper::Response<ResponseBody> {
+    let status = headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
+    let mut b = hyper::Response::builder().status(status);
+    for (k, v) in headers.iter() {
+        if !k.starts_with(b":") && !HOP_BY_HOP.contains(&String::from_utf8_lossy(k).as_ref()) {
+            b = b.header(k, v);
+        }
+    }
+    let exact = headers.get("content-length").is_some();
+    b.body(ResponseBody { data: Some(body), exact })
+        .unwrap_or_else(|_| hyper::Response::new(ResponseBody { data: None, exact: true }))
+}
+
+/// Dispatches the filter's new callouts; each answer is handed back to the filter.
+fn dispatch_callouts(state: &Rc<ListenerState>) {
+    let Some(filter) = &state.filter else { return };
+    let calls = filter.borrow().http_callouts();
+    for call in calls {
+        if !state.dispatched.borrow_mut().insert(call.token) {
+            continue;
+        }
+        let (state, filter) = (state.clone(), filter.clone());
+        tokio::task::spawn_local(async move {
+            let reply = match state.shared.clusters.get(&call.cluster) {
+                Some(c) => {
+                    let headers = HeaderMap::from_pairs(call.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+                    c.send(&headers, Bytes::from(call.body.clone()), call.timeout).await
+                }
+                None => UpstreamResponse::local(503, super::cluster::CONNECT_FAILURE),
+            };
+            let mut r = CalloutReply::new(reply.headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(503));
+            for (k, v) in reply.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
+                r = r.header(&String::from_utf8_lossy(k), v);
+            }
+            let mut r = r.body(reply.body.to_vec());
+            for (k, v) in reply.trailers.iter() {
+                r = r.trailer(&String::from_utf8_lossy(k), v);
+            }
+            // A callout the filter already timed out (virtual clock) is no longer pending: fine.
+            let _ = filter.borrow_mut().respond_http_callout(call.token, r);
+            state.dispatched.borrow_mut().remove(&call.token);
+            dispatch_callouts(&state);
+            state.progress.notify_waiters();
+        });
+    }
+}
+
+/// Waits until `done` holds for the filter, handing out callouts meanwhile.
+async fn wait_for(state: &Rc<ListenerState>, mut done: impl FnMut(&Harness) -> bool) {
+    let filter = state.filter.as_ref().expect("a filter");
+    loop {
+        let notified = state.progress.notified();
+        dispatch_callouts(state);
+        if done(&filter.borrow()) {
+            return;
+        }
+        // Ticks and callout timeouts move the virtual clock even when no callout answers.
+        let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
+        let elapsed = state.shared.clock_now_nanos() - filter.borrow().now_nanos();
+        if elapsed > 0 {
+            let _ = filter.borrow_mut().advance_time(Duration::from_nanos(elapsed as u64));
+        }
+    }
+}
+
+async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &HeaderMap, body: Bytes) -> UpstreamResponse {
+    let Some(route) = route else {
+        let mut headers = HeaderMap::from_pairs([(":status", "404")]);
+        headers.add("content-length", "0");
+        return UpstreamResponse { headers, body: Bytes::new(), trailers: HeaderMap::new() };
+    };
+    match &route.action {
+        RouteAction::Direct { status, body } => {
+            let mut headers = HeaderMap::from_pairs([(":status", status.to_string())]);
+            headers.add("content-length", body.len().to_string());
+            if !body.is_empty() {
+                headers.add("content-type", "text/plain");
+            }
+            UpstreamResponse { headers, body: Bytes::from(body.clone()), trailers: HeaderMap::new() }
+        }
+        RouteAction::Redirect { status, path, host, https } => {
+            let scheme = if *https { "https" } else { req.get_str(":scheme").unwrap_or("http") };
+            let host = host.clone().unwrap_or_else(|| req.get_str(":authority").unwrap_or_default().to_string());
+            let p = path.clone().unwrap_or_else(|| req.get_str(":path").unwrap_or("/").to_string());
+            let mut headers = HeaderMap::from_pairs([(":status", status.to_string())]);
+            headers.add("location", format!("{scheme}://{host}{p}"));
+            headers.add("content-length", "0");
+            UpstreamResponse { headers, body: Bytes::new(), trailers: HeaderMap::new() }
+        }
+        RouteAction::Cluster { cluster, prefix_rewrite, timeout } => {
+            let mut headers = req.clone();
+            if let (Some(new), crate::config::PathMatch::Prefix(old)) = (prefix_rewrite, &route.path) {
+                let path = headers.get_str(":path").unwrap_or("/").to_string();
+                headers.replace(":path", format!("{new}{}", path.strip_prefix(old.as_str()).unwrap_or(&path)));
+            }
+            match state.shared.clusters.get(cluster) {
+                Some(c) => c.send(&headers, body, *timeout).await,
+                None => UpstreamResponse::local(503, "no healthy upstream"),
+            }
+        }
+    }
+}
+
+fn route_info(state: &ListenerState, headers: &HeaderMap, peer: SocketAddr, local: SocketAddr) -> StreamInfo {
+    let mut info = StreamInfo {
+        source: Some(peer),
+        destination: Some(local),
+        protocol: Some("HTTP/1.1".into()),
+        ..Default::default()
+    };
+    if let Some(vh) = route::virtual_host(&state.plan.virtual_hosts, headers.get_str(":authority").unwrap_or_default())
+    {
+        info.virtual_host_name = Some(vh.name.clone());
+        if let Some(r) = route::route(vh, headers) {
+            info.route_name = Some(r.name.clone());
+            if let RouteAction::Cluster { cluster, .. } = &r.action {
+                info.cluster_name = Some(cluster.clone());
+            }
+        }
+    }
+    info
+}
+
+/// Serves one request.
+pub(crate) async fn handle(
+    state: Rc<ListenerState>,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Result<hyper::Response<ResponseBody>, Reset> {
+    let n = state.shared.next_request();
+    let (parts, body) = req.into_parts();
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| parts.headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_string))
+        .unwrap_or_default();
+    let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let mut headers = HeaderMap::new();
+    headers.add(":authority", &authority);
+    headers.add(":path", &path);
+    headers.add(":method", parts.method.as_str());
+    headers.add(":scheme", "http");
+    for (k, v) in &parts.headers {
+        if k != "host" && !HOP_BY_HOP.contains(&k.as_str()) {
+            headers.add(k.as_str(), v.as_bytes());
+        }
+    }
+    headers.add("x-forwarded-proto", "http");
+    if headers.get("x-request-id").is_none() {
+        headers.add("x-request-id", request_id(state.shared.seed, n));
+    }
+    let body = match http_body_util::Limited::new(body, state.plan.buffer_limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let r = UpstreamResponse::local(413, "Payload Too Large");
+            return Ok(to_response(&r.headers, r.body));
+        }
+    };
+    let Some(filter) = state.filter.clone() else {
+        let vh = route::virtual_host(&state.plan.virtual_hosts, &authority);
+        let r = vh.and_then(|vh| route::route(vh, &headers));
+        let up = run_route(&state, r, &headers, body).await;
+        return Ok(to_response(&up.headers, up.body));
+    };
+
+    let info = route_info(&state, &headers, peer, local);
+    let id = {
+        let mut h = filter.borrow_mut();
+        let mut s = h.http_stream();
+        s.set_info(info);
+        let id = s.id();
+        let _ = s.request_headers(headers.iter(), body.is_empty());
+        if !body.is_empty() {
+            let _ = s.request_body(&body, true);
+        }
+        id
+    };
+    wait_for(&state, |h| {
+        let s = h.streams_view(id);
+        s.map(|(up, _, local)| up.end_of_stream || local).unwrap_or(true)
+    })
+    .await;
+    let forwarded = filter.borrow().streams_view(id).and_then(|(up, _, local)| (!local).then(|| up.clone()));
+    if let Some(up) = forwarded {
+        // The filter may have changed headers: route again, as Envoy clears its route cache.
+        let vh = route::virtual_host(&state.plan.virtual_hosts, up.headers.get_str(":authority").unwrap_or_default());
+        let r = vh.and_then(|vh| route::route(vh, &up.headers));
+        let resp = run_route(&state, r, &up.headers, Bytes::from(up.body.clone())).await;
+        let mut h = filter.borrow_mut();
+        let mut s = h.http(id);
+        let _ = s.response_headers(resp.headers.iter(), resp.body.is_empty() && resp.trailers.is_empty());
+        if !resp.body.is_empty() {
+            let _ = s.response_body(&resp.body, resp.trailers.is_empty());
+        }
+        if !resp.trailers.is_empty() {
+            let _ = s.response_trailers(resp.trailers.iter());
+        }
+    }
+    wait_for(&state, |h| h.streams_view(id).map(|(_, down, _)| down.end_of_stream).unwrap_or(true)).await;
+    let mut h = filter.borrow_mut();
+    let response = h.streams_view(id).map(|(_, down, _)| down.clone());
+    h.forget_http_stream(id);
+    match response {
+        Some(down) if down.headers_forwarded => Ok(to_response(&down.headers, Bytes::from(down.body))),
+        // The filter reset the stream: the client gets no response.
+        _ => Err(Reset),
+    }
+}
+
+/// The stream was reset; hyper drops the connection.
+#[derive(Debug)]
+pub(crate) struct Reset;
+
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stream reset by the filter")
+    }
+}
+
+impl std::error::Error for Reset {}

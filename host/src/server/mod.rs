@@ -1,0 +1,276 @@
+//! `sluice serve`: real traffic through the filters of an Envoy bootstrap, on tokio and hyper.
+//!
+//! One thread per worker, each with its own event loop and its own instance of every plugin (as
+//! Envoy's workers); listeners are bound once per worker with `SO_REUSEPORT`, so the kernel spreads
+//! connections. Shared data, queues and stats are process-wide, keyed by vm_id.
+
+mod admin;
+mod cluster;
+mod http;
+mod route;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
+
+use crate::config::{ListenerKind, Plan, PluginSpec};
+use crate::error::{Error, Result};
+use crate::harness::Harness;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::state::SharedState;
+use crate::vm::TracingLogSink;
+
+/// What every worker shares.
+pub(crate) struct Shared {
+    clusters: BTreeMap<String, cluster::Cluster>,
+    requests: AtomicU64,
+    seed: u32,
+    state: Arc<SharedState>,
+    runtime: Arc<Runtime>,
+    started: Instant,
+    started_unix_nanos: i64,
+    stop: Notify,
+    stopped: std::sync::atomic::AtomicBool,
+    node: (String, String),
+}
+
+impl Shared {
+    /// Tells every accept loop to stop.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    fn next_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn clock_now_nanos(&self) -> i64 {
+        self.started_unix_nanos + self.started.elapsed().as_nanos() as i64
+    }
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Worker threads.
+    pub concurrency: usize,
+}
+
+/// A running server.
+pub struct Server {
+    /// Each listener's name and bound address.
+    pub listeners: Vec<(String, SocketAddr)>,
+    /// The admin listener's address.
+    pub admin: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops accepting and lets the workers finish.
+    pub fn shutdown(&self) {
+        self.shared.stop();
+    }
+
+    /// A function that stops the server from another thread.
+    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+        let shared = self.shared.clone();
+        move || shared.stop()
+    }
+
+    /// Blocks until every worker has stopped.
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    let io = |e: std::io::Error| Error::Runtime(format!("cannot listen on {addr}: {e}"));
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(io)?;
+    socket.set_reuse_address(true).map_err(io)?;
+    socket.set_reuse_port(true).map_err(io)?;
+    socket.set_nonblocking(true).map_err(io)?;
+    socket.bind(&addr.into()).map_err(io)?;
+    socket.listen(1024).map_err(io)?;
+    Ok(socket.into())
+}
+
+fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<Harness> {
+    let mut b = Harness::builder()
+        .module_bytes(spec.code.clone())
+        .runtime(shared.runtime.clone())
+        .shared_state(shared.state.clone())
+        .log_sink(Arc::new(TracingLogSink))
+        .name(&spec.info.name)
+        .root_id(&spec.info.root_id)
+        .vm_id(&spec.vm.vm_id)
+        .vm_config(spec.vm.configuration.clone())
+        .plugin_config(spec.info.configuration.clone())
+        .failure_policy(spec.info.failure_policy)
+        .allow_on_headers_stop_iteration(spec.info.allow_on_headers_stop_iteration)
+        .node_id(&shared.node.0)
+        .log_level(crate::abi::status::LogLevel::Info)
+        .start_time_nanos(shared.clock_now_nanos());
+    for (k, v) in &spec.vm.env_vars {
+        b = b.env_var(k, v);
+    }
+    for c in clusters {
+        b = b.cluster(c);
+    }
+    b.build()
+}
+
+/// Local tasks need a local executor for HTTP/2 connections.
+#[derive(Clone, Copy)]
+struct LocalExec;
+
+impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
+}
+
+fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListener>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start a worker: {e}")))?;
+    let local = tokio::task::LocalSet::new();
+    let cluster_names: Vec<String> = plan.clusters.keys().cloned().collect();
+    let mut states = Vec::new();
+    for (l, socket) in plan.listeners.iter().zip(sockets) {
+        let ListenerKind::Http(h) = &l.kind else {
+            return Err(Error::Usage(format!("listener `{}`: TCP listeners are not served by this build yet", l.name)));
+        };
+        let filter = match h.filters.as_slice() {
+            [] => None,
+            [one] => Some(Rc::new(RefCell::new(filter_instance(&shared, one, &cluster_names)?))),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "listener `{}`: only one wasm HTTP filter per listener is served by this build yet",
+                    l.name
+                )))
+            }
+        };
+        let state = Rc::new(http::ListenerState {
+            plan: h.clone(),
+            filter,
+            progress: Rc::new(Notify::new()),
+            dispatched: RefCell::new(HashSet::new()),
+            shared: shared.clone(),
+        });
+        states.push((state, socket));
+    }
+    local.block_on(&rt, async move {
+        let mut accepts = Vec::new();
+        for (state, socket) in states {
+            let listener = match tokio::net::TcpListener::from_std(socket) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("listener: {e}");
+                    continue;
+                }
+            };
+            let shared = shared.clone();
+            accepts.push(tokio::task::spawn_local(async move {
+                loop {
+                    let stop = shared.stop.notified();
+                    if shared.is_stopped() {
+                        break;
+                    }
+                    let (stream, peer) = tokio::select! {
+                        r = listener.accept() => match r {
+                            Ok(c) => c,
+                            Err(_) => continue,
+                        },
+                        _ = stop => break,
+                    };
+                    let local_addr = stream.local_addr().unwrap_or(peer);
+                    let _ = stream.set_nodelay(true);
+                    let state = state.clone();
+                    tokio::task::spawn_local(async move {
+                        let service =
+                            hyper::service::service_fn(move |req| http::handle(state.clone(), req, peer, local_addr));
+                        let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            }));
+        }
+        for a in accepts {
+            let _ = a.await;
+        }
+    });
+    Ok(())
+}
+
+/// Binds every listener and starts the workers and the admin listener.
+pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+    let mut seed = [0u8; 4];
+    let _ = getrandom::fill(&mut seed);
+    let shared = Arc::new(Shared {
+        clusters: plan.clusters.iter().map(|(k, v)| (k.clone(), cluster::Cluster::new(v.clone()))).collect(),
+        requests: AtomicU64::new(0),
+        seed: u32::from_le_bytes(seed),
+        state: Arc::new(SharedState::default()),
+        runtime,
+        started: Instant::now(),
+        started_unix_nanos: now,
+        stop: Notify::new(),
+        stopped: std::sync::atomic::AtomicBool::new(false),
+        node: plan.node.clone(),
+    });
+    // Bind once here to learn ports chosen by the system, then once more per further worker.
+    let first: Vec<std::net::TcpListener> = plan.listeners.iter().map(|l| bind(l.address)).collect::<Result<_>>()?;
+    let addrs: Vec<SocketAddr> =
+        first.iter().map(|s| s.local_addr().map_err(|e| Error::Runtime(e.to_string()))).collect::<Result<_>>()?;
+    let plan = Arc::new(plan);
+    let mut threads = Vec::new();
+    let mut first = Some(first);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    for n in 0..options.concurrency.max(1) {
+        let sockets = match first.take() {
+            Some(s) => s,
+            None => addrs.iter().map(|a| bind(*a)).collect::<Result<_>>()?,
+        };
+        let (shared, plan, ready) = (shared.clone(), plan.clone(), ready_tx.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("sluice-worker-{n}"))
+            .spawn(move || {
+                // Report setup failures (a plugin that will not start) before serving.
+                let r = worker(shared, plan, sockets);
+                let _ = ready.send(r);
+            })
+            .map_err(|e| Error::Runtime(format!("cannot start a worker thread: {e}")))?;
+        threads.push(t);
+    }
+    drop(ready_tx);
+    // A worker that fails at setup returns at once; give them a moment to do so.
+    if let Ok(Err(e)) = ready_rx.recv_timeout(std::time::Duration::from_millis(300)) {
+        shared.stop();
+        return Err(e);
+    }
+    let admin = match plan.admin {
+        Some(addr) => Some(admin::start(addr, shared.clone())?),
+        None => None,
+    };
+    let listeners = plan.listeners.iter().map(|l| l.name.clone()).zip(addrs).collect();
+    Ok(Server { listeners, admin, shared, threads })
+}

@@ -1,0 +1,101 @@
+//! `sluice serve` as a process, started on the same YAML the real Envoy gets.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::envoy::EnvoyConfig;
+use crate::wasm::workspace_root;
+
+/// The `sluice` binary, built on first use.
+pub fn sluice_binary() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "-p", "sluice-host", "--bin", "sluice"])
+            .current_dir(workspace_root())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(workspace_root().join("target/debug/sluice"))
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("building sluice: {e}"))
+}
+
+/// A running `sluice serve`. Dropping it kills the process.
+pub struct SluiceServe {
+    child: Child,
+    dir: PathBuf,
+    /// The HTTP (or TCP) listener's port.
+    pub port: u16,
+    /// The admin port.
+    pub admin_port: u16,
+}
+
+impl SluiceServe {
+    /// Starts `sluice serve --concurrency 1` on `config` and waits for its listener.
+    pub fn start(config: &EnvoyConfig) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("sluice-serve-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir)?;
+        let mut yaml = config.render();
+        yaml.push_str("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n");
+        std::fs::write(dir.join("envoy.yaml"), &yaml)?;
+        let mut child = Command::new(sluice_binary())
+            .args(["serve", "--concurrency", "1", "-c"])
+            .arg(dir.join("envoy.yaml"))
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("sluice.log"))?)
+            .spawn()
+            .context("starting sluice serve")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut s = Self { child, dir, port: 0, admin_port: 0 };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.port == 0 || s.admin_port == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                bail!("sluice serve did not report its listeners:\n{}", s.log());
+            };
+            let addr = |l: &str| l.rsplit(' ').next().and_then(|a| a.parse::<SocketAddr>().ok()).map(|a| a.port());
+            if line.starts_with("listener ") {
+                s.port = addr(&line).unwrap_or(0);
+            } else if line.starts_with("admin on ") {
+                s.admin_port = addr(&line).unwrap_or(0);
+            }
+        }
+        Ok(s)
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sluice.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SluiceServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
