@@ -79,9 +79,10 @@ pub struct WasmFilter {
 /// Builds an Envoy bootstrap for one listener with one wasm HTTP filter.
 #[derive(Debug, Clone, Default)]
 pub struct EnvoyConfig {
-    filter: WasmFilter,
+    filter: Option<WasmFilter>,
     clusters: Vec<(String, u16)>,
     tcp: bool,
+    direct: Option<(u16, String)>,
 }
 
 fn yaml_str(s: &str) -> String {
@@ -91,12 +92,23 @@ fn yaml_str(s: &str) -> String {
 impl EnvoyConfig {
     /// One listener, route `route0` in virtual host `vh0` to cluster `upstream`, with `filter`.
     pub fn http(filter: WasmFilter) -> Self {
-        Self { filter, clusters: Vec::new(), tcp: false }
+        Self { filter: Some(filter), clusters: Vec::new(), tcp: false, direct: None }
+    }
+
+    /// One HTTP listener with no wasm filter.
+    pub fn http_without_filter() -> Self {
+        Self { filter: None, clusters: Vec::new(), tcp: false, direct: None }
     }
 
     /// One listener whose network filter chain is the wasm filter, then `tcp_proxy` to `upstream`.
     pub fn tcp(filter: WasmFilter) -> Self {
-        Self { filter, clusters: Vec::new(), tcp: true }
+        Self { filter: Some(filter), clusters: Vec::new(), tcp: true, direct: None }
+    }
+
+    /// Answers every request with this status and body (`direct_response`) instead of routing.
+    pub fn direct_response(mut self, status: u16, body: &str) -> Self {
+        self.direct = Some((status, body.to_string()));
+        self
     }
 
     /// A STATIC cluster with one endpoint on 127.0.0.1.
@@ -106,7 +118,7 @@ impl EnvoyConfig {
     }
 
     fn plugin_yaml(&self, indent: usize) -> String {
-        let f = &self.filter;
+        let Some(f) = &self.filter else { return String::new() };
         let pad = " ".repeat(indent);
         let mut y = format!(
             "{pad}name: {}\n{pad}root_id: {}\n{pad}configuration: {{ \"@type\": type.googleapis.com/google.protobuf.StringValue, value: {} }}\n{pad}vm_config:\n{pad}  vm_id: {}\n{pad}  runtime: envoy.wasm.runtime.v8\n{pad}  code: {{ local: {{ filename: {} }} }}\n",
@@ -145,6 +157,9 @@ impl EnvoyConfig {
     /// The bootstrap YAML.
     pub fn render(&self) -> String {
         let mut y = if self.tcp { self.tcp_listener() } else { self.http_listener() };
+        if self.clusters.is_empty() {
+            y = y.replace("  clusters:\n", "  clusters: []\n");
+        }
         for (name, port) in &self.clusters {
             y.push_str(&format!(
                 r#"  - name: {name}
@@ -160,6 +175,24 @@ impl EnvoyConfig {
     }
 
     fn http_listener(&self) -> String {
+        let action = match &self.direct {
+            Some((status, body)) => {
+                format!("direct_response: {{ status: {status}, body: {{ inline_string: {} }} }}", yaml_str(body))
+            }
+            None => "route: { cluster: upstream }".to_string(),
+        };
+        let wasm = if self.filter.is_some() {
+            format!(
+                r#"          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+{}"#,
+                self.plugin_yaml(16)
+            )
+        } else {
+            String::new()
+        };
         format!(
             r#"static_resources:
   listeners:
@@ -179,17 +212,12 @@ impl EnvoyConfig {
               routes:
               - name: route0
                 match: {{ prefix: "/" }}
-                route: {{ cluster: upstream }}
+                {action}
           http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-{}          - name: envoy.filters.http.router
+{wasm}          - name: envoy.filters.http.router
             typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
   clusters:
-"#,
-            self.plugin_yaml(16)
+"#
         )
     }
 }

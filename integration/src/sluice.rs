@@ -12,23 +12,30 @@ use anyhow::{bail, Context, Result};
 use crate::envoy::EnvoyConfig;
 use crate::wasm::workspace_root;
 
-/// The `sluice` binary, built on first use.
+fn build(release: bool) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", "sluice-host", "--bin", "sluice"]).current_dir(workspace_root());
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(workspace_root().join(if release { "target/release/sluice" } else { "target/debug/sluice" }))
+}
+
+/// The `sluice` binary (debug build), built on first use.
 pub fn sluice_binary() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "-p", "sluice-host", "--bin", "sluice"])
-            .current_dir(workspace_root())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(workspace_root().join("target/debug/sluice"))
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("building sluice: {e}"))
+    BIN.get_or_init(|| build(false)).clone().unwrap_or_else(|e| panic!("building sluice: {e}"))
+}
+
+/// The `sluice` binary (release build, for benchmarks), built on first use.
+pub fn sluice_release_binary() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| build(true)).clone().unwrap_or_else(|e| panic!("building sluice: {e}"))
 }
 
 /// A running `sluice serve`. Dropping it kills the process.
@@ -42,14 +49,19 @@ pub struct SluiceServe {
 }
 
 impl SluiceServe {
-    /// Starts `sluice serve --concurrency 1` on `config` and waits for its listener.
+    /// Starts `sluice serve --concurrency 1` (debug build) on `config` and waits for its listener.
     pub fn start(config: &EnvoyConfig) -> Result<Self> {
+        Self::start_binary(config, &sluice_binary())
+    }
+
+    /// Starts the given `sluice` binary with `serve --concurrency 1` on `config`.
+    pub fn start_binary(config: &EnvoyConfig, binary: &std::path::Path) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("sluice-serve-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
         let mut yaml = config.render();
         yaml.push_str("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n");
         std::fs::write(dir.join("envoy.yaml"), &yaml)?;
-        let mut child = Command::new(sluice_binary())
+        let mut child = Command::new(binary)
             .args(["serve", "--concurrency", "1", "-c"])
             .arg(dir.join("envoy.yaml"))
             .stdout(Stdio::piped())

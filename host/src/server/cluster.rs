@@ -13,6 +13,16 @@ use tokio::net::TcpStream;
 use crate::config::ClusterPlan;
 use crate::stream::HeaderMap;
 
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+/// Idle connections kept per endpoint and worker.
+const MAX_IDLE: usize = 64;
+
+thread_local! {
+    /// This worker's idle upstream connections, by endpoint.
+    static POOL: std::cell::RefCell<std::collections::HashMap<(String, u16), Vec<Sender>>> = Default::default();
+}
+
 /// Envoy's body for a connect failure.
 pub(crate) const CONNECT_FAILURE: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
@@ -58,21 +68,29 @@ impl Cluster {
         }
     }
 
-    async fn exchange(&self, headers: &HeaderMap, body: Bytes) -> UpstreamResponse {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
-        let (host, port) = &self.plan.endpoints[i];
-        let connect = TcpStream::connect((host.as_str(), *port));
-        let stream = match tokio::time::timeout(self.plan.connect_timeout, connect).await {
-            Ok(Ok(s)) => s,
-            _ => return UpstreamResponse::local(503, CONNECT_FAILURE),
-        };
+    /// An idle pooled connection to `endpoint` of this worker, or a new one.
+    async fn connection(&self, endpoint: &(String, u16)) -> Option<Sender> {
+        while let Some(mut s) = POOL.with(|p| p.borrow_mut().get_mut(endpoint).and_then(Vec::pop)) {
+            if !s.is_closed() && s.ready().await.is_ok() {
+                return Some(s);
+            }
+        }
+        let connect = TcpStream::connect((endpoint.0.as_str(), endpoint.1));
+        let stream = tokio::time::timeout(self.plan.connect_timeout, connect).await.ok()?.ok()?;
         let _ = stream.set_nodelay(true);
-        let Ok((mut sender, conn)) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await else {
-            return UpstreamResponse::local(503, CONNECT_FAILURE);
-        };
+        let (sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await.ok()?;
         tokio::task::spawn_local(async move {
             let _ = conn.await;
         });
+        Some(sender)
+    }
+
+    async fn exchange(&self, headers: &HeaderMap, body: Bytes) -> UpstreamResponse {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
+        let endpoint = &self.plan.endpoints[i];
+        let Some(mut sender) = self.connection(endpoint).await else {
+            return UpstreamResponse::local(503, CONNECT_FAILURE);
+        };
         let mut req = hyper::Request::builder()
             .method(headers.get_str(":method").unwrap_or("GET"))
             .uri(headers.get_str(":path").unwrap_or("/"));
@@ -100,6 +118,16 @@ impl Cluster {
             Ok(c) => c,
             Err(_) => return UpstreamResponse::local(503, CONNECT_FAILURE),
         };
+        // The connection is free again: keep it for the next request of this worker.
+        if !sender.is_closed() {
+            POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                let idle = p.entry(endpoint.clone()).or_default();
+                if idle.len() < MAX_IDLE {
+                    idle.push(sender);
+                }
+            });
+        }
         let trailers = collected
             .trailers()
             .map(|t| t.iter().map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec())).collect())
