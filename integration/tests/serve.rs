@@ -92,3 +92,25 @@ fn metrics_show_in_admin_stats() {
     let prom = send(p.sluice.admin_port, "GET", "/stats/prometheus", &[], b"").unwrap();
     assert!(String::from_utf8_lossy(&prom.body).contains("ref_requests{} 2\n"));
 }
+
+#[test]
+fn a_network_filter_is_served_alike() {
+    use std::io::{Read, Write};
+    let upstream = Upstream::start_tcp_echo().unwrap();
+    let config = EnvoyConfig::tcp(reference("tcp", "")).cluster("upstream", upstream.port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = SluiceServe::start(&config).unwrap_or_else(|e| panic!("{e:#}"));
+    let exchange = |port: u16, data: &[u8]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        s.write_all(data).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    };
+    for input in [&b"hello tcp"[..], b"DENY me"] {
+        let (e, s) = (exchange(envoy.port, input), exchange(sluice.port, input));
+        assert_eq!(e, s, "for {:?}; sluice log:\n{}", String::from_utf8_lossy(input), sluice.log());
+    }
+}

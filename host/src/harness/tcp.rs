@@ -29,7 +29,8 @@ pub struct TcpStream<'h> {
 impl Harness {
     /// Accepts a new connection: creates its context and calls `on_new_connection`.
     pub fn tcp_stream(&mut self) -> Result<TcpStream<'_>> {
-        let id = self.tcp.keys().next_back().map(|k| k + 1).unwrap_or(1);
+        self.next_stream_id += 1;
+        let id = self.next_stream_id;
         self.tcp.insert(id, ConnDriver::default());
         self.maybe_reload()?;
         if self.vm.failure().is_some() {
@@ -175,7 +176,38 @@ pub(crate) fn fail_connection(h: &mut Harness, id: u32) {
     }
 }
 
+impl Harness {
+    /// An open connection by [`TcpStream::id`].
+    ///
+    /// # Panics
+    /// If no connection has that id.
+    pub fn tcp(&mut self, id: u32) -> TcpStream<'_> {
+        assert!(self.tcp.contains_key(&id), "no TCP connection with id {id}");
+        TcpStream { h: self, id }
+    }
+
+    /// Forgets a finished connection's bookkeeping.
+    pub fn forget_tcp_stream(&mut self, id: u32) {
+        if let Some(c) = self.tcp.remove(&id) {
+            if let (Some(ctx), false) = (c.ctx, c.done) {
+                self.vm.drop_context(ctx);
+            }
+        }
+    }
+}
+
 impl TcpStream<'_> {
+    /// Takes the bytes let through to the upstream since the last call (for drivers that write
+    /// them to a socket).
+    pub fn take_sent_upstream(&mut self) -> Vec<u8> {
+        std::mem::take(&mut conn(self.h, self.id).to_upstream)
+    }
+
+    /// Takes the bytes let through to the client since the last call.
+    pub fn take_sent_downstream(&mut self) -> Vec<u8> {
+        std::mem::take(&mut conn(self.h, self.id).to_downstream)
+    }
+
     /// The connection's id in the harness.
     pub fn id(&self) -> u32 {
         self.id

@@ -68,6 +68,18 @@ impl Cluster {
         }
     }
 
+    /// A new TCP connection to the next endpoint (for TCP proxying); `None` if it cannot be made.
+    pub(crate) async fn connect_tcp(&self) -> Option<TcpStream> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
+        let (host, port) = &self.plan.endpoints[i];
+        let s = tokio::time::timeout(self.plan.connect_timeout, TcpStream::connect((host.as_str(), *port)))
+            .await
+            .ok()?
+            .ok()?;
+        let _ = s.set_nodelay(true);
+        Some(s)
+    }
+
     /// An idle pooled connection to `endpoint` of this worker, or a new one.
     async fn connection(&self, endpoint: &(String, u16)) -> Option<Sender> {
         while let Some(mut s) = POOL.with(|p| p.borrow_mut().get_mut(endpoint).and_then(Vec::pop)) {

@@ -8,6 +8,7 @@ mod admin;
 mod cluster;
 mod http;
 mod route;
+mod tcp;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -134,6 +135,12 @@ fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> R
     b.build()
 }
 
+/// A listener's per-worker state.
+enum Listener {
+    Http(Rc<http::ListenerState>),
+    Tcp(Rc<tcp::TcpListenerState>),
+}
+
 /// Local tasks need a local executor for HTTP/2 connections.
 #[derive(Clone, Copy)]
 struct LocalExec;
@@ -153,26 +160,34 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
     let cluster_names: Vec<String> = plan.clusters.keys().cloned().collect();
     let mut states = Vec::new();
     for (l, socket) in plan.listeners.iter().zip(sockets) {
-        let ListenerKind::Http(h) = &l.kind else {
-            return Err(Error::Usage(format!("listener `{}`: TCP listeners are not served by this build yet", l.name)));
+        let filters = match &l.kind {
+            ListenerKind::Http(h) => &h.filters,
+            ListenerKind::Tcp { filters, .. } => filters,
         };
-        let filter = match h.filters.as_slice() {
+        let filter = match filters.as_slice() {
             [] => None,
             [one] => Some(Rc::new(RefCell::new(filter_instance(&shared, one, &cluster_names)?))),
             _ => {
                 return Err(Error::Usage(format!(
-                    "listener `{}`: only one wasm HTTP filter per listener is served by this build yet",
+                    "listener `{}`: only one wasm filter per listener is served by this build yet",
                     l.name
                 )))
             }
         };
-        let state = Rc::new(http::ListenerState {
-            plan: h.clone(),
-            filter,
-            progress: Rc::new(Notify::new()),
-            dispatched: RefCell::new(HashSet::new()),
-            shared: shared.clone(),
-        });
+        let state = match &l.kind {
+            ListenerKind::Http(h) => Listener::Http(Rc::new(http::ListenerState {
+                plan: h.clone(),
+                filter,
+                progress: Rc::new(Notify::new()),
+                dispatched: RefCell::new(HashSet::new()),
+                shared: shared.clone(),
+            })),
+            ListenerKind::Tcp { cluster, .. } => Listener::Tcp(Rc::new(tcp::TcpListenerState {
+                filter,
+                cluster: cluster.clone(),
+                shared: shared.clone(),
+            })),
+        };
         states.push((state, socket));
     }
     local.block_on(&rt, async move {
@@ -201,14 +216,22 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
                     };
                     let local_addr = stream.local_addr().unwrap_or(peer);
                     let _ = stream.set_nodelay(true);
-                    let state = state.clone();
-                    tokio::task::spawn_local(async move {
-                        let service =
-                            hyper::service::service_fn(move |req| http::handle(state.clone(), req, peer, local_addr));
-                        let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
+                    match &state {
+                        Listener::Http(state) => {
+                            let state = state.clone();
+                            tokio::task::spawn_local(async move {
+                                let service = hyper::service::service_fn(move |req| {
+                                    http::handle(state.clone(), req, peer, local_addr)
+                                });
+                                let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            });
+                        }
+                        Listener::Tcp(state) => {
+                            tokio::task::spawn_local(tcp::handle(state.clone(), stream));
+                        }
+                    }
                 }
             }));
         }
