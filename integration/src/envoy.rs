@@ -222,7 +222,8 @@ impl EnvoyConfig {
     }
 }
 
-/// Runs `envoy --mode validate` on `yaml`: whether Envoy accepts it, and what it printed.
+/// Runs `envoy --mode validate` on `yaml` from the workspace root: whether Envoy accepts it, and
+/// what it printed.
 pub fn validate(yaml: &str) -> Result<(bool, String)> {
     let dir = std::env::temp_dir().join(format!("sluice-validate-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir)?;
@@ -231,6 +232,7 @@ pub fn validate(yaml: &str) -> Result<(bool, String)> {
     let out = Command::new(envoy_binary())
         .args(["--mode", "validate", "--disable-hot-restart", "-l", "error", "-c"])
         .arg(&file)
+        .current_dir(workspace_root())
         .output()
         .context("running envoy --mode validate")?;
     let _ = std::fs::remove_dir_all(&dir);

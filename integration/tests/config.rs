@@ -95,3 +95,15 @@ fn harmless_fields_are_warnings() {
     assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
     assert!(plan.warnings[0].starts_with("(top level).stats_flush_interval: ignored"), "{:?}", plan.warnings);
 }
+
+#[test]
+fn the_demo_config_is_valid_for_both() {
+    sluice_integration::wasm::reference_filter("headers"); // builds target/reference-filters
+    let root = sluice_integration::wasm::workspace_root();
+    let y = std::fs::read_to_string(root.join("envoy-config/demo.yaml")).unwrap();
+    let (ok, out) = validate(&y).unwrap();
+    assert!(ok, "{out}");
+    let plan = config::parse(&y, &root).unwrap();
+    assert_eq!(plan.listeners[0].address.port(), 10000);
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+}

@@ -31,11 +31,12 @@ impl ConfigError {
     }
 }
 
-/// Reads and checks a bootstrap file. Relative file names in it are resolved from the file's folder.
+/// Reads and checks a bootstrap file. Relative file names in it are resolved from the working
+/// directory, as Envoy does, so one file runs in both.
 pub fn load(path: &Path) -> Result<Plan, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
-    parse(&text, path.parent().unwrap_or(Path::new(".")))
+    parse(&text, Path::new("."))
 }
 
 /// Parses and checks bootstrap YAML; `base` resolves relative file names.
