@@ -62,7 +62,7 @@ impl SluiceServe {
         yaml.push_str("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n");
         std::fs::write(dir.join("envoy.yaml"), &yaml)?;
         let mut child = Command::new(binary)
-            .args(["serve", "--concurrency", "1", "-c"])
+            .args(["serve", "--concurrency", "1", "-l", "sluice_host=debug,info", "-c"])
             .arg(dir.join("envoy.yaml"))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("sluice.log"))?)

@@ -4,30 +4,24 @@
 //! This first version buffers bodies whole on both sides (up to the listener's buffer limit) before
 //! handing them on; the filter still sees Envoy's callback sequence.
 
-use std::cell::RefCell;
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::Notify;
 
 use super::cluster::UpstreamResponse;
+use super::instance::Instance;
 use super::route;
 use super::Shared;
 use crate::config::{HttpListener, RouteAction, RoutePlan};
-use crate::harness::{CalloutReply, Harness};
 use crate::stream::{HeaderMap, StreamInfo};
 
-/// Per worker, per listener: the filter instance and what its requests wait on.
+/// Per worker, per listener: the routes and the filter instance.
 pub(crate) struct ListenerState {
     pub plan: HttpListener,
-    pub filter: Option<Rc<RefCell<Harness>>>,
-    pub progress: Rc<Notify>,
-    pub dispatched: RefCell<HashSet<u32>>,
+    pub filter: Option<Rc<Instance>>,
     pub shared: std::sync::Arc<Shared>,
 }
 
@@ -80,58 +74,6 @@ fn to_response(headers: &HeaderMap, body: Bytes) -> hyper::Response<ResponseBody
     let exact = headers.get("content-length").is_some();
     b.body(ResponseBody { data: Some(body), exact })
         .unwrap_or_else(|_| hyper::Response::new(ResponseBody { data: None, exact: true }))
-}
-
-/// Dispatches the filter's new callouts; each answer is handed back to the filter.
-fn dispatch_callouts(state: &Rc<ListenerState>) {
-    let Some(filter) = &state.filter else { return };
-    let calls = filter.borrow().http_callouts();
-    for call in calls {
-        if !state.dispatched.borrow_mut().insert(call.token) {
-            continue;
-        }
-        let (state, filter) = (state.clone(), filter.clone());
-        tokio::task::spawn_local(async move {
-            let reply = match state.shared.clusters.get(&call.cluster) {
-                Some(c) => {
-                    let headers = HeaderMap::from_pairs(call.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
-                    c.send(&headers, Bytes::from(call.body.clone()), call.timeout).await
-                }
-                None => UpstreamResponse::local(503, super::cluster::CONNECT_FAILURE),
-            };
-            let mut r = CalloutReply::new(reply.headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(503));
-            for (k, v) in reply.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
-                r = r.header(&String::from_utf8_lossy(k), v);
-            }
-            let mut r = r.body(reply.body.to_vec());
-            for (k, v) in reply.trailers.iter() {
-                r = r.trailer(&String::from_utf8_lossy(k), v);
-            }
-            // A callout the filter already timed out (virtual clock) is no longer pending: fine.
-            let _ = filter.borrow_mut().respond_http_callout(call.token, r);
-            state.dispatched.borrow_mut().remove(&call.token);
-            dispatch_callouts(&state);
-            state.progress.notify_waiters();
-        });
-    }
-}
-
-/// Waits until `done` holds for the filter, handing out callouts meanwhile.
-async fn wait_for(state: &Rc<ListenerState>, mut done: impl FnMut(&Harness) -> bool) {
-    let filter = state.filter.as_ref().expect("a filter");
-    loop {
-        let notified = state.progress.notified();
-        dispatch_callouts(state);
-        if done(&filter.borrow()) {
-            return;
-        }
-        // Ticks and callout timeouts move the virtual clock even when no callout answers.
-        let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
-        let elapsed = state.shared.clock_now_nanos() - filter.borrow().now_nanos();
-        if elapsed > 0 {
-            let _ = filter.borrow_mut().advance_time(Duration::from_nanos(elapsed as u64));
-        }
-    }
 }
 
 async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &HeaderMap, body: Bytes) -> UpstreamResponse {
@@ -237,8 +179,10 @@ pub(crate) async fn handle(
     };
 
     let info = route_info(&state, &headers, peer, local);
+    // The plugin's clock must be now before it sets callout deadlines or reads the time.
+    filter.sync_clock();
     let id = {
-        let mut h = filter.borrow_mut();
+        let mut h = filter.harness.borrow_mut();
         let mut s = h.http_stream();
         s.set_info(info);
         let id = s.id();
@@ -248,18 +192,20 @@ pub(crate) async fn handle(
         }
         id
     };
-    wait_for(&state, |h| {
-        let s = h.streams_view(id);
-        s.map(|(up, _, local)| up.end_of_stream || local).unwrap_or(true)
-    })
-    .await;
-    let forwarded = filter.borrow().streams_view(id).and_then(|(up, _, local)| (!local).then(|| up.clone()));
+    filter
+        .wait_for(|h| {
+            let s = h.streams_view(id);
+            s.map(|(up, _, local)| up.end_of_stream || local).unwrap_or(true)
+        })
+        .await;
+    let forwarded = filter.harness.borrow().streams_view(id).and_then(|(up, _, local)| (!local).then(|| up.clone()));
     if let Some(up) = forwarded {
         // The filter may have changed headers: route again, as Envoy clears its route cache.
         let vh = route::virtual_host(&state.plan.virtual_hosts, up.headers.get_str(":authority").unwrap_or_default());
         let r = vh.and_then(|vh| route::route(vh, &up.headers));
         let resp = run_route(&state, r, &up.headers, Bytes::from(up.body.clone())).await;
-        let mut h = filter.borrow_mut();
+        filter.sync_clock();
+        let mut h = filter.harness.borrow_mut();
         let mut s = h.http(id);
         let _ = s.response_headers(resp.headers.iter(), resp.body.is_empty() && resp.trailers.is_empty());
         if !resp.body.is_empty() {
@@ -269,8 +215,8 @@ pub(crate) async fn handle(
             let _ = s.response_trailers(resp.trailers.iter());
         }
     }
-    wait_for(&state, |h| h.streams_view(id).map(|(_, down, _)| down.end_of_stream).unwrap_or(true)).await;
-    let mut h = filter.borrow_mut();
+    filter.wait_for(|h| h.streams_view(id).map(|(_, down, _)| down.end_of_stream).unwrap_or(true)).await;
+    let mut h = filter.harness.borrow_mut();
     let response = h.streams_view(id).map(|(_, down, _)| down.clone());
     h.forget_http_stream(id);
     match response {

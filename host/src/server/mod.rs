@@ -7,11 +7,11 @@
 mod admin;
 mod cluster;
 mod http;
+mod instance;
 mod route;
 mod tcp;
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,7 +151,7 @@ impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
     }
 }
 
-fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListener>) -> Result<()> {
+fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListener>, first: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -159,6 +159,11 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
     let local = tokio::task::LocalSet::new();
     let cluster_names: Vec<String> = plan.clusters.keys().cloned().collect();
     let mut states = Vec::new();
+    let mut instances = Vec::new();
+    // Bootstrap services: one per worker, or only on the first one when `singleton`.
+    for spec in plan.services.iter().filter(|s| first || !s.singleton) {
+        instances.push(instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone()));
+    }
     for (l, socket) in plan.listeners.iter().zip(sockets) {
         let filters = match &l.kind {
             ListenerKind::Http(h) => &h.filters,
@@ -166,7 +171,11 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
         };
         let filter = match filters.as_slice() {
             [] => None,
-            [one] => Some(Rc::new(RefCell::new(filter_instance(&shared, one, &cluster_names)?))),
+            [one] => {
+                let i = instance::Instance::new(filter_instance(&shared, one, &cluster_names)?, shared.clone());
+                instances.push(i.clone());
+                Some(i)
+            }
             _ => {
                 return Err(Error::Usage(format!(
                     "listener `{}`: only one wasm filter per listener is served by this build yet",
@@ -175,13 +184,9 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
             }
         };
         let state = match &l.kind {
-            ListenerKind::Http(h) => Listener::Http(Rc::new(http::ListenerState {
-                plan: h.clone(),
-                filter,
-                progress: Rc::new(Notify::new()),
-                dispatched: RefCell::new(HashSet::new()),
-                shared: shared.clone(),
-            })),
+            ListenerKind::Http(h) => {
+                Listener::Http(Rc::new(http::ListenerState { plan: h.clone(), filter, shared: shared.clone() }))
+            }
             ListenerKind::Tcp { cluster, .. } => Listener::Tcp(Rc::new(tcp::TcpListenerState {
                 filter,
                 cluster: cluster.clone(),
@@ -191,6 +196,8 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
         states.push((state, socket));
     }
     local.block_on(&rt, async move {
+        let ticker = tokio::task::spawn_local(instance::ticker(instances));
+        let open = Rc::new(std::cell::Cell::new(0usize));
         let mut accepts = Vec::new();
         for (state, socket) in states {
             let listener = match tokio::net::TcpListener::from_std(socket) {
@@ -200,7 +207,7 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
                     continue;
                 }
             };
-            let shared = shared.clone();
+            let (shared, open) = (shared.clone(), open.clone());
             accepts.push(tokio::task::spawn_local(async move {
                 loop {
                     let stop = shared.stop.notified();
@@ -216,6 +223,7 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
                     };
                     let local_addr = stream.local_addr().unwrap_or(peer);
                     let _ = stream.set_nodelay(true);
+                    let guard = Open::new(&open);
                     match &state {
                         Listener::Http(state) => {
                             let state = state.clone();
@@ -226,10 +234,15 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
                                 let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
                                     .serve_connection(TokioIo::new(stream), service)
                                     .await;
+                                drop(guard);
                             });
                         }
                         Listener::Tcp(state) => {
-                            tokio::task::spawn_local(tcp::handle(state.clone(), stream));
+                            let state = state.clone();
+                            tokio::task::spawn_local(async move {
+                                tcp::handle(state, stream).await;
+                                drop(guard);
+                            });
                         }
                     }
                 }
@@ -238,8 +251,33 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
         for a in accepts {
             let _ = a.await;
         }
+        // Graceful stop: no new connections; let the open ones finish (up to the drain time).
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while open.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        ticker.abort();
     });
     Ok(())
+}
+
+/// How long a stopping worker waits for open connections.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Counts a worker's open connections while alive.
+struct Open(Rc<std::cell::Cell<usize>>);
+
+impl Open {
+    fn new(count: &Rc<std::cell::Cell<usize>>) -> Self {
+        count.set(count.get() + 1);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 /// Binds every listener and starts the workers and the admin listener.
@@ -278,7 +316,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
             .name(format!("sluice-worker-{n}"))
             .spawn(move || {
                 // Report setup failures (a plugin that will not start) before serving.
-                let r = worker(shared, plan, sockets);
+                let r = worker(shared, plan, sockets, n == 0);
                 let _ = ready.send(r);
             })
             .map_err(|e| Error::Runtime(format!("cannot start a worker thread: {e}")))?;

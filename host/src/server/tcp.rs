@@ -1,19 +1,18 @@
 //! TCP proxying with network filters: bytes each way pass through the filter (pause, resume,
 //! close), then to the other side.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::instance::Instance;
 use super::Shared;
 use crate::abi::status::PeerType;
-use crate::harness::Harness;
 
 /// Per worker, per TCP listener.
 pub(crate) struct TcpListenerState {
-    pub filter: Option<Rc<RefCell<Harness>>>,
+    pub filter: Option<Rc<Instance>>,
     pub cluster: String,
     pub shared: std::sync::Arc<Shared>,
 }
@@ -26,7 +25,8 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         return;
     };
-    let id = match filter.borrow_mut().tcp_stream() {
+    filter.sync_clock();
+    let id = match filter.harness.borrow_mut().tcp_stream() {
         Ok(c) => c.id(),
         Err(_) => return,
     };
@@ -39,7 +39,8 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
             r = cr.read(&mut cbuf), if client_open => {
                 let n = r.unwrap_or(0);
                 client_open = n > 0;
-                let mut h = filter.borrow_mut();
+                filter.sync_clock();
+                let mut h = filter.harness.borrow_mut();
                 let mut c = h.tcp(id);
                 let _ = c.downstream_data(&cbuf[..n], n == 0);
                 (c.take_sent_upstream(), c.take_sent_downstream(), c.closed())
@@ -47,7 +48,8 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
             r = ur.read(&mut ubuf), if upstream_open => {
                 let n = r.unwrap_or(0);
                 upstream_open = n > 0;
-                let mut h = filter.borrow_mut();
+                filter.sync_clock();
+                let mut h = filter.harness.borrow_mut();
                 let mut c = h.tcp(id);
                 let _ = c.upstream_data(&ubuf[..n], n == 0);
                 (c.take_sent_upstream(), c.take_sent_downstream(), c.closed())
@@ -71,7 +73,8 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
             break;
         }
     }
-    let mut h = filter.borrow_mut();
+    filter.dispatch_callouts();
+    let mut h = filter.harness.borrow_mut();
     let mut c = h.tcp(id);
     let peer = c.closed().unwrap_or(PeerType::Remote);
     let _ = c.close(peer);

@@ -1,0 +1,108 @@
+//! One plugin instance on one worker: the VM (driven by the same core the harness uses), its clock
+//! kept in step with real time, and its callouts sent to real clusters.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::cluster::{UpstreamResponse, CONNECT_FAILURE};
+use super::Shared;
+use crate::harness::{CalloutReply, Harness};
+use crate::stream::HeaderMap;
+
+/// A plugin instance of a worker.
+pub(crate) struct Instance {
+    pub harness: RefCell<Harness>,
+    /// Signalled whenever something may have moved a stream on (a callout answer, a tick).
+    pub progress: Notify,
+    dispatched: RefCell<HashSet<u32>>,
+    shared: Arc<Shared>,
+}
+
+impl Instance {
+    pub(crate) fn new(harness: Harness, shared: Arc<Shared>) -> Rc<Self> {
+        Rc::new(Self {
+            harness: RefCell::new(harness),
+            progress: Notify::new(),
+            dispatched: Default::default(),
+            shared,
+        })
+    }
+
+    /// Moves the plugin's clock to now: due ticks fire, overdue callouts time out (Envoy's 504).
+    pub(crate) fn sync_clock(&self) {
+        let mut h = self.harness.borrow_mut();
+        let behind = self.shared.clock_now_nanos() - h.now_nanos();
+        if behind > 0 {
+            let _ = h.advance_time(Duration::from_nanos(behind as u64));
+        }
+    }
+
+    /// Sends the plugin's new callouts to their clusters; each answer goes back to the plugin.
+    pub(crate) fn dispatch_callouts(self: &Rc<Self>) {
+        let calls = self.harness.borrow().http_callouts();
+        for call in calls {
+            if !self.dispatched.borrow_mut().insert(call.token) {
+                continue;
+            }
+            let this = self.clone();
+            tokio::task::spawn_local(async move {
+                let reply = match this.shared.clusters.get(&call.cluster) {
+                    Some(c) => {
+                        let headers =
+                            HeaderMap::from_pairs(call.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+                        c.send(&headers, Bytes::from(call.body.clone()), call.timeout).await
+                    }
+                    None => UpstreamResponse::local(503, CONNECT_FAILURE),
+                };
+                let status = reply.headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(503);
+                let mut r = CalloutReply::new(status);
+                for (k, v) in reply.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
+                    r = r.header(&String::from_utf8_lossy(k), v);
+                }
+                let mut r = r.body(reply.body.to_vec());
+                for (k, v) in reply.trailers.iter() {
+                    r = r.trailer(&String::from_utf8_lossy(k), v);
+                }
+                // A callout the plugin already timed out is no longer pending: nothing to do.
+                this.sync_clock();
+                let r = this.harness.borrow_mut().respond_http_callout(call.token, r);
+                tracing::debug!(token = call.token, answered = r.is_ok(), "callout to `{}` done", call.cluster);
+                this.dispatched.borrow_mut().remove(&call.token);
+                this.dispatch_callouts();
+                this.progress.notify_waiters();
+            });
+        }
+    }
+
+    /// Waits until `done` holds, keeping the clock and callouts moving meanwhile.
+    pub(crate) async fn wait_for(self: &Rc<Self>, mut done: impl FnMut(&Harness) -> bool) {
+        loop {
+            let notified = self.progress.notified();
+            self.dispatch_callouts();
+            if done(&self.harness.borrow()) {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
+            self.sync_clock();
+        }
+    }
+}
+
+/// Keeps every instance of a worker ticking while no request waits on it.
+pub(crate) async fn ticker(instances: Vec<Rc<Instance>>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        interval.tick().await;
+        for i in &instances {
+            i.sync_clock();
+            i.dispatch_callouts();
+            i.progress.notify_waiters();
+        }
+    }
+}
