@@ -79,7 +79,7 @@ pub struct WasmFilter {
 /// Builds an Envoy bootstrap for one listener with one wasm HTTP filter.
 #[derive(Debug, Clone, Default)]
 pub struct EnvoyConfig {
-    filter: Option<WasmFilter>,
+    filters: Vec<WasmFilter>,
     clusters: Vec<(String, u16)>,
     tcp: bool,
     direct: Option<(u16, String)>,
@@ -92,17 +92,23 @@ fn yaml_str(s: &str) -> String {
 impl EnvoyConfig {
     /// One listener, route `route0` in virtual host `vh0` to cluster `upstream`, with `filter`.
     pub fn http(filter: WasmFilter) -> Self {
-        Self { filter: Some(filter), clusters: Vec::new(), tcp: false, direct: None }
+        Self { filters: vec![filter], clusters: Vec::new(), tcp: false, direct: None }
     }
 
     /// One HTTP listener with no wasm filter.
     pub fn http_without_filter() -> Self {
-        Self { filter: None, clusters: Vec::new(), tcp: false, direct: None }
+        Self { filters: Vec::new(), clusters: Vec::new(), tcp: false, direct: None }
+    }
+
+    /// Adds another wasm filter after the others.
+    pub fn and_filter(mut self, filter: WasmFilter) -> Self {
+        self.filters.push(filter);
+        self
     }
 
     /// One listener whose network filter chain is the wasm filter, then `tcp_proxy` to `upstream`.
     pub fn tcp(filter: WasmFilter) -> Self {
-        Self { filter: Some(filter), clusters: Vec::new(), tcp: true, direct: None }
+        Self { filters: vec![filter], clusters: Vec::new(), tcp: true, direct: None }
     }
 
     /// Answers every request with this status and body (`direct_response`) instead of routing.
@@ -117,8 +123,7 @@ impl EnvoyConfig {
         self
     }
 
-    fn plugin_yaml(&self, indent: usize) -> String {
-        let Some(f) = &self.filter else { return String::new() };
+    fn plugin_yaml(f: &WasmFilter, indent: usize) -> String {
         let pad = " ".repeat(indent);
         let mut y = format!(
             "{pad}name: {}\n{pad}root_id: {}\n{pad}configuration: {{ \"@type\": type.googleapis.com/google.protobuf.StringValue, value: {} }}\n{pad}vm_config:\n{pad}  vm_id: {}\n{pad}  runtime: envoy.wasm.runtime.v8\n{pad}  code: {{ local: {{ filename: {} }} }}\n",
@@ -150,7 +155,7 @@ impl EnvoyConfig {
         typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: tcp, cluster: upstream }}
   clusters:
 "#,
-            self.plugin_yaml(12)
+            self.filters.first().map(|f| Self::plugin_yaml(f, 12)).unwrap_or_default()
         )
     }
 
@@ -181,18 +186,20 @@ impl EnvoyConfig {
             }
             None => "route: { cluster: upstream }".to_string(),
         };
-        let wasm = if self.filter.is_some() {
-            format!(
-                r#"          - name: envoy.filters.http.wasm
+        let wasm: String = self
+            .filters
+            .iter()
+            .map(|f| {
+                format!(
+                    r#"          - name: envoy.filters.http.wasm
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
               config:
 {}"#,
-                self.plugin_yaml(16)
-            )
-        } else {
-            String::new()
-        };
+                    Self::plugin_yaml(f, 16)
+                )
+            })
+            .collect();
         format!(
             r#"static_resources:
   listeners:

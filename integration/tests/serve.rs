@@ -114,3 +114,23 @@ fn a_network_filter_is_served_alike() {
         assert_eq!(e, s, "for {:?}; sluice log:\n{}", String::from_utf8_lossy(input), sluice.log());
     }
 }
+
+#[test]
+fn a_chain_of_two_filters_is_served_alike() {
+    let upstream = Upstream::start().unwrap();
+    // Headers first, then the body rewriter: the request passes both in order, the response in reverse.
+    let config = EnvoyConfig::http(reference("headers", ""))
+        .and_filter(reference("local-reply", ""))
+        .and_filter(reference("body", ""))
+        .cluster("upstream", upstream.port);
+    let p = Pair {
+        envoy: Envoy::start(&config).unwrap(),
+        sluice: SluiceServe::start(&config).unwrap(),
+        _upstream: upstream,
+    };
+    let o = p.check(&Case::post("/echo", "hello").header("x-echo-in", "e"));
+    assert!(o.body.contains("body=[HOWDY]") && o.body.contains("x-added: 1"), "{}", o.body);
+    // The second filter answers; its reply passes back through the first one only.
+    let o = p.check(&Case::get("/deny").header("x-echo-in", "e"));
+    assert_eq!(o.status, 403);
+}

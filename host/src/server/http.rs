@@ -21,7 +21,8 @@ use crate::stream::{HeaderMap, StreamInfo};
 /// Per worker, per listener: the routes and the filter instance.
 pub(crate) struct ListenerState {
     pub plan: HttpListener,
-    pub filter: Option<Rc<Instance>>,
+    /// The wasm filters, in order.
+    pub filters: Vec<Rc<Instance>>,
     pub shared: std::sync::Arc<Shared>,
 }
 
@@ -171,58 +172,94 @@ pub(crate) async fn handle(
             return Ok(to_response(&r.headers, r.body));
         }
     };
-    let Some(filter) = state.filter.clone() else {
+    if state.filters.is_empty() {
         let vh = route::virtual_host(&state.plan.virtual_hosts, &authority);
         let r = vh.and_then(|vh| route::route(vh, &headers));
         let up = run_route(&state, r, &headers, body).await;
         return Ok(to_response(&up.headers, up.body));
-    };
-
+    }
     let info = route_info(&state, &headers, peer, local);
-    // The plugin's clock must be now before it sets callout deadlines or reads the time.
-    filter.sync_clock();
-    let id = {
-        let mut h = filter.harness.borrow_mut();
-        let mut s = h.http_stream();
-        s.set_info(info);
-        let id = s.id();
-        let _ = s.request_headers(headers.iter(), body.is_empty());
-        if !body.is_empty() {
-            let _ = s.request_body(&body, true);
-        }
-        id
-    };
-    filter
-        .wait_for(|h| {
-            let s = h.streams_view(id);
-            s.map(|(up, _, local)| up.end_of_stream || local).unwrap_or(true)
-        })
-        .await;
-    let forwarded = filter.harness.borrow().streams_view(id).and_then(|(up, _, local)| (!local).then(|| up.clone()));
-    if let Some(up) = forwarded {
-        // The filter may have changed headers: route again, as Envoy clears its route cache.
-        let vh = route::virtual_host(&state.plan.virtual_hosts, up.headers.get_str(":authority").unwrap_or_default());
-        let r = vh.and_then(|vh| route::route(vh, &up.headers));
-        let resp = run_route(&state, r, &up.headers, Bytes::from(up.body.clone())).await;
+    // Request side, filter by filter; each sees what the previous one let through.
+    let (mut req_headers, mut req_body) = (headers, body);
+    let mut streams: Vec<(Rc<Instance>, u32)> = Vec::new();
+    let mut answered = false;
+    for filter in &state.filters {
+        // The plugin's clock must be now before it sets callout deadlines or reads the time.
         filter.sync_clock();
-        let mut h = filter.harness.borrow_mut();
-        let mut s = h.http(id);
-        let _ = s.response_headers(resp.headers.iter(), resp.body.is_empty() && resp.trailers.is_empty());
-        if !resp.body.is_empty() {
-            let _ = s.response_body(&resp.body, resp.trailers.is_empty());
-        }
-        if !resp.trailers.is_empty() {
-            let _ = s.response_trailers(resp.trailers.iter());
+        let id = {
+            let mut h = filter.harness.borrow_mut();
+            let mut s = h.http_stream();
+            s.set_info(info.clone());
+            let id = s.id();
+            let _ = s.request_headers(req_headers.iter(), req_body.is_empty());
+            if !req_body.is_empty() {
+                let _ = s.request_body(&req_body, true);
+            }
+            id
+        };
+        streams.push((filter.clone(), id));
+        filter.wait_for(|h| h.streams_view(id).map(|(up, _, local)| up.end_of_stream || local).unwrap_or(true)).await;
+        let view = filter.harness.borrow().streams_view(id).map(|(up, _, local)| (up.clone(), local));
+        match view {
+            Some((up, false)) => {
+                req_headers = up.headers;
+                req_body = Bytes::from(up.body);
+            }
+            // Answered (or reset) here: its reply goes back through this filter and those before it.
+            _ => {
+                answered = true;
+                break;
+            }
         }
     }
-    filter.wait_for(|h| h.streams_view(id).map(|(_, down, _)| down.end_of_stream).unwrap_or(true)).await;
-    let mut h = filter.harness.borrow_mut();
-    let response = h.streams_view(id).map(|(_, down, _)| down.clone());
-    h.forget_http_stream(id);
-    match response {
-        Some(down) if down.headers_forwarded => Ok(to_response(&down.headers, Bytes::from(down.body))),
-        // The filter reset the stream: the client gets no response.
-        _ => Err(Reset),
+    // The upstream (or the route's own answer), unless a filter answered.
+    let mut response: Option<UpstreamResponse> = None;
+    if !answered {
+        // The filters may have changed headers: route again, as Envoy clears its route cache.
+        let vh = route::virtual_host(&state.plan.virtual_hosts, req_headers.get_str(":authority").unwrap_or_default());
+        let r = vh.and_then(|vh| route::route(vh, &req_headers));
+        response = Some(run_route(&state, r, &req_headers, req_body).await);
+    }
+    // Response side, in reverse filter order.
+    let mut last: Option<crate::harness::Message> = None;
+    for (filter, id) in streams.iter().rev() {
+        let id = *id;
+        if let Some(resp) = response.take() {
+            filter.sync_clock();
+            let mut h = filter.harness.borrow_mut();
+            let mut s = h.http(id);
+            let _ = s.response_headers(resp.headers.iter(), resp.body.is_empty() && resp.trailers.is_empty());
+            if !resp.body.is_empty() {
+                let _ = s.response_body(&resp.body, resp.trailers.is_empty());
+            }
+            if !resp.trailers.is_empty() {
+                let _ = s.response_trailers(resp.trailers.iter());
+            }
+        }
+        filter.wait_for(|h| h.streams_view(id).map(|(_, down, _)| down.end_of_stream).unwrap_or(true)).await;
+        let down = filter.harness.borrow().streams_view(id).map(|(_, down, _)| down.clone());
+        match down {
+            Some(down) if down.headers_forwarded => {
+                response = Some(UpstreamResponse {
+                    headers: down.headers.clone(),
+                    body: Bytes::from(down.body.clone()),
+                    trailers: down.trailers.clone(),
+                });
+                last = Some(down);
+            }
+            _ => {
+                last = None;
+                break;
+            }
+        }
+    }
+    for (filter, id) in &streams {
+        filter.harness.borrow_mut().forget_http_stream(*id);
+    }
+    match last {
+        Some(down) => Ok(to_response(&down.headers, Bytes::from(down.body))),
+        // A filter reset the stream: the client gets no response.
+        None => Err(Reset),
     }
 }
 

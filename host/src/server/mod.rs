@@ -165,33 +165,34 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
         instances.push(instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone()));
     }
     for (l, socket) in plan.listeners.iter().zip(sockets) {
-        let filters = match &l.kind {
+        let specs = match &l.kind {
             ListenerKind::Http(h) => &h.filters,
             ListenerKind::Tcp { filters, .. } => filters,
         };
-        let filter = match filters.as_slice() {
-            [] => None,
-            [one] => {
-                let i = instance::Instance::new(filter_instance(&shared, one, &cluster_names)?, shared.clone());
-                instances.push(i.clone());
-                Some(i)
-            }
-            _ => {
-                return Err(Error::Usage(format!(
-                    "listener `{}`: only one wasm filter per listener is served by this build yet",
-                    l.name
-                )))
-            }
-        };
+        let mut filters = Vec::new();
+        for spec in specs {
+            let i = instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone());
+            instances.push(i.clone());
+            filters.push(i);
+        }
         let state = match &l.kind {
             ListenerKind::Http(h) => {
-                Listener::Http(Rc::new(http::ListenerState { plan: h.clone(), filter, shared: shared.clone() }))
+                Listener::Http(Rc::new(http::ListenerState { plan: h.clone(), filters, shared: shared.clone() }))
             }
-            ListenerKind::Tcp { cluster, .. } => Listener::Tcp(Rc::new(tcp::TcpListenerState {
-                filter,
-                cluster: cluster.clone(),
-                shared: shared.clone(),
-            })),
+            ListenerKind::Tcp { cluster, .. } => {
+                if filters.len() > 1 {
+                    return Err(Error::Usage(format!(
+                        "listener `{}`: more than one wasm network filter is not served by this build yet",
+                        l.name
+                    )));
+                }
+                let filter = filters.pop();
+                Listener::Tcp(Rc::new(tcp::TcpListenerState {
+                    filter,
+                    cluster: cluster.clone(),
+                    shared: shared.clone(),
+                }))
+            }
         };
         states.push((state, socket));
     }
