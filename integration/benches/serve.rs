@@ -50,8 +50,8 @@ fn main() {
     ];
     let mut results: Vec<(String, String, Vec<Run>)> = Vec::new();
     for (label, config) in &configs {
-        let envoy = Envoy::start(config).expect("envoy starts");
-        let serve = SluiceServe::start_binary(config, &sluice).expect("sluice starts");
+        let envoy = Envoy::start_quiet(config).expect("envoy starts");
+        let serve = SluiceServe::start_quiet(config, &sluice).expect("sluice starts");
         let (mut e_runs, mut s_runs) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             e_runs.push(wrk(envoy.port, seconds));

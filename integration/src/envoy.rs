@@ -258,8 +258,18 @@ pub struct Envoy {
 }
 
 impl Envoy {
-    /// Starts Envoy with `config` and waits until its listener is up.
+    /// Starts Envoy with `config` and waits until its listener is up. Wasm logs at trace level, so
+    /// a failing comparison shows every hostcall.
     pub fn start(config: &EnvoyConfig) -> Result<Self> {
+        Self::start_logging(config, &["-l", "info", "--component-log-level", "wasm:trace"])
+    }
+
+    /// Starts Envoy logging only warnings (for load tests: logging every hostcall costs a lot).
+    pub fn start_quiet(config: &EnvoyConfig) -> Result<Self> {
+        Self::start_logging(config, &["-l", "warning"])
+    }
+
+    fn start_logging(config: &EnvoyConfig, log_args: &[&str]) -> Result<Self> {
         let bin = envoy_binary();
         let dir = std::env::temp_dir().join(format!("sluice-envoy-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
@@ -270,7 +280,8 @@ impl Envoy {
         let child = Command::new(bin)
             .arg("-c")
             .arg(dir.join("envoy.yaml"))
-            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info", "--component-log-level", "wasm:trace"])
+            .args(["--concurrency", "1", "--disable-hot-restart"])
+            .args(log_args)
             .arg("--admin-address-path")
             .arg(dir.join("admin"))
             .stdin(Stdio::null())

@@ -54,15 +54,24 @@ impl SluiceServe {
         Self::start_binary(config, &sluice_binary())
     }
 
-    /// Starts the given `sluice` binary with `serve --concurrency 1` on `config`.
+    /// Starts the given `sluice` binary with `serve --concurrency 1` on `config`, logging at `level`.
     pub fn start_binary(config: &EnvoyConfig, binary: &std::path::Path) -> Result<Self> {
+        Self::start_logging(config, binary, "sluice_host=debug,info")
+    }
+
+    /// Starts the given binary logging only warnings (for load tests).
+    pub fn start_quiet(config: &EnvoyConfig, binary: &std::path::Path) -> Result<Self> {
+        Self::start_logging(config, binary, "warn")
+    }
+
+    fn start_logging(config: &EnvoyConfig, binary: &std::path::Path, level: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("sluice-serve-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
         let mut yaml = config.render();
         yaml.push_str("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n");
         std::fs::write(dir.join("envoy.yaml"), &yaml)?;
         let mut child = Command::new(binary)
-            .args(["serve", "--concurrency", "1", "-l", "sluice_host=debug,info", "-c"])
+            .args(["serve", "--concurrency", "1", "-l", level, "-c"])
             .arg(dir.join("envoy.yaml"))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("sluice.log"))?)

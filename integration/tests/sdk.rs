@@ -242,3 +242,19 @@ fn the_rest_of_the_api_works_in_the_harness() {
     assert!(matches!(h.metric("sdk_hist"), Some(MetricValue::Histogram { count: 1, sum: 42, .. })));
     assert_eq!(h.metric("sdk_gauge"), Some(MetricValue::Gauge(3)));
 }
+
+#[test]
+fn manual_resume_reset_and_grpc_replies_match_envoy() {
+    let mut s = SideBySide::start(features(GOOD), &["auth"], |b| b).unwrap();
+    // Paused by the handler, resumed by hand from a spawned task after its callout.
+    let o = check(&mut s, Case::get("/manual"));
+    assert!(o.body.contains("x-manual: true\n"), "{}", o.body);
+    // A reply to a gRPC client, with an explicit grpc-status.
+    let o = check(&mut s, Case::get("/grpc-deny").header("content-type", "application/grpc"));
+    assert_eq!((o.status, header(&o, "grpc-status"), header(&o, "grpc-message")), (200, Some("16"), Some("no")));
+    // Reset: Envoy closes the connection without an answer; the harness reports a reset.
+    let envoy = sluice_integration::client::send(s.envoy.port, "GET", "/reset", &[], b"");
+    assert!(envoy.is_err(), "Envoy answered a reset stream: {envoy:?}");
+    let ex = s.harness.exchange(sluice_host::harness::Request::get("/reset"), sluice_integration::upstream::respond_to).unwrap();
+    assert!(ex.reset && ex.status().is_none());
+}

@@ -72,6 +72,24 @@ impl HttpFilter for Stream {
         let _ = req.set_header("x-hits", hits.to_string());
         let route = sluice::properties::string(&["xds", "route_name"]).ok().flatten().unwrap_or_default();
         let _ = req.set_header("x-route", route);
+        match req.path().as_deref() {
+            Some("/reset") => {
+                let _ = sluice::http::reset();
+                return Action::Pause;
+            }
+            Some("/grpc-deny") => return Reply::new(403).body("no").grpc_status(16).into(),
+            Some("/manual") => {
+                // Pause now; a detached task resumes the request by hand once its callout answers.
+                let cluster = self.plugin.config.auth_cluster.clone();
+                sluice::spawn(async move {
+                    let ok = HttpCall::get(&cluster, "/auth").header("x-user", "alice").send().await.is_ok();
+                    let _ = Request::default().set_header("x-manual", ok.to_string());
+                    let _ = sluice::http::resume_request();
+                });
+                return Action::Pause;
+            }
+            _ => {}
+        }
         if req.path().as_deref() == Some("/api") {
             api_tour(&req);
             return Action::Continue;
@@ -109,7 +127,9 @@ impl HttpFilter for Stream {
     async fn on_request_body(&mut self, body: Body, _eos: bool) -> Action {
         if self.rewrite {
             let text = String::from_utf8_lossy(&body.read().unwrap_or_default()).to_uppercase();
-            let _ = body.replace(format!("<{text}>").as_bytes());
+            let _ = body.replace(text.as_bytes());
+            let _ = body.prepend(b"<");
+            let _ = body.append(b">");
         }
         Action::Continue
     }
