@@ -81,8 +81,14 @@ fn whole_body_is_buffered_and_replaced_alike() {
 
 #[test]
 fn typed_config_good_and_bad() {
-    let h = Harness::builder().module_file(sdk_filter("features")).plugin_config(GOOD).build().unwrap();
+    let h = Harness::builder()
+        .module_file(sdk_filter("features"))
+        .plugin_config(GOOD)
+        .vm_config(r#""fast""#)
+        .build()
+        .unwrap();
     assert!(h.logs_at(LogLevel::Info).contains(&"configured with cluster auth".to_string()));
+    assert!(h.logs_at(LogLevel::Info).contains(&r#"vm config: Some("fast")"#.to_string()), "typed VM configuration");
     for (bad, why) in [
         (r#"{"auth_cluster": 5, "timeout_ms": 1, "tag": ""}"#, "invalid type: integer `5`, expected a string"),
         (r#"{"auth_cluster": "a", "timeout_ms": 1, "tag": "", "extra": 1}"#, "unknown field `extra`"),
@@ -255,6 +261,9 @@ fn manual_resume_reset_and_grpc_replies_match_envoy() {
     // Reset: Envoy closes the connection without an answer; the harness reports a reset.
     let envoy = sluice_integration::client::send(s.envoy.port, "GET", "/reset", &[], b"");
     assert!(envoy.is_err(), "Envoy answered a reset stream: {envoy:?}");
-    let ex = s.harness.exchange(sluice_host::harness::Request::get("/reset"), sluice_integration::upstream::respond_to).unwrap();
+    let ex = s
+        .harness
+        .exchange(sluice_host::harness::Request::get("/reset"), sluice_integration::upstream::respond_to)
+        .unwrap();
     assert!(ex.reset && ex.status().is_none());
 }

@@ -29,8 +29,10 @@ struct Features {
 impl Plugin for Features {
     type Config = Config;
 
-    fn configure(config: Config, _setup: &mut Setup) -> sluice::Result<Self> {
+    fn configure(config: Config, setup: &mut Setup) -> sluice::Result<Self> {
         log::info!("configured with cluster {}", config.auth_cluster);
+        let vm: Option<String> = setup.vm_config()?;
+        log::info!("vm config: {vm:?}");
         Ok(Features { config, requests: Counter::new("sdk_requests")?, denied: Counter::new("sdk_denied")? })
     }
 }
