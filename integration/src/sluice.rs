@@ -64,15 +64,40 @@ impl SluiceServe {
         Self::start_logging(config, binary, "warn")
     }
 
+    /// Starts `sluice serve --watch` (debug build) on a YAML file the caller wrote.
+    pub fn start_watching(yaml: &std::path::Path) -> Result<Self> {
+        Self::spawn(&sluice_binary(), yaml, "sluice_host=debug,info", &["--watch"], None)
+    }
+
     fn start_logging(config: &EnvoyConfig, binary: &std::path::Path, level: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("sluice-serve-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
         let mut yaml = config.render();
         yaml.push_str("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n");
         std::fs::write(dir.join("envoy.yaml"), &yaml)?;
+        Self::spawn(binary, &dir.join("envoy.yaml"), level, &[], Some(dir))
+    }
+
+    fn spawn(
+        binary: &std::path::Path,
+        yaml: &std::path::Path,
+        level: &str,
+        extra: &[&str],
+        dir: Option<PathBuf>,
+    ) -> Result<Self> {
+        let dir = match dir {
+            Some(d) => d,
+            None => {
+                let d = std::env::temp_dir().join(format!("sluice-serve-{}-{}", std::process::id(), unique()));
+                std::fs::create_dir_all(&d)?;
+                d
+            }
+        };
         let mut child = Command::new(binary)
-            .args(["serve", "--concurrency", "1", "-l", level, "-c"])
-            .arg(dir.join("envoy.yaml"))
+            .args(["serve", "--concurrency", "1", "-l", level])
+            .args(extra)
+            .arg("-c")
+            .arg(yaml)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("sluice.log"))?)
             .spawn()

@@ -134,3 +134,41 @@ fn a_chain_of_two_filters_is_served_alike() {
     let o = p.check(&Case::get("/deny").header("x-echo-in", "e"));
     assert_eq!(o.status, 403);
 }
+
+#[test]
+fn watch_reloads_a_changed_module_for_new_streams() {
+    let dir = std::env::temp_dir().join(format!("sluice-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("filter.wasm");
+    std::fs::copy(sluice_integration::wasm::reference_filter("headers"), &module).unwrap();
+    let mut filter = reference("headers", "");
+    filter.wasm = module.clone();
+    let mut yaml = EnvoyConfig::http(filter).direct_response(200, "ok").render();
+    yaml.push_str("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n");
+    let config = dir.join("envoy.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let sluice = SluiceServe::start_watching(&config).unwrap_or_else(|e| panic!("{e:#}"));
+    let get = || Observed::from(&send(sluice.port, "GET", "/", &[], b"").unwrap());
+    let has = |o: &Observed, h: &str| o.headers.iter().any(|(k, _)| k == h);
+    let before = get();
+    assert!(has(&before, "x-response-added") && !has(&before, "x-hello"), "{before}");
+    // Swap in another module; new streams get it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::copy(sluice_integration::wasm::reference_filter("hello"), &module).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = get();
+        if has(&o, "x-hello") {
+            assert!(!has(&o, "x-response-added"), "{o}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not reloaded:\n{}", sluice.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // A broken module is refused; the last good one keeps serving.
+    std::fs::write(&module, b"not wasm").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(has(&get(), "x-hello"));
+    assert!(sluice.log().contains("does not start"), "{}", sluice.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// `envoy --mode validate`.
     #[arg(long)]
     validate: bool,
+    /// Reload a filter when its `.wasm` file changes (new streams use the new module; streams in
+    /// flight finish on the old one).
+    #[arg(long)]
+    watch: bool,
     /// Log level: trace, debug, info, warn, error (guest logs use the `wasm` target).
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
@@ -79,7 +83,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         return Ok(());
     }
     let concurrency = args.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let server = server::start(plan, ServeOptions { concurrency })?;
+    let server = server::start(plan, ServeOptions { concurrency, watch: args.watch })?;
     for (name, addr) in &server.listeners {
         println!("listener {name} on {addr}");
     }

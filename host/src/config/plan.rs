@@ -32,6 +32,8 @@ pub struct PluginSpec {
     pub vm: VmOptions,
     /// The module's bytes.
     pub code: Vec<u8>,
+    /// The module's file, when it came from `local.filename` (for `--watch`).
+    pub code_path: Option<std::path::PathBuf>,
     /// `singleton` (bootstrap services only).
     pub singleton: bool,
 }

@@ -145,6 +145,7 @@ fn plugin(ctx: &mut Ctx<'_>, p: &PluginConfig, path: &str, singleton: bool) -> R
         )
     })?;
     let code = ctx.data(local, &format!("{vpath}.code.local"))?;
+    let code_path = local.filename.as_ref().map(|f| ctx.base.join(f));
     let failure_policy = match (p.fail_open, p.failure_policy.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(path, "only one of fail_open or failure_policy can be set"));
@@ -187,6 +188,7 @@ fn plugin(ctx: &mut Ctx<'_>, p: &PluginConfig, path: &str, singleton: bool) -> R
         },
         vm: VmOptions { vm_id: vm.vm_id.clone(), configuration: vm_configuration.unwrap_or_default(), env_vars },
         code,
+        code_path,
         singleton,
     })
 }

@@ -21,8 +21,8 @@ use crate::stream::{HeaderMap, StreamInfo};
 /// Per worker, per listener: the routes and the filter instance.
 pub(crate) struct ListenerState {
     pub plan: HttpListener,
-    /// The wasm filters, in order.
-    pub filters: Vec<Rc<Instance>>,
+    /// The wasm filters, in order (swapped whole by `--watch`; a request keeps the ones it began with).
+    pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
     pub shared: std::sync::Arc<Shared>,
 }
 
@@ -172,7 +172,8 @@ pub(crate) async fn handle(
             return Ok(to_response(&r.headers, r.body));
         }
     };
-    if state.filters.is_empty() {
+    let filters = state.filters.borrow().clone();
+    if filters.is_empty() {
         let vh = route::virtual_host(&state.plan.virtual_hosts, &authority);
         let r = vh.and_then(|vh| route::route(vh, &headers));
         let up = run_route(&state, r, &headers, body).await;
@@ -183,7 +184,7 @@ pub(crate) async fn handle(
     let (mut req_headers, mut req_body) = (headers, body);
     let mut streams: Vec<(Rc<Instance>, u32)> = Vec::new();
     let mut answered = false;
-    for filter in &state.filters {
+    for filter in &filters {
         // The plugin's clock must be now before it sets callout deadlines or reads the time.
         filter.sync_clock();
         let id = {

@@ -95,11 +95,12 @@ impl Instance {
 }
 
 /// Keeps every instance of a worker ticking while no request waits on it.
-pub(crate) async fn ticker(instances: Vec<Rc<Instance>>) {
+pub(crate) async fn ticker(instances: Rc<RefCell<Vec<Rc<Instance>>>>) {
     let mut interval = tokio::time::interval(Duration::from_millis(10));
     loop {
         interval.tick().await;
-        for i in &instances {
+        let current = instances.borrow().clone();
+        for i in &current {
             i.sync_clock();
             i.dispatch_callouts();
             i.progress.notify_waiters();

@@ -10,6 +10,7 @@ mod http;
 mod instance;
 mod route;
 mod tcp;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -67,6 +68,9 @@ impl Shared {
 pub struct ServeOptions {
     /// Worker threads.
     pub concurrency: usize,
+    /// Reload a filter when its `.wasm` file changes: new streams use the new module, streams in
+    /// flight finish on the old one.
+    pub watch: bool,
 }
 
 /// A running server.
@@ -136,6 +140,7 @@ fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> R
 }
 
 /// A listener's per-worker state.
+#[derive(Clone)]
 enum Listener {
     Http(Rc<http::ListenerState>),
     Tcp(Rc<tcp::TcpListenerState>),
@@ -151,7 +156,13 @@ impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
     }
 }
 
-fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListener>, first: bool) -> Result<()> {
+fn worker(
+    shared: Arc<Shared>,
+    plan: Arc<Plan>,
+    sockets: Vec<std::net::TcpListener>,
+    first: bool,
+    watch: bool,
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -176,9 +187,11 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
             filters.push(i);
         }
         let state = match &l.kind {
-            ListenerKind::Http(h) => {
-                Listener::Http(Rc::new(http::ListenerState { plan: h.clone(), filters, shared: shared.clone() }))
-            }
+            ListenerKind::Http(h) => Listener::Http(Rc::new(http::ListenerState {
+                plan: h.clone(),
+                filters: std::cell::RefCell::new(filters),
+                shared: shared.clone(),
+            })),
             ListenerKind::Tcp { cluster, .. } => {
                 if filters.len() > 1 {
                     return Err(Error::Usage(format!(
@@ -188,7 +201,7 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
                 }
                 let filter = filters.pop();
                 Listener::Tcp(Rc::new(tcp::TcpListenerState {
-                    filter,
+                    filter: std::cell::RefCell::new(filter),
                     cluster: cluster.clone(),
                     shared: shared.clone(),
                 }))
@@ -196,8 +209,12 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
         };
         states.push((state, socket));
     }
+    let instances = Rc::new(std::cell::RefCell::new(instances));
+    let listeners: Vec<Listener> = states.iter().map(|(l, _)| l.clone()).collect();
     local.block_on(&rt, async move {
-        let ticker = tokio::task::spawn_local(instance::ticker(instances));
+        let ticker = tokio::task::spawn_local(instance::ticker(instances.clone()));
+        let watcher = watch
+            .then(|| tokio::task::spawn_local(watch::run(shared.clone(), plan.clone(), listeners, instances.clone())));
         let open = Rc::new(std::cell::Cell::new(0usize));
         let mut accepts = Vec::new();
         for (state, socket) in states {
@@ -258,6 +275,9 @@ fn worker(shared: Arc<Shared>, plan: Arc<Plan>, sockets: Vec<std::net::TcpListen
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         ticker.abort();
+        if let Some(w) = watcher {
+            w.abort();
+        }
     });
     Ok(())
 }
@@ -312,12 +332,12 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
             Some(s) => s,
             None => addrs.iter().map(|a| bind(*a)).collect::<Result<_>>()?,
         };
-        let (shared, plan, ready) = (shared.clone(), plan.clone(), ready_tx.clone());
+        let (shared, plan, ready, watch) = (shared.clone(), plan.clone(), ready_tx.clone(), options.watch);
         let t = std::thread::Builder::new()
             .name(format!("sluice-worker-{n}"))
             .spawn(move || {
                 // Report setup failures (a plugin that will not start) before serving.
-                let r = worker(shared, plan, sockets, n == 0);
+                let r = worker(shared, plan, sockets, n == 0, watch);
                 let _ = ready.send(r);
             })
             .map_err(|e| Error::Runtime(format!("cannot start a worker thread: {e}")))?;

@@ -12,7 +12,7 @@ use crate::abi::status::PeerType;
 
 /// Per worker, per TCP listener.
 pub(crate) struct TcpListenerState {
-    pub filter: Option<Rc<Instance>>,
+    pub filter: std::cell::RefCell<Option<Rc<Instance>>>,
     pub cluster: String,
     pub shared: std::sync::Arc<Shared>,
 }
@@ -21,7 +21,8 @@ pub(crate) struct TcpListenerState {
 pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
     let Some(cluster) = state.shared.clusters.get(&state.cluster) else { return };
     let Some(mut upstream) = cluster.connect_tcp().await else { return };
-    let Some(filter) = state.filter.clone() else {
+    let current = state.filter.borrow().clone();
+    let Some(filter) = current else {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         return;
     };
