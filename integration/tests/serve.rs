@@ -172,3 +172,18 @@ fn watch_reloads_a_changed_module_for_new_streams() {
     assert!(sluice.log().contains("does not start"), "{}", sluice.log());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_drains_requests_in_flight() {
+    let upstream = Upstream::start().unwrap();
+    let config = EnvoyConfig::http_without_filter().cluster("upstream", upstream.port);
+    let mut sluice = SluiceServe::start(&config).unwrap();
+    let port = sluice.port;
+    // The test upstream answers `/auth` for user `slow` after two seconds.
+    let slow = std::thread::spawn(move || send(port, "GET", "/auth", &[("x-user", "slow")], b"").map(|r| r.status()));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = sluice.terminate(std::time::Duration::from_secs(8));
+    assert!(status.is_some_and(|s| s.success()), "sluice exits cleanly after SIGTERM: {status:?}");
+    assert_eq!(slow.join().unwrap().unwrap(), 200, "the request in flight was answered");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "no longer listening");
+}
