@@ -80,7 +80,7 @@ pub struct WasmFilter {
 #[derive(Debug, Clone, Default)]
 pub struct EnvoyConfig {
     filters: Vec<WasmFilter>,
-    clusters: Vec<(String, u16)>,
+    clusters: Vec<(String, u16, bool)>,
     tcp: bool,
     direct: Option<(u16, String)>,
 }
@@ -119,7 +119,13 @@ impl EnvoyConfig {
 
     /// A STATIC cluster with one endpoint on 127.0.0.1.
     pub fn cluster(mut self, name: &str, port: u16) -> Self {
-        self.clusters.push((name.into(), port));
+        self.clusters.push((name.into(), port, false));
+        self
+    }
+
+    /// A STATIC cluster spoken to over HTTP/2 (for gRPC).
+    pub fn http2_cluster(mut self, name: &str, port: u16) -> Self {
+        self.clusters.push((name.into(), port, true));
         self
     }
 
@@ -165,10 +171,21 @@ impl EnvoyConfig {
         if self.clusters.is_empty() {
             y = y.replace("  clusters:\n", "  clusters: []\n");
         }
-        for (name, port) in &self.clusters {
+        for (name, port, http2) in &self.clusters {
+            if *http2 {
+                y.push_str(&format!(
+                    r#"  - name: {name}
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{ http2_protocol_options: {{}} }}
+"#
+                ));
+            } else {
+                y.push_str(&format!("  - name: {name}\n"));
+            }
             y.push_str(&format!(
-                r#"  - name: {name}
-    type: STATIC
+                r#"    type: STATIC
     connect_timeout: 1s
     load_assignment:
       cluster_name: {name}

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod compare;
 pub mod envoy;
+pub mod grpc_upstream;
 pub mod observed;
 pub mod sluice;
 pub mod upstream;

@@ -187,3 +187,21 @@ fn sigterm_drains_requests_in_flight() {
     assert_eq!(slow.join().unwrap().unwrap(), 200, "the request in flight was answered");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "no longer listening");
 }
+
+#[test]
+fn grpc_callouts_to_an_http2_cluster_are_served_alike() {
+    let upstream = Upstream::start().unwrap();
+    let grpc = sluice_integration::grpc_upstream::GrpcUpstream::start().unwrap();
+    let config =
+        EnvoyConfig::http(reference("grpc", "")).cluster("upstream", upstream.port).http2_cluster("grpc", grpc.port);
+    let p = Pair {
+        envoy: Envoy::start(&config).unwrap(),
+        sluice: SluiceServe::start(&config).unwrap(),
+        _upstream: upstream,
+    };
+    let o = p.check(&Case::get("/item"));
+    assert!(o.body.contains("x-grpc-reply: allowed:/item\n"), "{}", o.body);
+    let o = p.check(&Case::get("/deny"));
+    // Envoy appends the response-code details to a status the upstream sent.
+    assert_eq!((o.status, o.body.as_str()), (403, "grpc status 7: denied{via_upstream}"));
+}

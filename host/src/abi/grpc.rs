@@ -31,7 +31,7 @@ fn first_field(b: &[u8]) -> Option<&[u8]> {
 
 /// The cluster a gRPC `service` argument names: a serialized `GrpcService{envoy_grpc{cluster_name}}`
 /// or a plain cluster name.
-pub(crate) fn grpc_cluster(service: &[u8]) -> String {
+pub fn grpc_cluster(service: &[u8]) -> String {
     let from_proto = first_field(service).and_then(first_field).and_then(|c| std::str::from_utf8(c).ok());
     match from_proto {
         Some(c) if !c.is_empty() => c.to_string(),

@@ -5,7 +5,7 @@ pub(crate) mod buffers;
 pub(crate) mod callbacks;
 pub mod codec;
 pub(crate) mod foreign;
-pub(crate) mod grpc;
+pub mod grpc;
 pub(crate) mod headers;
 pub(crate) mod http_call;
 pub(crate) mod log;

@@ -80,6 +80,70 @@ impl Cluster {
         Some(s)
     }
 
+    /// A unary gRPC call over HTTP/2: the reply message, or (gRPC status, message).
+    pub(crate) async fn grpc_unary(
+        &self,
+        service: &str,
+        method: &str,
+        metadata: &[(Vec<u8>, Vec<u8>)],
+        message: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, (u32, String)> {
+        let work = self.grpc_exchange(service, method, metadata, message);
+        match timeout {
+            Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| Err((4, "deadline exceeded".into()))),
+            None => work.await,
+        }
+    }
+
+    async fn grpc_exchange(
+        &self,
+        service: &str,
+        method: &str,
+        metadata: &[(Vec<u8>, Vec<u8>)],
+        message: &[u8],
+    ) -> Result<Vec<u8>, (u32, String)> {
+        let unavailable = || (14, CONNECT_FAILURE.to_string());
+        let stream = self.connect_tcp().await.ok_or_else(unavailable)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(super::LocalExec, TokioIo::new(stream))
+                .await
+                .map_err(|_| unavailable())?;
+        tokio::task::spawn_local(async move {
+            let _ = conn.await;
+        });
+        let mut framed = Vec::with_capacity(5 + message.len());
+        framed.push(0);
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(message);
+        let mut req = hyper::Request::builder()
+            .method("POST")
+            .uri(format!("http://{}/{service}/{method}", self.plan.name))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        for (k, v) in metadata {
+            req = req.header(k.as_slice(), v.as_slice());
+        }
+        let req = req.body(Full::new(Bytes::from(framed))).map_err(|e| (13, e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|_| unavailable())?;
+        let headers = resp.headers().clone();
+        let collected = resp.into_body().collect().await.map_err(|_| unavailable())?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        // Trailers-only replies carry the status in the headers.
+        let field = |name: &str| {
+            trailers.get(name).or_else(|| headers.get(name)).and_then(|v| v.to_str().ok()).map(str::to_string)
+        };
+        let status: u32 = field("grpc-status").and_then(|s| s.parse().ok()).unwrap_or(2);
+        if status != 0 {
+            // Envoy's gRPC client appends the response-code details to a status that came from the
+            // upstream (pinned by the serve comparison test).
+            return Err((status, format!("{}{{via_upstream}}", field("grpc-message").unwrap_or_default())));
+        }
+        let body = collected.to_bytes();
+        let len = body.get(1..5).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).unwrap_or(0);
+        body.get(5..5 + len).map(<[u8]>::to_vec).ok_or((13, "malformed gRPC message".into()))
+    }
+
     /// An idle pooled connection to `endpoint` of this worker, or a new one.
     async fn connection(&self, endpoint: &(String, u16)) -> Option<Sender> {
         while let Some(mut s) = POOL.with(|p| p.borrow_mut().get_mut(endpoint).and_then(Vec::pop)) {

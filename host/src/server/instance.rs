@@ -43,8 +43,35 @@ impl Instance {
         }
     }
 
+    /// Sends the plugin's new unary gRPC calls; each reply (or status) goes back to the plugin.
+    fn dispatch_grpc(self: &Rc<Self>) {
+        let calls: Vec<_> = self.harness.borrow().grpc_callouts().iter().filter(|c| !c.streaming).cloned().collect();
+        for call in calls {
+            if !self.dispatched.borrow_mut().insert(call.token) {
+                continue;
+            }
+            let this = self.clone();
+            tokio::task::spawn_local(async move {
+                let cluster = crate::abi::grpc::grpc_cluster(&call.cluster);
+                let reply = match this.shared.clusters.get(&cluster) {
+                    Some(c) => {
+                        let message = call.messages.first().cloned().unwrap_or_default();
+                        c.grpc_unary(&call.service, &call.method, &call.metadata, &message, call.timeout).await
+                    }
+                    None => Err((14, CONNECT_FAILURE.to_string())),
+                };
+                this.sync_clock();
+                let _ = this.harness.borrow_mut().respond_grpc_call(call.token, reply);
+                this.dispatched.borrow_mut().remove(&call.token);
+                this.dispatch_callouts();
+                this.progress.notify_waiters();
+            });
+        }
+    }
+
     /// Sends the plugin's new callouts to their clusters; each answer goes back to the plugin.
     pub(crate) fn dispatch_callouts(self: &Rc<Self>) {
+        self.dispatch_grpc();
         let calls = self.harness.borrow().http_callouts();
         for call in calls {
             if !self.dispatched.borrow_mut().insert(call.token) {

@@ -148,7 +148,7 @@ enum Listener {
 
 /// Local tasks need a local executor for HTTP/2 connections.
 #[derive(Clone, Copy)]
-struct LocalExec;
+pub(crate) struct LocalExec;
 
 impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
     fn execute(&self, fut: F) {
