@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::envoy::EnvoyConfig;
+use crate::envoy::{unique, EnvoyConfig};
 use crate::wasm::workspace_root;
 
 fn build(release: bool) -> Result<PathBuf, String> {
@@ -151,10 +151,4 @@ impl Drop for SluiceServe {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }
