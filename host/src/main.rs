@@ -2,6 +2,11 @@
 
 mod cli;
 
+/// A proxy allocates and frees small buffers on every request; mimalloc does that faster than the
+/// system allocator (Envoy uses tcmalloc for the same reason).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
