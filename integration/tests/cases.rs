@@ -1,0 +1,13 @@
+//! Every case file under integration/cases/, in the harness, `sluice serve` and the real Envoy.
+
+#[test]
+fn every_case_file_passes_in_all_three_places() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    assert!(!files.is_empty(), "no case files in {}", dir.display());
+    let failures: Vec<String> =
+        files.iter().filter_map(|f| sluice_integration::cases::run(f).err().map(|e| format!("{e:#}"))).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
