@@ -134,3 +134,17 @@ fn serve_validate_checks_the_config_and_starts_each_plugin() {
     assert!(stderr.contains("plugin `timers` (listener `http`) failed to start"), "{stderr}");
     assert!(stderr.contains("proxy_on_configure returned false"), "{stderr}");
 }
+
+#[test]
+fn serve_refuses_a_broken_module_with_a_clear_error() {
+    let garbage = tmp("garbage.wasm", b"definitely not wasm");
+    let yaml = tmp("broken.yaml", serve_yaml(&garbage, "").as_bytes());
+    // Not --validate: serving must not start on a module that cannot load.
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["serve", "-c"]).arg(&yaml).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(error[0].contains("plugin `timers` (listener `http`)"), "{stderr}");
+    assert!(error[0].contains("not a WebAssembly module"), "{stderr}");
+}
