@@ -9,7 +9,7 @@ use sluice_host::vm::HttpCallout;
 
 use crate::envoy::{Envoy, EnvoyConfig, WasmFilter};
 use crate::observed::Observed;
-use crate::upstream::{respond, respond_to, Upstream};
+use crate::upstream::{regular_headers, respond, respond_to, Upstream};
 
 /// One request of a comparison.
 #[derive(Debug, Clone)]
@@ -57,12 +57,7 @@ pub fn upstream_callouts(c: &HttpCallout) -> Option<CalloutReply> {
     if user.as_deref() == Some("slow") {
         return Some(CalloutReply::timeout());
     }
-    let headers: Vec<(String, String)> = c
-        .headers
-        .iter()
-        .filter(|(k, _)| !k.starts_with(b":"))
-        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
-        .collect();
+    let headers = regular_headers(c.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
     let r = respond(&get(b":method").unwrap_or_default(), &get(b":path").unwrap_or_default(), &headers, &c.body);
     let mut reply = CalloutReply::new(r.status);
     for (k, v) in &r.headers {

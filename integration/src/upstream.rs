@@ -43,16 +43,19 @@ pub fn respond(method: &str, path: &str, headers: &[(String, String)], body: &[u
     Response::new(200).header("content-type", "text/plain").header("x-upstream-remove", "1").body(text)
 }
 
+/// The regular (non-pseudo) headers of `pairs`, as text.
+pub fn regular_headers<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<(String, String)> {
+    pairs
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(b":"))
+        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+        .collect()
+}
+
 /// [`respond`] for a request that went through the harness.
 pub fn respond_to(m: &Message) -> Response {
     let h = |n: &str| m.headers.get_str(n).unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = m
-        .headers
-        .iter()
-        .filter(|(k, _)| !k.starts_with(b":"))
-        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
-        .collect();
-    respond(&h(":method"), &h(":path"), &headers, &m.body)
+    respond(&h(":method"), &h(":path"), &regular_headers(m.headers.iter()), &m.body)
 }
 
 /// A running upstream server. Dropping it stops accepting.

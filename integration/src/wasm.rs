@@ -35,7 +35,7 @@ pub fn reference_filter(name: &str) -> PathBuf {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir =
         DIR.get_or_init(|| build("reference-filters", "wasm32-wasip1")).as_ref().unwrap_or_else(|e| panic!("{e}"));
-    filter_in(dir, name)
+    filter_in(dir, "ref_", name)
 }
 
 /// The `.wasm` of reference filter `name` built for `wasm32-unknown-unknown` (no WASI, `malloc`).
@@ -45,7 +45,7 @@ pub fn reference_filter_unknown_unknown(name: &str) -> PathBuf {
         .get_or_init(|| build("reference-filters", "wasm32-unknown-unknown"))
         .as_ref()
         .unwrap_or_else(|e| panic!("{e}"));
-    filter_in(dir, name)
+    filter_in(dir, "ref_", name)
 }
 
 /// The `.wasm` of test filter `name` written with the `sluice` SDK (a crate under `sdk/test-filters/`).
@@ -55,9 +55,7 @@ pub fn reference_filter_unknown_unknown(name: &str) -> PathBuf {
 pub fn sdk_filter(name: &str) -> PathBuf {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = DIR.get_or_init(|| build("sdk/test-filters", "wasm32-wasip1")).as_ref().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.join(format!("sdk_{}.wasm", name.replace('-', "_")));
-    assert!(path.exists(), "no SDK test filter at {}", path.display());
-    path
+    filter_in(dir, "sdk_", name)
 }
 
 /// The `.wasm` of sample filter `name` (a crate under `filters/`).
@@ -67,13 +65,12 @@ pub fn sdk_filter(name: &str) -> PathBuf {
 pub fn sample_filter(name: &str) -> PathBuf {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = DIR.get_or_init(|| build("filters", "wasm32-wasip1")).as_ref().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(path.exists(), "no sample filter at {}", path.display());
-    path
+    filter_in(dir, "", name)
 }
 
-fn filter_in(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(format!("ref_{}.wasm", name.replace('-', "_")));
-    assert!(path.exists(), "no reference filter at {}", path.display());
+/// The built module of crate `name` in `dir` (cargo names it `<prefix><name with _>.wasm`).
+fn filter_in(dir: &Path, prefix: &str, name: &str) -> PathBuf {
+    let path = dir.join(format!("{prefix}{}.wasm", name.replace('-', "_")));
+    assert!(path.exists(), "no filter module at {}", path.display());
     path
 }
