@@ -1,27 +1,36 @@
-//! Cases as data: a YAML file names a sample filter, its configuration, and exchanges with what the
-//! client must see. [`run`] plays each exchange in the harness, in `sluice serve` and in the real
-//! Envoy; all three must agree, and the expectations must hold.
+//! Cases as data: a YAML file names a sample filter, its configuration, and steps with what the
+//! client must see. [`run`] plays each step in every [`Place`](crate::places::Place) (the harness,
+//! `sluice serve`, the real Envoy, and any other host named by `SLUICE_CASES_HOST`); all must agree
+//! with Envoy, and the expectations must hold.
 //!
 //! ```yaml
-//! filter: headers                 # a crate under filters/
-//! config: { request: { set: { x-env: prod } } }   # becomes the plugin's JSON configuration
-//! clusters: [auth]                # extra clusters, all pointing at the test upstream
+//! filter: auth                    # a crate under filters/
+//! root_id: auth                   # which plugin of the module (default: the filter's name)
+//! kind: http                      # or tcp: a network filter in front of tcp_proxy to an echo server
+//! config: { cluster: auth }       # the plugin's configuration, sent as JSON
+//! service: { root_id: collector, config: { } }   # a bootstrap service plugin from the same module
+//! clusters: [auth, { name: dead, down: true }]   # extra clusters: the test upstream, or nobody
 //! exchanges:
-//!   - name: sets a header
-//!     request: { method: GET, path: /, headers: { x-a: "1" } }
-//!     expect: { status: 200, body_contains: ["x-env: prod"], headers: { }, absent: [ ] }
+//!   - name: allowed
+//!     request: { method: GET, path: /, headers: { x-user: alice } }
+//!     expect: { status: 200, body_contains: ["x-user: alice"], headers: { }, absent: [ ] }
+//!   - name: let the timer fire
+//!     wait_ms: 600
+//!   - name: three connections
+//!     tcp: [ { send: "hello" }, { send: "hello" } ]
+//!     expect: { connections: [ { reply: "hello" }, { closed: true } ], stats: { wasmcustom.x: 2 } }
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::compare::{Case, SideBySide};
 use crate::envoy::WasmFilter;
 use crate::observed::Observed;
-use crate::sluice::SluiceServe;
+use crate::places::{Answer, Place, Places, TcpSeen};
 
 /// One case file.
 #[derive(Debug, Deserialize)]
@@ -29,31 +38,96 @@ use crate::sluice::SluiceServe;
 pub struct CaseFile {
     /// The sample filter (crate name under `filters/`).
     pub filter: String,
+    /// The plugin's root_id (default: the filter's name).
+    #[serde(default)]
+    pub root_id: Option<String>,
+    /// HTTP filter or network filter.
+    #[serde(default)]
+    pub kind: Kind,
     /// Its configuration, sent as JSON.
     #[serde(default)]
     pub config: serde_yaml_ng::Value,
-    /// Extra clusters (they all reach the test upstream).
+    /// A bootstrap service plugin from the same module and VM.
     #[serde(default)]
-    pub clusters: Vec<String>,
-    /// The exchanges, in order.
-    pub exchanges: Vec<Exchange>,
+    pub service: Option<Service>,
+    /// Extra clusters.
+    #[serde(default)]
+    pub clusters: Vec<ClusterSpec>,
+    /// The steps, in order.
+    pub exchanges: Vec<Step>,
 }
 
-/// One request and what must come back.
+/// Whether the filter is an HTTP or a network filter.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `envoy.filters.http.wasm` before the router; the route goes to the test upstream.
+    #[default]
+    Http,
+    /// `envoy.filters.network.wasm` before `tcp_proxy` to an echo server.
+    Tcp,
+}
+
+/// A bootstrap service plugin (`envoy.bootstrap.wasm`, singleton) from the filter's module.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Exchange {
+pub struct Service {
+    /// Its root_id.
+    pub root_id: String,
+    /// Its configuration, sent as JSON.
+    #[serde(default)]
+    pub config: serde_yaml_ng::Value,
+}
+
+/// An extra cluster: a name (it reaches the test upstream) or a name with `down: true` (nothing
+/// listens there).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ClusterSpec {
+    /// Reaches the test upstream.
+    Up(String),
+    /// Spelled out.
+    Spec {
+        /// Cluster name.
+        name: String,
+        /// Nothing listens at its endpoint.
+        #[serde(default)]
+        down: bool,
+    },
+}
+
+impl ClusterSpec {
+    /// The cluster's name and whether it is down.
+    pub fn parts(&self) -> (&str, bool) {
+        match self {
+            Self::Up(n) => (n, false),
+            Self::Spec { name, down } => (name, *down),
+        }
+    }
+}
+
+/// One step: a request, TCP connections, or a pause.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
     /// What it shows.
     pub name: String,
-    /// The request.
-    pub request: Request,
+    /// An HTTP request.
+    #[serde(default)]
+    pub request: Option<Request>,
+    /// TCP connections, opened in order and held open until the step ends.
+    #[serde(default)]
+    pub tcp: Option<Vec<Connection>>,
+    /// Let this much time pass (real time for proxies, virtual time in the harness).
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
     /// The expectations.
     #[serde(default)]
     pub expect: Expect,
 }
 
 /// A request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// Method (GET by default).
@@ -67,13 +141,34 @@ pub struct Request {
     /// Body.
     #[serde(default)]
     pub body: String,
+    /// Instead of `body`: this many bytes of `x`.
+    #[serde(default)]
+    pub body_size: Option<usize>,
+}
+
+impl Request {
+    /// The body to send.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match self.body_size {
+            Some(n) => vec![b'x'; n],
+            None => self.body.clone().into_bytes(),
+        }
+    }
+}
+
+/// One TCP connection of a step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    /// What the client sends first.
+    pub send: String,
 }
 
 fn get() -> String {
     "GET".into()
 }
 
-/// What the client must see.
+/// What must be seen after a step.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
@@ -90,14 +185,28 @@ pub struct Expect {
     pub body_contains: Vec<String>,
     /// The exact body.
     pub body: Option<String>,
+    /// For a TCP step, each connection in order.
+    #[serde(default)]
+    pub connections: Vec<TcpExpect>,
+    /// Counter values as Envoy's `/stats` names them (`wasmcustom.<name>`).
+    #[serde(default)]
+    pub stats: BTreeMap<String, u64>,
+    /// Texts the plugin's log must contain (within two seconds: `on_log` runs after the response).
+    #[serde(default)]
+    pub logs: Vec<String>,
 }
 
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
+/// What one TCP connection must see.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpExpect {
+    /// Everything the client received.
+    pub reply: Option<String>,
+    /// Whether the proxy closed it.
+    pub closed: Option<bool>,
 }
 
-fn check(expect: &Expect, o: &Observed) -> Vec<String> {
-    let mut problems = Vec::new();
+fn check_http(expect: &Expect, o: &Observed, problems: &mut Vec<String>) {
     if let Some(s) = expect.status {
         if o.status != s {
             problems.push(format!("status {} (expected {s})", o.status));
@@ -124,62 +233,137 @@ fn check(expect: &Expect, o: &Observed) -> Vec<String> {
             problems.push(format!("body is {:?} (expected {b:?})", o.body));
         }
     }
-    problems
 }
 
-/// Runs one case file in the three places. Fails with every disagreement and unmet expectation.
-pub fn run(path: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let case: CaseFile = serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let configuration = match &case.config {
+fn check_tcp(expect: &Expect, seen: &[TcpSeen], problems: &mut Vec<String>) {
+    for (i, (e, s)) in expect.connections.iter().zip(seen).enumerate() {
+        if let Some(r) = &e.reply {
+            if &s.reply != r {
+                problems.push(format!("connection {i} got {:?} (expected {r:?})", s.reply));
+            }
+        }
+        if let Some(c) = e.closed {
+            if s.closed != c {
+                problems.push(format!("connection {i} closed: {} (expected {c})", s.closed));
+            }
+        }
+    }
+}
+
+/// Stats and logs, checked in one place (they may take a moment to show: `on_log` runs after the
+/// client has its response).
+fn check_side_effects(expect: &Expect, place: &mut dyn Place, problems: &mut Vec<String>) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let mut missing = Vec::new();
+        for (name, want) in &expect.stats {
+            let got = place.stat(name)?;
+            if got != Some(*want) {
+                missing.push(format!("{}: stat {name} is {got:?} (expected {want})", place.name()));
+            }
+        }
+        let log = if expect.logs.is_empty() { String::new() } else { place.log() };
+        for t in &expect.logs {
+            if !log.contains(t.as_str()) {
+                missing.push(format!("{}: the log lacks {t:?}", place.name()));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            problems.extend(missing);
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn json_config(v: &serde_yaml_ng::Value) -> Result<String> {
+    Ok(match v {
         serde_yaml_ng::Value::Null => String::new(),
         v => serde_json::to_string(v)?,
-    };
-    let filter = WasmFilter {
-        wasm: crate::wasm::sample_filter(&case.filter),
-        name: case.filter.clone(),
-        root_id: case.filter.clone(),
-        vm_id: case.filter.clone(),
-        configuration,
-        failure_policy: None,
-    };
-    let clusters: Vec<&str> = case.clusters.iter().map(String::as_str).collect();
-    let mut side = SideBySide::start(filter, &clusters, |b| b)?;
-    let sluice = SluiceServe::start(&side.config)?;
-    let mut failures = Vec::new();
-    for ex in &case.exchanges {
-        let mut c = Case {
-            method: leak(&ex.request.method),
-            path: leak(&ex.request.path),
-            headers: vec![],
-            body: leak(&ex.request.body),
-        };
-        for (k, v) in &ex.request.headers {
-            c.headers.push((leak(k), leak(v)));
+    })
+}
+
+impl CaseFile {
+    /// Reads and checks a case file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let case: CaseFile = serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        for s in &case.exchanges {
+            let kinds = [s.request.is_some(), s.tcp.is_some(), s.wait_ms.is_some()];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                bail!("{}: step `{}` needs exactly one of request, tcp, wait_ms", path.display(), s.name);
+            }
+            if (s.request.is_some() && case.kind == Kind::Tcp) || (s.tcp.is_some() && case.kind == Kind::Http) {
+                bail!("{}: step `{}` does not fit a {:?} filter", path.display(), s.name, case.kind);
+            }
         }
-        let envoy = side.envoy(&c)?;
-        let harness = side.harness(&c)?;
-        let raw = crate::client::send(sluice.port, c.method, c.path, &c.headers, c.body.as_bytes())?;
-        let serve = Observed::from(&raw);
-        if envoy != harness || envoy != serve {
-            failures.push(format!(
-                "{}: the three places disagree\n--- envoy ---\n{envoy}\n--- harness ---\n{harness}\n--- sluice serve ---\n{serve}",
-                ex.name
-            ));
+        Ok(case)
+    }
+
+    /// The filter's plugin settings (module, names, JSON configuration).
+    pub fn plugin(&self) -> Result<WasmFilter> {
+        Ok(WasmFilter {
+            wasm: crate::wasm::sample_filter(&self.filter),
+            name: self.filter.clone(),
+            root_id: self.root_id.clone().unwrap_or_else(|| self.filter.clone()),
+            vm_id: self.filter.clone(),
+            configuration: json_config(&self.config)?,
+            failure_policy: None,
+        })
+    }
+
+    /// The service plugin, if any: same module and vm_id as the filter.
+    pub fn service_plugin(&self) -> Result<Option<WasmFilter>> {
+        let Some(s) = &self.service else { return Ok(None) };
+        Ok(Some(WasmFilter {
+            wasm: crate::wasm::sample_filter(&self.filter),
+            name: s.root_id.clone(),
+            root_id: s.root_id.clone(),
+            vm_id: self.filter.clone(),
+            configuration: json_config(&s.config)?,
+            failure_policy: None,
+        }))
+    }
+}
+
+/// Runs one case file in every place. Fails with every disagreement and unmet expectation.
+pub fn run(path: &Path) -> Result<()> {
+    let case = CaseFile::load(path)?;
+    let mut places = Places::start(&case).with_context(|| format!("{}: starting the places", path.display()))?;
+    let mut failures = Vec::new();
+    for step in &case.exchanges {
+        let answers = places.play(step)?;
+        let (reference_name, reference) = &answers[0];
+        let differ = answers.iter().any(|(_, a)| a != reference);
+        if differ {
+            let all: Vec<String> = answers.iter().map(|(n, a)| format!("--- {n} ---\n{a}")).collect();
+            failures.push(format!("{}: the places disagree\n{}", step.name, all.join("\n")));
             continue;
         }
-        let problems = check(&ex.expect, &envoy);
+        let mut problems = Vec::new();
+        match reference {
+            Answer::Http(o) => check_http(&step.expect, o, &mut problems),
+            Answer::Tcp(seen) => check_tcp(&step.expect, seen, &mut problems),
+            Answer::Waited => {}
+        }
+        for place in places.all() {
+            check_side_effects(&step.expect, place, &mut problems)?;
+        }
         if !problems.is_empty() {
-            failures.push(format!("{}: {}\n{envoy}", ex.name, problems.join("; ")));
+            failures.push(format!("{} (as {reference_name} answered): {}\n{reference}", step.name, problems.join("; ")));
         }
     }
     if !failures.is_empty() {
         bail!(
-            "{}: {} of {} exchanges failed\n\n{}",
+            "{}: {} of {} steps failed\n\n{}\n\n--- envoy log ---\n{}",
             path.display(),
             failures.len(),
             case.exchanges.len(),
-            failures.join("\n\n")
+            failures.join("\n\n"),
+            places.envoy_log_tail()
         );
     }
     Ok(())

@@ -9,7 +9,7 @@ use sluice_host::vm::HttpCallout;
 
 use crate::envoy::{Envoy, EnvoyConfig, WasmFilter};
 use crate::observed::Observed;
-use crate::upstream::{regular_headers, respond, respond_to, Upstream};
+use crate::upstream::{regular_headers, respond_to, Collected, Upstream};
 
 /// One request of a comparison.
 #[derive(Debug, Clone)]
@@ -52,20 +52,25 @@ impl Case {
 
 /// Answers harness callouts the way the test upstream answers Envoy's (a `slow` user times out).
 pub fn upstream_callouts(c: &HttpCallout) -> Option<CalloutReply> {
+    Some(callout_reply(&Collected::default(), c))
+}
+
+/// The answer the test upstream (with this collector store) gives to callout `c`.
+pub fn callout_reply(collected: &Collected, c: &HttpCallout) -> CalloutReply {
     let get = |n: &[u8]| c.headers.iter().find(|(k, _)| k == n).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
     let user = get(b"x-user");
     if user.as_deref() == Some("slow") {
-        return Some(CalloutReply::timeout());
+        return CalloutReply::timeout();
     }
     let headers = regular_headers(c.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
-    let r = respond(&get(b":method").unwrap_or_default(), &get(b":path").unwrap_or_default(), &headers, &c.body);
+    let r = collected.respond(&get(b":method").unwrap_or_default(), &get(b":path").unwrap_or_default(), &headers, &c.body);
     let mut reply = CalloutReply::new(r.status);
     for (k, v) in &r.headers {
         if k != "content-length" {
             reply = reply.header(k, v);
         }
     }
-    Some(reply.body(r.body))
+    reply.body(r.body)
 }
 
 /// Both sides of one comparison: a running Envoy with the filter, and a harness with the same plugin.

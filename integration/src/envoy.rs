@@ -83,6 +83,7 @@ pub struct EnvoyConfig {
     clusters: Vec<(String, u16, bool)>,
     tcp: bool,
     direct: Option<(u16, String)>,
+    services: Vec<WasmFilter>,
 }
 
 fn yaml_str(s: &str) -> String {
@@ -92,12 +93,12 @@ fn yaml_str(s: &str) -> String {
 impl EnvoyConfig {
     /// One listener, route `route0` in virtual host `vh0` to cluster `upstream`, with `filter`.
     pub fn http(filter: WasmFilter) -> Self {
-        Self { filters: vec![filter], clusters: Vec::new(), tcp: false, direct: None }
+        Self { filters: vec![filter], ..Self::default() }
     }
 
     /// One HTTP listener with no wasm filter.
     pub fn http_without_filter() -> Self {
-        Self { filters: Vec::new(), clusters: Vec::new(), tcp: false, direct: None }
+        Self::default()
     }
 
     /// Adds another wasm filter after the others.
@@ -108,12 +109,18 @@ impl EnvoyConfig {
 
     /// One listener whose network filter chain is the wasm filter, then `tcp_proxy` to `upstream`.
     pub fn tcp(filter: WasmFilter) -> Self {
-        Self { filters: vec![filter], clusters: Vec::new(), tcp: true, direct: None }
+        Self { filters: vec![filter], tcp: true, ..Self::default() }
     }
 
     /// Answers every request with this status and body (`direct_response`) instead of routing.
     pub fn direct_response(mut self, status: u16, body: &str) -> Self {
         self.direct = Some((status, body.to_string()));
+        self
+    }
+
+    /// A singleton bootstrap service plugin (`envoy.bootstrap.wasm`), started on the main thread.
+    pub fn service(mut self, plugin: WasmFilter) -> Self {
+        self.services.push(plugin);
         self
     }
 
@@ -167,7 +174,17 @@ impl EnvoyConfig {
 
     /// The bootstrap YAML.
     pub fn render(&self) -> String {
-        let mut y = if self.tcp { self.tcp_listener() } else { self.http_listener() };
+        let mut y = String::new();
+        if !self.services.is_empty() {
+            y.push_str("bootstrap_extensions:\n");
+            for s in &self.services {
+                y.push_str(&format!(
+                    "- name: envoy.bootstrap.wasm\n  typed_config:\n    \"@type\": type.googleapis.com/envoy.extensions.wasm.v3.WasmService\n    singleton: true\n    config:\n{}",
+                    Self::plugin_yaml(s, 6)
+                ));
+            }
+        }
+        y.push_str(&if self.tcp { self.tcp_listener() } else { self.http_listener() });
         if self.clusters.is_empty() {
             y = y.replace("  clusters:\n", "  clusters: []\n");
         }

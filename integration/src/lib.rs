@@ -7,6 +7,7 @@ pub mod compare;
 pub mod envoy;
 pub mod grpc_upstream;
 pub mod observed;
+pub mod places;
 pub mod sluice;
 pub mod upstream;
 pub mod wasm;

@@ -43,6 +43,39 @@ pub fn respond(method: &str, path: &str, headers: &[(String, String)], body: &[u
     Response::new(200).header("content-type", "text/plain").header("x-upstream-remove", "1").body(text)
 }
 
+/// What a collector service was sent: `POST /collect` adds each line of the body; `GET /collected`
+/// answers every line received so far, sorted, so the answer does not depend on how lines were
+/// batched. Each place a case runs in has its own.
+#[derive(Debug, Clone, Default)]
+pub struct Collected(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Collected {
+    /// [`respond`], plus the collector endpoints on this store.
+    pub fn respond(&self, method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> Response {
+        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match (method, path) {
+            ("POST", "/collect") => {
+                let text = String::from_utf8_lossy(body);
+                lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+                Response::new(202).header("content-type", "text/plain").body("")
+            }
+            ("GET", "/collected") => {
+                lines.sort();
+                let mut text = lines.join("\n");
+                text.push('\n');
+                Response::new(200).header("content-type", "text/plain").body(text)
+            }
+            _ => respond(method, path, headers, body),
+        }
+    }
+
+    /// [`Collected::respond`] for a request that went through the harness.
+    pub fn respond_to(&self, m: &Message) -> Response {
+        let h = |n: &str| m.headers.get_str(n).unwrap_or_default().to_string();
+        self.respond(&h(":method"), &h(":path"), &regular_headers(m.headers.iter()), &m.body)
+    }
+}
+
 /// The regular (non-pseudo) headers of `pairs`, as text.
 pub fn regular_headers<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<(String, String)> {
     pairs
@@ -62,17 +95,23 @@ pub fn respond_to(m: &Message) -> Response {
 pub struct Upstream {
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// What it collected (see [`Collected`]).
+    pub collected: Collected,
     stop: Arc<AtomicBool>,
 }
 
 impl Upstream {
     /// Starts a server that answers with [`respond`].
     pub fn start() -> std::io::Result<Self> {
-        Self::listen(serve)
+        let collected = Collected::default();
+        let store = collected.clone();
+        let mut u = Self::listen(move |s| serve(s, &store))?;
+        u.collected = collected;
+        Ok(u)
     }
 
     /// Accepts connections on 127.0.0.1 and hands each to `handle` on its own thread.
-    fn listen(handle: fn(TcpStream)) -> std::io::Result<Self> {
+    fn listen(handle: impl Fn(TcpStream) + Clone + Send + 'static) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
@@ -83,13 +122,14 @@ impl Upstream {
                 match listener.accept() {
                     Ok((s, _)) => {
                         let _ = s.set_nonblocking(false);
+                        let handle = handle.clone();
                         std::thread::spawn(move || handle(s));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Ok(Self { port, stop })
+        Ok(Self { port, collected: Collected::default(), stop })
     }
 
     /// Starts a TCP server that echoes every byte back and closes when the client half-closes.
@@ -110,14 +150,14 @@ impl Drop for Upstream {
     }
 }
 
-fn serve(s: TcpStream) {
+fn serve(s: TcpStream, collected: &Collected) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(mut w) = s.try_clone() else { return };
     let mut r = BufReader::new(s);
     while let Ok(Some(req)) = read_message(&mut r, false) {
         let mut parts = req.start.split_whitespace();
         let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-        let resp = respond(method, path, &req.headers, &req.body);
+        let resp = collected.respond(method, path, &req.headers, &req.body);
         if path == "/auth" && req.header("x-user") == Some("slow") {
             std::thread::sleep(Duration::from_secs(2));
         }

@@ -181,6 +181,47 @@ pub fn service_root<P: Plugin>() -> Box<dyn RootDyn> {
     Box::new(Service(Root::<P> { plugin: None, make: |_| unreachable!("a service plugin has no streams") }))
 }
 
+/// A module with several plugins: the one to run is chosen by the plugin's `root_id` when the
+/// host configures it (the root id is readable as the `plugin_root_id` property from then on).
+#[doc(hidden)]
+pub fn root_by_id(table: &'static [(&'static str, fn() -> Box<dyn RootDyn>)]) -> Box<dyn RootDyn> {
+    crate::log::init();
+    struct ById {
+        table: &'static [(&'static str, fn() -> Box<dyn RootDyn>)],
+        chosen: Option<Box<dyn RootDyn>>,
+    }
+    impl RootDyn for ById {
+        fn configure(&mut self, config: &[u8]) -> Result<()> {
+            if self.chosen.is_none() {
+                let id = crate::properties::string(&["plugin_root_id"])?.unwrap_or_default();
+                let Some((_, make)) = self.table.iter().find(|(name, _)| *name == id) else {
+                    let known: Vec<&str> = self.table.iter().map(|(n, _)| *n).collect();
+                    return Err(crate::Error::Config(format!(
+                        "this module has no plugin with root_id `{id}`; set root_id to one of: {}",
+                        known.join(", ")
+                    )));
+                };
+                self.chosen = Some(make());
+            }
+            self.chosen.as_mut().map_or(Ok(()), |r| r.configure(config))
+        }
+        fn tick(&self) {
+            if let Some(r) = &self.chosen {
+                r.tick()
+            }
+        }
+        fn queue_ready(&self, queue: u32) {
+            if let Some(r) = &self.chosen {
+                r.queue_ready(queue)
+            }
+        }
+        fn new_stream(&self) -> Option<Stream> {
+            self.chosen.as_ref().and_then(|r| r.new_stream())
+        }
+    }
+    Box::new(ById { table, chosen: None })
+}
+
 enum Entry {
     Root(Box<dyn RootDyn>),
     Http(Box<dyn HttpDyn>),

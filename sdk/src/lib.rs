@@ -93,7 +93,7 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::dispatch::{http_root, service_root, tcp_root, RootDyn};
+    pub use crate::dispatch::{http_root, root_by_id, service_root, tcp_root, RootDyn};
 }
 
 /// Registers an [`HttpPlugin`] as this module's filter.
@@ -127,4 +127,31 @@ macro_rules! service {
             $crate::__private::service_root::<$plugin>()
         }
     };
+}
+
+/// Registers several plugins in one module, each under its `root_id`: the host's plugin
+/// configuration picks one by its `root_id` field. Plugins of one module that share a `vm_id` share
+/// one VM in Envoy, so they can talk through queues and shared data.
+///
+/// ```ignore
+/// sluice::plugins! {
+///     "collector" => service(Collector),
+///     "collector_events" => http(Events),
+///     "tcp_counter" => tcp(Counter),
+/// }
+/// ```
+#[macro_export]
+macro_rules! plugins {
+    ($($root_id:literal => $kind:ident($plugin:ty)),+ $(,)?) => {
+        #[no_mangle]
+        fn __sluice_new_root() -> ::std::boxed::Box<dyn $crate::__private::RootDyn> {
+            static TABLE: &[(&str, fn() -> ::std::boxed::Box<dyn $crate::__private::RootDyn>)] = &[
+                $(($root_id, $crate::plugins!(@make $kind $plugin))),+
+            ];
+            $crate::__private::root_by_id(TABLE)
+        }
+    };
+    (@make http $plugin:ty) => { $crate::__private::http_root::<$plugin> };
+    (@make tcp $plugin:ty) => { $crate::__private::tcp_root::<$plugin> };
+    (@make service $plugin:ty) => { $crate::__private::service_root::<$plugin> };
 }
