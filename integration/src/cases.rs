@@ -53,7 +53,11 @@ pub struct CaseFile {
     /// Extra clusters.
     #[serde(default)]
     pub clusters: Vec<ClusterSpec>,
+    /// Every place must refuse to start, saying this (a configuration the plugin rejects).
+    #[serde(default)]
+    pub refused: Option<String>,
     /// The steps, in order.
+    #[serde(default)]
     pub exchanges: Vec<Step>,
 }
 
@@ -332,6 +336,22 @@ impl CaseFile {
 /// Runs one case file in every place. Fails with every disagreement and unmet expectation.
 pub fn run(path: &Path) -> Result<()> {
     let case = CaseFile::load(path)?;
+    if let Some(text) = &case.refused {
+        let problems: Vec<String> = crate::places::start_each(&case)
+            .into_iter()
+            .filter_map(|(name, started)| match started {
+                Ok(()) => Some(format!("{name} started, but it must refuse the configuration")),
+                Err(e) if !format!("{e:#}").contains(text.as_str()) => {
+                    Some(format!("{name} refused without saying {text:?}:\n{e:#}"))
+                }
+                Err(_) => None,
+            })
+            .collect();
+        if !problems.is_empty() {
+            bail!("{}: {}", path.display(), problems.join("\n\n"));
+        }
+        return Ok(());
+    }
     let mut places = Places::start(&case).with_context(|| format!("{}: starting the places", path.display()))?;
     let mut failures = Vec::new();
     for step in &case.exchanges {

@@ -144,6 +144,19 @@ impl Places {
     }
 }
 
+/// Starts each place on its own and stops it at once: each place's name and whether it started.
+pub fn start_each(case: &CaseFile) -> Vec<(String, Result<()>)> {
+    let mut out = vec![
+        ("envoy".to_string(), Proxy::start(case, Process::Envoy).map(drop)),
+        ("sluice serve".to_string(), Proxy::start(case, Process::Sluice).map(drop)),
+        ("harness".to_string(), InProcess::start(case).map(drop)),
+    ];
+    if let Ok(cmd) = std::env::var(OTHER_HOST) {
+        out.push((cmd.clone(), Proxy::start(case, Process::Other(cmd)).map(drop)));
+    }
+    out
+}
+
 /// A port on 127.0.0.1 where nothing listens.
 fn dead_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;
