@@ -373,7 +373,11 @@ pub fn run(path: &Path) -> Result<()> {
             check_side_effects(&step.expect, place, &mut problems)?;
         }
         if !problems.is_empty() {
-            failures.push(format!("{} (as {reference_name} answered): {}\n{reference}", step.name, problems.join("; ")));
+            failures.push(format!(
+                "{} (as {reference_name} answered): {}\n{reference}",
+                step.name,
+                problems.join("; ")
+            ));
         }
     }
     if !failures.is_empty() {

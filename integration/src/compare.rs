@@ -63,7 +63,8 @@ pub fn callout_reply(collected: &Collected, c: &HttpCallout) -> CalloutReply {
         return CalloutReply::timeout();
     }
     let headers = regular_headers(c.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
-    let r = collected.respond(&get(b":method").unwrap_or_default(), &get(b":path").unwrap_or_default(), &headers, &c.body);
+    let r =
+        collected.respond(&get(b":method").unwrap_or_default(), &get(b":path").unwrap_or_default(), &headers, &c.body);
     let mut reply = CalloutReply::new(r.status);
     for (k, v) in &r.headers {
         if k != "content-length" {

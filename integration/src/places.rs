@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use sluice_host::abi::status::PeerType;
 use sluice_host::harness::{CalloutReply, Harness, HarnessBuilder};
 use sluice_host::state::{MetricValue, SharedState};
-use sluice_host::abi::status::PeerType;
 use sluice_host::vm::HttpCallout;
 
 use crate::cases::{CaseFile, Connection, Kind, Request, Step};
@@ -224,7 +224,9 @@ fn start_other(cmd: &str, config: &EnvoyConfig) -> Result<(String, u16, u16, Run
     let dir = std::env::temp_dir().join(format!("sluice-other-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir)?;
     let mut yaml = config.render().replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
-    yaml.push_str(&format!("admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}\n"));
+    yaml.push_str(&format!(
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}\n"
+    ));
     let file = dir.join("envoy.yaml");
     std::fs::write(&file, yaml)?;
     let line = cmd.replace("{config}", &file.display().to_string());

@@ -88,9 +88,11 @@ struct JwtFilter {
 fn header_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            items.iter().map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(" ")
-        }
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     }
 }

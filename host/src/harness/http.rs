@@ -46,8 +46,11 @@ enum Stage {
     },
     /// Headers went through; body chunks stream.
     Open,
-    /// The filter is accumulating the body (StopIterationAndBuffer/Watermark).
-    Buffering,
+    /// The filter is accumulating the body: StopIterationAndBuffer (`limited`: more than the buffer
+    /// limit is answered with 413) or StopIterationAndWatermark (the connection is throttled instead).
+    Buffering {
+        limited: bool,
+    },
     /// Trailers held by the filter.
     TrailersStopped,
     Ended,
@@ -361,7 +364,16 @@ fn body_step(h: &mut Harness, id: u32, d: Dir, chunk: &[u8], eos: bool) -> Resul
 
 /// Gives a chunk to the filter and acts on its answer.
 fn deliver_body(h: &mut Harness, id: u32, d: Dir, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
-    let buffering = driver(h, id).side(d).stage == Stage::Buffering;
+    let stage = driver(h, id).side(d).stage;
+    let buffering = matches!(stage, Stage::Buffering { .. });
+    if stage == (Stage::Buffering { limited: true }) {
+        let held = state(h, id).map(|s| body_slot(s, d).bytes.len()).unwrap_or(0);
+        if held + chunk.len() > BUFFER_LIMIT {
+            // Envoy checks the limit as data joins the buffer, before the filter sees it again.
+            over_limit(h, id, d)?;
+            return Ok(FilterStatus::Ended);
+        }
+    }
     let len = match state(h, id) {
         Some(s) => {
             let b = body_slot(s, d);
@@ -401,7 +413,7 @@ fn deliver_body(h: &mut Harness, id: u32, d: Dir, chunk: &[u8], eos: bool) -> Re
         }
         FilterStatus::StopIterationAndBuffer | FilterStatus::StopIterationAndWatermark => {
             let too_big = status == FilterStatus::StopIterationAndBuffer && len > BUFFER_LIMIT;
-            driver(h, id).side(d).stage = Stage::Buffering;
+            driver(h, id).side(d).stage = Stage::Buffering { limited: status == FilterStatus::StopIterationAndBuffer };
             if too_big {
                 over_limit(h, id, d)?;
             }
@@ -527,7 +539,7 @@ pub(crate) fn resume(h: &mut Harness, ctx: u32, stream: StreamType) -> Result<()
                 }
             }
         }
-        Stage::Buffering => {
+        Stage::Buffering { .. } => {
             let eos = driver(h, id).side(d).eos_seen && driver(h, id).side(d).pending_trailers.is_none();
             forward_body(h, id, d, eos);
         }

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use callouts::CalloutReply;
-pub use exchange::{Exchange, Request, Response};
+pub use exchange::{Exchange, Request, Response, BODY_CHUNK};
 pub use http::{HttpStream, Message};
 pub use logs::LogCollector;
 pub use tcp::TcpStream;

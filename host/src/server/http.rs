@@ -16,6 +16,7 @@ use super::instance::Instance;
 use super::route;
 use super::Shared;
 use crate::config::{HttpListener, RouteAction, RoutePlan};
+use crate::harness::BODY_CHUNK;
 use crate::stream::{HeaderMap, StreamInfo};
 
 /// Per worker, per listener: the routes and the filter instance.
@@ -25,6 +26,9 @@ pub(crate) struct ListenerState {
     pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
     pub shared: std::sync::Arc<Shared>,
 }
+
+/// The largest request body `sluice serve` collects before the filters run (64 MiB).
+const MAX_COLLECTED_BODY: usize = 64 << 20;
 
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
 
@@ -165,7 +169,10 @@ pub(crate) async fn handle(
     if headers.get("x-request-id").is_none() {
         headers.add("x-request-id", request_id(state.shared.seed, n));
     }
-    let body = match http_body_util::Limited::new(body, state.plan.buffer_limit).collect().await {
+    // Bodies are collected before the filters run (streaming is not done yet), so the cap is well
+    // above the per-filter buffer limit; Envoy's own 413 comes from the filters' buffering below.
+    let cap = state.plan.buffer_limit.max(MAX_COLLECTED_BODY);
+    let body = match http_body_util::Limited::new(body, cap).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
             let r = UpstreamResponse::local(413, "Payload Too Large");
@@ -193,8 +200,11 @@ pub(crate) async fn handle(
             s.set_info(info.clone());
             let id = s.id();
             let _ = s.request_headers(req_headers.iter(), req_body.is_empty());
-            if !req_body.is_empty() {
-                let _ = s.request_body(&req_body, true);
+            // In socket-sized chunks, as Envoy's codec hands them on: the buffer limit and its
+            // 413 apply as data joins a filter's buffer.
+            let mut chunks = req_body.chunks(BODY_CHUNK).peekable();
+            while let Some(chunk) = chunks.next() {
+                let _ = s.request_body(chunk, chunks.peek().is_none());
             }
             id
         };
@@ -230,8 +240,9 @@ pub(crate) async fn handle(
             let mut h = filter.harness.borrow_mut();
             let mut s = h.http(id);
             let _ = s.response_headers(resp.headers.iter(), resp.body.is_empty() && resp.trailers.is_empty());
-            if !resp.body.is_empty() {
-                let _ = s.response_body(&resp.body, resp.trailers.is_empty());
+            let mut chunks = resp.body.chunks(BODY_CHUNK).peekable();
+            while let Some(chunk) = chunks.next() {
+                let _ = s.response_body(chunk, chunks.peek().is_none() && resp.trailers.is_empty());
             }
             if !resp.trailers.is_empty() {
                 let _ = s.response_trailers(resp.trailers.iter());
