@@ -181,13 +181,17 @@ pub fn service_root<P: Plugin>() -> Box<dyn RootDyn> {
     Box::new(Service(Root::<P> { plugin: None, make: |_| unreachable!("a service plugin has no streams") }))
 }
 
+/// Makes a root of one plugin type.
+#[doc(hidden)]
+pub type NewRoot = fn() -> Box<dyn RootDyn>;
+
 /// A module with several plugins: the one to run is chosen by the plugin's `root_id` when the
 /// host configures it (the root id is readable as the `plugin_root_id` property from then on).
 #[doc(hidden)]
-pub fn root_by_id(table: &'static [(&'static str, fn() -> Box<dyn RootDyn>)]) -> Box<dyn RootDyn> {
+pub fn root_by_id(table: &'static [(&'static str, NewRoot)]) -> Box<dyn RootDyn> {
     crate::log::init();
     struct ById {
-        table: &'static [(&'static str, fn() -> Box<dyn RootDyn>)],
+        table: &'static [(&'static str, NewRoot)],
         chosen: Option<Box<dyn RootDyn>>,
     }
     impl RootDyn for ById {

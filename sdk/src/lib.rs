@@ -93,7 +93,7 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::dispatch::{http_root, root_by_id, service_root, tcp_root, RootDyn};
+    pub use crate::dispatch::{http_root, root_by_id, service_root, tcp_root, NewRoot, RootDyn};
 }
 
 /// Registers an [`HttpPlugin`] as this module's filter.
@@ -145,7 +145,7 @@ macro_rules! plugins {
     ($($root_id:literal => $kind:ident($plugin:ty)),+ $(,)?) => {
         #[no_mangle]
         fn __sluice_new_root() -> ::std::boxed::Box<dyn $crate::__private::RootDyn> {
-            static TABLE: &[(&str, fn() -> ::std::boxed::Box<dyn $crate::__private::RootDyn>)] = &[
+            static TABLE: &[(&str, $crate::__private::NewRoot)] = &[
                 $(($root_id, $crate::plugins!(@make $kind $plugin))),+
             ];
             $crate::__private::root_by_id(TABLE)
