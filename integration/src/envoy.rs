@@ -172,8 +172,31 @@ impl EnvoyConfig {
         )
     }
 
-    /// The bootstrap YAML.
+    /// The bootstrap YAML, on loopback: the listener on an ephemeral port, clusters at their
+    /// 127.0.0.1 ports.
     pub fn render(&self) -> String {
+        self.render_at(false)
+    }
+
+    /// The same bootstrap for `docker-compose.yml`: the listener on 0.0.0.0:10000, admin on
+    /// 0.0.0.0:9901, every cluster at the compose service `upstream` (port 8080, or 9000 for a TCP
+    /// listener's echo upstream), and modules under `/etc/envoy/filters/`.
+    pub fn render_for_compose(&self) -> String {
+        let mut c = self.clone();
+        for f in c.filters.iter_mut().chain(c.services.iter_mut()) {
+            let file = f.wasm.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            f.wasm = PathBuf::from("/etc/envoy/filters").join(file);
+        }
+        let mut y = c.render_at(true).replacen(
+            "address: { socket_address: { address: 127.0.0.1, port_value: 0 } }",
+            "address: { socket_address: { address: 0.0.0.0, port_value: 10000 } }",
+            1,
+        );
+        y.push_str("admin:\n  address: { socket_address: { address: 0.0.0.0, port_value: 9901 } }\n");
+        y
+    }
+
+    fn render_at(&self, compose: bool) -> String {
         let mut y = String::new();
         if !self.services.is_empty() {
             y.push_str("bootstrap_extensions:\n");
@@ -201,12 +224,17 @@ impl EnvoyConfig {
             } else {
                 y.push_str(&format!("  - name: {name}\n"));
             }
+            let (kind, address, port) = match compose {
+                false => ("STATIC", "127.0.0.1", *port),
+                true if self.tcp && name == "upstream" => ("STRICT_DNS", "upstream", 9000),
+                true => ("STRICT_DNS", "upstream", 8080),
+            };
             y.push_str(&format!(
-                r#"    type: STATIC
+                r#"    type: {kind}
     connect_timeout: 1s
     load_assignment:
       cluster_name: {name}
-      endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }} ] }} ]
+      endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: {address}, port_value: {port} }} }} }} }} ] }} ]
 "#
             ));
         }

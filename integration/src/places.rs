@@ -184,24 +184,39 @@ struct Proxy {
     _upstreams: Vec<Upstream>,
 }
 
+/// The bootstrap a case runs in a proxy: the filter (and service), the `upstream` cluster at
+/// `upstream_port`, the extra clusters at `http_port` (or at a dead port when down).
+pub fn case_config(case: &CaseFile, upstream_port: u16, http_port: u16) -> Result<EnvoyConfig> {
+    let plugin = case.plugin()?;
+    let mut config = match case.kind {
+        Kind::Http => EnvoyConfig::http(plugin),
+        Kind::Tcp => EnvoyConfig::tcp(plugin),
+    }
+    .cluster("upstream", upstream_port);
+    for c in &case.clusters {
+        let (name, down) = c.parts();
+        config = config.cluster(name, if down { dead_port()? } else { http_port });
+    }
+    if let Some(s) = case.service_plugin()? {
+        config = config.service(s);
+    }
+    Ok(config)
+}
+
 impl Proxy {
     fn start(case: &CaseFile, which: Process) -> Result<Self> {
         let http = Upstream::start()?;
-        let plugin = case.plugin()?;
-        let (mut config, mut upstreams) = match case.kind {
-            Kind::Http => (EnvoyConfig::http(plugin).cluster("upstream", http.port), Vec::new()),
+        let mut upstreams = Vec::new();
+        let upstream_port = match case.kind {
+            Kind::Http => http.port,
             Kind::Tcp => {
                 let echo = Upstream::start_tcp_echo()?;
-                (EnvoyConfig::tcp(plugin).cluster("upstream", echo.port), vec![echo])
+                let port = echo.port;
+                upstreams.push(echo);
+                port
             }
         };
-        for c in &case.clusters {
-            let (name, down) = c.parts();
-            config = config.cluster(name, if down { dead_port()? } else { http.port });
-        }
-        if let Some(s) = case.service_plugin()? {
-            config = config.service(s);
-        }
+        let config = case_config(case, upstream_port, http.port)?;
         upstreams.push(http);
         let (name, port, admin_port, process) = match which {
             Process::Envoy => {

@@ -64,6 +64,11 @@ impl SluiceServe {
         Self::start_logging(config, binary, "warn")
     }
 
+    /// Starts `sluice serve` (debug build) on a YAML file, from the workspace root.
+    pub fn start_file(yaml: &std::path::Path) -> Result<Self> {
+        Self::spawn(&sluice_binary(), yaml, "sluice_host=debug,info", &[], None)
+    }
+
     /// Starts `sluice serve --watch` (debug build) on a YAML file the caller wrote.
     pub fn start_watching(yaml: &std::path::Path) -> Result<Self> {
         Self::spawn(&sluice_binary(), yaml, "sluice_host=debug,info", &["--watch"], None)
@@ -95,6 +100,8 @@ impl SluiceServe {
         };
         let mut child = Command::new(binary)
             .args(["serve", "--concurrency", "1", "-l", level])
+            // Relative module paths resolve from the working directory, as in Envoy.
+            .current_dir(workspace_root())
             .args(extra)
             .arg("-c")
             .arg(yaml)

@@ -103,16 +103,21 @@ pub struct Upstream {
 impl Upstream {
     /// Starts a server that answers with [`respond`].
     pub fn start() -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// [`Upstream::start`] on a given address.
+    pub fn start_on(addr: &str) -> std::io::Result<Self> {
         let collected = Collected::default();
         let store = collected.clone();
-        let mut u = Self::listen(move |s| serve(s, &store))?;
+        let mut u = Self::listen(addr, move |s| serve(s, &store))?;
         u.collected = collected;
         Ok(u)
     }
 
-    /// Accepts connections on 127.0.0.1 and hands each to `handle` on its own thread.
-    fn listen(handle: impl Fn(TcpStream) + Clone + Send + 'static) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// Accepts connections on `addr` and hands each to `handle` on its own thread.
+    fn listen(addr: &str, handle: impl Fn(TcpStream) + Clone + Send + 'static) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -134,7 +139,12 @@ impl Upstream {
 
     /// Starts a TCP server that echoes every byte back and closes when the client half-closes.
     pub fn start_tcp_echo() -> std::io::Result<Self> {
-        Self::listen(|s| {
+        Self::start_tcp_echo_on("127.0.0.1:0")
+    }
+
+    /// [`Upstream::start_tcp_echo`] on a given address.
+    pub fn start_tcp_echo_on(addr: &str) -> std::io::Result<Self> {
+        Self::listen(addr, |s| {
             if let Ok(mut w) = s.try_clone() {
                 let mut r = s;
                 let _ = std::io::copy(&mut r, &mut w);

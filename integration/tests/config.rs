@@ -98,7 +98,7 @@ fn harmless_fields_are_warnings() {
 
 #[test]
 fn the_demo_config_is_valid_for_both() {
-    sluice_integration::wasm::reference_filter("headers"); // builds target/reference-filters
+    sluice_integration::wasm::sample_filter("headers"); // builds target/filters
     let root = sluice_integration::wasm::workspace_root();
     let y = std::fs::read_to_string(root.join("envoy-config/demo.yaml")).unwrap();
     let (ok, out) = validate(&y).unwrap();

@@ -205,3 +205,22 @@ fn grpc_callouts_to_an_http2_cluster_are_served_alike() {
     // Envoy appends the response-code details to a status the upstream sent.
     assert_eq!((o.status, o.body.as_str()), (403, "grpc status 7: denied{via_upstream}"));
 }
+
+#[test]
+fn the_readme_demo_serves_through_the_headers_sample() {
+    sluice_integration::wasm::sample_filter("headers");
+    let root = sluice_integration::wasm::workspace_root();
+    // The demo's own file, moved to ephemeral ports so the test never collides with a running demo.
+    let yaml = std::fs::read_to_string(root.join("envoy-config/demo.yaml")).unwrap();
+    let yaml = yaml.replace("port_value: 10000", "port_value: 0").replace("port_value: 9901", "port_value: 0");
+    let dir = std::env::temp_dir().join(format!("sluice-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("demo.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let s = SluiceServe::start_file(&file).unwrap();
+    let r = sluice_integration::client::get(s.port, "/").unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("x-demo"), Some("through the headers sample"));
+    assert_eq!(String::from_utf8_lossy(&r.body), "hello through a wasm filter\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
