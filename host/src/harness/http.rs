@@ -36,6 +36,45 @@ impl Message {
     }
 }
 
+/// What went past a filter since a driver last asked (see [`Harness::take_forwarded`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The headers, the first time they are there.
+    pub headers: Option<HeaderMap>,
+    /// Body bytes not taken before.
+    pub body: Vec<u8>,
+    /// The trailers, once, if the message has any.
+    pub trailers: Option<HeaderMap>,
+    /// True once: the message is complete.
+    pub end_of_stream: bool,
+}
+
+impl Forwarded {
+    /// Whether there is nothing new.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_none() && self.body.is_empty() && self.trailers.is_none() && !self.end_of_stream
+    }
+}
+
+/// How a stream stands (see [`Harness::stream_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// A local reply was sent (by the filter, or for it: 413, a failed VM).
+    pub local_reply: bool,
+    /// The stream was reset.
+    pub reset: bool,
+    /// The stream is complete (`on_log` ran).
+    pub done: bool,
+}
+
+/// How much of a side's output a streaming driver has taken.
+#[derive(Debug, Default, Clone, Copy)]
+struct Taken {
+    headers: bool,
+    trailers: bool,
+    end: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Stage {
     #[default]
@@ -87,6 +126,8 @@ pub(crate) struct StreamDriver {
     replying: bool,
     /// Properties and addresses to set when the context is created.
     preset: Option<StreamInfo>,
+    /// What `take_forwarded` handed out: [request, response].
+    taken: [Taken; 2],
 }
 
 impl StreamDriver {
@@ -126,6 +167,39 @@ impl Harness {
                 }
             }
         }
+    }
+
+    /// Moves out what stream `id` let through on one side (`request`: towards the upstream; else
+    /// towards the client) since the last call. A streaming driver calls this after each step so
+    /// that bodies do not pile up; [`HttpStream::upstream_request`] and
+    /// [`HttpStream::downstream_response`] then show only what was not taken.
+    pub fn take_forwarded(&mut self, id: u32, request: bool) -> Forwarded {
+        let Some(drv) = self.streams.get_mut(&id) else { return Forwarded::default() };
+        let (msg, taken) =
+            if request { (&mut drv.upstream, &mut drv.taken[0]) } else { (&mut drv.downstream, &mut drv.taken[1]) };
+        let mut f = Forwarded::default();
+        if msg.headers_forwarded && !taken.headers {
+            taken.headers = true;
+            f.headers = Some(msg.headers.clone());
+        }
+        if taken.headers {
+            f.body = std::mem::take(&mut msg.body);
+        }
+        if msg.end_of_stream && taken.headers && !taken.end {
+            taken.end = true;
+            f.end_of_stream = true;
+            if !msg.trailers.is_empty() && !taken.trailers {
+                taken.trailers = true;
+                f.trailers = Some(msg.trailers.clone());
+            }
+        }
+        f
+    }
+
+    /// Whether stream `id` was answered locally, reset, or finished (no more input is taken).
+    pub fn stream_state(&self, id: u32) -> Option<StreamEnd> {
+        let d = self.streams.get(&id)?;
+        Some(StreamEnd { local_reply: d.local_reply.is_some(), reset: d.reset, done: d.done })
     }
 
     /// What went upstream, what went downstream, and whether the stream was answered locally or
@@ -718,16 +792,19 @@ fn complete(h: &mut Harness, id: u32) -> Result<()> {
     }
     drv.done = true;
     let Some(ctx) = drv.ctx else { return Ok(()) };
-    let (req, resp) = (drv.upstream.clone(), drv.downstream.clone());
+    // Headers and trailers only: the bodies are not needed and may be large.
+    let req = drv.upstream.headers_forwarded.then(|| drv.upstream.headers.clone());
+    let resp = drv.downstream.headers_forwarded.then(|| drv.downstream.headers.clone());
+    let resp_trailers = drv.downstream.trailers.clone();
     if let Some(s) = h.vm.http_state_mut(ctx) {
         // The access log sees the headers as they left each side.
-        if req.headers_forwarded {
-            s.request_headers.map = req.headers;
+        if let Some(req) = req {
+            s.request_headers.map = req;
         }
-        if resp.headers_forwarded {
-            s.response_headers.map = resp.headers;
+        if let Some(resp) = resp {
+            s.response_headers.map = resp;
         }
-        s.response_trailers.map = resp.trailers;
+        s.response_trailers.map = resp_trailers;
         for m in [&mut s.request_headers, &mut s.request_trailers, &mut s.response_headers, &mut s.response_trailers] {
             m.access = Access::Read;
         }

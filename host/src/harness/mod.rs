@@ -34,7 +34,7 @@ use std::time::Duration;
 
 pub use callouts::CalloutReply;
 pub use exchange::{Exchange, Request, Response, BODY_CHUNK};
-pub use http::{HttpStream, Message};
+pub use http::{Forwarded, HttpStream, Message, StreamEnd};
 pub use logs::LogCollector;
 pub use tcp::TcpStream;
 

@@ -6,21 +6,78 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::body::PipeBody;
 use crate::config::ClusterPlan;
 use crate::stream::HeaderMap;
 
-type Sender = http1::SendRequest<Full<Bytes>>;
+type Sender = http1::SendRequest<PipeBody>;
+type Endpoint = (String, u16);
 
 /// Idle connections kept per endpoint and worker.
 const MAX_IDLE: usize = 64;
 
 thread_local! {
     /// This worker's idle upstream connections, by endpoint.
-    static POOL: std::cell::RefCell<std::collections::HashMap<(String, u16), Vec<Sender>>> = Default::default();
+    static POOL: std::cell::RefCell<std::collections::HashMap<Endpoint, Vec<Sender>>> = Default::default();
+}
+
+/// Keeps an idle connection for the next request of this worker.
+fn pool(endpoint: Endpoint, sender: Sender) {
+    if sender.is_closed() {
+        return;
+    }
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let idle = p.entry(endpoint).or_default();
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    });
+}
+
+/// An upstream's answer, headers first.
+pub(crate) struct UpstreamHead {
+    pub headers: HeaderMap,
+    pub body: UpstreamBody,
+}
+
+/// The body of an [`UpstreamHead`].
+pub(crate) enum UpstreamBody {
+    /// Whole: one of Envoy's own answers (or a route's).
+    Full { body: Bytes, trailers: HeaderMap },
+    /// Streaming from the upstream.
+    Stream(StreamingBody),
+}
+
+impl From<UpstreamResponse> for UpstreamHead {
+    fn from(r: UpstreamResponse) -> Self {
+        UpstreamHead { headers: r.headers, body: UpstreamBody::Full { body: r.body, trailers: r.trailers } }
+    }
+}
+
+/// A response body read from an upstream frame by frame; its connection goes back to the worker's
+/// pool when the body is complete.
+pub(crate) struct StreamingBody {
+    body: Incoming,
+    connection: Option<(Endpoint, Sender)>,
+}
+
+impl StreamingBody {
+    /// The next frame (data or trailers); `None` at the end; an error if the upstream broke off.
+    pub(crate) async fn next(&mut self) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        let f = self.body.frame().await;
+        if f.is_none() {
+            if let Some((endpoint, sender)) = self.connection.take() {
+                pool(endpoint, sender);
+            }
+        }
+        f
+    }
 }
 
 /// Envoy's body for a connect failure.
@@ -61,9 +118,45 @@ impl Cluster {
     /// Sends one request (pseudo-headers give method, path, authority) and reads the whole response.
     /// Connect failures and timeouts come back as Envoy's 503 and 504.
     pub(crate) async fn send(&self, headers: &HeaderMap, body: Bytes, timeout: Option<Duration>) -> UpstreamResponse {
-        let work = self.exchange(headers, body);
+        let work = async {
+            let head = self.exchange(headers, PipeBody::full(body, true)).await;
+            let mut out = UpstreamResponse { headers: head.headers, body: Bytes::new(), trailers: HeaderMap::new() };
+            match head.body {
+                UpstreamBody::Full { body, trailers } => (out.body, out.trailers) = (body, trailers),
+                UpstreamBody::Stream(mut s) => {
+                    let mut data = bytes::BytesMut::new();
+                    while let Some(frame) = s.next().await {
+                        let Ok(frame) = frame else { return UpstreamResponse::local(503, CONNECT_FAILURE) };
+                        match frame.into_data() {
+                            Ok(d) => data.extend_from_slice(&d),
+                            Err(f) => {
+                                if let Ok(t) = f.into_trailers() {
+                                    for (k, v) in &t {
+                                        out.trailers.add(k.as_str(), v.as_bytes());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    out.body = data.freeze();
+                }
+            }
+            out
+        };
         match timeout {
             Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| UpstreamResponse::local(504, TIMEOUT)),
+            None => work.await,
+        }
+    }
+
+    /// Starts one request whose body may still be streaming; resolves with the response headers
+    /// (the body follows). A connect failure, or no headers within `timeout`, is Envoy's 503 / 504.
+    pub(crate) async fn start(&self, headers: &HeaderMap, body: PipeBody, timeout: Option<Duration>) -> UpstreamHead {
+        let work = self.exchange(headers, body);
+        match timeout {
+            Some(t) => {
+                tokio::time::timeout(t, work).await.unwrap_or_else(|_| UpstreamResponse::local(504, TIMEOUT).into())
+            }
             None => work.await,
         }
     }
@@ -145,7 +238,7 @@ impl Cluster {
     }
 
     /// An idle pooled connection to `endpoint` of this worker, or a new one.
-    async fn connection(&self, endpoint: &(String, u16)) -> Option<Sender> {
+    async fn connection(&self, endpoint: &Endpoint) -> Option<Sender> {
         while let Some(mut s) = POOL.with(|p| p.borrow_mut().get_mut(endpoint).and_then(Vec::pop)) {
             if !s.is_closed() && s.ready().await.is_ok() {
                 return Some(s);
@@ -154,18 +247,18 @@ impl Cluster {
         let connect = TcpStream::connect((endpoint.0.as_str(), endpoint.1));
         let stream = tokio::time::timeout(self.plan.connect_timeout, connect).await.ok()?.ok()?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await.ok()?;
+        let (sender, conn) = http1::handshake::<_, PipeBody>(TokioIo::new(stream)).await.ok()?;
         tokio::task::spawn_local(async move {
             let _ = conn.await;
         });
         Some(sender)
     }
 
-    async fn exchange(&self, headers: &HeaderMap, body: Bytes) -> UpstreamResponse {
+    async fn exchange(&self, headers: &HeaderMap, body: PipeBody) -> UpstreamHead {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
         let endpoint = &self.plan.endpoints[i];
         let Some(mut sender) = self.connection(endpoint).await else {
-            return UpstreamResponse::local(503, CONNECT_FAILURE);
+            return UpstreamResponse::local(503, CONNECT_FAILURE).into();
         };
         let mut req = hyper::Request::builder()
             .method(headers.get_str(":method").unwrap_or("GET"))
@@ -179,35 +272,23 @@ impl Cluster {
         if let Some(a) = headers.get(":authority") {
             req = req.header("host", a);
         }
-        let Ok(req) = req.body(Full::new(body)) else {
-            return UpstreamResponse::local(503, CONNECT_FAILURE);
+        let Ok(req) = req.body(body) else {
+            return UpstreamResponse::local(503, CONNECT_FAILURE).into();
         };
         let resp = match sender.send_request(req).await {
             Ok(r) => r,
-            Err(_) => return UpstreamResponse::local(503, CONNECT_FAILURE),
+            Err(_) => return UpstreamResponse::local(503, CONNECT_FAILURE).into(),
         };
         let mut out = HeaderMap::from_pairs([(":status", resp.status().as_u16().to_string())]);
         for (k, v) in resp.headers() {
             out.add(k.as_str(), v.as_bytes());
         }
-        let collected = match resp.into_body().collect().await {
-            Ok(c) => c,
-            Err(_) => return UpstreamResponse::local(503, CONNECT_FAILURE),
-        };
-        // The connection is free again: keep it for the next request of this worker.
-        if !sender.is_closed() {
-            POOL.with(|p| {
-                let mut p = p.borrow_mut();
-                let idle = p.entry(endpoint.clone()).or_default();
-                if idle.len() < MAX_IDLE {
-                    idle.push(sender);
-                }
-            });
+        UpstreamHead {
+            headers: out,
+            body: UpstreamBody::Stream(StreamingBody {
+                body: resp.into_body(),
+                connection: Some((endpoint.clone(), sender)),
+            }),
         }
-        let trailers = collected
-            .trailers()
-            .map(|t| t.iter().map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec())).collect())
-            .unwrap_or_default();
-        UpstreamResponse { headers: out, body: collected.to_bytes(), trailers }
     }
 }

@@ -1,8 +1,9 @@
 //! One HTTP request through a listener: routing, the wasm filter (via the same filter-manager core
 //! the harness uses), callouts, the upstream, and the answer.
 //!
-//! This first version buffers bodies whole on both sides (up to the listener's buffer limit) before
-//! handing them on; the filter still sees Envoy's callback sequence.
+//! Bodies stream: each frame from the client goes through the filters as it arrives and on to the
+//! upstream as they let it through, and the response comes back the same way; a filter that buffers
+//! holds data in the core, where the buffer limit and its 413 apply as in Envoy.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -11,12 +12,15 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::cluster::UpstreamResponse;
+use hyper::body::{Body as _, Frame};
+
+use super::body::{BodySender, PipeBody};
+use super::cluster::{UpstreamBody, UpstreamHead, UpstreamResponse};
 use super::instance::Instance;
 use super::route;
 use super::Shared;
 use crate::config::{HttpListener, RouteAction, RoutePlan};
-use crate::harness::BODY_CHUNK;
+use crate::harness::{Forwarded, Harness, BODY_CHUNK};
 use crate::stream::{HeaderMap, StreamInfo};
 
 /// Per worker, per listener: the routes and the filter instance.
@@ -27,9 +31,6 @@ pub(crate) struct ListenerState {
     pub shared: std::sync::Arc<Shared>,
 }
 
-/// The largest request body `sluice serve` collects before the filters run (64 MiB).
-const MAX_COLLECTED_BODY: usize = 64 << 20;
-
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
 
 /// A UUID-shaped request id: a per-process random part and a counter.
@@ -37,55 +38,13 @@ fn request_id(seed: u32, n: u64) -> String {
     format!("{seed:08x}-{:04x}-4000-8000-{:012x}", (n >> 48) & 0xffff, n & 0xffff_ffff_ffff)
 }
 
-/// A response body sent as it is, with a length only if the headers give one (otherwise HTTP/1.1
-/// frames it chunked, as Envoy does when a filter removed `content-length`).
-pub(crate) struct ResponseBody {
-    data: Option<Bytes>,
-    exact: bool,
-}
-
-impl hyper::body::Body for ResponseBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        std::task::Poll::Ready(self.data.take().filter(|d| !d.is_empty()).map(|d| Ok(hyper::body::Frame::data(d))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.as_ref().is_none_or(|d| d.is_empty())
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        match (&self.data, self.exact) {
-            (Some(d), true) => hyper::body::SizeHint::with_exact(d.len() as u64),
-            (None, _) => hyper::body::SizeHint::with_exact(0),
-            _ => hyper::body::SizeHint::default(),
-        }
-    }
-}
-
-fn to_response(headers: &HeaderMap, body: Bytes) -> hyper::Response<ResponseBody> {
-    let status = headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
-    let mut b = hyper::Response::builder().status(status);
-    for (k, v) in headers.iter() {
-        if !k.starts_with(b":") && !HOP_BY_HOP.contains(&String::from_utf8_lossy(k).as_ref()) {
-            b = b.header(k, v);
-        }
-    }
-    let exact = headers.get("content-length").is_some();
-    b.body(ResponseBody { data: Some(body), exact })
-        .unwrap_or_else(|_| hyper::Response::new(ResponseBody { data: None, exact: true }))
-}
-
-async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &HeaderMap, body: Bytes) -> UpstreamResponse {
+/// Where the request goes once the filters let its headers through: a route's own answer, or an
+/// upstream request whose body streams in through `body`.
+async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &HeaderMap, body: PipeBody) -> UpstreamHead {
     let Some(route) = route else {
         let mut headers = HeaderMap::from_pairs([(":status", "404")]);
         headers.add("content-length", "0");
-        return UpstreamResponse { headers, body: Bytes::new(), trailers: HeaderMap::new() };
+        return UpstreamResponse { headers, body: Bytes::new(), trailers: HeaderMap::new() }.into();
     };
     match &route.action {
         RouteAction::Direct { status, body } => {
@@ -94,7 +53,7 @@ async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &Heade
             if !body.is_empty() {
                 headers.add("content-type", "text/plain");
             }
-            UpstreamResponse { headers, body: Bytes::from(body.clone()), trailers: HeaderMap::new() }
+            UpstreamResponse { headers, body: Bytes::from(body.clone()), trailers: HeaderMap::new() }.into()
         }
         RouteAction::Redirect { status, path, host, https } => {
             let scheme = if *https { "https" } else { req.get_str(":scheme").unwrap_or("http") };
@@ -103,7 +62,7 @@ async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &Heade
             let mut headers = HeaderMap::from_pairs([(":status", status.to_string())]);
             headers.add("location", format!("{scheme}://{host}{p}"));
             headers.add("content-length", "0");
-            UpstreamResponse { headers, body: Bytes::new(), trailers: HeaderMap::new() }
+            UpstreamResponse { headers, body: Bytes::new(), trailers: HeaderMap::new() }.into()
         }
         RouteAction::Cluster { cluster, prefix_rewrite, timeout } => {
             let mut headers = req.clone();
@@ -112,8 +71,8 @@ async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &Heade
                 headers.replace(":path", format!("{new}{}", path.strip_prefix(old.as_str()).unwrap_or(&path)));
             }
             match state.shared.clusters.get(cluster) {
-                Some(c) => c.send(&headers, body, *timeout).await,
-                None => UpstreamResponse::local(503, "no healthy upstream"),
+                Some(c) => c.start(&headers, body, *timeout).await,
+                None => UpstreamResponse::local(503, "no healthy upstream").into(),
             }
         }
     }
@@ -139,13 +98,15 @@ fn route_info(state: &ListenerState, headers: &HeaderMap, peer: SocketAddr, loca
     info
 }
 
-/// Serves one request.
+/// Serves one request. The request and the response stream through the filters (as Envoy's
+/// filter manager passes them on) on a task of their own; this returns when the client's response
+/// headers are ready.
 pub(crate) async fn handle(
     state: Rc<ListenerState>,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Result<hyper::Response<ResponseBody>, Reset> {
+) -> Result<hyper::Response<PipeBody>, Reset> {
     let n = state.shared.next_request();
     let (parts, body) = req.into_parts();
     let authority = parts
@@ -169,110 +130,349 @@ pub(crate) async fn handle(
     if headers.get("x-request-id").is_none() {
         headers.add("x-request-id", request_id(state.shared.seed, n));
     }
-    // Bodies are collected before the filters run (streaming is not done yet), so the cap is well
-    // above the per-filter buffer limit; Envoy's own 413 comes from the filters' buffering below.
-    let cap = state.plan.buffer_limit.max(MAX_COLLECTED_BODY);
-    let body = match http_body_util::Limited::new(body, cap).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            let r = UpstreamResponse::local(413, "Payload Too Large");
-            return Ok(to_response(&r.headers, r.body));
-        }
-    };
     let filters = state.filters.borrow().clone();
-    if filters.is_empty() {
-        let vh = route::virtual_host(&state.plan.virtual_hosts, &authority);
-        let r = vh.and_then(|vh| route::route(vh, &headers));
-        let up = run_route(&state, r, &headers, body).await;
-        return Ok(to_response(&up.headers, up.body));
+    let mut chain = Vec::with_capacity(filters.len());
+    if !filters.is_empty() {
+        let info = route_info(&state, &headers, peer, local);
+        for f in filters {
+            let id = {
+                let mut h = f.harness.borrow_mut();
+                let mut s = h.http_stream();
+                s.set_info(info.clone());
+                s.id()
+            };
+            chain.push(Link { instance: f, id });
+        }
     }
-    let info = route_info(&state, &headers, peer, local);
-    // Request side, filter by filter; each sees what the previous one let through.
-    let (mut req_headers, mut req_body) = (headers, body);
-    let mut streams: Vec<(Rc<Instance>, u32)> = Vec::new();
-    let mut answered = false;
-    for filter in &filters {
-        // The plugin's clock must be now before it sets callout deadlines or reads the time.
-        filter.sync_clock();
-        let id = {
-            let mut h = filter.harness.borrow_mut();
-            let mut s = h.http_stream();
-            s.set_info(info.clone());
-            let id = s.id();
-            let _ = s.request_headers(req_headers.iter(), req_body.is_empty());
-            // In socket-sized chunks, as Envoy's codec hands them on: the buffer limit and its
-            // 413 apply as data joins a filter's buffer.
-            let mut chunks = req_body.chunks(BODY_CHUNK).peekable();
-            while let Some(chunk) = chunks.next() {
-                let _ = s.request_body(chunk, chunks.peek().is_none());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_local(
+        Exchange { state, chain, client_done: body.is_end_stream(), reply: Some(tx) }.run(headers, body),
+    );
+    rx.await.map_err(|_| Reset)
+}
+
+/// One filter's stream of this request.
+struct Link {
+    instance: Rc<Instance>,
+    id: u32,
+}
+
+/// Feeds what arrived into one side of a filter's stream, as Envoy's filter manager would: headers,
+/// then the body in socket-sized chunks, then trailers; `end_of_stream` on the last of them.
+fn feed(h: &mut Harness, id: u32, request: bool, f: Forwarded) {
+    let mut s = h.http(id);
+    let more = !f.body.is_empty() || f.trailers.is_some();
+    if let Some(headers) = f.headers {
+        let eos = f.end_of_stream && !more;
+        let _ = if request { s.request_headers(headers.iter(), eos) } else { s.response_headers(headers.iter(), eos) };
+        if eos {
+            return;
+        }
+    }
+    let body_eos = f.end_of_stream && f.trailers.is_none();
+    if !f.body.is_empty() || body_eos {
+        let mut chunks = f.body.chunks(BODY_CHUNK).peekable();
+        if chunks.peek().is_none() {
+            let _ = if request { s.request_body([], true) } else { s.response_body([], true) };
+        }
+        while let Some(chunk) = chunks.next() {
+            let eos = body_eos && chunks.peek().is_none();
+            let _ = if request { s.request_body(chunk, eos) } else { s.response_body(chunk, eos) };
+        }
+    }
+    if let Some(t) = f.trailers {
+        let _ = if request { s.request_trailers(t.iter()) } else { s.response_trailers(t.iter()) };
+    }
+}
+
+/// What a frame from a peer adds to a message.
+fn from_frame(frame: hyper::body::Frame<Bytes>) -> Forwarded {
+    match frame.into_data() {
+        Ok(data) => Forwarded { body: data.to_vec(), ..Default::default() },
+        Err(frame) => {
+            let mut trailers = HeaderMap::new();
+            if let Ok(t) = frame.into_trailers() {
+                for (k, v) in &t {
+                    trailers.add(k.as_str(), v.as_bytes());
+                }
             }
-            id
+            Forwarded { trailers: Some(trailers), end_of_stream: true, ..Default::default() }
+        }
+    }
+}
+
+fn http_trailers(t: &HeaderMap) -> hyper::HeaderMap {
+    let mut out = hyper::HeaderMap::new();
+    for (k, v) in t.iter() {
+        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k), hyper::header::HeaderValue::from_bytes(v)) {
+            out.append(k, v);
+        }
+    }
+    out
+}
+
+/// Where the request's output goes.
+enum Sink {
+    /// Nothing yet: the last filter has not let the headers through.
+    Waiting,
+    /// The upstream request's body.
+    Upstream(BodySender),
+    /// Nowhere (the route answered by itself).
+    Discard,
+}
+
+/// One request on its way through the filters, to the upstream and back.
+struct Exchange {
+    state: Rc<ListenerState>,
+    chain: Vec<Link>,
+    client_done: bool,
+    reply: Option<tokio::sync::oneshot::Sender<hyper::Response<PipeBody>>>,
+}
+
+impl Exchange {
+    /// The first filter at or after `from` that answered the request itself or reset it.
+    fn answered(&self) -> Option<(usize, bool)> {
+        self.chain.iter().enumerate().find_map(|(k, l)| {
+            let s = l.instance.harness.borrow().stream_state(l.id)?;
+            (s.local_reply || s.reset).then_some((k, s.reset))
+        })
+    }
+
+    /// Moves what each filter let through into the next one, on one side; what the last one (in the
+    /// side's direction) let through.
+    fn propagate(&self, request: bool, links: &[Link]) -> Forwarded {
+        let mut carry = Forwarded::default();
+        let order: Box<dyn Iterator<Item = &Link>> =
+            if request { Box::new(links.iter()) } else { Box::new(links.iter().rev()) };
+        for (k, l) in order.enumerate() {
+            let mut h = l.instance.harness.borrow_mut();
+            if k > 0 && !carry.is_empty() {
+                feed(&mut h, l.id, request, std::mem::take(&mut carry));
+            }
+            carry = h.take_forwarded(l.id, request);
+        }
+        carry
+    }
+
+    /// Keeps clocks and callouts of every filter moving.
+    fn tend(&self) {
+        for l in &self.chain {
+            l.instance.sync_clock();
+            l.instance.dispatch_callouts();
+        }
+    }
+
+    async fn run(mut self, headers: HeaderMap, mut body: Incoming) {
+        let progress = super::instance::progress();
+        // Request side.
+        let mut input =
+            Some(Forwarded { headers: Some(headers), end_of_stream: self.client_done, ..Default::default() });
+        let mut sink = Sink::Waiting;
+        let mut upstream: Option<tokio::task::JoinHandle<UpstreamHead>> = None;
+        let mut answered = None;
+        loop {
+            self.tend();
+            let out = match (self.chain.first(), input.take()) {
+                (None, f) => f.unwrap_or_default(),
+                (Some(first), f) => {
+                    if let Some(f) = f {
+                        feed(&mut first.instance.harness.borrow_mut(), first.id, true, f);
+                    }
+                    self.propagate(true, &self.chain)
+                }
+            };
+            let Forwarded { headers: out_headers, body: out_body, trailers: out_trailers, end_of_stream: end } = out;
+            if let Some(h) = out_headers {
+                let exact = h.get("content-length").is_some();
+                let (tx, upstream_body) = if end && out_trailers.is_none() {
+                    (None, PipeBody::full(Bytes::from(out_body), exact))
+                } else {
+                    let length = if exact { h.get_str("content-length").and_then(|v| v.parse().ok()) } else { None };
+                    let (tx, b) = PipeBody::channel(length);
+                    Self::send_upstream(&tx, out_body, out_trailers).await;
+                    (Some(tx), b)
+                };
+                sink = match tx {
+                    Some(tx) => Sink::Upstream(tx),
+                    None => Sink::Discard,
+                };
+                // The filters may have changed headers: route again, as Envoy clears its route cache.
+                let state = self.state.clone();
+                upstream = Some(tokio::task::spawn_local(async move {
+                    let vh =
+                        route::virtual_host(&state.plan.virtual_hosts, h.get_str(":authority").unwrap_or_default());
+                    let r = vh.and_then(|vh| route::route(vh, &h));
+                    run_route(&state, r, &h, upstream_body).await
+                }));
+            } else if let Sink::Upstream(tx) = &sink {
+                Self::send_upstream(tx, out_body, out_trailers).await;
+            }
+            if end {
+                // Dropping the sender ends the upstream request's body.
+                sink = Sink::Discard;
+            }
+            if let Some(a) = self.answered() {
+                answered = Some(a);
+                break;
+            }
+            if end {
+                break;
+            }
+            let notified = progress.notified();
+            tokio::select! {
+                frame = body.frame(), if !self.client_done => match frame {
+                    Some(Ok(f)) => {
+                        let f = from_frame(f);
+                        self.client_done = f.end_of_stream;
+                        input = Some(f);
+                    }
+                    None => {
+                        self.client_done = true;
+                        input = Some(Forwarded { end_of_stream: true, ..Default::default() });
+                    }
+                    // The client went away: nobody waits for an answer.
+                    Some(Err(_)) => return self.finish(),
+                },
+                _ = notified => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+        }
+        // Response side: from the upstream (or the answering filter) back to the client.
+        let links = match answered {
+            Some((_, true)) => return self.finish(),
+            Some((k, false)) => {
+                // The upstream request, if one started, is abandoned (Envoy resets it).
+                if let Some(u) = upstream.take() {
+                    u.abort();
+                }
+                k + 1
+            }
+            None => self.chain.len(),
         };
-        streams.push((filter.clone(), id));
-        filter.wait_for(|h| h.streams_view(id).map(|(up, _, local)| up.end_of_stream || local).unwrap_or(true)).await;
-        let view = filter.harness.borrow().streams_view(id).map(|(up, _, local)| (up.clone(), local));
-        match view {
-            Some((up, false)) => {
-                req_headers = up.headers;
-                req_body = Bytes::from(up.body);
+        let head = match upstream.take() {
+            Some(u) => u.await.ok(),
+            None => None,
+        };
+        let mut upstream_body = None;
+        let mut input = None;
+        if let Some(head) = head {
+            let f = match head.body {
+                UpstreamBody::Full { body, trailers } => Forwarded {
+                    headers: Some(head.headers),
+                    body: body.to_vec(),
+                    trailers: (!trailers.is_empty()).then_some(trailers),
+                    end_of_stream: true,
+                },
+                UpstreamBody::Stream(s) => {
+                    upstream_body = Some(s);
+                    Forwarded { headers: Some(head.headers), ..Default::default() }
+                }
+            };
+            input = Some(f);
+        }
+        let mut client: Option<BodySender> = None;
+        loop {
+            self.tend();
+            let out = match (links, input.take()) {
+                (0, f) => f.unwrap_or_default(),
+                (n, f) => {
+                    let last = &self.chain[n - 1];
+                    if let Some(f) = f {
+                        if answered.is_none() {
+                            feed(&mut last.instance.harness.borrow_mut(), last.id, false, f);
+                        }
+                    }
+                    self.propagate(false, &self.chain[..n])
+                }
+            };
+            let end = out.end_of_stream;
+            if let Some(h) = &out.headers {
+                let exact = h.get("content-length").is_some();
+                let body = if end && out.trailers.is_none() {
+                    PipeBody::full(Bytes::from(out.body), exact)
+                } else {
+                    let length = if exact { h.get_str("content-length").and_then(|v| v.parse().ok()) } else { None };
+                    let (tx, b) = PipeBody::channel(length);
+                    let _ = tx.send(Ok(Frame::data(Bytes::from(out.body)))).await;
+                    if let Some(t) = &out.trailers {
+                        let _ = tx.send(Ok(Frame::trailers(http_trailers(t)))).await;
+                    }
+                    client = Some(tx);
+                    b
+                };
+                if let Some(reply) = self.reply.take() {
+                    let _ = reply.send(to_response(h, body));
+                }
+            } else if let Some(tx) = &client {
+                if !out.body.is_empty() && tx.send(Ok(Frame::data(Bytes::from(out.body)))).await.is_err() {
+                    return self.finish();
+                }
+                if let Some(t) = &out.trailers {
+                    let _ = tx.send(Ok(Frame::trailers(http_trailers(t)))).await;
+                }
             }
-            // Answered (or reset) here: its reply goes back through this filter and those before it.
-            _ => {
-                answered = true;
-                break;
+            if end {
+                return self.finish();
+            }
+            if self.chain[..links]
+                .iter()
+                .any(|l| l.instance.harness.borrow().stream_state(l.id).is_some_and(|s| s.reset))
+            {
+                // Reset mid-response: the client sees the connection break.
+                if let Some(tx) = &client {
+                    let _ = tx.send(Err(Reset)).await;
+                }
+                return self.finish();
+            }
+            let notified = progress.notified();
+            tokio::select! {
+                frame = async { upstream_body.as_mut().expect("guarded").next().await }, if upstream_body.is_some() => match frame {
+                    Some(Ok(f)) => input = Some(from_frame(f)),
+                    None => {
+                        upstream_body = None;
+                        input = Some(Forwarded { end_of_stream: true, ..Default::default() });
+                    }
+                    Some(Err(_)) => {
+                        // The upstream broke off mid-body: so does the client's response.
+                        if let Some(tx) = &client {
+                            let _ = tx.send(Err(Reset)).await;
+                        }
+                        return self.finish();
+                    }
+                },
+                _ = notified => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
             }
         }
     }
-    // The upstream (or the route's own answer), unless a filter answered.
-    let mut response: Option<UpstreamResponse> = None;
-    if !answered {
-        // The filters may have changed headers: route again, as Envoy clears its route cache.
-        let vh = route::virtual_host(&state.plan.virtual_hosts, req_headers.get_str(":authority").unwrap_or_default());
-        let r = vh.and_then(|vh| route::route(vh, &req_headers));
-        response = Some(run_route(&state, r, &req_headers, req_body).await);
-    }
-    // Response side, in reverse filter order.
-    let mut last: Option<crate::harness::Message> = None;
-    for (filter, id) in streams.iter().rev() {
-        let id = *id;
-        if let Some(resp) = response.take() {
-            filter.sync_clock();
-            let mut h = filter.harness.borrow_mut();
-            let mut s = h.http(id);
-            let _ = s.response_headers(resp.headers.iter(), resp.body.is_empty() && resp.trailers.is_empty());
-            let mut chunks = resp.body.chunks(BODY_CHUNK).peekable();
-            while let Some(chunk) = chunks.next() {
-                let _ = s.response_body(chunk, chunks.peek().is_none() && resp.trailers.is_empty());
-            }
-            if !resp.trailers.is_empty() {
-                let _ = s.response_trailers(resp.trailers.iter());
-            }
+
+    /// Sends request output on to the upstream (a closed channel means the upstream is done with it).
+    async fn send_upstream(tx: &BodySender, body: Vec<u8>, trailers: Option<HeaderMap>) {
+        if !body.is_empty() && tx.send(Ok(Frame::data(Bytes::from(body)))).await.is_err() {
+            return;
         }
-        filter.wait_for(|h| h.streams_view(id).map(|(_, down, _)| down.end_of_stream).unwrap_or(true)).await;
-        let down = filter.harness.borrow().streams_view(id).map(|(_, down, _)| down.clone());
-        match down {
-            Some(down) if down.headers_forwarded => {
-                response = Some(UpstreamResponse {
-                    headers: down.headers.clone(),
-                    body: Bytes::from(down.body.clone()),
-                    trailers: down.trailers.clone(),
-                });
-                last = Some(down);
-            }
-            _ => {
-                last = None;
-                break;
-            }
+        if let Some(t) = trailers {
+            let _ = tx.send(Ok(Frame::trailers(http_trailers(&t)))).await;
         }
     }
-    for (filter, id) in &streams {
-        filter.harness.borrow_mut().forget_http_stream(*id);
+
+    /// Forgets the filters' streams (the client's reply, if never sent, becomes a reset).
+    fn finish(self) {
+        for l in &self.chain {
+            l.instance.harness.borrow_mut().forget_http_stream(l.id);
+        }
     }
-    match last {
-        Some(down) => Ok(to_response(&down.headers, Bytes::from(down.body))),
-        // A filter reset the stream: the client gets no response.
-        None => Err(Reset),
+}
+
+fn to_response(headers: &HeaderMap, body: PipeBody) -> hyper::Response<PipeBody> {
+    let status = headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
+    let mut b = hyper::Response::builder().status(status);
+    for (k, v) in headers.iter() {
+        if !k.starts_with(b":") && !HOP_BY_HOP.contains(&String::from_utf8_lossy(k).as_ref()) {
+            b = b.header(k, v);
+        }
     }
+    b.body(body).unwrap_or_else(|_| hyper::Response::new(PipeBody::full(Bytes::new(), true)))
 }
 
 /// The stream was reset; hyper drops the connection.

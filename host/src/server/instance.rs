@@ -15,23 +15,27 @@ use super::Shared;
 use crate::harness::{CalloutReply, Harness};
 use crate::stream::HeaderMap;
 
+thread_local! {
+    /// Signalled whenever something may have moved a stream of this worker on (a callout answer, a
+    /// tick): a request waiting on any of its filters wakes up and looks.
+    static PROGRESS: Rc<Notify> = Rc::new(Notify::new());
+}
+
+/// This worker's progress signal.
+pub(crate) fn progress() -> Rc<Notify> {
+    PROGRESS.with(Rc::clone)
+}
+
 /// A plugin instance of a worker.
 pub(crate) struct Instance {
     pub harness: RefCell<Harness>,
-    /// Signalled whenever something may have moved a stream on (a callout answer, a tick).
-    pub progress: Notify,
     dispatched: RefCell<HashSet<u32>>,
     shared: Arc<Shared>,
 }
 
 impl Instance {
     pub(crate) fn new(harness: Harness, shared: Arc<Shared>) -> Rc<Self> {
-        Rc::new(Self {
-            harness: RefCell::new(harness),
-            progress: Notify::new(),
-            dispatched: Default::default(),
-            shared,
-        })
+        Rc::new(Self { harness: RefCell::new(harness), dispatched: Default::default(), shared })
     }
 
     /// Moves the plugin's clock to now: due ticks fire, overdue callouts time out (Envoy's 504).
@@ -64,7 +68,7 @@ impl Instance {
                 let _ = this.harness.borrow_mut().respond_grpc_call(call.token, reply);
                 this.dispatched.borrow_mut().remove(&call.token);
                 this.dispatch_callouts();
-                this.progress.notify_waiters();
+                progress().notify_waiters();
             });
         }
     }
@@ -102,21 +106,8 @@ impl Instance {
                 tracing::debug!(token = call.token, answered = r.is_ok(), "callout to `{}` done", call.cluster);
                 this.dispatched.borrow_mut().remove(&call.token);
                 this.dispatch_callouts();
-                this.progress.notify_waiters();
+                progress().notify_waiters();
             });
-        }
-    }
-
-    /// Waits until `done` holds, keeping the clock and callouts moving meanwhile.
-    pub(crate) async fn wait_for(self: &Rc<Self>, mut done: impl FnMut(&Harness) -> bool) {
-        loop {
-            let notified = self.progress.notified();
-            self.dispatch_callouts();
-            if done(&self.harness.borrow()) {
-                return;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
-            self.sync_clock();
         }
     }
 }
@@ -130,7 +121,7 @@ pub(crate) async fn ticker(instances: Rc<RefCell<Vec<Rc<Instance>>>>) {
         for i in &current {
             i.sync_clock();
             i.dispatch_callouts();
-            i.progress.notify_waiters();
         }
+        progress().notify_waiters();
     }
 }

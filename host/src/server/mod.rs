@@ -5,6 +5,7 @@
 //! connections. Shared data, queues and stats are process-wide, keyed by vm_id.
 
 mod admin;
+mod body;
 mod cluster;
 mod http;
 mod instance;
