@@ -63,3 +63,23 @@ fn a_body_over_the_buffer_limit_is_refused_with_413_like_envoy() {
     // The 413 passes back through the filter's own response callbacks, which append "!".
     assert_eq!((o.status, o.body.as_str()), (413, "Payload Too Large!"));
 }
+
+#[test]
+fn a_paused_request_holds_a_body_over_the_limit_with_watermarks_not_413() {
+    // The filter pauses in request headers until its callout answers; meanwhile the body is larger
+    // than the 1 MiB buffer limit. StopAllIterationAndWatermark throttles the client instead of
+    // answering 413.
+    let upstream = sluice_integration::Upstream::start().unwrap();
+    let config = sluice_integration::EnvoyConfig::http(reference("callout", "auth 3000"))
+        .cluster("upstream", upstream.port)
+        .cluster("auth", upstream.port);
+    let envoy = sluice_integration::Envoy::start(&config).unwrap();
+    let sluice = sluice_integration::sluice::SluiceServe::start(&config).unwrap();
+    let body = "y".repeat(3_000_000);
+    for (name, port) in [("envoy", envoy.port), ("sluice serve", sluice.port)] {
+        let r = sluice_integration::client::send(port, "POST", "/up", &[("x-user", "slow")], body.as_bytes()).unwrap();
+        let text = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status(), 200, "{name}: {}", &text[..text.len().min(300)]);
+        assert!(text.contains(&format!("body={body}")), "{name}: the whole body reached the upstream");
+    }
+}

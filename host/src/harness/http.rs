@@ -99,6 +99,9 @@ enum Stage {
 struct Side {
     stage: Stage,
     pending: Vec<u8>,
+    /// Data held while headers are stopped counts against the buffer limit (StopAllIterationAndBuffer);
+    /// with StopAllIterationAndWatermark the connection is throttled instead.
+    pending_limited: bool,
     pending_eos: bool,
     pending_trailers: Option<HeaderMap>,
     eos_seen: bool,
@@ -194,6 +197,23 @@ impl Harness {
             }
         }
         f
+    }
+
+    /// Bytes of one side of stream `id` held without a limit (a filter that stopped with watermarks):
+    /// a driver with a real socket stops reading while this exceeds its buffer limit, as Envoy's
+    /// watermarks do.
+    pub fn held_bytes(&self, id: u32, request: bool) -> usize {
+        let Some(d) = self.streams.get(&id) else { return 0 };
+        let side = if request { &d.req } else { &d.resp };
+        let mut n = if side.pending_limited { 0 } else { side.pending.len() };
+        if side.stage == (Stage::Buffering { limited: false }) {
+            let ctx = d.ctx;
+            n += ctx
+                .and_then(|c| self.vm.http_state(c))
+                .map(|s| if request { s.request_body.bytes.len() } else { s.response_body.bytes.len() })
+                .unwrap_or(0);
+        }
+        n
     }
 
     /// Whether stream `id` was answered locally, reset, or finished (no more input is taken).
@@ -399,7 +419,11 @@ fn headers_step(h: &mut Harness, id: u32, d: Dir, headers: HeaderMap, eos: bool)
     match status {
         FilterStatus::Continue => forward_headers(h, id, d, eos),
         FilterStatus::StopIteration => driver(h, id).side(d).stage = Stage::HeadersStopped { all: false },
-        _ => driver(h, id).side(d).stage = Stage::HeadersStopped { all: true },
+        _ => {
+            let side = driver(h, id).side(d);
+            side.stage = Stage::HeadersStopped { all: true };
+            side.pending_limited = status == FilterStatus::StopAllIterationAndBuffer;
+        }
     }
     h.pump()?;
     finish_if_done(h, id)?;
@@ -428,7 +452,7 @@ fn body_step(h: &mut Harness, id: u32, d: Dir, chunk: &[u8], eos: bool) -> Resul
         let side = drv.side(d);
         side.pending.extend_from_slice(chunk);
         side.pending_eos |= eos;
-        if side.pending.len() > BUFFER_LIMIT {
+        if side.pending_limited && side.pending.len() > BUFFER_LIMIT {
             over_limit(h, id, d)?;
         }
         return Ok(FilterStatus::Buffered);

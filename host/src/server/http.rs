@@ -254,6 +254,13 @@ impl Exchange {
         carry
     }
 
+    /// Whether a filter holds more of one side than the buffer limit with watermarks: then the peer
+    /// is not read until it lets go (Envoy's flow control).
+    fn throttled(&self, request: bool) -> bool {
+        let limit = self.state.plan.buffer_limit;
+        self.chain.iter().any(|l| l.instance.harness.borrow().held_bytes(l.id, request) > limit)
+    }
+
     /// Keeps clocks and callouts of every filter moving.
     fn tend(&self) {
         for l in &self.chain {
@@ -320,7 +327,7 @@ impl Exchange {
             }
             let notified = progress.notified();
             tokio::select! {
-                frame = body.frame(), if !self.client_done => match frame {
+                frame = body.frame(), if !self.client_done && !self.throttled(true) => match frame {
                     Some(Ok(f)) => {
                         let f = from_frame(f);
                         self.client_done = f.end_of_stream;
@@ -426,7 +433,8 @@ impl Exchange {
             }
             let notified = progress.notified();
             tokio::select! {
-                frame = async { upstream_body.as_mut().expect("guarded").next().await }, if upstream_body.is_some() => match frame {
+                frame = async { upstream_body.as_mut().expect("guarded").next().await },
+                    if upstream_body.is_some() && !self.throttled(false) => match frame {
                     Some(Ok(f)) => input = Some(from_frame(f)),
                     None => {
                         upstream_body = None;
