@@ -224,3 +224,23 @@ fn the_readme_demo_serves_through_the_headers_sample() {
     assert_eq!(String::from_utf8_lossy(&r.body), "hello through a wasm filter\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn grpc_is_proxied_over_http2_alike() {
+    // The client speaks h2c to the proxy, the route goes to an HTTP/2 cluster; a filter in between.
+    let grpc = sluice_integration::grpc_upstream::GrpcUpstream::start().unwrap();
+    let config = EnvoyConfig::http(reference("headers", "")).http2_cluster("upstream", grpc.port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = SluiceServe::start(&config).unwrap();
+    for (path, message) in
+        [("/pkg.Checker/Check", &b"hello"[..]), ("/pkg.Checker/Check", b"/deny"), ("/pkg.Nope/X", b"")]
+    {
+        let e = sluice_integration::grpc_client::unary(envoy.port, path, message).unwrap();
+        let s = sluice_integration::grpc_client::unary(sluice.port, path, message).unwrap();
+        assert_eq!(e, s, "Envoy and sluice serve disagree on {path}\n--- sluice log ---\n{}", sluice.log());
+    }
+    let ok = sluice_integration::grpc_client::unary(sluice.port, "/pkg.Checker/Check", b"hello").unwrap();
+    assert_eq!(ok.message, b"allowed:hello");
+    assert!(ok.trailers.contains(&("grpc-status".into(), "0".into())), "{ok:?}");
+    assert!(ok.headers.contains(&("x-response-added".into(), "yes".into())), "the filter ran: {ok:?}");
+}

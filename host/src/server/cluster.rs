@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -16,6 +16,7 @@ use crate::config::ClusterPlan;
 use crate::stream::HeaderMap;
 
 type Sender = http1::SendRequest<PipeBody>;
+type H2Sender = hyper::client::conn::http2::SendRequest<PipeBody>;
 type Endpoint = (String, u16);
 
 /// Idle connections kept per endpoint and worker.
@@ -24,6 +25,8 @@ const MAX_IDLE: usize = 64;
 thread_local! {
     /// This worker's idle upstream connections, by endpoint.
     static POOL: std::cell::RefCell<std::collections::HashMap<Endpoint, Vec<Sender>>> = Default::default();
+    /// This worker's HTTP/2 connections, one per endpoint, shared by all its streams.
+    static H2: std::cell::RefCell<std::collections::HashMap<Endpoint, H2Sender>> = Default::default();
 }
 
 /// Keeps an idle connection for the next request of this worker.
@@ -197,14 +200,8 @@ impl Cluster {
         message: &[u8],
     ) -> Result<Vec<u8>, (u32, String)> {
         let unavailable = || (14, CONNECT_FAILURE.to_string());
-        let stream = self.connect_tcp().await.ok_or_else(unavailable)?;
-        let (mut sender, conn) =
-            hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(super::LocalExec, TokioIo::new(stream))
-                .await
-                .map_err(|_| unavailable())?;
-        tokio::task::spawn_local(async move {
-            let _ = conn.await;
-        });
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
+        let mut sender = self.h2_connection(&self.plan.endpoints[i]).await.ok_or_else(unavailable)?;
         let mut framed = Vec::with_capacity(5 + message.len());
         framed.push(0);
         framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
@@ -217,7 +214,7 @@ impl Cluster {
         for (k, v) in metadata {
             req = req.header(k.as_slice(), v.as_slice());
         }
-        let req = req.body(Full::new(Bytes::from(framed))).map_err(|e| (13, e.to_string()))?;
+        let req = req.body(PipeBody::full(framed, true)).map_err(|e| (13, e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(|_| unavailable())?;
         let headers = resp.headers().clone();
         let collected = resp.into_body().collect().await.map_err(|_| unavailable())?;
@@ -235,6 +232,27 @@ impl Cluster {
         let body = collected.to_bytes();
         let len = body.get(1..5).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).unwrap_or(0);
         body.get(5..5 + len).map(<[u8]>::to_vec).ok_or((13, "malformed gRPC message".into()))
+    }
+
+    /// This worker's HTTP/2 connection to `endpoint`, opened if there is none (or it closed).
+    async fn h2_connection(&self, endpoint: &Endpoint) -> Option<H2Sender> {
+        if let Some(s) = H2.with(|m| m.borrow().get(endpoint).cloned()) {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        let connect = TcpStream::connect((endpoint.0.as_str(), endpoint.1));
+        let stream = tokio::time::timeout(self.plan.connect_timeout, connect).await.ok()?.ok()?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake::<_, _, PipeBody>(super::LocalExec, TokioIo::new(stream))
+                .await
+                .ok()?;
+        tokio::task::spawn_local(async move {
+            let _ = conn.await;
+        });
+        H2.with(|m| m.borrow_mut().insert(endpoint.clone(), sender.clone()));
+        Some(sender)
     }
 
     /// An idle pooled connection to `endpoint` of this worker, or a new one.
@@ -257,38 +275,40 @@ impl Cluster {
     async fn exchange(&self, headers: &HeaderMap, body: PipeBody) -> UpstreamHead {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
         let endpoint = &self.plan.endpoints[i];
-        let Some(mut sender) = self.connection(endpoint).await else {
-            return UpstreamResponse::local(503, CONNECT_FAILURE).into();
-        };
-        let mut req = hyper::Request::builder()
-            .method(headers.get_str(":method").unwrap_or("GET"))
-            .uri(headers.get_str(":path").unwrap_or("/"));
+        let authority = headers.get_str(":authority").unwrap_or(&self.plan.name).to_string();
+        let path = headers.get_str(":path").unwrap_or("/");
+        let mut req = hyper::Request::builder().method(headers.get_str(":method").unwrap_or("GET"));
+        req = if self.plan.http2 { req.uri(format!("http://{authority}{path}")) } else { req.uri(path) };
         for (k, v) in headers.iter() {
             if k.starts_with(b":") {
                 continue;
             }
             req = req.header(k, v);
         }
-        if let Some(a) = headers.get(":authority") {
-            req = req.header("host", a);
+        if !self.plan.http2 {
+            req = req.header("host", authority);
         }
         let Ok(req) = req.body(body) else {
             return UpstreamResponse::local(503, CONNECT_FAILURE).into();
         };
-        let resp = match sender.send_request(req).await {
-            Ok(r) => r,
-            Err(_) => return UpstreamResponse::local(503, CONNECT_FAILURE).into(),
+        let (resp, connection) = if self.plan.http2 {
+            let Some(mut sender) = self.h2_connection(endpoint).await else {
+                return UpstreamResponse::local(503, CONNECT_FAILURE).into();
+            };
+            (sender.send_request(req).await, None)
+        } else {
+            let Some(mut sender) = self.connection(endpoint).await else {
+                return UpstreamResponse::local(503, CONNECT_FAILURE).into();
+            };
+            (sender.send_request(req).await, Some((endpoint.clone(), sender)))
+        };
+        let Ok(resp) = resp else {
+            return UpstreamResponse::local(503, CONNECT_FAILURE).into();
         };
         let mut out = HeaderMap::from_pairs([(":status", resp.status().as_u16().to_string())]);
         for (k, v) in resp.headers() {
             out.add(k.as_str(), v.as_bytes());
         }
-        UpstreamHead {
-            headers: out,
-            body: UpstreamBody::Stream(StreamingBody {
-                body: resp.into_body(),
-                connection: Some((endpoint.clone(), sender)),
-            }),
-        }
+        UpstreamHead { headers: out, body: UpstreamBody::Stream(StreamingBody { body: resp.into_body(), connection }) }
     }
 }

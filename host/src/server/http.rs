@@ -78,11 +78,22 @@ async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &Heade
     }
 }
 
-fn route_info(state: &ListenerState, headers: &HeaderMap, peer: SocketAddr, local: SocketAddr) -> StreamInfo {
+fn route_info(
+    state: &ListenerState,
+    headers: &HeaderMap,
+    version: hyper::Version,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> StreamInfo {
+    let protocol = match version {
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/1.1",
+    };
     let mut info = StreamInfo {
         source: Some(peer),
         destination: Some(local),
-        protocol: Some("HTTP/1.1".into()),
+        protocol: Some(protocol.into()),
         ..Default::default()
     };
     if let Some(vh) = route::virtual_host(&state.plan.virtual_hosts, headers.get_str(":authority").unwrap_or_default())
@@ -122,7 +133,9 @@ pub(crate) async fn handle(
     headers.add(":method", parts.method.as_str());
     headers.add(":scheme", "http");
     for (k, v) in &parts.headers {
-        if k != "host" && !HOP_BY_HOP.contains(&k.as_str()) {
+        // `te: trailers` is end-to-end for gRPC; every other hop-by-hop header stops here.
+        let te_trailers = k == "te" && v.as_bytes().eq_ignore_ascii_case(b"trailers");
+        if k != "host" && (te_trailers || !HOP_BY_HOP.contains(&k.as_str())) {
             headers.add(k.as_str(), v.as_bytes());
         }
     }
@@ -133,7 +146,7 @@ pub(crate) async fn handle(
     let filters = state.filters.borrow().clone();
     let mut chain = Vec::with_capacity(filters.len());
     if !filters.is_empty() {
-        let info = route_info(&state, &headers, peer, local);
+        let info = route_info(&state, &headers, parts.version, peer, local);
         for f in filters {
             let id = {
                 let mut h = f.harness.borrow_mut();
