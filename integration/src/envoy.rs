@@ -153,6 +153,20 @@ impl EnvoyConfig {
     }
 
     fn tcp_listener(&self) -> String {
+        let wasm: String = self
+            .filters
+            .iter()
+            .map(|f| {
+                format!(
+                    r#"      - name: envoy.filters.network.wasm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
+          config:
+{}"#,
+                    Self::plugin_yaml(f, 12)
+                )
+            })
+            .collect();
         format!(
             r#"static_resources:
   listeners:
@@ -160,15 +174,10 @@ impl EnvoyConfig {
     address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
     filter_chains:
     - filters:
-      - name: envoy.filters.network.wasm
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
-          config:
-{}      - name: envoy.filters.network.tcp_proxy
+{wasm}      - name: envoy.filters.network.tcp_proxy
         typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: tcp, cluster: upstream }}
   clusters:
-"#,
-            self.filters.first().map(|f| Self::plugin_yaml(f, 12)).unwrap_or_default()
+"#
         )
     }
 

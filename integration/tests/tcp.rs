@@ -54,3 +54,42 @@ fn network_filter_matches_envoy() {
     assert!(h.logs_at(sluice_host::abi::status::LogLevel::Warn).contains(&"denied connection".to_string()));
     assert_eq!(h.shared_data("down_bytes").unwrap().0, b"16");
 }
+
+#[test]
+fn a_chain_of_network_filters_is_served_like_envoy() {
+    // Client data passes the filters in order: the reference filter upper-cases it, then the
+    // `tcp-guard` sample counts it; a denied first chunk is closed by the first filter.
+    let upstream = Upstream::start_tcp_echo().unwrap();
+    let guard = sluice_integration::envoy::WasmFilter {
+        wasm: sluice_integration::wasm::sample_filter("tcp-guard"),
+        name: "tcp-guard".into(),
+        root_id: "tcp-guard".into(),
+        vm_id: "tcp-guard".into(),
+        configuration: r#"{"deny_prefixes": ["hello"]}"#.into(),
+        failure_policy: None,
+    };
+    let config = EnvoyConfig::tcp(reference("tcp", "")).and_filter(guard).cluster("upstream", upstream.port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = sluice_integration::sluice::SluiceServe::start(&config).unwrap();
+    for (name, port, admin) in
+        [("envoy", envoy.port, envoy.admin_port), ("sluice serve", sluice.port, sluice.admin_port)]
+    {
+        let stat = |n: &str| admin_stat(admin, n);
+        // "hello" is denied by tcp-guard only before the first filter upper-cases it: it passes.
+        assert_eq!(through_envoy(port, b"hello tcp"), b"HELLO TCP", "{name}");
+        assert_eq!(through_envoy(port, b"DENY me"), b"", "{name}: the first filter closed it");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            stat("wasmcustom.tcp_guard.bytes_in").as_deref(),
+            Some("9"),
+            "{name}: only the first connection reached the second filter"
+        );
+        assert_eq!(stat("wasmcustom.tcp_guard.bytes_out").as_deref(), Some("9"), "{name}");
+    }
+}
+
+fn admin_stat(port: u16, name: &str) -> Option<String> {
+    let r = sluice_integration::client::get(port, &format!("/stats?filter=^{name}$")).ok()?;
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
+}

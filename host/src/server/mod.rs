@@ -193,20 +193,11 @@ fn worker(
                 filters: std::cell::RefCell::new(filters),
                 shared: shared.clone(),
             })),
-            ListenerKind::Tcp { cluster, .. } => {
-                if filters.len() > 1 {
-                    return Err(Error::Usage(format!(
-                        "listener `{}`: more than one wasm network filter is not served by this build yet",
-                        l.name
-                    )));
-                }
-                let filter = filters.pop();
-                Listener::Tcp(Rc::new(tcp::TcpListenerState {
-                    filter: std::cell::RefCell::new(filter),
-                    cluster: cluster.clone(),
-                    shared: shared.clone(),
-                }))
-            }
+            ListenerKind::Tcp { cluster, .. } => Listener::Tcp(Rc::new(tcp::TcpListenerState {
+                filters: std::cell::RefCell::new(filters),
+                cluster: cluster.clone(),
+                shared: shared.clone(),
+            })),
         };
         states.push((state, socket));
     }

@@ -1,83 +1,177 @@
-//! TCP proxying with network filters: bytes each way pass through the filter (pause, resume,
-//! close), then to the other side.
+//! TCP proxying with a chain of network filters: bytes from the client pass the filters in order,
+//! bytes from the upstream pass them in reverse (Envoy's read and write filters), each filter may
+//! pause, resume (after a callout) or close.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::instance::Instance;
+use super::instance::{progress, Instance};
 use super::Shared;
 use crate::abi::status::PeerType;
+use crate::stream::FilterStatus;
 
 /// Per worker, per TCP listener.
 pub(crate) struct TcpListenerState {
-    pub filter: std::cell::RefCell<Option<Rc<Instance>>>,
+    /// The wasm network filters, in order (swapped whole by `--watch`; a connection keeps the ones
+    /// it began with).
+    pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
     pub cluster: String,
     pub shared: std::sync::Arc<Shared>,
+}
+
+/// One filter's stream of this connection.
+struct Link {
+    instance: Rc<Instance>,
+    id: u32,
+}
+
+/// What came out of the chain on one pass.
+#[derive(Default)]
+struct Out {
+    to_upstream: Vec<u8>,
+    to_client: Vec<u8>,
+    closed: bool,
+}
+
+/// Passes `input` through the links, in order for client data and in reverse for upstream data,
+/// and collects what each end receives (data a filter sends the other way, too).
+fn pass(links: &[Link], from_client: bool, input: &[u8], eos: bool) -> Out {
+    let mut out = Out::default();
+    let order: Vec<usize> = if from_client { (0..links.len()).collect() } else { (0..links.len()).rev().collect() };
+    let mut carry = input.to_vec();
+    let mut carry_eos = eos;
+    for k in order {
+        let l = &links[k];
+        l.instance.sync_clock();
+        let mut h = l.instance.harness.borrow_mut();
+        let mut c = h.tcp(l.id);
+        let mut let_through = true;
+        if !carry.is_empty() || carry_eos {
+            let r = if from_client { c.downstream_data(&carry, carry_eos) } else { c.upstream_data(&carry, carry_eos) };
+            let_through = matches!(r, Ok(FilterStatus::Continue));
+        }
+        let closed = c.closed().is_some();
+        out.closed |= closed;
+        let (onward, back) = if from_client {
+            (c.take_sent_upstream(), c.take_sent_downstream())
+        } else {
+            (c.take_sent_downstream(), c.take_sent_upstream())
+        };
+        if !back.is_empty() {
+            // Sent the other way (e.g. a reply written by the filter): it does not pass the others.
+            if from_client {
+                out.to_client.extend(back)
+            } else {
+                out.to_upstream.extend(back)
+            }
+        }
+        carry = onward;
+        // The end of the stream goes past a filter only if it let the data through.
+        carry_eos &= let_through;
+        if closed {
+            // A closed connection stops the chain here, as Envoy stops iterating its filters.
+            carry.clear();
+            break;
+        }
+    }
+    if from_client {
+        out.to_upstream.extend(carry);
+    } else {
+        out.to_client.extend(carry);
+    }
+    out
+}
+
+/// Collects data filters released on their own (after a callout answered and they resumed).
+fn released(links: &[Link]) -> Out {
+    let mut out = Out::default();
+    for dir in [true, false] {
+        let o = pass(links, dir, &[], false);
+        out.to_upstream.extend(o.to_upstream);
+        out.to_client.extend(o.to_client);
+        out.closed |= o.closed;
+    }
+    out
 }
 
 /// Serves one connection.
 pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
     let Some(cluster) = state.shared.clusters.get(&state.cluster) else { return };
     let Some(mut upstream) = cluster.connect_tcp().await else { return };
-    let current = state.filter.borrow().clone();
-    let Some(filter) = current else {
+    let filters = state.filters.borrow().clone();
+    if filters.is_empty() {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         return;
-    };
-    filter.sync_clock();
-    let id = match filter.harness.borrow_mut().tcp_stream() {
-        Ok(c) => c.id(),
-        Err(_) => return,
-    };
+    }
+    let mut links = Vec::with_capacity(filters.len());
+    for f in filters {
+        f.sync_clock();
+        let id = match f.harness.borrow_mut().tcp_stream() {
+            Ok(c) => c.id(),
+            Err(_) => return,
+        };
+        links.push(Link { instance: f, id });
+    }
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
     let (mut cbuf, mut ubuf) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
     let (mut client_open, mut upstream_open) = (true, true);
-    while client_open || upstream_open {
-        let (to_up, to_down, closed) = tokio::select! {
+    let wake = progress();
+    // A filter may close at once (in on_new_connection).
+    let mut out = released(&links);
+    loop {
+        if !out.to_upstream.is_empty() && uw.write_all(&out.to_upstream).await.is_err() {
+            break;
+        }
+        if !out.to_client.is_empty() && cw.write_all(&out.to_client).await.is_err() {
+            break;
+        }
+        if out.closed {
+            // A filter (or a failure) closed the connection: flush and go.
+            let _ = cw.shutdown().await;
+            break;
+        }
+        if !client_open && !upstream_open {
+            break;
+        }
+        let notified = wake.notified();
+        out = tokio::select! {
             r = cr.read(&mut cbuf), if client_open => {
                 let n = r.unwrap_or(0);
                 client_open = n > 0;
-                filter.sync_clock();
-                let mut h = filter.harness.borrow_mut();
-                let mut c = h.tcp(id);
-                let _ = c.downstream_data(&cbuf[..n], n == 0);
-                (c.take_sent_upstream(), c.take_sent_downstream(), c.closed())
+                let o = pass(&links, true, &cbuf[..n], n == 0);
+                if !client_open {
+                    let _ = uw.shutdown().await;
+                }
+                o
             }
             r = ur.read(&mut ubuf), if upstream_open => {
                 let n = r.unwrap_or(0);
                 upstream_open = n > 0;
-                filter.sync_clock();
-                let mut h = filter.harness.borrow_mut();
-                let mut c = h.tcp(id);
-                let _ = c.upstream_data(&ubuf[..n], n == 0);
-                (c.take_sent_upstream(), c.take_sent_downstream(), c.closed())
+                let o = pass(&links, false, &ubuf[..n], n == 0);
+                if !upstream_open {
+                    let _ = cw.shutdown().await;
+                }
+                o
             }
+            _ = notified => {
+                for l in &links {
+                    l.instance.dispatch_callouts();
+                }
+                released(&links)
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => released(&links),
         };
-        if !to_up.is_empty() && uw.write_all(&to_up).await.is_err() {
-            break;
-        }
-        if !to_down.is_empty() && cw.write_all(&to_down).await.is_err() {
-            break;
-        }
-        if !client_open {
-            let _ = uw.shutdown().await;
-        }
-        if !upstream_open {
-            let _ = cw.shutdown().await;
-        }
-        if closed.is_some() {
-            // The filter (or a failure) closed the connection: flush and go.
-            let _ = cw.shutdown().await;
-            break;
-        }
     }
-    filter.dispatch_callouts();
-    let mut h = filter.harness.borrow_mut();
-    let mut c = h.tcp(id);
-    let peer = c.closed().unwrap_or(PeerType::Remote);
-    let _ = c.close(peer);
-    h.forget_tcp_stream(id);
+    for l in &links {
+        l.instance.dispatch_callouts();
+        let mut h = l.instance.harness.borrow_mut();
+        let mut c = h.tcp(l.id);
+        let peer = c.closed().unwrap_or(PeerType::Remote);
+        let _ = c.close(peer);
+        h.forget_tcp_stream(l.id);
+    }
 }

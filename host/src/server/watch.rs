@@ -65,10 +65,7 @@ pub(super) async fn run(
                 };
                 let old = match &listeners[li] {
                     Listener::Http(state) => std::mem::replace(&mut state.filters.borrow_mut()[fi], fresh.clone()),
-                    Listener::Tcp(state) => match state.filter.borrow_mut().replace(fresh.clone()) {
-                        Some(old) => old,
-                        None => continue,
-                    },
+                    Listener::Tcp(state) => std::mem::replace(&mut state.filters.borrow_mut()[fi], fresh.clone()),
                 };
                 let mut all = instances.borrow_mut();
                 all.retain(|i| !Rc::ptr_eq(i, &old));
