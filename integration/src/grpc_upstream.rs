@@ -1,7 +1,8 @@
 //! A gRPC service on 127.0.0.1 (HTTP/2 without TLS) for callout tests: `pkg.Checker/Check` answers
-//! `allowed:<request>`, or status 7 (`denied`) when the request message is `/deny`.
+//! `allowed:<request>`, or status 7 (`denied`) when the request message is `/deny`;
+//! `pkg.Echo/Stream` answers each message as it arrives with `echo:<message>` (initial metadata
+//! `x-echo-md` repeats the request's `x-md`; trailers carry `x-echo-count`).
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -14,8 +15,8 @@ pub struct GrpcUpstream {
     pub port: u16,
 }
 
-/// A body of ready frames (data, then trailers).
-struct Body(VecDeque<Frame<Bytes>>);
+/// A body of frames sent as they are made.
+struct Body(tokio::sync::mpsc::UnboundedReceiver<Frame<Bytes>>);
 
 impl hyper::body::Body for Body {
     type Data = Bytes;
@@ -23,31 +24,76 @@ impl hyper::body::Body for Body {
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+        self.0.poll_recv(cx).map(|f| f.map(Ok))
     }
 }
 
-fn frames(message: Option<&[u8]>, status: u32, text: &str) -> Body {
-    let mut out = VecDeque::new();
-    if let Some(m) = message {
-        let mut framed = vec![0u8];
-        framed.extend_from_slice(&(m.len() as u32).to_be_bytes());
-        framed.extend_from_slice(m);
-        out.push_back(Frame::data(Bytes::from(framed)));
-    }
+fn framed(m: &[u8]) -> Frame<Bytes> {
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(m.len() as u32).to_be_bytes());
+    framed.extend_from_slice(m);
+    Frame::data(Bytes::from(framed))
+}
+
+fn trailers(status: u32, text: &str) -> hyper::HeaderMap {
     let mut trailers = hyper::HeaderMap::new();
     trailers.insert("grpc-status", status.to_string().parse().expect("a number is a valid header"));
     if !text.is_empty() {
         trailers.insert("grpc-message", text.parse().expect("ASCII text is a valid header"));
     }
-    out.push_back(Frame::trailers(trailers));
-    Body(out)
+    trailers
+}
+
+fn frames(message: Option<&[u8]>, status: u32, text: &str) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(m) = message {
+        let _ = tx.send(framed(m));
+    }
+    let _ = tx.send(Frame::trailers(trailers(status, text)));
+    Body(rx)
+}
+
+/// `pkg.Echo/Stream`: answers each request message as it arrives.
+fn echo_stream(req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    let md = req.headers().get("x-md").cloned();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut count = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else { continue };
+            pending.extend_from_slice(&data);
+            while pending.len() >= 5 {
+                let len = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+                if pending.len() < 5 + len {
+                    break;
+                }
+                let m: Vec<u8> = pending.drain(..5 + len).skip(5).collect();
+                let mut reply = b"echo:".to_vec();
+                reply.extend_from_slice(&m);
+                count += 1;
+                let _ = tx.send(framed(&reply));
+            }
+        }
+        let mut t = trailers(0, "");
+        t.insert("x-echo-count", count.to_string().parse().expect("a number is a valid header"));
+        let _ = tx.send(Frame::trailers(t));
+    });
+    let mut resp = hyper::Response::builder().header("content-type", "application/grpc");
+    if let Some(md) = md {
+        resp = resp.header("x-echo-md", md);
+    }
+    resp.body(Body(rx)).expect("a valid response")
 }
 
 async fn answer(req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    if path == "/pkg.Echo/Stream" {
+        return Ok(echo_stream(req));
+    }
     let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let message = body.get(5..).unwrap_or_default();
     let reply = if path != "/pkg.Checker/Check" {

@@ -244,3 +244,23 @@ fn grpc_is_proxied_over_http2_alike() {
     assert!(ok.trailers.contains(&("grpc-status".into(), "0".into())), "{ok:?}");
     assert!(ok.headers.contains(&("x-response-added".into(), "yes".into())), "the filter ran: {ok:?}");
 }
+
+#[test]
+fn grpc_stream_callouts_are_served_alike() {
+    let upstream = Upstream::start().unwrap();
+    let grpc = sluice_integration::grpc_upstream::GrpcUpstream::start().unwrap();
+    let config = EnvoyConfig::http(reference("grpc-stream", ""))
+        .cluster("upstream", upstream.port)
+        .http2_cluster("grpc", grpc.port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = SluiceServe::start(&config).unwrap();
+    let p = Pair { envoy, sluice, _upstream: upstream };
+    let o = p.check(&Case::get("/a/b/c"));
+    assert_eq!(
+        o.body,
+        "initial x-echo-md=1\nmessage echo:a\nmessage echo:b\nmessage echo:c\ntrailing x-echo-count=3\nclose 0 via_upstream\n",
+        "each message arrives as the upstream sends it; Envoy appends the details to the status message"
+    );
+    let o = p.check(&Case::get("/unknown/x"));
+    assert_eq!(o.body, "initial x-echo-md=\ntrailing x-echo-count=\nclose 12 unknown method{via_upstream}\n");
+}

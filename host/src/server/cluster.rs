@@ -89,6 +89,17 @@ pub(crate) const CONNECT_FAILURE: &str =
 /// Envoy's body for a timeout.
 pub(crate) const TIMEOUT: &str = "upstream request timeout";
 
+/// A gRPC status message as Envoy's gRPC client hands it to a plugin when the status came from the
+/// upstream: the response-code details appended in braces, or alone when there is no message
+/// (pinned by the serve comparison tests).
+pub(crate) fn via_upstream(message: &str) -> String {
+    if message.is_empty() {
+        "via_upstream".into()
+    } else {
+        format!("{message}{{via_upstream}}")
+    }
+}
+
 /// A response from an upstream, or one Envoy would make up.
 #[derive(Debug, Clone)]
 pub(crate) struct UpstreamResponse {
@@ -225,9 +236,7 @@ impl Cluster {
         };
         let status: u32 = field("grpc-status").and_then(|s| s.parse().ok()).unwrap_or(2);
         if status != 0 {
-            // Envoy's gRPC client appends the response-code details to a status that came from the
-            // upstream (pinned by the serve comparison test).
-            return Err((status, format!("{}{{via_upstream}}", field("grpc-message").unwrap_or_default())));
+            return Err((status, via_upstream(&field("grpc-message").unwrap_or_default())));
         }
         let body = collected.to_bytes();
         let len = body.get(1..5).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).unwrap_or(0);

@@ -29,13 +29,41 @@ pub(crate) fn progress() -> Rc<Notify> {
 /// A plugin instance of a worker.
 pub(crate) struct Instance {
     pub harness: RefCell<Harness>,
+    /// gRPC streams the plugin opened, by token.
+    streams: RefCell<std::collections::HashMap<u32, super::grpc_stream::OpenStream>>,
     dispatched: RefCell<HashSet<u32>>,
     shared: Arc<Shared>,
 }
 
 impl Instance {
     pub(crate) fn new(harness: Harness, shared: Arc<Shared>) -> Rc<Self> {
-        Rc::new(Self { harness: RefCell::new(harness), dispatched: Default::default(), shared })
+        Rc::new(Self {
+            harness: RefCell::new(harness),
+            streams: Default::default(),
+            dispatched: Default::default(),
+            shared,
+        })
+    }
+
+    /// What every worker shares (clusters).
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Opens the plugin's new gRPC streams, sends what it queued on open ones, and drops the ones
+    /// it cancelled or that ended.
+    fn dispatch_grpc_streams(self: &Rc<Self>) {
+        let calls: Vec<_> = self.harness.borrow().grpc_callouts().iter().filter(|c| c.streaming).cloned().collect();
+        let mut streams = self.streams.borrow_mut();
+        streams.retain(|token, _| calls.iter().any(|c| c.token == *token));
+        for call in &calls {
+            match streams.get_mut(&call.token) {
+                Some(s) => s.catch_up(call),
+                None => {
+                    streams.insert(call.token, super::grpc_stream::OpenStream::open(self, call));
+                }
+            }
+        }
     }
 
     /// Moves the plugin's clock to now: due ticks fire, overdue callouts time out (Envoy's 504).
@@ -49,6 +77,9 @@ impl Instance {
 
     /// Sends the plugin's new unary gRPC calls; each reply (or status) goes back to the plugin.
     fn dispatch_grpc(self: &Rc<Self>) {
+        if self.harness.borrow().grpc_callouts().iter().any(|c| c.streaming) || !self.streams.borrow().is_empty() {
+            self.dispatch_grpc_streams();
+        }
         let calls: Vec<_> = self.harness.borrow().grpc_callouts().iter().filter(|c| !c.streaming).cloned().collect();
         for call in calls {
             if !self.dispatched.borrow_mut().insert(call.token) {

@@ -7,6 +7,7 @@
 mod admin;
 mod body;
 mod cluster;
+mod grpc_stream;
 mod http;
 mod instance;
 mod route;

@@ -1,0 +1,150 @@
+//! gRPC streams a plugin opened (`proxy_grpc_stream`), over the cluster's HTTP/2 connection: the
+//! plugin's messages go out as it sends them, the upstream's initial metadata, messages, trailers
+//! and status come back to it as they arrive.
+
+use std::rc::Rc;
+
+use bytes::{Buf, BytesMut};
+use hyper::body::Frame;
+
+use super::body::{BodySender, PipeBody};
+use super::cluster::{via_upstream, UpstreamBody, CONNECT_FAILURE};
+use super::instance::{progress, Instance};
+use crate::stream::HeaderMap;
+use crate::vm::GrpcCallout;
+
+/// gRPC's UNAVAILABLE and INTERNAL.
+const UNAVAILABLE: u32 = 14;
+const INTERNAL: u32 = 13;
+
+/// One open stream: where the plugin's next messages go.
+pub(crate) struct OpenStream {
+    tx: Option<BodySender>,
+    sent: usize,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        // The plugin cancelled or forgot the stream: stop talking to the upstream.
+        self.task.abort();
+    }
+}
+
+fn frame(message: &[u8]) -> Frame<bytes::Bytes> {
+    let mut framed = Vec::with_capacity(5 + message.len());
+    framed.push(0);
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(message);
+    Frame::data(framed.into())
+}
+
+impl OpenStream {
+    /// Opens `call` and sends what the plugin has queued so far.
+    pub(crate) fn open(instance: &Rc<Instance>, call: &GrpcCallout) -> Self {
+        let (tx, body) = PipeBody::channel(None);
+        let task = tokio::task::spawn_local(run(instance.clone(), call.clone(), body));
+        let mut s = OpenStream { tx: Some(tx), sent: 0, task };
+        s.catch_up(call);
+        s
+    }
+
+    /// Sends the messages the plugin added since, and ends the request when it half-closed.
+    pub(crate) fn catch_up(&mut self, call: &GrpcCallout) {
+        let Some(tx) = &self.tx else { return };
+        while let Some(m) = call.messages.get(self.sent) {
+            // A full channel means the upstream is slow: the rest goes on the next pass.
+            if tx.try_send(Ok(frame(m))).is_err() {
+                return;
+            }
+            self.sent += 1;
+        }
+        if call.half_closed {
+            self.tx = None;
+        }
+    }
+}
+
+/// Delivers to the plugin, then lets it and every waiting stream move on.
+fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::harness::Harness)) {
+    instance.sync_clock();
+    f(&mut instance.harness.borrow_mut());
+    instance.dispatch_callouts();
+    progress().notify_waiters();
+}
+
+fn status_of(h: &HeaderMap) -> Option<(u32, String)> {
+    let status = h.get_str("grpc-status")?.parse().ok()?;
+    Some((status, via_upstream(h.get_str("grpc-message").unwrap_or_default())))
+}
+
+async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
+    let token = call.token;
+    let close = |status: u32, message: String, trailers: HeaderMap| {
+        deliver(&instance, |h| {
+            let _ = h.close_grpc_stream(token, trailers, status, &message);
+        })
+    };
+    let cluster = crate::abi::grpc::grpc_cluster(&call.cluster);
+    let Some(c) = instance.shared().clusters.get(&cluster) else {
+        return close(UNAVAILABLE, CONNECT_FAILURE.into(), HeaderMap::new());
+    };
+    let mut headers = HeaderMap::from_pairs([
+        (":method", "POST".to_string()),
+        (":path", format!("/{}/{}", call.service, call.method)),
+        (":authority", cluster.clone()),
+        ("content-type", "application/grpc".to_string()),
+        ("te", "trailers".to_string()),
+    ]);
+    for (k, v) in &call.metadata {
+        headers.add(k.as_slice(), v.as_slice());
+    }
+    let head = c.start(&headers, body, None).await;
+    let UpstreamBody::Stream(mut stream) = head.body else {
+        return close(UNAVAILABLE, CONNECT_FAILURE.into(), HeaderMap::new());
+    };
+    // A trailers-only reply carries the status in its headers.
+    if let Some((status, message)) = status_of(&head.headers) {
+        return close(status, message, HeaderMap::new());
+    }
+    let mut initial = HeaderMap::new();
+    for (k, v) in head.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
+        initial.add(k, v);
+    }
+    deliver(&instance, |h| {
+        let _ = h.grpc_stream_initial_metadata(token, initial);
+    });
+    let mut pending = BytesMut::new();
+    while let Some(frame) = stream.next().await {
+        let Ok(frame) = frame else {
+            return close(UNAVAILABLE, CONNECT_FAILURE.into(), HeaderMap::new());
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                pending.extend_from_slice(&data);
+                while pending.len() >= 5 {
+                    let len = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+                    if pending.len() < 5 + len {
+                        break;
+                    }
+                    pending.advance(5);
+                    let message = pending.split_to(len).to_vec();
+                    deliver(&instance, |h| {
+                        let _ = h.grpc_stream_message(token, message);
+                    });
+                }
+            }
+            Err(frame) => {
+                let mut trailers = HeaderMap::new();
+                if let Ok(t) = frame.into_trailers() {
+                    for (k, v) in &t {
+                        trailers.add(k.as_str(), v.as_bytes());
+                    }
+                }
+                let (status, message) = status_of(&trailers).unwrap_or((INTERNAL, "no grpc-status".into()));
+                return close(status, message, trailers);
+            }
+        }
+    }
+    close(INTERNAL, "the stream ended without trailers".into(), HeaderMap::new());
+}
