@@ -39,9 +39,7 @@ pub fn unary(port: u16, path: &str, message: &[u8]) -> Result<GrpcReply> {
         .await
         .context("HTTP/2 handshake")?;
         tokio::spawn(conn);
-        let mut framed = vec![0u8];
-        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        framed.extend_from_slice(message);
+        let framed = crate::grpc_upstream::framed(message);
         let req = hyper::Request::post(format!("http://example.com{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")

@@ -30,11 +30,16 @@ impl hyper::body::Body for Body {
     }
 }
 
-fn framed(m: &[u8]) -> Frame<Bytes> {
+/// A gRPC message with its length prefix (uncompressed).
+pub fn framed(m: &[u8]) -> Vec<u8> {
     let mut framed = vec![0u8];
     framed.extend_from_slice(&(m.len() as u32).to_be_bytes());
     framed.extend_from_slice(m);
-    Frame::data(Bytes::from(framed))
+    framed
+}
+
+fn data_frame(m: &[u8]) -> Frame<Bytes> {
+    Frame::data(Bytes::from(framed(m)))
 }
 
 fn trailers(status: u32, text: &str) -> hyper::HeaderMap {
@@ -49,7 +54,7 @@ fn trailers(status: u32, text: &str) -> hyper::HeaderMap {
 fn frames(message: Option<&[u8]>, status: u32, text: &str) -> Body {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     if let Some(m) = message {
-        let _ = tx.send(framed(m));
+        let _ = tx.send(data_frame(m));
     }
     let _ = tx.send(Frame::trailers(trailers(status, text)));
     Body(rx)
@@ -75,7 +80,7 @@ fn echo_stream(req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Bo
                 let mut reply = b"echo:".to_vec();
                 reply.extend_from_slice(&m);
                 count += 1;
-                let _ = tx.send(framed(&reply));
+                let _ = tx.send(data_frame(&reply));
             }
         }
         let mut t = trailers(0, "");

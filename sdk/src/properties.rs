@@ -63,3 +63,20 @@ pub fn set(segments: &[&str], value: &[u8]) -> Result<()> {
 pub fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(abi::now_nanos())
 }
+
+/// The client's IP address, from `source.address` (`ip:port`, or a bare address): the key for
+/// per-client limits, since each connection of a client has its own port.
+///
+/// ```no_run
+/// let key = sluice::properties::source_ip()?.map(|ip| ip.to_string()).unwrap_or_default();
+/// # Ok::<(), sluice::Error>(())
+/// ```
+pub fn source_ip() -> Result<Option<std::net::IpAddr>> {
+    let Some(addr) = string(&["source", "address"])? else { return Ok(None) };
+    if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
+        return Ok(Some(sa.ip()));
+    }
+    addr.parse()
+        .map(Some)
+        .map_err(|_| Error::Decode { what: "source.address", why: format!("{addr:?} is not an address") })
+}

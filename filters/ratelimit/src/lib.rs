@@ -58,15 +58,6 @@ struct Limiter {
     plugin: Rc<RateLimit>,
 }
 
-/// The client's IP address: `source.address` is `ip:port`, and every connection has its own port.
-fn client_ip() -> String {
-    let addr = sluice::properties::string(&["source", "address"]).ok().flatten().unwrap_or_default();
-    match addr.rsplit_once(':') {
-        Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => ip.trim_matches(['[', ']']).to_string(),
-        _ => addr,
-    }
-}
-
 fn now_nanos() -> u64 {
     sluice::properties::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
@@ -76,7 +67,7 @@ impl HttpFilter for Limiter {
         let c = &self.plugin.config;
         let key = match &c.key_header {
             Some(h) => req.header_str(h).unwrap_or_default(),
-            None => client_ip(),
+            None => sluice::properties::source_ip().ok().flatten().map(|ip| ip.to_string()).unwrap_or_default(),
         };
         let now = now_nanos();
         let mut allowed = false;

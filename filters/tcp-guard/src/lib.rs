@@ -53,26 +53,19 @@ impl TcpPlugin for Guard {
     type Filter = Conn;
 
     fn new_filter(self: &Rc<Self>) -> Conn {
-        Conn { plugin: self.clone(), first: true, counted_as: None, closed: false }
+        Conn { plugin: self.clone(), client: String::new(), first: true, counted_as: None, closed: false }
     }
 }
 
 struct Conn {
     plugin: Rc<Guard>,
+    /// The client's IP address.
+    client: String,
     first: bool,
     /// The shared-data key this connection is counted under, until it ends.
     counted_as: Option<String>,
     /// This filter closed the connection: nothing more goes through.
     closed: bool,
-}
-
-/// The client's IP address: `source.address` is `ip:port`.
-fn client_ip() -> String {
-    let addr = sluice::properties::string(&["source", "address"]).ok().flatten().unwrap_or_default();
-    match addr.rsplit_once(':') {
-        Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => ip.trim_matches(['[', ']']).to_string(),
-        _ => addr,
-    }
 }
 
 impl Conn {
@@ -96,8 +89,9 @@ impl Conn {
 
 impl TcpFilter for Conn {
     fn on_new_connection(&mut self) -> TcpAction {
+        self.client = sluice::properties::source_ip().ok().flatten().map(|ip| ip.to_string()).unwrap_or_default();
         let Some(max) = self.plugin.config.max_connections_per_client else { return TcpAction::Continue };
-        let key = format!("tcp_guard:open:{}", client_ip());
+        let key = format!("tcp_guard:open:{}", self.client);
         let mut admitted = false;
         let result = sluice::shared::update(&key, |n: Option<u32>| {
             let n = n.unwrap_or(0);
@@ -114,7 +108,7 @@ impl TcpFilter for Conn {
                 TcpAction::Continue
             }
             Ok(n) => {
-                log::info!("tcp-guard: {} already has {n} connections; closing", client_ip());
+                log::info!("tcp-guard: {} already has {n} connections; closing", self.client);
                 self.plugin.limited.inc();
                 self.close()
             }
@@ -134,7 +128,7 @@ impl TcpFilter for Conn {
         if std::mem::take(&mut self.first) && !data.is_empty() && !self.plugin.config.deny_prefixes.is_empty() {
             let bytes = data.read().unwrap_or_default();
             if self.plugin.config.deny_prefixes.iter().any(|p| bytes.starts_with(p.as_bytes())) {
-                log::info!("tcp-guard: denied first bytes from {}", client_ip());
+                log::info!("tcp-guard: denied first bytes from {}", self.client);
                 self.plugin.denied.inc();
                 return self.close();
             }

@@ -213,10 +213,7 @@ impl Cluster {
         let unavailable = || (14, CONNECT_FAILURE.to_string());
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
         let mut sender = self.h2_connection(&self.plan.endpoints[i]).await.ok_or_else(unavailable)?;
-        let mut framed = Vec::with_capacity(5 + message.len());
-        framed.push(0);
-        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        framed.extend_from_slice(message);
+        let framed = super::grpc_stream::framed(message);
         let mut req = hyper::Request::builder()
             .method("POST")
             .uri(format!("http://{}/{service}/{method}", self.plan.name))

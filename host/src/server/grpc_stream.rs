@@ -31,12 +31,17 @@ impl Drop for OpenStream {
     }
 }
 
-fn frame(message: &[u8]) -> Frame<bytes::Bytes> {
+/// A gRPC message with its length prefix (uncompressed).
+pub(crate) fn framed(message: &[u8]) -> Vec<u8> {
     let mut framed = Vec::with_capacity(5 + message.len());
     framed.push(0);
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
     framed.extend_from_slice(message);
-    Frame::data(framed.into())
+    framed
+}
+
+fn frame(message: &[u8]) -> Frame<bytes::Bytes> {
+    Frame::data(framed(message).into())
 }
 
 impl OpenStream {
