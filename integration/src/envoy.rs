@@ -152,21 +152,23 @@ impl EnvoyConfig {
         y
     }
 
-    fn tcp_listener(&self) -> String {
-        let wasm: String = self
-            .filters
+    /// The wasm filters as list items of a filter chain (`kind`: `http` or `network`), `indent`
+    /// spaces in.
+    fn wasm_filters(&self, kind: &str, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        self.filters
             .iter()
             .map(|f| {
                 format!(
-                    r#"      - name: envoy.filters.network.wasm
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
-          config:
-{}"#,
-                    Self::plugin_yaml(f, 12)
+                    "{pad}- name: envoy.filters.{kind}.wasm\n{pad}  typed_config:\n{pad}    \"@type\": type.googleapis.com/envoy.extensions.filters.{kind}.wasm.v3.Wasm\n{pad}    config:\n{}",
+                    Self::plugin_yaml(f, indent + 6)
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    fn tcp_listener(&self) -> String {
+        let wasm = self.wasm_filters("network", 6);
         format!(
             r#"static_resources:
   listeners:
@@ -257,20 +259,7 @@ impl EnvoyConfig {
             }
             None => "route: { cluster: upstream }".to_string(),
         };
-        let wasm: String = self
-            .filters
-            .iter()
-            .map(|f| {
-                format!(
-                    r#"          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-{}"#,
-                    Self::plugin_yaml(f, 16)
-                )
-            })
-            .collect();
+        let wasm = self.wasm_filters("http", 10);
         format!(
             r#"static_resources:
   listeners:

@@ -49,10 +49,33 @@ fn two_part_upstream() -> (u16, mpsc::Sender<()>, std::thread::JoinHandle<()>) {
     (port, tx, t)
 }
 
-fn response_streams(port_of: impl FnOnce(&EnvoyConfig) -> (Box<dyn std::any::Any>, u16)) {
+/// Which proxy a test runs.
+#[derive(Clone, Copy)]
+enum Proxy {
+    Envoy,
+    Sluice,
+}
+
+/// Starts `which` on `config`: the running process (stopped when dropped) and its listener's port.
+fn start(which: Proxy, config: &EnvoyConfig) -> (Box<dyn std::any::Any>, u16) {
+    match which {
+        Proxy::Envoy => {
+            let e = Envoy::start(config).unwrap();
+            let port = e.port;
+            (Box::new(e), port)
+        }
+        Proxy::Sluice => {
+            let s = SluiceServe::start(config).unwrap();
+            let port = s.port;
+            (Box::new(s), port)
+        }
+    }
+}
+
+fn response_streams(which: Proxy) {
     let (upstream, go_on, t) = two_part_upstream();
     let config = EnvoyConfig::http(reference("headers", "")).cluster("upstream", upstream);
-    let (_proxy, port) = port_of(&config);
+    let (_proxy, port) = start(which, &config);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.write_all(b"GET /stream HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
@@ -66,20 +89,12 @@ fn response_streams(port_of: impl FnOnce(&EnvoyConfig) -> (Box<dyn std::any::Any
 
 #[test]
 fn a_response_streams_through_envoy() {
-    response_streams(|c| {
-        let e = Envoy::start(c).unwrap();
-        let port = e.port;
-        (Box::new(e), port)
-    });
+    response_streams(Proxy::Envoy);
 }
 
 #[test]
 fn a_response_streams_through_sluice_serve() {
-    response_streams(|c| {
-        let s = SluiceServe::start(c).unwrap();
-        let port = s.port;
-        (Box::new(s), port)
-    });
+    response_streams(Proxy::Sluice);
 }
 
 /// An upstream for one request that reports when the request's first chunk arrived, then reads the
@@ -103,10 +118,10 @@ fn upload_upstream() -> (u16, mpsc::Receiver<()>, std::thread::JoinHandle<()>) {
     (port, rx, t)
 }
 
-fn request_streams(port_of: impl FnOnce(&EnvoyConfig) -> (Box<dyn std::any::Any>, u16)) {
+fn request_streams(which: Proxy) {
     let (upstream, arrived, t) = upload_upstream();
     let config = EnvoyConfig::http(reference("headers", "")).cluster("upstream", upstream);
-    let (_proxy, port) = port_of(&config);
+    let (_proxy, port) = start(which, &config);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n9\r\nchunk-one\r\n")
@@ -120,18 +135,10 @@ fn request_streams(port_of: impl FnOnce(&EnvoyConfig) -> (Box<dyn std::any::Any>
 
 #[test]
 fn a_request_streams_through_envoy() {
-    request_streams(|c| {
-        let e = Envoy::start(c).unwrap();
-        let port = e.port;
-        (Box::new(e), port)
-    });
+    request_streams(Proxy::Envoy);
 }
 
 #[test]
 fn a_request_streams_through_sluice_serve() {
-    request_streams(|c| {
-        let s = SluiceServe::start(c).unwrap();
-        let port = s.port;
-        (Box::new(s), port)
-    });
+    request_streams(Proxy::Sluice);
 }
