@@ -3,12 +3,16 @@
 //! Signatures are checked once per module ([`Exports::new`]); each instance resolves a callback the
 //! first time it is called, so starting an instance costs only the callbacks it actually uses.
 
+use std::sync::Arc;
+
 use wasmtime::{AsContextMut, ExternType, Instance, Module, ModuleExport, TypedFunc, ValType, WasmParams, WasmResults};
 
 use crate::error::{Error, Result};
 
 /// A callback resolved on first use: `None` = not looked up yet, `Some(None)` = not exported.
-pub(crate) struct Lazy<P, R>(Option<Option<TypedFunc<P, R>>>);
+/// Shared behind an `Arc`: cloning a `TypedFunc` itself clones its registered type, which costs
+/// more than the call on a hot path.
+pub(crate) struct Lazy<P, R>(Option<Option<Arc<TypedFunc<P, R>>>>);
 
 impl<P, R> Default for Lazy<P, R> {
     fn default() -> Self {
@@ -23,13 +27,14 @@ impl<P: WasmParams, R: WasmResults> Lazy<P, R> {
         export: Option<&ModuleExport>,
         instance: &Instance,
         mut store: impl AsContextMut,
-    ) -> Option<TypedFunc<P, R>> {
+    ) -> Option<Arc<TypedFunc<P, R>>> {
         if self.0.is_none() {
             let func = export
                 .and_then(|e| instance.get_module_export(&mut store, e))
                 .and_then(|e| e.into_func())
                 // The signature was checked when the module was loaded, so this cannot fail.
-                .and_then(|f| f.typed::<P, R>(&store).ok());
+                .and_then(|f| f.typed::<P, R>(&store).ok())
+                .map(Arc::new);
             self.0 = Some(func);
         }
         self.0.clone().flatten()

@@ -233,7 +233,7 @@ impl Harness {
     pub fn http_stream(&mut self) -> HttpStream<'_> {
         self.next_stream_id += 1;
         let id = self.next_stream_id;
-        self.streams.insert(id, StreamDriver::default());
+        self.streams.insert(id, Box::default());
         HttpStream { h: self, id }
     }
 

@@ -312,7 +312,8 @@ pub struct Harness {
     http_callouts: Vec<(HttpCallout, Option<i64>)>,
     grpc_callouts: Vec<GrpcCallout>,
     next_tick: Option<i64>,
-    pub(crate) streams: BTreeMap<u32, http::StreamDriver>,
+    // Boxed: a driver is large, and the map moves its values as streams come and go.
+    pub(crate) streams: BTreeMap<u32, Box<http::StreamDriver>>,
     pub(crate) tcp: BTreeMap<u32, tcp::ConnDriver>,
     next_connection_id: u64,
     next_stream_id: u32,

@@ -118,9 +118,9 @@ impl Vm {
                 e.and_then(|e| s.instance.get_module_export(&mut s.store, &e)).and_then(|e| e.into_func())
             };
             if let Some(main) = func(main, self).and_then(|f| f.typed::<(i32, i32), i32>(&self.store).ok()) {
-                self.call("main", Some(main), 0, Phase::Starting, (0, 0))?;
+                self.call("main", Some(&main), 0, Phase::Starting, (0, 0))?;
             } else if let Some(main) = func(main_void, self).and_then(|f| f.typed::<(), i32>(&self.store).ok()) {
-                self.call("__main_void", Some(main), 0, Phase::Starting, ())?;
+                self.call("__main_void", Some(&main), 0, Phase::Starting, ())?;
             }
         } else if let Some(start) = cb!(self, start) {
             self.call("_start", Some(start), 0, Phase::Starting, ())?;
@@ -152,7 +152,7 @@ impl Vm {
     fn call<P: WasmParams, R: WasmResults>(
         &mut self,
         name: &'static str,
-        func: Option<TypedFunc<P, R>>,
+        func: Option<impl std::ops::Deref<Target = TypedFunc<P, R>>>,
         context_id: u32,
         phase: Phase,
         params: P,
