@@ -264,3 +264,44 @@ fn grpc_stream_callouts_are_served_alike() {
     let o = p.check(&Case::get("/unknown/x"));
     assert_eq!(o.body, "initial x-echo-md=\ntrailing x-echo-count=\nclose 12 unknown method{via_upstream}\n");
 }
+
+#[test]
+fn a_panicking_filter_fails_closed_alike() {
+    let p = pair(reference("trap", ""), &[]);
+    assert!(p.check(&Case::get("/ok")).body.contains("x-trap-ok: yes"));
+    assert_eq!(p.check(&Case::get("/boom").header("x-fault", "panic")).status, 503);
+    // The VM stays failed, in both: every later request is refused.
+    assert_eq!(p.check(&Case::get("/ok")).status, 503);
+}
+
+#[test]
+fn sluice_serve_survives_a_looping_and_a_memory_eating_filter() {
+    // Envoy (V8) has no deadline for a callback: a loop would hang its worker, so this one is ours
+    // alone. FAIL_RELOAD brings a fresh VM after each failure; the server keeps serving.
+    let upstream = Upstream::start().unwrap();
+    let mut filter = reference("trap", "");
+    filter.failure_policy = Some("FAIL_RELOAD".into());
+    let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port);
+    let sluice = SluiceServe::start(&config).unwrap();
+    for fault in ["loop", "oom"] {
+        let r = send(sluice.port, "GET", "/f", &[("x-fault", fault)], b"").unwrap();
+        assert_eq!(r.status(), 503, "{fault}: the stream fails, closed");
+        // After the reload backoff (1 s) a fresh VM serves again.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r = send(sluice.port, "GET", "/ok", &[], b"").unwrap();
+            if r.status() == 200 {
+                assert!(String::from_utf8_lossy(&r.body).contains("x-trap-ok: yes"));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{fault}: no fresh VM within 10 s\n{}", sluice.log());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    // Each failure is logged with its reason (the callback deadline, or the memory cap: whichever
+    // the allocation loop hits first), and so is each reload.
+    let log = sluice.log();
+    assert_eq!(log.matches("plugin `ref_trap`: the VM failed: proxy_on_request_headers").count(), 2, "{log}");
+    assert!(log.contains("ran longer than the 1000 ms callback deadline"), "{log}");
+    assert_eq!(log.matches("a fresh VM replaces the failed one").count(), 2, "{log}");
+}

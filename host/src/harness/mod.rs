@@ -492,6 +492,12 @@ impl Harness {
     }
 
     pub(crate) fn on_vm_failure(&mut self, why: String) {
+        let then = match self.plugin.failure_policy {
+            FailurePolicy::FailReload => "new streams get a fresh VM after a 1 s backoff",
+            FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => "its streams pass without it",
+            _ => "its streams are refused with 503",
+        };
+        tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {why}; {then}", self.plugin.name);
         self.vm_failures.push(why);
         self.failed_at = Some(self.now_nanos());
         let ids: Vec<u32> = self.streams.keys().copied().collect();
@@ -517,6 +523,7 @@ impl Harness {
         self.root_id = vm.start_plugin(self.plugin.clone())?;
         self.vm = vm;
         self.failed_at = None;
+        tracing::info!(target: "wasm", "plugin `{}`: a fresh VM replaces the failed one", self.plugin.name);
         self.next_tick = None;
         Ok(())
     }
