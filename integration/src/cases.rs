@@ -355,7 +355,7 @@ pub fn run(path: &Path) -> Result<()> {
     let mut places = Places::start(&case).with_context(|| format!("{}: starting the places", path.display()))?;
     let mut failures = Vec::new();
     for step in &case.exchanges {
-        let answers = places.play(step)?;
+        let answers = places.play(step).with_context(|| format!("{}", path.display()))?;
         let (reference_name, reference) = &answers[0];
         let differ = answers.iter().any(|(_, a)| a != reference);
         if differ {
@@ -370,7 +370,10 @@ pub fn run(path: &Path) -> Result<()> {
             Answer::Waited => {}
         }
         for place in places.all() {
-            check_side_effects(&step.expect, place, &mut problems)?;
+            let name = place.name().to_string();
+            check_side_effects(&step.expect, place, &mut problems).with_context(|| {
+                format!("{}: step `{}`: reading stats and logs of {name}", path.display(), step.name)
+            })?;
         }
         if !problems.is_empty() {
             failures.push(format!(

@@ -255,7 +255,9 @@ fn start_other(cmd: &str, config: &EnvoyConfig) -> Result<(String, u16, u16, Run
         .with_context(|| format!("starting {line}"))?;
     let mut running = Running::Other { child, dir };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // The admin port first: every probe of the listener is a connection its filters see.
+    let up = |p: u16| TcpStream::connect(("127.0.0.1", p)).is_ok();
+    while !up(admin_port) || !up(port) {
         if let Running::Other { child, dir } = &mut running {
             if let Some(status) = child.try_wait()? {
                 let log = std::fs::read_to_string(dir.join("host.log")).unwrap_or_default();
@@ -263,7 +265,7 @@ fn start_other(cmd: &str, config: &EnvoyConfig) -> Result<(String, u16, u16, Run
             }
         }
         if Instant::now() > deadline {
-            bail!("`{line}` did not listen on port {port} within 30 s");
+            bail!("`{line}` did not listen on port {port} (admin {admin_port}) within 30 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
