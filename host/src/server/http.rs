@@ -224,6 +224,22 @@ fn http_trailers(t: &HeaderMap) -> hyper::HeaderMap {
     out
 }
 
+/// The upstream side of a request.
+enum Upstream {
+    /// Started while the request body streams.
+    Task(tokio::task::JoinHandle<UpstreamHead>),
+    /// Not started yet: the request is whole.
+    Whole(HeaderMap, PipeBody),
+}
+
+/// Routes `req` (again: the filters may have changed its headers, and Envoy clears its route cache)
+/// and sends it.
+async fn routed(state: &ListenerState, req: &HeaderMap, body: PipeBody) -> UpstreamHead {
+    let vh = route::virtual_host(&state.plan.virtual_hosts, req.get_str(":authority").unwrap_or_default());
+    let r = vh.and_then(|vh| route::route(vh, req));
+    run_route(state, r, req, body).await
+}
+
 /// Where the request's output goes.
 enum Sink {
     /// Nothing yet: the last filter has not let the headers through.
@@ -288,7 +304,7 @@ impl Exchange {
         let mut input =
             Some(Forwarded { headers: Some(headers), end_of_stream: self.client_done, ..Default::default() });
         let mut sink = Sink::Waiting;
-        let mut upstream: Option<tokio::task::JoinHandle<UpstreamHead>> = None;
+        let mut upstream: Option<Upstream> = None;
         let mut answered = None;
         loop {
             self.tend();
@@ -312,18 +328,19 @@ impl Exchange {
                     Self::send_upstream(&tx, out_body, out_trailers).await;
                     (Some(tx), b)
                 };
+                let streams = tx.is_some();
                 sink = match tx {
                     Some(tx) => Sink::Upstream(tx),
                     None => Sink::Discard,
                 };
-                // The filters may have changed headers: route again, as Envoy clears its route cache.
-                let state = self.state.clone();
-                upstream = Some(tokio::task::spawn_local(async move {
-                    let vh =
-                        route::virtual_host(&state.plan.virtual_hosts, h.get_str(":authority").unwrap_or_default());
-                    let r = vh.and_then(|vh| route::route(vh, &h));
-                    run_route(&state, r, &h, upstream_body).await
-                }));
+                upstream = Some(if streams {
+                    // The body is still coming: the upstream request runs beside the request side.
+                    let state = self.state.clone();
+                    Upstream::Task(tokio::task::spawn_local(async move { routed(&state, &h, upstream_body).await }))
+                } else {
+                    // Whole already: sent when the response side starts, with no task of its own.
+                    Upstream::Whole(h, upstream_body)
+                });
             } else if let Sink::Upstream(tx) = &sink {
                 Self::send_upstream(tx, out_body, out_trailers).await;
             }
@@ -362,7 +379,7 @@ impl Exchange {
             Some((_, true)) => return self.finish(),
             Some((k, false)) => {
                 // The upstream request, if one started, is abandoned (Envoy resets it).
-                if let Some(u) = upstream.take() {
+                if let Some(Upstream::Task(u)) = upstream.take() {
                     u.abort();
                 }
                 k + 1
@@ -370,7 +387,8 @@ impl Exchange {
             None => self.chain.len(),
         };
         let head = match upstream.take() {
-            Some(u) => u.await.ok(),
+            Some(Upstream::Task(u)) => u.await.ok(),
+            Some(Upstream::Whole(h, body)) => Some(routed(&self.state, &h, body).await),
             None => None,
         };
         let mut upstream_body = None;
