@@ -84,6 +84,7 @@ pub struct EnvoyConfig {
     tcp: bool,
     direct: Option<(u16, String)>,
     services: Vec<WasmFilter>,
+    route_timeout_ms: Option<u64>,
 }
 
 fn yaml_str(s: &str) -> String {
@@ -115,6 +116,12 @@ impl EnvoyConfig {
     /// Answers every request with this status and body (`direct_response`) instead of routing.
     pub fn direct_response(mut self, status: u16, body: &str) -> Self {
         self.direct = Some((status, body.to_string()));
+        self
+    }
+
+    /// The route's `timeout` (Envoy's default is 15 s).
+    pub fn route_timeout_ms(mut self, ms: u64) -> Self {
+        self.route_timeout_ms = Some(ms);
         self
     }
 
@@ -257,7 +264,10 @@ impl EnvoyConfig {
             Some((status, body)) => {
                 format!("direct_response: {{ status: {status}, body: {{ inline_string: {} }} }}", yaml_str(body))
             }
-            None => "route: { cluster: upstream }".to_string(),
+            None => match self.route_timeout_ms {
+                Some(ms) => format!("route: {{ cluster: upstream, timeout: {}s }}", ms as f64 / 1000.0),
+                None => "route: { cluster: upstream }".to_string(),
+            },
         };
         let wasm = self.wasm_filters("http", 10);
         format!(

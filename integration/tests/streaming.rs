@@ -142,3 +142,56 @@ fn a_request_streams_through_envoy() {
 fn a_request_streams_through_sluice_serve() {
     request_streams(Proxy::Sluice);
 }
+
+/// An upstream for one request that sends its headers and part of a chunked body, then stalls.
+fn stalling_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 2 {
+            line.clear();
+        }
+        let _ = w.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n8\r\npart-one\r\n");
+        std::thread::sleep(Duration::from_secs(5));
+        let _ = w.write_all(b"8\r\npart-two\r\n0\r\n\r\n");
+    });
+    port
+}
+
+/// What the client got within 4 s: everything read, and whether the proxy ended the connection
+/// (rather than the client giving up waiting).
+fn stalled_response(which: Proxy) -> (String, bool) {
+    let config =
+        EnvoyConfig::http(reference("headers", "")).cluster("upstream", stalling_upstream()).route_timeout_ms(1000);
+    let (_proxy, port) = start(which, &config);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    c.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let ended = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), ended)
+}
+
+#[test]
+fn a_stalled_upstream_body_is_cut_at_the_route_timeout_alike() {
+    let (envoy, envoy_ended) = stalled_response(Proxy::Envoy);
+    let (sluice, sluice_ended) = stalled_response(Proxy::Sluice);
+    // Headers and the first part went out before the timeout; then the proxy resets the stream.
+    for (name, text, ended) in [("envoy", &envoy, envoy_ended), ("sluice serve", &sluice, sluice_ended)] {
+        assert!(text.starts_with("HTTP/1.1 200"), "{name}: {text}");
+        assert!(text.contains("part-one"), "{name}: {text}");
+        assert!(!text.contains("part-two") && !text.ends_with("0\r\n\r\n"), "{name}: incomplete: {text}");
+        assert!(ended, "{name}: the proxy ends the connection at the route timeout: {text}");
+    }
+}

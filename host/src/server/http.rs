@@ -227,17 +227,26 @@ fn http_trailers(t: &HeaderMap) -> hyper::HeaderMap {
 /// The upstream side of a request.
 enum Upstream {
     /// Started while the request body streams.
-    Task(tokio::task::JoinHandle<UpstreamHead>),
+    Task(tokio::task::JoinHandle<(UpstreamHead, Option<tokio::time::Instant>)>),
     /// Not started yet: the request is whole.
     Whole(HeaderMap, PipeBody),
 }
 
 /// Routes `req` (again: the filters may have changed its headers, and Envoy clears its route cache)
-/// and sends it.
-async fn routed(state: &ListenerState, req: &HeaderMap, body: PipeBody) -> UpstreamHead {
+/// and sends it. With the answer comes the route timeout's deadline, which holds until the whole
+/// response has arrived.
+async fn routed(
+    state: &ListenerState,
+    req: &HeaderMap,
+    body: PipeBody,
+) -> (UpstreamHead, Option<tokio::time::Instant>) {
     let vh = route::virtual_host(&state.plan.virtual_hosts, req.get_str(":authority").unwrap_or_default());
     let r = vh.and_then(|vh| route::route(vh, req));
-    run_route(state, r, req, body).await
+    let deadline = match r.map(|r| &r.action) {
+        Some(RouteAction::Cluster { timeout: Some(t), .. }) => Some(tokio::time::Instant::now() + *t),
+        _ => None,
+    };
+    (run_route(state, r, req, body).await, deadline)
 }
 
 /// Where the request's output goes.
@@ -386,10 +395,16 @@ impl Exchange {
             }
             None => self.chain.len(),
         };
-        let head = match upstream.take() {
-            Some(Upstream::Task(u)) => u.await.ok(),
-            Some(Upstream::Whole(h, body)) => Some(routed(&self.state, &h, body).await),
-            None => None,
+        let (head, deadline) = match upstream.take() {
+            Some(Upstream::Task(u)) => match u.await {
+                Ok((head, deadline)) => (Some(head), deadline),
+                Err(_) => (None, None),
+            },
+            Some(Upstream::Whole(h, body)) => {
+                let (head, deadline) = routed(&self.state, &h, body).await;
+                (Some(head), deadline)
+            }
+            None => (None, None),
         };
         let mut upstream_body = None;
         let mut input = None;
@@ -479,6 +494,23 @@ impl Exchange {
                         return self.finish();
                     }
                 },
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() && upstream_body.is_some() => {
+                    // The route timeout passed with the response still coming: Envoy resets the
+                    // stream (the headers are out, so the client sees it break off).
+                    match &client {
+                        Some(tx) => {
+                            let _ = tx.send(Err(Reset)).await;
+                        }
+                        None => {
+                            if let Some(reply) = self.reply.take() {
+                                let r = UpstreamResponse::local(504, super::cluster::TIMEOUT);
+                                let _ = reply.send(to_response(&r.headers, PipeBody::full(r.body, true)));
+                            }
+                        }
+                    }
+                    return self.finish();
+                }
                 _ = notified => {}
                 _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
             }
