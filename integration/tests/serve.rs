@@ -305,3 +305,25 @@ fn sluice_serve_survives_a_looping_and_a_memory_eating_filter() {
     assert!(log.contains("ran longer than the 1000 ms callback deadline"), "{log}");
     assert_eq!(log.matches("a fresh VM replaces the failed one").count(), 2, "{log}");
 }
+
+#[test]
+fn an_upstream_that_hangs_up_gets_envoys_503_alike() {
+    // The upstream accepts and closes every connection before answering.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = std::io::BufReader::new(s);
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut r, &mut line);
+            drop(r);
+        }
+    });
+    let config = EnvoyConfig::http(reference("headers", "")).cluster("upstream", port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = SluiceServe::start(&config).unwrap();
+    let p = Pair { envoy, sluice, _upstream: Upstream::start().unwrap() };
+    let o = p.check(&Case::get("/"));
+    assert_eq!(o.status, 503);
+    assert!(o.body.starts_with("upstream connect error or disconnect/reset before headers"), "{}", o.body);
+}

@@ -86,6 +86,9 @@ impl StreamingBody {
 /// Envoy's body for a connect failure.
 pub(crate) const CONNECT_FAILURE: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
+/// Envoy's body when the upstream closed the connection before answering.
+pub(crate) const TERMINATION: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
 /// Envoy's body for a timeout.
 pub(crate) const TIMEOUT: &str = "upstream request timeout";
 
@@ -308,8 +311,9 @@ impl Cluster {
             };
             (sender.send_request(req).await, Some((endpoint.clone(), sender)))
         };
+        // Connected, but no answer: the upstream hung up (or reset) before its headers.
         let Ok(resp) = resp else {
-            return UpstreamResponse::local(503, CONNECT_FAILURE).into();
+            return UpstreamResponse::local(503, TERMINATION).into();
         };
         let mut out = HeaderMap::from_pairs([(":status", resp.status().as_u16().to_string())]);
         for (k, v) in resp.headers() {
