@@ -339,7 +339,16 @@ impl Envoy {
         Self::start_logging(config, &["-l", "warning"])
     }
 
+    /// Starts Envoy with `workers` worker threads (`--concurrency`), logging at info.
+    pub fn start_with_workers(config: &EnvoyConfig, workers: usize) -> Result<Self> {
+        Self::start_with(config, &["-l", "info"], workers)
+    }
+
     fn start_logging(config: &EnvoyConfig, log_args: &[&str]) -> Result<Self> {
+        Self::start_with(config, log_args, 1)
+    }
+
+    fn start_with(config: &EnvoyConfig, log_args: &[&str], workers: usize) -> Result<Self> {
         let bin = envoy_binary();
         let dir = std::env::temp_dir().join(format!("sluice-envoy-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
@@ -350,7 +359,7 @@ impl Envoy {
         let child = Command::new(bin)
             .arg("-c")
             .arg(dir.join("envoy.yaml"))
-            .args(["--concurrency", "1", "--disable-hot-restart"])
+            .args(["--concurrency", &workers.to_string(), "--disable-hot-restart"])
             .args(log_args)
             .arg("--admin-address-path")
             .arg(dir.join("admin"))

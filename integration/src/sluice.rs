@@ -74,6 +74,17 @@ impl SluiceServe {
         Self::spawn(&sluice_binary(), yaml, "sluice_host=debug,info", &["--watch"], None)
     }
 
+    /// Starts `sluice serve --concurrency N` (debug build) on `config`: N workers.
+    pub fn start_with_workers(config: &EnvoyConfig, workers: usize) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("sluice-serve-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir)?;
+        let mut yaml = config.render();
+        yaml.push_str("admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n");
+        std::fs::write(dir.join("envoy.yaml"), &yaml)?;
+        let workers = workers.to_string();
+        Self::spawn_with(&sluice_binary(), &dir.join("envoy.yaml"), "info", &["--concurrency", &workers], Some(dir))
+    }
+
     fn start_logging(config: &EnvoyConfig, binary: &std::path::Path, level: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("sluice-serve-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
@@ -90,6 +101,19 @@ impl SluiceServe {
         extra: &[&str],
         dir: Option<PathBuf>,
     ) -> Result<Self> {
+        let mut args = vec!["--concurrency", "1"];
+        args.extend_from_slice(extra);
+        Self::spawn_with(binary, yaml, level, &args, dir)
+    }
+
+    /// Runs `binary serve -l level ARGS -c yaml` and waits until it reports its listener and admin.
+    fn spawn_with(
+        binary: &std::path::Path,
+        yaml: &std::path::Path,
+        level: &str,
+        args: &[&str],
+        dir: Option<PathBuf>,
+    ) -> Result<Self> {
         let dir = match dir {
             Some(d) => d,
             None => {
@@ -99,10 +123,10 @@ impl SluiceServe {
             }
         };
         let mut child = Command::new(binary)
-            .args(["serve", "--concurrency", "1", "-l", level])
+            .args(["serve", "-l", level])
             // Relative module paths resolve from the working directory, as in Envoy.
             .current_dir(workspace_root())
-            .args(extra)
+            .args(args)
             .arg("-c")
             .arg(yaml)
             .stdout(Stdio::piped())

@@ -327,3 +327,27 @@ fn an_upstream_that_hangs_up_gets_envoys_503_alike() {
     assert_eq!(o.status, 503);
     assert!(o.body.starts_with("upstream connect error or disconnect/reset before headers"), "{}", o.body);
 }
+
+#[test]
+fn shared_data_is_shared_by_all_workers_alike() {
+    // Two workers each; six requests on six connections spread over both. The `ratelimit` sample's
+    // bucket (capacity 3, no refill to speak of) lives in shared data: exactly three pass only if
+    // every worker sees the same bucket.
+    let upstream = Upstream::start().unwrap();
+    let filter = WasmFilter {
+        wasm: sluice_integration::wasm::sample_filter("ratelimit"),
+        name: "ratelimit".into(),
+        root_id: "ratelimit".into(),
+        vm_id: "ratelimit".into(),
+        configuration: r#"{"key_header": "x-k", "capacity": 3, "refill_per_second": 0.001}"#.into(),
+        failure_policy: None,
+    };
+    let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port);
+    let envoy = Envoy::start_with_workers(&config, 2).unwrap();
+    let sluice = SluiceServe::start_with_workers(&config, 2).unwrap();
+    for (name, port) in [("envoy", envoy.port), ("sluice serve", sluice.port)] {
+        let statuses: Vec<u16> =
+            (0..6).map(|_| send(port, "GET", "/", &[("x-k", "same")], b"").unwrap().status()).collect();
+        assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "{name}");
+    }
+}
