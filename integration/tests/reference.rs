@@ -150,3 +150,14 @@ fn a_panic_fails_closed_alike() {
     let o = check(&mut s, Case::get("/ok"));
     assert_eq!(o.status, 503);
 }
+
+#[test]
+fn body_sizes_match() {
+    let mut s = side("properties", "");
+    let o = check(&mut s, Case::post("/props", "hello world"));
+    // `request.size` and `response.size` in the access-log pass: the body bytes each way.
+    let line = format!("sizes request.size=Some(11) response.size=Some({})", o.body.len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.envoy.log().contains(&line), "envoy log lacks: {line}\n{}", s.envoy.log_tail());
+    assert!(s.harness.logs().iter().any(|r| r.message == line), "harness logs: {:?}", s.harness.logs());
+}

@@ -4,7 +4,7 @@
 //! the response is done:
 //!
 //! ```text
-//! access GET /orders 200 route=route0 cluster=upstream duration_ms=3 x-user=alice
+//! access GET /orders 200 route=route0 cluster=upstream duration_ms=3 bytes_in=0 bytes_out=120 x-user=alice
 //! ```
 //!
 //! Envoy shows the metrics with the `wasmcustom.` prefix (`/stats`, `/stats/prometheus`).
@@ -126,12 +126,15 @@ impl HttpFilter for ObserveFilter {
         if self.plugin.config.no_access_log {
             return;
         }
+        let size = |p: &[&str]| sluice::properties::int(p).ok().flatten().map(|n| n.to_string()).unwrap_or("-".into());
         let mut line = format!(
-            "access {} {} {status} route={route} cluster={} duration_ms={}",
+            "access {} {} {status} route={route} cluster={} duration_ms={} bytes_in={} bytes_out={}",
             property(&["request", "method"]),
             property(&["request", "path"]),
             property(&["xds", "cluster_name"]),
             duration.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+            size(&["request", "size"]),
+            size(&["response", "size"]),
         );
         for h in &self.logged_headers {
             line.push(' ');

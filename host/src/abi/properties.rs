@@ -58,6 +58,7 @@ fn request_attr(req: &MapSlot, info: &StreamInfo, field: &[u8], rest: &[&[u8]]) 
         b"time" => return info.request_time_nanos.map(PropertyValue::Timestamp).ok_or(Status::NotFound),
         b"protocol" => return opt_text(info.protocol.as_ref()),
         b"duration" => return info.request_duration_nanos.map(PropertyValue::Duration).ok_or(Status::NotFound),
+        b"size" => return Ok(PropertyValue::Int(info.request_body_bytes as i64)),
         b"headers" => return headers_attr(req, rest),
         _ => {}
     }
@@ -90,6 +91,7 @@ fn response_attr(resp: &MapSlot, trailers: &MapSlot, info: &StreamInfo, field: &
     match field {
         b"code" => info.response_code.map(|c| PropertyValue::Int(c.into())).ok_or(Status::NotFound),
         b"code_details" => opt_text(info.response_code_details.as_ref()),
+        b"size" => Ok(PropertyValue::Int(info.response_body_bytes as i64)),
         b"headers" if rest.is_empty() && !resp.access.readable() => Ok(PropertyValue::Map(Vec::new())),
         b"headers" => headers_attr(resp, rest),
         b"trailers" if rest.is_empty() && !trailers.access.readable() => Ok(PropertyValue::Map(Vec::new())),

@@ -439,6 +439,14 @@ fn body_step(h: &mut Harness, id: u32, d: Dir, chunk: &[u8], eos: bool) -> Resul
         return Err(Error::Usage(format!("{d:?} body sent before its headers")));
     }
     drv.side(d).eos_seen |= eos;
+    if let Some(s) = drv.ctx.and_then(|c| h.vm.http_state_mut(c)) {
+        // `request.size` / `response.size`: every body byte that arrived.
+        match d {
+            Dir::Request => s.info.request_body_bytes += chunk.len() as u64,
+            Dir::Response => s.info.response_body_bytes += chunk.len() as u64,
+        }
+    }
+    let drv = driver(h, id);
     if drv.skip {
         drv.out(d).body.extend_from_slice(chunk);
         drv.out(d).end_of_stream = eos;

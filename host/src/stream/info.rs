@@ -94,6 +94,10 @@ pub struct StreamInfo {
     pub response_code_details: Option<String>,
     /// `request.duration`, set when the request is complete (nanoseconds).
     pub request_duration_nanos: Option<i64>,
+    /// `request.size`: request body bytes received so far.
+    pub request_body_bytes: u64,
+    /// `response.size`: response body bytes received so far.
+    pub response_body_bytes: u64,
     /// Extra properties set by the driver, keyed by NUL-joined path (harness presets).
     pub extra: HashMap<Vec<u8>, PropertyValue>,
 }

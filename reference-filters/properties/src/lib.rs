@@ -74,5 +74,13 @@ impl HttpContext for Props {
         let details = self.get_property(vec!["response", "code_details"]).map(|b| String::from_utf8_lossy(&b).into_owned());
         let prop_path = self.get_property(vec!["request", "path"]).map(|b| String::from_utf8_lossy(&b).into_owned());
         log::info!("access path={path} status={status} code={code:?} details={details:?} request.path={prop_path:?}");
+        let int = |p: &[&str]| {
+            self.get_property(p.to_vec()).map(|b| {
+                let mut le = [0u8; 8];
+                le.copy_from_slice(&b[..8]);
+                i64::from_le_bytes(le)
+            })
+        };
+        log::info!("sizes request.size={:?} response.size={:?}", int(&["request", "size"]), int(&["response", "size"]));
     }
 }
