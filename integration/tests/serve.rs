@@ -78,6 +78,21 @@ fn callouts_are_served_alike() {
 fn properties_are_served_alike() {
     let p = pair(reference("properties", ""), &[]);
     p.check(&Case::get("/props/x?q=1").header("x-prop", "pv"));
+    // The access-log pass: body sizes and the upstream host (both proxies use the same upstream).
+    p.check(&Case::post("/props", "hello world"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let line = |log: &str, prefix: &str| {
+        log.lines().rev().find_map(|l| l.find(prefix).map(|i| l[i..].trim().to_string())).unwrap_or_default()
+    };
+    let (e, s) = (p.envoy.log(), p.sluice.log());
+    for prefix in ["sizes request.size=", "upstream address="] {
+        let (el, sl) = (line(&e, prefix), line(&s, prefix));
+        assert!(!el.is_empty(), "envoy logged no {prefix}");
+        assert_eq!(el, sl, "Envoy and sluice serve disagree");
+    }
+    let upstream = line(&e, "upstream address=");
+    assert!(upstream.starts_with("upstream address=Some(\"127.0.0.1:"), "{upstream}");
+    assert!(line(&e, "sizes request.size=").starts_with("sizes request.size=Some(11) response.size=Some("));
 }
 
 #[test]

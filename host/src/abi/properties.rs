@@ -144,13 +144,13 @@ pub(crate) fn resolve(host: &Host, path: &[u8]) -> Result<Vec<u8>, Status> {
         },
         [b"source", field] => address_attr(info.and_then(|i| i.source), field),
         [b"destination", field] => address_attr(info.and_then(|i| i.destination), field),
+        [b"upstream", field] => address_attr(info.and_then(|i| i.upstream), field),
         [b"connection", b"id"] => info.map(|i| PropertyValue::UInt(i.connection_id)).ok_or(Status::NotFound),
         [b"connection", b"mtls"] => info.map(|_| PropertyValue::Bool(false)).ok_or(Status::NotFound),
         [b"connection", b"requested_server_name"] => info.map(|_| PropertyValue::from("")).ok_or(Status::NotFound),
         // A whole namespace cannot be serialized (Envoy: SERIALIZATION_FAILURE).
-        [b"request" | b"response" | b"source" | b"destination" | b"connection" | b"xds" | b"filter_state"] => {
-            Err(Status::SerializationFailure)
-        }
+        [b"request" | b"response" | b"source" | b"destination" | b"upstream" | b"connection" | b"xds"
+        | b"filter_state"] => Err(Status::SerializationFailure),
         [b"filter_state", key] => {
             let key = key.strip_prefix(b"wasm.").ok_or(Status::NotFound)?;
             filter_state.and_then(|f| f.get(key)).map(|v| PropertyValue::Bytes(v.clone())).ok_or(Status::NotFound)

@@ -876,6 +876,15 @@ impl HttpStream<'_> {
         self.h.streams.get_mut(&self.id).expect("stream exists").preset = Some(info);
     }
 
+    /// Records the upstream host that is answering (`upstream.address`, `upstream.port`), as
+    /// Envoy's router does once it has a connection.
+    pub fn set_upstream_address(&mut self, addr: std::net::SocketAddr) {
+        let ctx = self.h.streams.get(&self.id).and_then(|d| d.ctx);
+        if let Some(s) = ctx.and_then(|c| self.h.vm.http_state_mut(c)) {
+            s.info.upstream = Some(addr);
+        }
+    }
+
     /// The plugin's context id for this stream, once created.
     pub fn context_id(&self) -> Option<u32> {
         self.h.streams[&self.id].ctx

@@ -15,8 +15,10 @@ use super::body::PipeBody;
 use crate::config::ClusterPlan;
 use crate::stream::HeaderMap;
 
-type Sender = http1::SendRequest<PipeBody>;
-type H2Sender = hyper::client::conn::http2::SendRequest<PipeBody>;
+/// A pooled HTTP/1.1 connection and the address it reaches.
+type Sender = (http1::SendRequest<PipeBody>, std::net::SocketAddr);
+/// A shared HTTP/2 connection and the address it reaches.
+type H2Sender = (hyper::client::conn::http2::SendRequest<PipeBody>, std::net::SocketAddr);
 type Endpoint = (String, u16);
 
 /// Idle connections kept per endpoint and worker.
@@ -31,7 +33,7 @@ thread_local! {
 
 /// Keeps an idle connection for the next request of this worker.
 fn pool(endpoint: Endpoint, sender: Sender) {
-    if sender.is_closed() {
+    if sender.0.is_closed() {
         return;
     }
     POOL.with(|p| {
@@ -47,6 +49,8 @@ fn pool(endpoint: Endpoint, sender: Sender) {
 pub(crate) struct UpstreamHead {
     pub headers: HeaderMap,
     pub body: UpstreamBody,
+    /// The upstream host that answered (none for Envoy's own answers).
+    pub address: Option<std::net::SocketAddr>,
 }
 
 /// The body of an [`UpstreamHead`].
@@ -59,7 +63,11 @@ pub(crate) enum UpstreamBody {
 
 impl From<UpstreamResponse> for UpstreamHead {
     fn from(r: UpstreamResponse) -> Self {
-        UpstreamHead { headers: r.headers, body: UpstreamBody::Full { body: r.body, trailers: r.trailers } }
+        UpstreamHead {
+            headers: r.headers,
+            body: UpstreamBody::Full { body: r.body, trailers: r.trailers },
+            address: None,
+        }
     }
 }
 
@@ -215,7 +223,7 @@ impl Cluster {
     ) -> Result<Vec<u8>, (u32, String)> {
         let unavailable = || (14, CONNECT_FAILURE.to_string());
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
-        let mut sender = self.h2_connection(&self.plan.endpoints[i]).await.ok_or_else(unavailable)?;
+        let (mut sender, _) = self.h2_connection(&self.plan.endpoints[i]).await.ok_or_else(unavailable)?;
         let framed = super::grpc_stream::framed(message);
         let mut req = hyper::Request::builder()
             .method("POST")
@@ -246,13 +254,14 @@ impl Cluster {
     /// This worker's HTTP/2 connection to `endpoint`, opened if there is none (or it closed).
     async fn h2_connection(&self, endpoint: &Endpoint) -> Option<H2Sender> {
         if let Some(s) = H2.with(|m| m.borrow().get(endpoint).cloned()) {
-            if !s.is_closed() {
+            if !s.0.is_closed() {
                 return Some(s);
             }
         }
         let connect = TcpStream::connect((endpoint.0.as_str(), endpoint.1));
         let stream = tokio::time::timeout(self.plan.connect_timeout, connect).await.ok()?.ok()?;
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().ok()?;
         let (sender, conn) =
             hyper::client::conn::http2::handshake::<_, _, PipeBody>(super::LocalExec, TokioIo::new(stream))
                 .await
@@ -260,25 +269,26 @@ impl Cluster {
         tokio::task::spawn_local(async move {
             let _ = conn.await;
         });
-        H2.with(|m| m.borrow_mut().insert(endpoint.clone(), sender.clone()));
-        Some(sender)
+        H2.with(|m| m.borrow_mut().insert(endpoint.clone(), (sender.clone(), peer)));
+        Some((sender, peer))
     }
 
     /// An idle pooled connection to `endpoint` of this worker, or a new one.
     async fn connection(&self, endpoint: &Endpoint) -> Option<Sender> {
         while let Some(mut s) = POOL.with(|p| p.borrow_mut().get_mut(endpoint).and_then(Vec::pop)) {
-            if !s.is_closed() && s.ready().await.is_ok() {
+            if !s.0.is_closed() && s.0.ready().await.is_ok() {
                 return Some(s);
             }
         }
         let connect = TcpStream::connect((endpoint.0.as_str(), endpoint.1));
         let stream = tokio::time::timeout(self.plan.connect_timeout, connect).await.ok()?.ok()?;
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().ok()?;
         let (sender, conn) = http1::handshake::<_, PipeBody>(TokioIo::new(stream)).await.ok()?;
         tokio::task::spawn_local(async move {
             let _ = conn.await;
         });
-        Some(sender)
+        Some((sender, peer))
     }
 
     async fn exchange(&self, headers: &HeaderMap, body: PipeBody) -> UpstreamHead {
@@ -300,16 +310,16 @@ impl Cluster {
         let Ok(req) = req.body(body) else {
             return UpstreamResponse::local(503, CONNECT_FAILURE).into();
         };
-        let (resp, connection) = if self.plan.http2 {
-            let Some(mut sender) = self.h2_connection(endpoint).await else {
+        let (resp, connection, address) = if self.plan.http2 {
+            let Some((mut sender, peer)) = self.h2_connection(endpoint).await else {
                 return UpstreamResponse::local(503, CONNECT_FAILURE).into();
             };
-            (sender.send_request(req).await, None)
+            (sender.send_request(req).await, None, peer)
         } else {
-            let Some(mut sender) = self.connection(endpoint).await else {
+            let Some((mut sender, peer)) = self.connection(endpoint).await else {
                 return UpstreamResponse::local(503, CONNECT_FAILURE).into();
             };
-            (sender.send_request(req).await, Some((endpoint.clone(), sender)))
+            (sender.send_request(req).await, Some((endpoint.clone(), (sender, peer))), peer)
         };
         // Connected, but no answer: the upstream hung up (or reset) before its headers.
         let Ok(resp) = resp else {
@@ -319,6 +329,10 @@ impl Cluster {
         for (k, v) in resp.headers() {
             out.add(k.as_str(), v.as_bytes());
         }
-        UpstreamHead { headers: out, body: UpstreamBody::Stream(StreamingBody { body: resp.into_body(), connection }) }
+        UpstreamHead {
+            headers: out,
+            body: UpstreamBody::Stream(StreamingBody { body: resp.into_body(), connection }),
+            address: Some(address),
+        }
     }
 }

@@ -409,6 +409,11 @@ impl Exchange {
         let mut upstream_body = None;
         let mut input = None;
         if let Some(head) = head {
+            if let Some(addr) = head.address {
+                for l in &self.chain[..links] {
+                    l.instance.harness.borrow_mut().http(l.id).set_upstream_address(addr);
+                }
+            }
             let f = match head.body {
                 UpstreamBody::Full { body, trailers } => Forwarded {
                     headers: Some(head.headers),

@@ -76,6 +76,8 @@ pub struct StreamInfo {
     pub source: Option<SocketAddr>,
     /// `destination.address` / `destination.port`: the listener address the client reached.
     pub destination: Option<SocketAddr>,
+    /// `upstream.address` / `upstream.port`: the upstream host that answered, once known.
+    pub upstream: Option<SocketAddr>,
     /// `connection.id` and `connection_id`.
     pub connection_id: u64,
     /// `request.time`, nanoseconds since the epoch.

@@ -82,5 +82,7 @@ impl HttpContext for Props {
             })
         };
         log::info!("sizes request.size={:?} response.size={:?}", int(&["request", "size"]), int(&["response", "size"]));
+        let upstream = self.get_property(vec!["upstream", "address"]).map(|b| String::from_utf8_lossy(&b).into_owned());
+        log::info!("upstream address={upstream:?} port={:?}", int(&["upstream", "port"]));
     }
 }
