@@ -157,10 +157,18 @@ pub fn start_each(case: &CaseFile) -> Vec<(String, Result<()>)> {
     out
 }
 
-/// A port on 127.0.0.1 where nothing listens.
-fn dead_port() -> Result<u16> {
+/// A port on 127.0.0.1 that is free now (for a host to bind).
+fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+/// A port on 127.0.0.1 where nothing listens, held (bound, never listening) as long as the returned
+/// socket lives, so no other listener of the test run can take it: connecting is refused.
+fn dead_port() -> Result<(u16, tokio::net::TcpSocket)> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.bind(([127, 0, 0, 1], 0).into())?;
+    Ok((s.local_addr()?.port(), s))
 }
 
 enum Process {
@@ -182,11 +190,13 @@ struct Proxy {
     admin_port: u16,
     process: Running,
     _upstreams: Vec<Upstream>,
+    /// Holds the port of the clusters that are down.
+    _dead: tokio::net::TcpSocket,
 }
 
 /// The bootstrap a case runs in a proxy: the filter (and service), the `upstream` cluster at
-/// `upstream_port`, the extra clusters at `http_port` (or at a dead port when down).
-pub fn case_config(case: &CaseFile, upstream_port: u16, http_port: u16) -> Result<EnvoyConfig> {
+/// `upstream_port`, the extra clusters at `http_port`, or at `dead_port` when down.
+pub fn case_config(case: &CaseFile, upstream_port: u16, http_port: u16, dead_port: u16) -> Result<EnvoyConfig> {
     let plugin = case.plugin()?;
     let mut config = match case.kind {
         Kind::Http => EnvoyConfig::http(plugin),
@@ -195,7 +205,7 @@ pub fn case_config(case: &CaseFile, upstream_port: u16, http_port: u16) -> Resul
     .cluster("upstream", upstream_port);
     for c in &case.clusters {
         let (name, down) = c.parts();
-        config = config.cluster(name, if down { dead_port()? } else { http_port });
+        config = config.cluster(name, if down { dead_port } else { http_port });
     }
     if let Some(s) = case.service_plugin()? {
         config = config.service(s);
@@ -216,7 +226,8 @@ impl Proxy {
                 port
             }
         };
-        let config = case_config(case, upstream_port, http.port)?;
+        let (dead, reserved) = dead_port()?;
+        let config = case_config(case, upstream_port, http.port, dead)?;
         upstreams.push(http);
         let (name, port, admin_port, process) = match which {
             Process::Envoy => {
@@ -229,13 +240,13 @@ impl Proxy {
             }
             Process::Other(cmd) => start_other(&cmd, &config)?,
         };
-        Ok(Self { name, port, admin_port, process, _upstreams: upstreams })
+        Ok(Self { name, port, admin_port, process, _upstreams: upstreams, _dead: reserved })
     }
 }
 
 /// Starts another host on `config` with fixed ports and waits until its listener accepts.
 fn start_other(cmd: &str, config: &EnvoyConfig) -> Result<(String, u16, u16, Running)> {
-    let (port, admin_port) = (dead_port()?, dead_port()?);
+    let (port, admin_port) = (free_port()?, free_port()?);
     let dir = std::env::temp_dir().join(format!("sluice-other-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir)?;
     let mut yaml = config.render().replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);

@@ -33,7 +33,7 @@ fn envoy_config_files_are_the_configs_the_cases_run() {
             continue;
         }
         samples += 1;
-        let want = header(&stem) + &case_config(&case, 0, 0).unwrap().render_for_compose();
+        let want = header(&stem) + &case_config(&case, 0, 0, 0).unwrap().render_for_compose();
         let file = root.join("envoy-config").join(format!("{stem}.yaml"));
         let have = std::fs::read_to_string(&file).unwrap_or_default();
         if have != want {
