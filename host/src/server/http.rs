@@ -249,16 +249,6 @@ async fn routed(
     (run_route(state, r, req, body).await, deadline)
 }
 
-/// Where the request's output goes.
-enum Sink {
-    /// Nothing yet: the last filter has not let the headers through.
-    Waiting,
-    /// The upstream request's body.
-    Upstream(BodySender),
-    /// Nowhere (the route answered by itself).
-    Discard,
-}
-
 /// One request on its way through the filters, to the upstream and back.
 struct Exchange {
     state: Rc<ListenerState>,
@@ -268,7 +258,7 @@ struct Exchange {
 }
 
 impl Exchange {
-    /// The first filter at or after `from` that answered the request itself or reset it.
+    /// The first filter that answered the request itself or reset it, and whether it reset it.
     fn answered(&self) -> Option<(usize, bool)> {
         self.chain.iter().enumerate().find_map(|(k, l)| {
             let s = l.instance.harness.borrow().stream_state(l.id)?;
@@ -312,7 +302,8 @@ impl Exchange {
         // Request side.
         let mut input =
             Some(Forwarded { headers: Some(headers), end_of_stream: self.client_done, ..Default::default() });
-        let mut sink = Sink::Waiting;
+        // The streaming upstream request's body, while more of it is to come.
+        let mut sink: Option<BodySender> = None;
         let mut upstream: Option<Upstream> = None;
         let mut answered = None;
         loop {
@@ -338,10 +329,7 @@ impl Exchange {
                     (Some(tx), b)
                 };
                 let streams = tx.is_some();
-                sink = match tx {
-                    Some(tx) => Sink::Upstream(tx),
-                    None => Sink::Discard,
-                };
+                sink = tx;
                 upstream = Some(if streams {
                     // The body is still coming: the upstream request runs beside the request side.
                     let state = self.state.clone();
@@ -350,12 +338,12 @@ impl Exchange {
                     // Whole already: sent when the response side starts, with no task of its own.
                     Upstream::Whole(h, upstream_body)
                 });
-            } else if let Sink::Upstream(tx) = &sink {
+            } else if let Some(tx) = &sink {
                 Self::send_upstream(tx, out_body, out_trailers).await;
             }
             if end {
                 // Dropping the sender ends the upstream request's body.
-                sink = Sink::Discard;
+                sink = None;
             }
             if let Some(a) = self.answered() {
                 answered = Some(a);
