@@ -2,15 +2,54 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_path_buf()
 }
 
+/// Makes sure the toolchain pinned by `rust-toolchain.toml` can build for `target_triple`, adding the
+/// target with rustup when it is missing.
+///
+/// rustup does not add a toolchain file's targets by itself to a toolchain that is already installed
+/// (and not at all with `RUSTUP_AUTO_INSTALL=0`), so a fresh machine would otherwise end a long build
+/// with E0463 ("can't find crate for `std`").
+pub fn ensure_target(target_triple: &str) -> Result<(), String> {
+    static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.iter().any(|t| t == target_triple) {
+        return Ok(());
+    }
+    let root = workspace_root();
+    let fix = format!("run `rustup target add {target_triple}` in {}", root.display());
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(&root)
+        .output()
+        .map_err(|e| format!("cannot run rustc to find the toolchain ({e}): install rustup, then {fix}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if !sysroot.join("lib/rustlib").join(target_triple).join("lib").is_dir() {
+        eprintln!("the Rust target {target_triple} is missing: adding it with rustup (one download, about 20 MB)");
+        let out =
+            Command::new("rustup").args(["target", "add", target_triple]).current_dir(&root).output().map_err(|e| {
+                format!("the Rust target {target_triple} is missing and rustup cannot run ({e}): {fix}")
+            })?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            let why = why.lines().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+            return Err(format!(
+                "the Rust target {target_triple} is missing and rustup could not add it ({why}): {fix}"
+            ));
+        }
+    }
+    done.push(target_triple.to_owned());
+    Ok(())
+}
+
 /// Builds the filter workspace at `dir` (relative to the workspace root) for `target_triple`.
 fn build(dir: &str, target_triple: &str) -> Result<PathBuf, String> {
+    ensure_target(target_triple)?;
     let root = workspace_root();
     let target = root.join("target").join(dir.replace('/', "-"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
