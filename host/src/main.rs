@@ -27,9 +27,35 @@ enum Command {
     Serve(cli::serve::ServeArgs),
 }
 
+/// Invoked as `envoy` (a link named so on `PATH`), sluice is `sluice serve` with Envoy's argv.
+#[derive(Parser)]
+#[command(name = "envoy", disable_version_flag = true, about = "sluice serve, under Envoy's name and command line")]
+struct AsEnvoy {
+    #[command(flatten)]
+    serve: cli::serve::ServeArgs,
+    /// Print the version and exit.
+    #[arg(long)]
+    version: bool,
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let argv0 = std::env::args_os().next().map(std::path::PathBuf::from);
+    let as_envoy = argv0.as_ref().and_then(|p| p.file_name()).is_some_and(|n| n == "envoy");
+    let command = if as_envoy {
+        let args = AsEnvoy::parse();
+        if args.version {
+            // Envoy's shape (`envoy  version: SHA/VERSION/STATUS/BUILD/SSL`): tools read the number.
+            println!(
+                "envoy  version: 0000000000000000000000000000000000000000/1.40.0/Clean/RELEASE/sluice-{}",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Serve(args.serve)
+    } else {
+        Cli::parse().command
+    };
+    let result = match command {
         Command::Check(args) => cli::check::run(args),
         Command::Serve(args) => cli::serve::run(args),
     };

@@ -1,6 +1,9 @@
-//! The WASI preview1 subset Envoy provides (under `wasi_snapshot_preview1` and `wasi_unstable`):
-//! stdout/stderr become log lines, clocks, random bytes, configured environment variables, empty args,
-//! `poll_oneoff`, `sched_yield`. Every other WASI call is refused with ENOSYS: no files, no sockets.
+//! The WASI preview1 subset Envoy provides (under `wasi_snapshot_preview1` and `wasi_unstable`),
+//! call by call and status by status as proxy-wasm-cpp-host answers: stdout/stderr become log lines,
+//! clocks, random bytes, configured environment variables, empty args, no preopened directories
+//! (`fd_prestat_get` answers EBADF, which Go's `wasip1` runtime needs to start), no files
+//! (`path_open` ENOENT, `fd_read` ENOSYS), `fd_seek`/`fd_close`/`proc_exit` logged and ignored.
+//! Every other WASI call is refused with ENOSYS: no sockets.
 
 use wasmtime::{Caller, Linker};
 
@@ -21,6 +24,12 @@ pub const WASI_FUNCTIONS: &[&str] = &[
     "poll_oneoff",
     "sched_yield",
     "fd_fdstat_get",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "path_open",
+    "fd_read",
+    "fd_seek",
+    "fd_close",
 ];
 
 /// The WASI module names Envoy serves.
@@ -30,6 +39,7 @@ const SUCCESS: i32 = 0;
 const BADF: i32 = 8;
 const FAULT: i32 = 21;
 const INVAL: i32 = 28;
+const NOENT: i32 = 44;
 const NOTSUP: i32 = 58;
 /// What refused WASI calls return.
 pub const ENOSYS: i32 = 52;
@@ -78,6 +88,9 @@ fn random_get(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Result<(), i
     if len as u32 as usize > MAX_RANDOM {
         return Err(INVAL);
     }
+    if len == 0 {
+        return Ok(());
+    }
     let (mem, _) = fault(split(caller))?;
     let start = ptr as u32 as usize;
     let end = start.checked_add(len as u32 as usize).filter(|e| *e <= mem.len()).ok_or(FAULT)?;
@@ -117,10 +130,10 @@ fn fdstat(caller: &mut Caller<'_, Host>, fd: i32, ret: i32) -> Result<(), i32> {
     }
     let (mem, _) = fault(split(caller))?;
     let start = ret as u32 as usize;
-    let out = mem.get_mut(start..start + 24).ok_or(FAULT)?;
+    let out = mem.get_mut(start..start.checked_add(24).ok_or(FAULT)?).ok_or(FAULT)?;
+    // Envoy's answer: file type unknown, no flags, the one right fd_write (64).
     out.fill(0);
-    out[0] = 2; // character device
-    out[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    out[8..16].copy_from_slice(&64u64.to_le_bytes());
     Ok(())
 }
 
@@ -144,10 +157,28 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             errno(two_zeros(&mut c, cp, sp))
         })?;
         linker.func_wrap(m, "args_get", |_: Caller<'_, Host>, _p: i32, _b: i32| SUCCESS)?;
-        linker.func_wrap(m, "proc_exit", |mut c: Caller<'_, Host>, code: i32| -> wasmtime::Result<()> {
-            c.data_mut().log(LogLevel::Error, format!("wasi proc_exit({code})"));
-            Err(wasmtime::Error::msg(format!("the module called proc_exit({code})")))
+        // Envoy logs these and carries on; a module that exits keeps running.
+        linker.func_wrap(m, "proc_exit", |mut c: Caller<'_, Host>, _code: i32| {
+            c.data_mut().log(LogLevel::Error, "wasi_unstable proc_exit".into());
         })?;
+        linker.func_wrap(m, "fd_seek", |mut c: Caller<'_, Host>, _fd: i32, _off: i64, _whence: i32, _ret: i32| {
+            c.data_mut().log(LogLevel::Error, "wasi_unstable fd_seek".into());
+            SUCCESS
+        })?;
+        linker.func_wrap(m, "fd_close", |mut c: Caller<'_, Host>, _fd: i32| {
+            c.data_mut().log(LogLevel::Error, "wasi_unstable fd_close".into());
+            SUCCESS
+        })?;
+        linker.func_wrap(m, "fd_prestat_get", |_: Caller<'_, Host>, _fd: i32, _ret: i32| BADF)?;
+        linker.func_wrap(m, "fd_prestat_dir_name", |_: Caller<'_, Host>, _fd: i32, _p: i32, _n: i32| ENOSYS)?;
+        linker.func_wrap(m, "fd_read", |_: Caller<'_, Host>, _fd: i32, _iovs: i32, _n: i32, _ret: i32| ENOSYS)?;
+        linker.func_wrap(
+            m,
+            "path_open",
+            |_: Caller<'_, Host>, _fd: i32, _df: i32, _p: i32, _n: i32, _of: i32, _rb: i64, _ri: i64, _ff: i32, _r: i32| {
+                NOENT
+            },
+        )?;
         linker.func_wrap(m, "poll_oneoff", |mut c: Caller<'_, Host>, _in: i32, _out: i32, _n: i32, ret: i32| {
             let r = split(&mut c).map_err(|_| FAULT).and_then(|(mem, _)| fault(write_u32(mem, ret, 0)));
             errno(r)

@@ -1,4 +1,5 @@
 //! The subcommands of the `sluice` binary.
 
 pub mod check;
+pub mod logging;
 pub mod serve;

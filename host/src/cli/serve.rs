@@ -11,32 +11,129 @@ use sluice_host::server::{self, ServeOptions};
 use sluice_host::state::SharedState;
 use sluice_host::vm::{Clock, NoQueues, ProxyEnv, Vm};
 
-/// Arguments of `sluice serve`.
-#[derive(clap::Args)]
+use super::logging;
+
+/// Arguments of `sluice serve`: Envoy 1.40's command line, flag for flag, plus `--validate` and
+/// `--watch`. Flags that steer Envoy's hot restart, core dumps or stats tags mean nothing here and
+/// are accepted and ignored, so tools that start Envoy can start sluice unchanged.
+#[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// The Envoy bootstrap (v3 YAML).
-    #[arg(short = 'c', long = "config", value_name = "ENVOY.yaml")]
-    config: PathBuf,
+    /// The Envoy bootstrap (v3 YAML or JSON).
+    #[arg(short = 'c', long = "config-path", visible_alias = "config", value_name = "ENVOY.yaml")]
+    config: Option<PathBuf>,
+    /// Inline YAML, merged over the file given with -c (or the whole bootstrap without it).
+    #[arg(long = "config-yaml", value_name = "YAML")]
+    config_yaml: Option<String>,
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     concurrency: Option<usize>,
-    /// Check the configuration (and start and configure every plugin once), then exit, like
-    /// `envoy --mode validate`.
+    /// `serve` (default), `validate` (check the configuration and start every plugin once, then
+    /// exit) or `init_only` (also bind the listeners, then exit), as Envoy's --mode.
+    #[arg(long, value_name = "MODE", default_value = "serve", value_parser = ["serve", "validate", "init_only"])]
+    mode: String,
+    /// The same as `--mode validate`.
     #[arg(long)]
     validate: bool,
     /// Reload a filter when its `.wasm` file changes (new streams use the new module; streams in
     /// flight finish on the old one).
     #[arg(long)]
     watch: bool,
-    /// Log level: trace, debug, info, warn, error (guest logs use the `wasm` target).
+    /// Log level: trace, debug, info, warning, error, critical, off.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
+    /// Levels of single components, e.g. `wasm:trace,http:debug` (Envoy's component names).
+    #[arg(long = "component-log-level", value_name = "COMPONENT:LEVEL,...")]
+    component_log_level: Option<String>,
+    /// Log line format in spdlog syntax (default `[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v`).
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Write logs to this file instead of stderr.
+    #[arg(long = "log-path", value_name = "FILE")]
+    log_path: Option<PathBuf>,
+    /// `node.id` when the bootstrap has none.
+    #[arg(long = "service-node")]
+    service_node: Option<String>,
+    /// `node.cluster` when the bootstrap has none.
+    #[arg(long = "service-cluster")]
+    service_cluster: Option<String>,
+    /// `node.locality.zone` (accepted; sluice serves no property from it).
+    #[arg(long = "service-zone")]
+    service_zone: Option<String>,
+    /// How long SIGTERM waits for requests in flight, in seconds (default 600, as Envoy).
+    #[arg(long = "drain-time-s", value_name = "SECONDS")]
+    drain_time_s: Option<u64>,
+    /// Envoy's hot-restart, core-dump and stats flags: accepted, no effect here.
+    #[command(flatten)]
+    envoy_only: EnvoyOnlyFlags,
+}
+
+/// Envoy flags that steer what sluice does not have (hot restart, mutex tracing, core dumps, stats
+/// tags, field strictness): accepted so that Envoy's command lines run as they are, and ignored.
+#[derive(clap::Args, Debug, Default)]
+struct EnvoyOnlyFlags {
+    #[arg(long = "base-id", hide = true)]
+    base_id: Option<u32>,
+    #[arg(long = "use-dynamic-base-id", hide = true)]
+    use_dynamic_base_id: bool,
+    #[arg(long = "base-id-path", hide = true)]
+    base_id_path: Option<PathBuf>,
+    #[arg(long = "restart-epoch", hide = true)]
+    restart_epoch: Option<u32>,
+    #[arg(long = "hot-restart-version", hide = true)]
+    hot_restart_version: bool,
+    #[arg(long = "disable-hot-restart", hide = true)]
+    disable_hot_restart: bool,
+    #[arg(long = "skip-hot-restart-on-no-parent", hide = true)]
+    skip_hot_restart_on_no_parent: bool,
+    #[arg(long = "skip-hot-restart-parent-stats", hide = true)]
+    skip_hot_restart_parent_stats: bool,
+    #[arg(long = "parent-shutdown-time-s", hide = true)]
+    parent_shutdown_time_s: Option<u32>,
+    #[arg(long = "drain-strategy", hide = true)]
+    drain_strategy: Option<String>,
+    #[arg(long = "socket-path", hide = true)]
+    socket_path: Option<String>,
+    #[arg(long = "socket-mode", hide = true)]
+    socket_mode: Option<String>,
+    #[arg(long = "stats-tag", hide = true)]
+    stats_tag: Vec<String>,
+    #[arg(long = "enable-core-dump", hide = true)]
+    enable_core_dump: bool,
+    #[arg(long = "disable-extensions", hide = true)]
+    disable_extensions: Option<String>,
+    #[arg(long = "cpuset-threads", hide = true)]
+    cpuset_threads: bool,
+    #[arg(long = "enable-mutex-tracing", hide = true)]
+    enable_mutex_tracing: bool,
+    #[arg(long = "file-flush-min-size-kb", hide = true)]
+    file_flush_min_size_kb: Option<u32>,
+    #[arg(long = "file-flush-interval-msec", hide = true)]
+    file_flush_interval_msec: Option<u32>,
+    #[arg(long = "enable-fine-grain-logging", hide = true)]
+    enable_fine_grain_logging: bool,
+    #[arg(long = "log-format-escaped", hide = true)]
+    log_format_escaped: bool,
+    #[arg(long = "log-stacktrace-single-entry", hide = true)]
+    log_stacktrace_single_entry: bool,
+    #[arg(long = "local-address-ip-version", hide = true)]
+    local_address_ip_version: Option<String>,
+    #[arg(long = "admin-address-path", hide = true)]
+    admin_address_path: Option<PathBuf>,
+    #[arg(long = "skip-deprecated-logs", hide = true)]
+    skip_deprecated_logs: bool,
+    #[arg(long = "ignore-unknown-dynamic-fields", hide = true)]
+    ignore_unknown_dynamic_fields: bool,
+    #[arg(long = "reject-unknown-dynamic-fields", hide = true)]
+    reject_unknown_dynamic_fields: bool,
+    #[arg(long = "allow-unknown-static-fields", hide = true)]
+    allow_unknown_static_fields: bool,
+    #[arg(long = "allow-unknown-fields", hide = true)]
+    allow_unknown_fields: bool,
 }
 
 /// Starts every plugin of the plan once, as Envoy's canary does: a plugin that fails to start or
 /// rejects its configuration fails the whole configuration.
-fn canary(plan: &Plan) -> Result<usize> {
-    let runtime = Runtime::new(RuntimeConfig::default())?;
+fn canary(plan: &Plan, runtime: &Runtime) -> Result<usize> {
     let mut plugins: Vec<(String, &PluginSpec)> = Vec::new();
     for l in &plan.listeners {
         let filters = match &l.kind {
@@ -63,17 +160,45 @@ fn canary(plan: &Plan) -> Result<usize> {
     Ok(plugins.len())
 }
 
+/// Reads the bootstrap from `-c` and `--config-yaml` (merged over it, as Envoy merges them).
+fn load_plan(args: &ServeArgs) -> Result<Plan> {
+    let file = match &args.config {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
+        None => None,
+    };
+    let name = args.config.as_ref().map_or_else(|| "--config-yaml".to_string(), |p| p.display().to_string());
+    let text = match (file, &args.config_yaml) {
+        (None, None) => anyhow::bail!("no configuration: give -c ENVOY.yaml or --config-yaml"),
+        (Some(f), None) => f,
+        (None, Some(y)) => y.clone(),
+        (Some(f), Some(y)) => config::merge_yaml(&f, y).map_err(|e| anyhow::anyhow!("--config-yaml: {e}"))?,
+    };
+    let mut plan = config::parse(&text, std::path::Path::new(".")).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    if plan.node.0.is_empty() {
+        plan.node.0 = args.service_node.clone().unwrap_or_default();
+    }
+    if plan.node.1.is_empty() {
+        plan.node.1 = args.service_cluster.clone().unwrap_or_default();
+    }
+    Ok(plan)
+}
+
 /// Checks the configuration, then serves it until SIGTERM, Ctrl-C or `/quitquitquit`.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .with_context(|| format!("invalid --log-level `{}`", args.log_level))?;
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let plan = config::load(&args.config).map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
+    logging::init(&logging::LogOptions {
+        level: args.log_level.clone(),
+        component_levels: args.component_log_level.clone(),
+        format: args.log_format.clone(),
+        path: args.log_path.clone(),
+    })?;
+    let plan = load_plan(&args)?;
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        tracing::warn!(target: "sluice_host::config", "{w}");
     }
-    let plugins = canary(&plan)?;
-    if args.validate {
+    // One engine for the canary and the server: each module is compiled once.
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+    let plugins = canary(&plan, &runtime)?;
+    if args.validate || args.mode == "validate" {
         println!(
             "configuration OK: {} listener(s), {} cluster(s), {} plugin(s) started and configured",
             plan.listeners.len(),
@@ -83,7 +208,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         return Ok(());
     }
     let concurrency = args.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let server = server::start(plan, ServeOptions { concurrency, watch: args.watch })?;
+    let drain = args.drain_time_s.map_or(server::DEFAULT_DRAIN, std::time::Duration::from_secs);
+    let server = server::start(plan, ServeOptions { concurrency, watch: args.watch, drain, runtime })?;
+    if args.mode == "init_only" {
+        server.shutdown();
+        server.wait();
+        return Ok(());
+    }
     for (name, addr) in &server.listeners {
         println!("listener {name} on {addr}");
     }

@@ -4,6 +4,7 @@
 //! are errors when they would change behaviour, and one warning each when they are harmless
 //! (stats, tracing, access logs).
 
+mod envoy_json;
 pub mod model;
 mod plan;
 mod validate;
@@ -41,11 +42,53 @@ pub fn load(path: &Path) -> Result<Plan, ConfigError> {
 
 /// Parses and checks bootstrap YAML; `base` resolves relative file names.
 pub fn parse(text: &str, base: &Path) -> Result<Plan, ConfigError> {
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    let bootstrap: model::Bootstrap = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut tree: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("(top level)", e.to_string()))?;
+    envoy_json::canonicalize(&mut tree);
+    let bootstrap: model::Bootstrap = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { "(top level)".to_string() } else { path };
-        ConfigError::new(path, e.into_inner().to_string())
+        ConfigError::new(path, explain(&e.into_inner().to_string()))
     })?;
     validate::plan(&bootstrap, base)
+}
+
+/// Merges `over` (Envoy's `--config-yaml`) into the bootstrap `base`, as protobuf's `MergeFrom`
+/// does: mappings field by field, lists appended, scalars replaced.
+pub fn merge_yaml(base: &str, over: &str) -> Result<String, ConfigError> {
+    fn merge(into: &mut serde_yaml_ng::Value, from: serde_yaml_ng::Value) {
+        use serde_yaml_ng::Value;
+        match (into, from) {
+            (Value::Mapping(a), Value::Mapping(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(&k) {
+                        Some(slot) => merge(slot, v),
+                        None => {
+                            a.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (Value::Sequence(a), Value::Sequence(b)) => a.extend(b),
+            (slot, v) => *slot = v,
+        }
+    }
+    let read = |t: &str, what: &str| {
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(t).map_err(|e| ConfigError::new(what, e.to_string()))
+    };
+    let mut tree = read(base, "(top level)")?;
+    merge(&mut tree, read(over, "--config-yaml")?);
+    serde_yaml_ng::to_string(&tree).map_err(|e| ConfigError::new("--config-yaml", e.to_string()))
+}
+
+/// serde names an `@type` it has no variant for "unknown variant"; a user needs to hear that sluice
+/// lacks that extension.
+fn explain(message: &str) -> String {
+    match message.strip_prefix("unknown variant `").and_then(|m| m.split_once('`')) {
+        Some((type_url, rest)) if type_url.starts_with("type.googleapis.com/") => {
+            let known = rest.split_once("expected ").map_or("", |(_, k)| k);
+            format!("sluice does not have the extension `{type_url}` (it has {known})")
+        }
+        _ => message.to_string(),
+    }
 }

@@ -104,6 +104,8 @@ pub struct Listener {
     pub filter_chains: Vec<FilterChain>,
     /// Buffer limit per connection (default 1 MiB).
     pub per_connection_buffer_limit_bytes: Option<u32>,
+    /// `metadata` (`filter_metadata`, `typed_filter_metadata`), as written.
+    pub metadata: Option<Value>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,
@@ -162,6 +164,8 @@ pub struct HttpConnectionManager {
     /// HTTP filters in order (the router last).
     #[serde(default)]
     pub http_filters: Vec<HttpFilter>,
+    /// The `server` response header (default `envoy`).
+    pub server_name: Option<String>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,
@@ -213,6 +217,8 @@ pub struct Route {
     pub direct_response: Option<DirectResponse>,
     /// Redirect.
     pub redirect: Option<Redirect>,
+    /// `metadata`, as written.
+    pub metadata: Option<Value>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,
@@ -394,6 +400,9 @@ pub struct VmConfig {
     pub configuration: Option<Any>,
     /// Environment variables.
     pub environment_variables: Option<EnvironmentVariables>,
+    /// Use a precompiled section if the module has one (sluice compiles with wasmtime and caches
+    /// the result, so the flag changes nothing here).
+    pub allow_precompiled: Option<bool>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,
@@ -478,6 +487,8 @@ pub struct Cluster {
     pub typed_extension_protocol_options: Option<BTreeMap<String, Value>>,
     /// Only `ROUND_ROBIN`.
     pub lb_policy: Option<String>,
+    /// `metadata`, as written.
+    pub metadata: Option<Value>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,

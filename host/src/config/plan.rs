@@ -74,6 +74,8 @@ pub struct HttpListener {
     pub buffer_limit: usize,
     /// `HTTP1`, `HTTP2` or `AUTO`.
     pub codec: String,
+    /// What the `server` response header says (`server_name`, default `envoy`).
+    pub server_name: String,
 }
 
 /// A virtual host.

@@ -34,7 +34,6 @@ const HARMLESS: &[&str] = &[
     "stat_prefix",
     "generate_request_id",
     "use_remote_address",
-    "server_name",
     "traffic_direction",
     "drain_type",
     "dns_lookup_family",
@@ -81,6 +80,24 @@ impl Ctx<'_> {
             _ => Err(ConfigError::new(path, "give exactly one of filename, inline_bytes, inline_string")),
         }
     }
+}
+
+/// `envoy.config.core.v3.Metadata`: kept for the filters that read it; only its two maps exist.
+fn metadata(m: Option<&serde_yaml_ng::Value>, path: &str) -> R<()> {
+    let Some(m) = m else { return Ok(()) };
+    let serde_yaml_ng::Value::Mapping(map) = m else {
+        return Err(ConfigError::new(format!("{path}.metadata"), "metadata must be a mapping"));
+    };
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or_default();
+        if !matches!(key, "filter_metadata" | "typed_filter_metadata") {
+            return Err(ConfigError::new(format!("{path}.metadata.{key}"), "unknown field (Metadata has filter_metadata and typed_filter_metadata)"));
+        }
+        if !matches!(v, serde_yaml_ng::Value::Mapping(_) | serde_yaml_ng::Value::Null) {
+            return Err(ConfigError::new(format!("{path}.metadata.{key}"), "must be a mapping of filter names"));
+        }
+    }
+    Ok(())
 }
 
 /// A protobuf-JSON duration such as `1s`, `0.250s`.
@@ -195,6 +212,7 @@ fn plugin(ctx: &mut Ctx<'_>, p: &PluginConfig, path: &str, singleton: bool) -> R
 
 fn route(ctx: &mut Ctx<'_>, r: &Route, path: &str) -> R<RoutePlan> {
     ctx.other(&r.other, path)?;
+    metadata(r.metadata.as_ref(), path)?;
     let m = &r.matcher;
     let mpath = format!("{path}.match");
     ctx.other(&m.other, &mpath)?;
@@ -320,11 +338,13 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
             "the last HTTP filter must be envoy.filters.http.router",
         ));
     }
-    Ok(HttpListener { filters, virtual_hosts, buffer_limit: limit, codec })
+    let server_name = hcm.server_name.clone().unwrap_or_else(|| "envoy".to_string());
+    Ok(HttpListener { filters, virtual_hosts, buffer_limit: limit, codec, server_name })
 }
 
 fn cluster(ctx: &mut Ctx<'_>, c: &Cluster, path: &str) -> R<ClusterPlan> {
     ctx.other(&c.other, path)?;
+    metadata(c.metadata.as_ref(), path)?;
     let dns = match c.kind.as_deref() {
         None | Some("STATIC") => false,
         Some("STRICT_DNS") | Some("LOGICAL_DNS") => true,
@@ -392,6 +412,7 @@ pub(super) fn plan(b: &Bootstrap, base: &Path) -> R<Plan> {
     for (i, l) in b.static_resources.listeners.iter().enumerate() {
         let path = format!("static_resources.listeners[{i}]");
         ctx.other(&l.other, &path)?;
+        metadata(l.metadata.as_ref(), &path)?;
         let address = socket(&l.address, &format!("{path}.address"))?;
         ctx.other(&l.address.other, &format!("{path}.address"))?;
         let limit = l.per_connection_buffer_limit_bytes.map(|v| v as usize).unwrap_or(1 << 20);

@@ -447,7 +447,7 @@ impl Exchange {
                     b
                 };
                 if let Some(reply) = self.reply.take() {
-                    let _ = reply.send(to_response(h, body));
+                    let _ = reply.send(to_response(h, body, &self.state.plan.server_name));
                 }
             } else if let Some(tx) = &client {
                 if !out.body.is_empty() && tx.send(Ok(Frame::data(Bytes::from(out.body)))).await.is_err() {
@@ -498,7 +498,7 @@ impl Exchange {
                         None => {
                             if let Some(reply) = self.reply.take() {
                                 let r = UpstreamResponse::local(504, super::cluster::TIMEOUT);
-                                let _ = reply.send(to_response(&r.headers, PipeBody::full(r.body, true)));
+                                let _ = reply.send(to_response(&r.headers, PipeBody::full(r.body, true), &self.state.plan.server_name));
                             }
                         }
                     }
@@ -528,14 +528,17 @@ impl Exchange {
     }
 }
 
-fn to_response(headers: &HeaderMap, body: PipeBody) -> hyper::Response<PipeBody> {
+/// The response as the client gets it. The connection manager sets `server` after the filters have
+/// run (Envoy's default `server_header_transformation: OVERWRITE`), so filters never see it.
+fn to_response(headers: &HeaderMap, body: PipeBody, server: &str) -> hyper::Response<PipeBody> {
     let status = headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
     let mut b = hyper::Response::builder().status(status);
     for (k, v) in headers.iter() {
-        if !k.starts_with(b":") && !HOP_BY_HOP.contains(&String::from_utf8_lossy(k).as_ref()) {
+        if !k.starts_with(b":") && k != b"server" && !HOP_BY_HOP.contains(&String::from_utf8_lossy(k).as_ref()) {
             b = b.header(k, v);
         }
     }
+    b = b.header("server", server);
     b.body(body).unwrap_or_else(|_| hyper::Response::new(PipeBody::full(Bytes::new(), true)))
 }
 

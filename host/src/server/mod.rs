@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use crate::config::{ListenerKind, Plan, PluginSpec};
 use crate::error::{Error, Result};
 use crate::harness::Harness;
-use crate::runtime::{Runtime, RuntimeConfig};
+use crate::runtime::Runtime;
 use crate::state::SharedState;
 use crate::vm::TracingLogSink;
 
@@ -73,6 +73,10 @@ pub struct ServeOptions {
     /// Reload a filter when its `.wasm` file changes: new streams use the new module, streams in
     /// flight finish on the old one.
     pub watch: bool,
+    /// How long a stop waits for open connections ([`DEFAULT_DRAIN`] unless set).
+    pub drain: std::time::Duration,
+    /// The engine and module cache (shared with whatever already loaded the plan's modules).
+    pub runtime: Arc<Runtime>,
 }
 
 /// A running server.
@@ -164,6 +168,7 @@ fn worker(
     sockets: Vec<std::net::TcpListener>,
     first: bool,
     watch: bool,
+    drain: std::time::Duration,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -262,8 +267,17 @@ fn worker(
         for a in accepts {
             let _ = a.await;
         }
+        // A server without listeners (only bootstrap services, timers) serves until told to stop,
+        // as Envoy does.
+        loop {
+            let stop = shared.stop.notified();
+            if shared.is_stopped() {
+                break;
+            }
+            stop.await;
+        }
         // Graceful stop: no new connections; let the open ones finish (up to the drain time).
-        let deadline = tokio::time::Instant::now() + DRAIN;
+        let deadline = tokio::time::Instant::now() + drain;
         while open.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
@@ -275,8 +289,8 @@ fn worker(
     Ok(())
 }
 
-/// How long a stopping worker waits for open connections.
-const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a stopping worker waits for open connections unless told otherwise.
+pub const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Counts a worker's open connections while alive.
 struct Open(Rc<std::cell::Cell<usize>>);
@@ -296,7 +310,7 @@ impl Drop for Open {
 
 /// Binds every listener and starts the workers and the admin listener.
 pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
-    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+    let runtime = options.runtime.clone();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
     let mut seed = [0u8; 4];
     let _ = getrandom::fill(&mut seed);
@@ -326,11 +340,12 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
             None => addrs.iter().map(|a| bind(*a)).collect::<Result<_>>()?,
         };
         let (shared, plan, ready, watch) = (shared.clone(), plan.clone(), ready_tx.clone(), options.watch);
+        let drain = options.drain;
         let t = std::thread::Builder::new()
             .name(format!("sluice-worker-{n}"))
             .spawn(move || {
                 // Report setup failures (a plugin that will not start) before serving.
-                let r = worker(shared, plan, sockets, n == 0, watch);
+                let r = worker(shared, plan, sockets, n == 0, watch, drain);
                 let _ = ready.send(r);
             })
             .map_err(|e| Error::Runtime(format!("cannot start a worker thread: {e}")))?;
@@ -342,10 +357,16 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         shared.stop();
         return Err(e);
     }
+    let listeners: Vec<(String, SocketAddr)> = plan.listeners.iter().map(|l| l.name.clone()).zip(addrs).collect();
     let admin = match plan.admin {
-        Some(addr) => Some(admin::start(addr, shared.clone())?),
+        Some(addr) => {
+            let topology = admin::Topology {
+                listeners: listeners.clone(),
+                clusters: plan.clusters.values().map(|c| (c.name.clone(), c.endpoints.clone())).collect(),
+            };
+            Some(admin::start(addr, shared.clone(), topology)?)
+        }
         None => None,
     };
-    let listeners = plan.listeners.iter().map(|l| l.name.clone()).zip(addrs).collect();
     Ok(Server { listeners, admin, shared, threads })
 }

@@ -23,7 +23,12 @@ impl LogSink for TracingLogSink {
     fn log(&self, r: LogRecord) {
         let prefix: Vec<&str> =
             [r.plugin.as_str(), r.root_id.as_str(), r.vm_id.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
-        let line = format!("wasm log {}: {}", prefix.join(" "), r.message);
+        // Envoy leaves empty parts out, and the space with them: `wasm log: msg`.
+        let line = if prefix.is_empty() {
+            format!("wasm log: {}", r.message)
+        } else {
+            format!("wasm log {}: {}", prefix.join(" "), r.message)
+        };
         match r.level {
             LogLevel::Trace => tracing::trace!(target: "wasm", "{line}"),
             LogLevel::Debug => tracing::debug!(target: "wasm", "{line}"),
@@ -52,6 +57,10 @@ pub enum Clock {
     },
 }
 
+/// Where monotonic time starts. Envoy serves a steady clock counted from boot, never near zero, and
+/// Go's runtime stops with "nanotime returning zero" if it reads 0.
+const MONOTONIC_ORIGIN: i64 = 1_000_000_000;
+
 impl Clock {
     /// The system clock.
     pub fn real() -> Self {
@@ -60,7 +69,7 @@ impl Clock {
 
     /// A virtual clock starting at `unix_nanos`.
     pub fn virtual_at(unix_nanos: i64) -> Self {
-        Clock::Virtual { now_nanos: AtomicI64::new(unix_nanos), mono_nanos: AtomicI64::new(0) }
+        Clock::Virtual { now_nanos: AtomicI64::new(unix_nanos), mono_nanos: AtomicI64::new(MONOTONIC_ORIGIN) }
     }
 
     /// Nanoseconds since the Unix epoch.
@@ -76,7 +85,7 @@ impl Clock {
     /// Monotonic nanoseconds.
     pub fn monotonic_nanos(&self) -> i64 {
         match self {
-            Clock::Real { start } => start.elapsed().as_nanos() as i64,
+            Clock::Real { start } => MONOTONIC_ORIGIN + start.elapsed().as_nanos() as i64,
             Clock::Virtual { mono_nanos, .. } => mono_nanos.load(Ordering::Relaxed),
         }
     }

@@ -1,0 +1,311 @@
+//! Envoy's logging, as its command line sets it up: `-l LEVEL`, `--component-log-level
+//! wasm:trace,http:debug`, `--log-format` in spdlog syntax (default
+//! `[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v`) and `--log-path`. Lines never carry colour codes:
+//! Envoy writes none, and log files and pipes must stay plain text.
+//!
+//! A log record's component is Envoy's name for the part of the proxy that wrote it (`wasm` for
+//! guest logs and VM failures, `http`, `upstream`, `admin`, `config`, `main`), matched exactly, so
+//! `wasm:trace` turns on guest logs and not the trace output of the `wasmtime` crate. Records of the
+//! libraries sluice is built on (wasmtime, hyper, …) are component `misc`, at `warning` unless
+//! `misc` is named.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+use tracing_subscriber::prelude::*;
+
+/// Envoy's default `--log-format`.
+pub const DEFAULT_FORMAT: &str = "[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v";
+
+/// The component names Envoy 1.40 knows (`envoy --help` lists them under `--component-log-level`).
+const COMPONENTS: &[&str] = &[
+    "admin", "alternate_protocols_cache", "aws", "assert", "backtrace", "basic_auth", "cache_filter", "client",
+    "config", "connection", "conn_handler", "compression", "credential_injector", "decompression", "dns", "dubbo",
+    "envoy_bug", "ext_authz", "ext_proc", "rocketmq", "file", "filter", "forward_proxy", "geolocation", "grpc",
+    "happy_eyeballs", "hc", "health_checker", "http", "http2", "http3", "hystrix", "init", "io", "jwt", "kafka",
+    "key_value_store", "lua", "main", "matcher", "misc", "mongo", "multi_connection", "oauth2", "quic",
+    "quic_stream", "pool", "rate_limit_quota", "rbac", "rds", "redis", "router", "runtime", "stats",
+    "secret", "tap", "testing", "thrift", "tracing", "upstream", "udp", "wasm", "websocket", "golang",
+];
+
+/// A level as Envoy names them; `Off` drops everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Threshold {
+    Trace,
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+    Off,
+}
+
+impl Threshold {
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "trace" => Self::Trace,
+            "debug" => Self::Debug,
+            "info" => Self::Info,
+            "warning" | "warn" => Self::Warning,
+            "error" => Self::Error,
+            "critical" => Self::Critical,
+            "off" => Self::Off,
+            other => bail!("invalid log level `{other}`: one of trace, debug, info, warning, warn, error, critical, off"),
+        })
+    }
+
+    fn allows(self, level: &Level) -> bool {
+        let rank = match *level {
+            Level::TRACE => Self::Trace,
+            Level::DEBUG => Self::Debug,
+            Level::INFO => Self::Info,
+            Level::WARN => Self::Warning,
+            Level::ERROR => Self::Error,
+        };
+        self != Self::Off && rank >= self
+    }
+}
+
+/// Which records pass: a level for all components, and some components set apart.
+#[derive(Debug, Clone)]
+struct Levels {
+    all: Threshold,
+    components: Vec<(String, Threshold)>,
+}
+
+impl Levels {
+    fn of(&self, component: &str) -> Threshold {
+        if let Some((_, t)) = self.components.iter().find(|(c, _)| c == component) {
+            return *t;
+        }
+        if component == "misc" {
+            return self.all.max(Threshold::Warning);
+        }
+        self.all
+    }
+}
+
+/// Envoy's component for a record's target.
+fn component(target: &str) -> &'static str {
+    let Some(path) = target.strip_prefix("sluice_host::").or_else(|| target.strip_prefix("sluice::")) else {
+        return if target == "wasm" { "wasm" } else { "misc" };
+    };
+    let first = path.split("::").next().unwrap_or("");
+    let second = path.split("::").nth(1).unwrap_or("");
+    match (first, second) {
+        ("server", "admin") => "admin",
+        ("server", "http" | "body" | "route") => "http",
+        ("server", "cluster" | "grpc_stream") => "upstream",
+        ("server", "tcp") => "filter",
+        ("config", _) => "config",
+        ("vm" | "runtime" | "abi" | "harness", _) => "wasm",
+        _ => "main",
+    }
+}
+
+/// How `sluice serve` logs, from Envoy's flags.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// `-l`.
+    pub level: String,
+    /// `--component-log-level`.
+    pub component_levels: Option<String>,
+    /// `--log-format`.
+    pub format: Option<String>,
+    /// `--log-path`.
+    pub path: Option<std::path::PathBuf>,
+}
+
+/// Installs the subscriber for the whole process.
+pub fn init(opts: &LogOptions) -> Result<()> {
+    let mut levels = Levels { all: Threshold::parse(&opts.level)?, components: Vec::new() };
+    for part in opts.component_levels.iter().flat_map(|s| s.split(',')).filter(|p| !p.is_empty()) {
+        let Some((name, level)) = part.split_once(':') else {
+            bail!("--component-log-level: `{part}` is not COMPONENT:LEVEL");
+        };
+        if !COMPONENTS.contains(&name) {
+            bail!("--component-log-level: invalid component `{name}`");
+        }
+        levels.components.push((name.to_string(), Threshold::parse(level)?));
+    }
+    let out: Box<dyn std::io::Write + Send> = match &opts.path {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open --log-path {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stderr()),
+    };
+    let layer = EnvoyFormat {
+        format: opts.format.clone().unwrap_or_else(|| DEFAULT_FORMAT.to_string()),
+        out: Arc::new(Mutex::new(out)),
+    };
+    let max = [levels.all].into_iter().chain(levels.components.iter().map(|(_, t)| *t)).min().unwrap_or(Threshold::Info);
+    let filter = tracing_subscriber::filter::filter_fn(move |m: &Metadata<'_>| {
+        levels.of(component(m.target())).allows(m.level())
+    });
+    let filter = filter.with_max_level_hint(match max {
+        Threshold::Trace => tracing::level_filters::LevelFilter::TRACE,
+        Threshold::Debug => tracing::level_filters::LevelFilter::DEBUG,
+        Threshold::Info => tracing::level_filters::LevelFilter::INFO,
+        Threshold::Warning => tracing::level_filters::LevelFilter::WARN,
+        Threshold::Error | Threshold::Critical => tracing::level_filters::LevelFilter::ERROR,
+        Threshold::Off => tracing::level_filters::LevelFilter::OFF,
+    });
+    // No bridge from the `log` crate: wasmtime's compiler logs through it at a rate that would
+    // slow every module load, and none of it is Envoy's.
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer.with_filter(filter)));
+    Ok(())
+}
+
+/// Writes each record as one line in an spdlog pattern.
+struct EnvoyFormat {
+    format: String,
+    out: Arc<Mutex<Box<dyn std::io::Write + Send>>>,
+}
+
+#[derive(Default)]
+struct Message {
+    text: String,
+}
+
+impl Visit for Message {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.text.push_str(value);
+        } else {
+            let _ = write!(self.text, " {}={value}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.text, "{value:?}");
+        } else {
+            let _ = write!(self.text, " {}={value:?}", field.name());
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_ID: i64 = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+}
+
+impl<S: Subscriber> Layer<S> for EnvoyFormat {
+    fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
+        let mut msg = Message::default();
+        event.record(&mut msg);
+        let m = event.metadata();
+        let mut line = String::with_capacity(self.format.len() + msg.text.len() + 32);
+        render(&self.format, m, &msg.text, &mut line);
+        line.push('\n');
+        if let Ok(mut out) = self.out.lock() {
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Envoy's level names.
+fn level_name(level: &Level) -> (&'static str, &'static str) {
+    match *level {
+        Level::TRACE => ("trace", "T"),
+        Level::DEBUG => ("debug", "D"),
+        Level::INFO => ("info", "I"),
+        Level::WARN => ("warning", "W"),
+        Level::ERROR => ("error", "E"),
+    }
+}
+
+/// Expands the spdlog flags Envoy's formats use; others are written as they are.
+fn render(format: &str, m: &Metadata<'_>, text: &str, out: &mut String) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let tod = secs.rem_euclid(86_400);
+    let (h, mi, s) = (tod / 3600, tod / 60 % 60, tod % 60);
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let _ = match chars.next() {
+            Some('Y') => write!(out, "{y:04}"),
+            Some('m') => write!(out, "{mo:02}"),
+            Some('d') => write!(out, "{d:02}"),
+            Some('H') => write!(out, "{h:02}"),
+            Some('M') => write!(out, "{mi:02}"),
+            Some('S') => write!(out, "{s:02}"),
+            Some('T') => write!(out, "{h:02}:{mi:02}:{s:02}"),
+            Some('e') => write!(out, "{:03}", now.subsec_millis()),
+            Some('f') => write!(out, "{:06}", now.subsec_micros()),
+            Some('F') => write!(out, "{:09}", now.subsec_nanos()),
+            Some('E') => write!(out, "{secs}"),
+            Some('t') => write!(out, "{}", THREAD_ID.with(|t| *t)),
+            Some('P') => write!(out, "{}", std::process::id()),
+            Some('l') => write!(out, "{}", level_name(m.level()).0),
+            Some('L') => write!(out, "{}", level_name(m.level()).1),
+            Some('n') => write!(out, "{}", component(m.target())),
+            Some('g') => write!(out, "{}", m.file().unwrap_or("")),
+            Some('s') => write!(out, "{}", m.file().and_then(|f| f.rsplit('/').next()).unwrap_or("")),
+            Some('#') => write!(out, "{}", m.line().unwrap_or(0)),
+            Some('@') => write!(out, "{}:{}", m.file().unwrap_or(""), m.line().unwrap_or(0)),
+            Some('v') => write!(out, "{text}"),
+            Some('j') => write!(out, "{}", text.escape_default()),
+            Some('_') => write!(out, "{text}"),
+            Some('%') => write!(out, "%"),
+            Some(other) => write!(out, "%{other}"),
+            None => write!(out, "%"),
+        };
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_423), (2025, 12, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn components_match_exactly() {
+        assert_eq!(component("wasm"), "wasm");
+        assert_eq!(component("wasmtime::runtime"), "misc");
+        assert_eq!(component("wasmtime_cranelift"), "misc");
+        assert_eq!(component("sluice_host::server::admin"), "admin");
+        assert_eq!(component("sluice_host::vm::host"), "wasm");
+        let levels = Levels { all: Threshold::Info, components: vec![("wasm".into(), Threshold::Trace)] };
+        assert!(levels.of("wasm").allows(&Level::TRACE));
+        assert!(!levels.of("misc").allows(&Level::INFO));
+        assert!(!levels.of("http").allows(&Level::DEBUG));
+    }
+}
