@@ -10,6 +10,7 @@ pub mod grpc_upstream;
 pub mod observed;
 pub mod places;
 pub mod sluice;
+pub mod thirdparty;
 pub mod upstream;
 pub mod wasm;
 

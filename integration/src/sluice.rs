@@ -56,7 +56,7 @@ impl SluiceServe {
 
     /// Starts the given `sluice` binary with `serve --concurrency 1` on `config`, logging at `level`.
     pub fn start_binary(config: &EnvoyConfig, binary: &std::path::Path) -> Result<Self> {
-        Self::start_logging(config, binary, "sluice_host=debug,info")
+        Self::start_logging(config, binary, "debug")
     }
 
     /// Starts the given binary logging only warnings (for load tests).
@@ -66,12 +66,12 @@ impl SluiceServe {
 
     /// Starts `sluice serve` (debug build) on a YAML file, from the workspace root.
     pub fn start_file(yaml: &std::path::Path) -> Result<Self> {
-        Self::spawn(&sluice_binary(), yaml, "sluice_host=debug,info", &[], None)
+        Self::spawn(&sluice_binary(), yaml, "debug", &[], None)
     }
 
     /// Starts `sluice serve --watch` (debug build) on a YAML file the caller wrote.
     pub fn start_watching(yaml: &std::path::Path) -> Result<Self> {
-        Self::spawn(&sluice_binary(), yaml, "sluice_host=debug,info", &["--watch"], None)
+        Self::spawn(&sluice_binary(), yaml, "debug", &["--watch"], None)
     }
 
     /// Starts `sluice serve --concurrency N` (debug build) on `config`: N workers.

@@ -175,9 +175,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         linker.func_wrap(
             m,
             "path_open",
-            |_: Caller<'_, Host>, _fd: i32, _df: i32, _p: i32, _n: i32, _of: i32, _rb: i64, _ri: i64, _ff: i32, _r: i32| {
-                NOENT
-            },
+            |_: Caller<'_, Host>,
+             _fd: i32,
+             _df: i32,
+             _p: i32,
+             _n: i32,
+             _of: i32,
+             _rb: i64,
+             _ri: i64,
+             _ff: i32,
+             _r: i32| { NOENT },
         )?;
         linker.func_wrap(m, "poll_oneoff", |mut c: Caller<'_, Host>, _in: i32, _out: i32, _n: i32, ret: i32| {
             let r = split(&mut c).map_err(|_| FAULT).and_then(|(mem, _)| fault(write_u32(mem, ret, 0)));

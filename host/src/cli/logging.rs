@@ -25,13 +25,70 @@ pub const DEFAULT_FORMAT: &str = "[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v";
 
 /// The component names Envoy 1.40 knows (`envoy --help` lists them under `--component-log-level`).
 const COMPONENTS: &[&str] = &[
-    "admin", "alternate_protocols_cache", "aws", "assert", "backtrace", "basic_auth", "cache_filter", "client",
-    "config", "connection", "conn_handler", "compression", "credential_injector", "decompression", "dns", "dubbo",
-    "envoy_bug", "ext_authz", "ext_proc", "rocketmq", "file", "filter", "forward_proxy", "geolocation", "grpc",
-    "happy_eyeballs", "hc", "health_checker", "http", "http2", "http3", "hystrix", "init", "io", "jwt", "kafka",
-    "key_value_store", "lua", "main", "matcher", "misc", "mongo", "multi_connection", "oauth2", "quic",
-    "quic_stream", "pool", "rate_limit_quota", "rbac", "rds", "redis", "router", "runtime", "stats",
-    "secret", "tap", "testing", "thrift", "tracing", "upstream", "udp", "wasm", "websocket", "golang",
+    "admin",
+    "alternate_protocols_cache",
+    "aws",
+    "assert",
+    "backtrace",
+    "basic_auth",
+    "cache_filter",
+    "client",
+    "config",
+    "connection",
+    "conn_handler",
+    "compression",
+    "credential_injector",
+    "decompression",
+    "dns",
+    "dubbo",
+    "envoy_bug",
+    "ext_authz",
+    "ext_proc",
+    "rocketmq",
+    "file",
+    "filter",
+    "forward_proxy",
+    "geolocation",
+    "grpc",
+    "happy_eyeballs",
+    "hc",
+    "health_checker",
+    "http",
+    "http2",
+    "http3",
+    "hystrix",
+    "init",
+    "io",
+    "jwt",
+    "kafka",
+    "key_value_store",
+    "lua",
+    "main",
+    "matcher",
+    "misc",
+    "mongo",
+    "multi_connection",
+    "oauth2",
+    "quic",
+    "quic_stream",
+    "pool",
+    "rate_limit_quota",
+    "rbac",
+    "rds",
+    "redis",
+    "router",
+    "runtime",
+    "stats",
+    "secret",
+    "tap",
+    "testing",
+    "thrift",
+    "tracing",
+    "upstream",
+    "udp",
+    "wasm",
+    "websocket",
+    "golang",
 ];
 
 /// A level as Envoy names them; `Off` drops everything.
@@ -56,7 +113,9 @@ impl Threshold {
             "error" => Self::Error,
             "critical" => Self::Critical,
             "off" => Self::Off,
-            other => bail!("invalid log level `{other}`: one of trace, debug, info, warning, warn, error, critical, off"),
+            other => {
+                bail!("invalid log level `{other}`: one of trace, debug, info, warning, warn, error, critical, off")
+            }
         })
     }
 
@@ -148,7 +207,8 @@ pub fn init(opts: &LogOptions) -> Result<()> {
         format: opts.format.clone().unwrap_or_else(|| DEFAULT_FORMAT.to_string()),
         out: Arc::new(Mutex::new(out)),
     };
-    let max = [levels.all].into_iter().chain(levels.components.iter().map(|(_, t)| *t)).min().unwrap_or(Threshold::Info);
+    let max =
+        [levels.all].into_iter().chain(levels.components.iter().map(|(_, t)| *t)).min().unwrap_or(Threshold::Info);
     let filter = tracing_subscriber::filter::filter_fn(move |m: &Metadata<'_>| {
         levels.of(component(m.target())).allows(m.level())
     });

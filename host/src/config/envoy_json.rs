@@ -77,7 +77,8 @@ fn unwrap_typed_struct(m: &mut Mapping) {
     }
     let type_url = m.get("type_url").cloned().unwrap_or(Value::String(String::new()));
     let value = m.get("value").cloned();
-    let extra: Vec<Value> = m.keys().filter(|k| !matches!(k.as_str(), Some("@type" | "type_url" | "value"))).cloned().collect();
+    let extra: Vec<Value> =
+        m.keys().filter(|k| !matches!(k.as_str(), Some("@type" | "type_url" | "value"))).cloned().collect();
     let mut out = Mapping::new();
     out.insert(Value::from("@type"), type_url);
     match value {
@@ -127,7 +128,10 @@ mod tests {
     #[test]
     fn enum_values_ignore_case_and_data_is_kept() {
         assert_eq!(canon("codec_type: auto\ntype: strict_dns"), canon("codec_type: AUTO\ntype: STRICT_DNS"));
-        assert_eq!(canon("configuration: {type: abc, listeners: x}"), canon("configuration: {type: abc, listeners: x}"));
+        assert_eq!(
+            canon("configuration: {type: abc, listeners: x}"),
+            canon("configuration: {type: abc, listeners: x}")
+        );
         let v = canon("metadata: {filter_metadata: {k: {type: lower}}}");
         assert_eq!(v["metadata"]["filter_metadata"]["k"]["type"], Value::from("lower"));
     }

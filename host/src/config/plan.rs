@@ -76,6 +76,8 @@ pub struct HttpListener {
     pub codec: String,
     /// What the `server` response header says (`server_name`, default `envoy`).
     pub server_name: String,
+    /// `stat_prefix`: the connection manager's stats are `http.<stat_prefix>.*`.
+    pub stat_prefix: String,
 }
 
 /// A virtual host.

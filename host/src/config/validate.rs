@@ -91,7 +91,10 @@ fn metadata(m: Option<&serde_yaml_ng::Value>, path: &str) -> R<()> {
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
         if !matches!(key, "filter_metadata" | "typed_filter_metadata") {
-            return Err(ConfigError::new(format!("{path}.metadata.{key}"), "unknown field (Metadata has filter_metadata and typed_filter_metadata)"));
+            return Err(ConfigError::new(
+                format!("{path}.metadata.{key}"),
+                "unknown field (Metadata has filter_metadata and typed_filter_metadata)",
+            ));
         }
         if !matches!(v, serde_yaml_ng::Value::Mapping(_) | serde_yaml_ng::Value::Null) {
             return Err(ConfigError::new(format!("{path}.metadata.{key}"), "must be a mapping of filter names"));
@@ -339,7 +342,14 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
         ));
     }
     let server_name = hcm.server_name.clone().unwrap_or_else(|| "envoy".to_string());
-    Ok(HttpListener { filters, virtual_hosts, buffer_limit: limit, codec, server_name })
+    Ok(HttpListener {
+        filters,
+        virtual_hosts,
+        buffer_limit: limit,
+        codec,
+        server_name,
+        stat_prefix: hcm.stat_prefix.clone(),
+    })
 }
 
 fn cluster(ctx: &mut Ctx<'_>, c: &Cluster, path: &str) -> R<ClusterPlan> {

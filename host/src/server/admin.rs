@@ -9,37 +9,117 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 
+use super::stats::StatKind;
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::state::MetricValue;
+use std::sync::atomic::Ordering;
 
-fn stats(shared: &Shared, prometheus: bool) -> String {
-    let mut out = String::new();
-    out.push_str(&if prometheus {
-        format!(
-            "# TYPE sluice_requests counter\nsluice_requests{{}} {}\n",
-            shared.requests.load(std::sync::atomic::Ordering::Relaxed)
-        )
-    } else {
-        format!("http.requests: {}\n", shared.requests.load(std::sync::atomic::Ordering::Relaxed))
+/// One line per stat, as Envoy's `/stats`, `/stats?format=json` and `/stats/prometheus` print them:
+/// the proxy's own stats under Envoy's names, `server.*`, then the plugins' metrics.
+fn stats(shared: &Shared, query: Option<&str>, prometheus: bool) -> (u16, String) {
+    let param =
+        |name: &str| query.into_iter().flat_map(|q| q.split('&')).find_map(|p| p.strip_prefix(name)?.strip_prefix('='));
+    let filter = match param("filter").map(percent_decode) {
+        Some(f) => match regex::Regex::new(&f) {
+            Ok(r) => Some(r),
+            Err(e) => return (400, format!("Invalid re2 regex: {e}\n")),
+        },
+        None => None,
+    };
+    let json = param("format") == Some("json");
+    let keep = |name: &str| filter.as_ref().is_none_or(|r| r.is_match(name));
+    let uptime = shared.started.elapsed().as_secs();
+    let mut rows: Vec<(String, String, Vec<(&'static str, String)>, &'static str, String)> = Vec::new();
+    let server = [
+        ("server.live", 1u64, "gauge"),
+        ("server.uptime", uptime, "gauge"),
+        ("server.concurrency", shared.concurrency as u64, "gauge"),
+    ];
+    for (name, v, kind) in server {
+        rows.push((name.to_string(), format!("envoy_{}", name.replace('.', "_")), Vec::new(), kind, v.to_string()));
+    }
+    shared.stats.each(|e| {
+        let kind = if e.kind == StatKind::Counter { "counter" } else { "gauge" };
+        rows.push((
+            e.name.clone(),
+            e.prometheus.clone(),
+            e.labels.clone(),
+            kind,
+            e.value.load(Ordering::Relaxed).to_string(),
+        ));
     });
     for (name, value) in shared.state.metrics.snapshot() {
         // Prometheus drops the `wasmcustom.` namespace, as Envoy's does.
         let short = name.strip_prefix("wasmcustom.").unwrap_or(&name).replace(['.', '-'], "_");
         match value {
-            MetricValue::Counter(v) if prometheus => {
-                out.push_str(&format!("# TYPE {short} counter\n{short}{{}} {v}\n"))
+            MetricValue::Counter(v) => rows.push((name, short, Vec::new(), "counter", v.to_string())),
+            MetricValue::Gauge(v) => rows.push((name, short, Vec::new(), "gauge", v.to_string())),
+            MetricValue::Histogram { count, sum, .. } => {
+                rows.push((name, short, Vec::new(), "histogram", format!("count={count} sum={sum}")));
             }
-            MetricValue::Gauge(v) if prometheus => out.push_str(&format!("# TYPE {short} gauge\n{short}{{}} {v}\n")),
-            MetricValue::Counter(v) => out.push_str(&format!("{name}: {v}\n")),
-            MetricValue::Gauge(v) => out.push_str(&format!("{name}: {v}\n")),
-            MetricValue::Histogram { count, sum, .. } if prometheus => {
-                out.push_str(&format!("# TYPE {short} histogram\n{short}_count{{}} {count}\n{short}_sum{{}} {sum}\n"))
-            }
-            MetricValue::Histogram { count, sum, .. } => out.push_str(&format!("{name}: count={count} sum={sum}\n")),
         }
     }
-    out
+    rows.retain(|r| keep(&r.0));
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::new();
+    if prometheus {
+        rows.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut last = String::new();
+        for (_, prom, labels, kind, value) in &rows {
+            if *prom != last {
+                out.push_str(&format!("# TYPE {prom} {kind}\n"));
+                last = prom.clone();
+            }
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            if *kind == "histogram" {
+                let (count, sum) = value.split_once(' ').unwrap_or(("count=0", "sum=0"));
+                let l = labels.join(",");
+                out.push_str(&format!("{prom}_count{{{l}}} {}\n{prom}_sum{{{l}}} {}\n", &count[6..], &sum[4..]));
+            } else {
+                out.push_str(&format!("{prom}{{{}}} {value}\n", labels.join(",")));
+            }
+        }
+    } else if json {
+        let items: Vec<String> = rows
+            .iter()
+            .map(|(name, _, _, kind, value)| match *kind {
+                "histogram" => format!(r#"{{"name":{},"value":{}}}"#, json_string(name), json_string(value)),
+                _ => format!(r#"{{"name":{},"value":{value}}}"#, json_string(name)),
+            })
+            .collect();
+        out = format!(r#"{{"stats":[{}]}}"#, items.join(","));
+    } else {
+        for (name, _, _, _, value) in &rows {
+            out.push_str(&format!("{name}: {value}\n"));
+        }
+    }
+    (200, out)
+}
+
+/// `%XX` escapes in a query value (filters are regexes: `%5E`, `%24`, `%2E`).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What the admin endpoints describe: the listeners as bound and the clusters as configured.
@@ -174,14 +254,27 @@ pub(super) fn start(addr: SocketAddr, shared: Arc<Shared>, topology: Topology) -
                                         healthy.store(true, std::sync::atomic::Ordering::Relaxed);
                                         (200, text, "OK\n".to_string())
                                     }
-                                    "/stats" => (200, text, stats(&shared, false)),
-                                    "/stats/prometheus" => (200, text, stats(&shared, true)),
+                                    "/stats" => {
+                                        let (status, body) = stats(&shared, req.uri().query(), false);
+                                        (status, if json { "application/json" } else { text }, body)
+                                    }
+                                    "/stats/prometheus" => {
+                                        let (status, body) = stats(&shared, req.uri().query(), true);
+                                        (status, text, body)
+                                    }
                                     "/quitquitquit" => {
                                         shared.stop();
                                         (200, text, "OK\n".to_string())
                                     }
-                                    _ => (404, text, "invalid path. admin commands are:\n".to_string()
-                                        + &ENDPOINTS.iter().map(|(p, w)| format!("  {p}: {w}\n")).collect::<String>()),
+                                    _ => (
+                                        404,
+                                        text,
+                                        "invalid path. admin commands are:\n".to_string()
+                                            + &ENDPOINTS
+                                                .iter()
+                                                .map(|(p, w)| format!("  {p}: {w}\n"))
+                                                .collect::<String>(),
+                                    ),
                                 };
                                 hyper::Response::builder()
                                     .status(status)

@@ -133,11 +133,13 @@ impl UpstreamResponse {
 pub(crate) struct Cluster {
     plan: ClusterPlan,
     next: AtomicUsize,
+    stats: super::stats::ClusterStats,
 }
 
 impl Cluster {
-    pub(crate) fn new(plan: ClusterPlan) -> Self {
-        Self { plan, next: AtomicUsize::new(0) }
+    pub(crate) fn new(plan: ClusterPlan, registry: &super::stats::Registry) -> Self {
+        let stats = super::stats::ClusterStats::new(registry, &plan.name);
+        Self { plan, next: AtomicUsize::new(0), stats }
     }
 
     /// Sends one request (pseudo-headers give method, path, authority) and reads the whole response.
@@ -269,6 +271,7 @@ impl Cluster {
         tokio::task::spawn_local(async move {
             let _ = conn.await;
         });
+        self.stats.cx_total.fetch_add(1, Ordering::Relaxed);
         H2.with(|m| m.borrow_mut().insert(endpoint.clone(), (sender.clone(), peer)));
         Some((sender, peer))
     }
@@ -285,6 +288,7 @@ impl Cluster {
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok()?;
         let (sender, conn) = http1::handshake::<_, PipeBody>(TokioIo::new(stream)).await.ok()?;
+        self.stats.cx_total.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_local(async move {
             let _ = conn.await;
         });
@@ -310,6 +314,8 @@ impl Cluster {
         let Ok(req) = req.body(body) else {
             return UpstreamResponse::local(503, CONNECT_FAILURE).into();
         };
+        let sent = std::time::Instant::now();
+        self.stats.rq_total.fetch_add(1, Ordering::Relaxed);
         let (resp, connection, address) = if self.plan.http2 {
             let Some((mut sender, peer)) = self.h2_connection(endpoint).await else {
                 return UpstreamResponse::local(503, CONNECT_FAILURE).into();
@@ -325,10 +331,14 @@ impl Cluster {
         let Ok(resp) = resp else {
             return UpstreamResponse::local(503, TERMINATION).into();
         };
+        self.stats.answered(resp.status().as_u16());
         let mut out = HeaderMap::from_pairs([(":status", resp.status().as_u16().to_string())]);
         for (k, v) in resp.headers() {
             out.add(k.as_str(), v.as_bytes());
         }
+        // Envoy's router tells the client (and the filters, and a callout's caller) how long the
+        // upstream took to answer, in whole milliseconds.
+        out.replace("x-envoy-upstream-service-time", sent.elapsed().as_millis().to_string());
         UpstreamHead {
             headers: out,
             body: UpstreamBody::Stream(StreamingBody { body: resp.into_body(), connection }),

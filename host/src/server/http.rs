@@ -26,6 +26,8 @@ use crate::stream::{HeaderMap, StreamInfo};
 /// Per worker, per listener: the routes and the filter instance.
 pub(crate) struct ListenerState {
     pub plan: HttpListener,
+    /// `http.<stat_prefix>.*`, shared by every worker.
+    pub stats: std::sync::Arc<super::stats::HttpStats>,
     /// The wasm filters, in order (swapped whole by `--watch`; a request keeps the ones it began with).
     pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
     pub shared: std::sync::Arc<Shared>,
@@ -33,9 +35,35 @@ pub(crate) struct ListenerState {
 
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
 
-/// A UUID-shaped request id: a per-process random part and a counter.
+/// A random (version 4) UUID, as Envoy's request id: from a per-worker SplitMix64 stream seeded
+/// from the OS once, so a request costs no system call.
 fn request_id(seed: u32, n: u64) -> String {
-    format!("{seed:08x}-{:04x}-4000-8000-{:012x}", (n >> 48) & 0xffff, n & 0xffff_ffff_ffff)
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+            let mut b = [0u8; 8];
+            let _ = getrandom::fill(&mut b);
+            u64::from_le_bytes(b)
+        });
+    }
+    let next = || {
+        STATE.with(|s| {
+            let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15 ^ u64::from(seed) ^ n);
+            s.set(x);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    };
+    let (a, b) = (next(), next());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        ((b >> 48) & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 /// Where the request goes once the filters let its headers through: a route's own answer, or an
@@ -119,6 +147,7 @@ pub(crate) async fn handle(
     local: SocketAddr,
 ) -> Result<hyper::Response<PipeBody>, Reset> {
     let n = state.shared.next_request();
+    state.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (parts, body) = req.into_parts();
     let authority = parts
         .uri
@@ -447,7 +476,7 @@ impl Exchange {
                     b
                 };
                 if let Some(reply) = self.reply.take() {
-                    let _ = reply.send(to_response(h, body, &self.state.plan.server_name));
+                    let _ = reply.send(to_response(h, body, &self.state));
                 }
             } else if let Some(tx) = &client {
                 if !out.body.is_empty() && tx.send(Ok(Frame::data(Bytes::from(out.body)))).await.is_err() {
@@ -498,7 +527,7 @@ impl Exchange {
                         None => {
                             if let Some(reply) = self.reply.take() {
                                 let r = UpstreamResponse::local(504, super::cluster::TIMEOUT);
-                                let _ = reply.send(to_response(&r.headers, PipeBody::full(r.body, true), &self.state.plan.server_name));
+                                let _ = reply.send(to_response(&r.headers, PipeBody::full(r.body, true), &self.state));
                             }
                         }
                     }
@@ -530,8 +559,10 @@ impl Exchange {
 
 /// The response as the client gets it. The connection manager sets `server` after the filters have
 /// run (Envoy's default `server_header_transformation: OVERWRITE`), so filters never see it.
-fn to_response(headers: &HeaderMap, body: PipeBody, server: &str) -> hyper::Response<PipeBody> {
+fn to_response(headers: &HeaderMap, body: PipeBody, state: &ListenerState) -> hyper::Response<PipeBody> {
+    let server = &state.plan.server_name;
     let status = headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
+    state.stats.responded(status);
     let mut b = hyper::Response::builder().status(status);
     for (k, v) in headers.iter() {
         if !k.starts_with(b":") && k != b"server" && !HOP_BY_HOP.contains(&String::from_utf8_lossy(k).as_ref()) {

@@ -11,6 +11,7 @@ mod grpc_stream;
 mod http;
 mod instance;
 mod route;
+mod stats;
 mod tcp;
 mod watch;
 
@@ -43,6 +44,12 @@ pub(crate) struct Shared {
     stop: Notify,
     stopped: std::sync::atomic::AtomicBool,
     node: (String, String),
+    /// The proxy's own stats, under Envoy's names.
+    stats: stats::Registry,
+    /// Worker threads (`server.concurrency`).
+    concurrency: usize,
+    /// Per listener (in plan order): its stats, and its connection manager's for HTTP listeners.
+    listener_stats: Vec<(stats::ListenerStats, Option<Arc<stats::HttpStats>>)>,
 }
 
 impl Shared {
@@ -182,7 +189,7 @@ fn worker(
     for spec in plan.services.iter().filter(|s| first || !s.singleton) {
         instances.push(instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone()));
     }
-    for (l, socket) in plan.listeners.iter().zip(sockets) {
+    for (index, (l, socket)) in plan.listeners.iter().zip(sockets).enumerate() {
         let specs = match &l.kind {
             ListenerKind::Http(h) => &h.filters,
             ListenerKind::Tcp { filters, .. } => filters,
@@ -195,6 +202,7 @@ fn worker(
         }
         let state = match &l.kind {
             ListenerKind::Http(h) => Listener::Http(Rc::new(http::ListenerState {
+                stats: shared.listener_stats[index].1.clone().expect("an HTTP listener has HTTP stats"),
                 plan: h.clone(),
                 filters: std::cell::RefCell::new(filters),
                 shared: shared.clone(),
@@ -205,17 +213,17 @@ fn worker(
                 shared: shared.clone(),
             })),
         };
-        states.push((state, socket));
+        states.push((state, socket, index));
     }
     let instances = Rc::new(std::cell::RefCell::new(instances));
-    let listeners: Vec<Listener> = states.iter().map(|(l, _)| l.clone()).collect();
+    let listeners: Vec<Listener> = states.iter().map(|(l, _, _)| l.clone()).collect();
     local.block_on(&rt, async move {
         let ticker = tokio::task::spawn_local(instance::ticker(instances.clone()));
         let watcher = watch
             .then(|| tokio::task::spawn_local(watch::run(shared.clone(), plan.clone(), listeners, instances.clone())));
         let open = Rc::new(std::cell::Cell::new(0usize));
         let mut accepts = Vec::new();
-        for (state, socket) in states {
+        for (state, socket, index) in states {
             let listener = match tokio::net::TcpListener::from_std(socket) {
                 Ok(l) => l,
                 Err(e) => {
@@ -240,6 +248,14 @@ fn worker(
                     let local_addr = stream.local_addr().unwrap_or(peer);
                     let _ = stream.set_nodelay(true);
                     let guard = Open::new(&open);
+                    let (ls, hs) = &shared.listener_stats[index];
+                    ls.cx_total.fetch_add(1, Ordering::Relaxed);
+                    let mut gauges = vec![&ls.cx_active];
+                    if let Some(hs) = hs {
+                        hs.cx_total.fetch_add(1, Ordering::Relaxed);
+                        gauges.push(&hs.cx_active);
+                    }
+                    let active = stats::Active::new(&gauges);
                     match &state {
                         Listener::Http(state) => {
                             let state = state.clone();
@@ -250,14 +266,14 @@ fn worker(
                                 let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
                                     .serve_connection(TokioIo::new(stream), service)
                                     .await;
-                                drop(guard);
+                                drop((guard, active));
                             });
                         }
                         Listener::Tcp(state) => {
                             let state = state.clone();
                             tokio::task::spawn_local(async move {
                                 tcp::handle(state, stream).await;
-                                drop(guard);
+                                drop((guard, active));
                             });
                         }
                     }
@@ -314,8 +330,25 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
     let mut seed = [0u8; 4];
     let _ = getrandom::fill(&mut seed);
+    // Bind once here to learn ports chosen by the system, then once more per further worker.
+    let first: Vec<std::net::TcpListener> = plan.listeners.iter().map(|l| bind(l.address)).collect::<Result<_>>()?;
+    let addrs: Vec<SocketAddr> =
+        first.iter().map(|s| s.local_addr().map_err(|e| Error::Runtime(e.to_string()))).collect::<Result<_>>()?;
+    let registry = stats::Registry::default();
+    let listener_stats = plan
+        .listeners
+        .iter()
+        .zip(&addrs)
+        .map(|(l, a)| {
+            let http = match &l.kind {
+                ListenerKind::Http(h) => Some(Arc::new(stats::HttpStats::new(&registry, &h.stat_prefix))),
+                ListenerKind::Tcp { .. } => None,
+            };
+            (stats::ListenerStats::new(&registry, *a), http)
+        })
+        .collect();
     let shared = Arc::new(Shared {
-        clusters: plan.clusters.iter().map(|(k, v)| (k.clone(), cluster::Cluster::new(v.clone()))).collect(),
+        clusters: plan.clusters.iter().map(|(k, v)| (k.clone(), cluster::Cluster::new(v.clone(), &registry))).collect(),
         requests: AtomicU64::new(0),
         seed: u32::from_le_bytes(seed),
         state: Arc::new(SharedState::default()),
@@ -325,11 +358,10 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         stop: Notify::new(),
         stopped: std::sync::atomic::AtomicBool::new(false),
         node: plan.node.clone(),
+        stats: registry,
+        listener_stats,
+        concurrency: options.concurrency.max(1),
     });
-    // Bind once here to learn ports chosen by the system, then once more per further worker.
-    let first: Vec<std::net::TcpListener> = plan.listeners.iter().map(|l| bind(l.address)).collect::<Result<_>>()?;
-    let addrs: Vec<SocketAddr> =
-        first.iter().map(|s| s.local_addr().map_err(|e| Error::Runtime(e.to_string()))).collect::<Result<_>>()?;
     let plan = Arc::new(plan);
     let mut threads = Vec::new();
     let mut first = Some(first);

@@ -1,0 +1,168 @@
+//! The proxy's own statistics under Envoy's names, so dashboards and alerts written for Envoy read
+//! sluice: `http.<stat_prefix>.downstream_rq_*`, `cluster.<name>.upstream_rq_*`,
+//! `listener.<address>.downstream_cx_*`, `server.*`. Each counter is an atomic the hot path bumps
+//! without a lock or a lookup; the registry only lists them for `/stats`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A counter or a gauge, shared by every worker.
+pub(crate) type Stat = Arc<AtomicU64>;
+
+/// Whether a stat only grows (Prometheus `counter`) or goes up and down (`gauge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatKind {
+    Counter,
+    Gauge,
+}
+
+/// One registered stat: its Envoy name, its Prometheus name and labels, and its value.
+pub(crate) struct Entry {
+    pub name: String,
+    pub prometheus: String,
+    pub labels: Vec<(&'static str, String)>,
+    pub kind: StatKind,
+    pub value: Stat,
+}
+
+/// Every proxy stat, in registration order.
+#[derive(Default)]
+pub(crate) struct Registry {
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Registry {
+    /// The stat called `name`, registered on first use: two connection managers with one
+    /// `stat_prefix` count into the same stats, as in Envoy.
+    fn add(&self, kind: StatKind, name: String, prometheus: &str, labels: Vec<(&'static str, String)>) -> Stat {
+        let Ok(mut entries) = self.entries.lock() else { return Stat::default() };
+        if let Some(e) = entries.iter().find(|e| e.name == name) {
+            return e.value.clone();
+        }
+        let value = Stat::default();
+        entries.push(Entry { name, prometheus: format!("envoy_{prometheus}"), labels, kind, value: value.clone() });
+        value
+    }
+
+    /// Calls `f` on every stat, sorted by name as Envoy lists them.
+    pub(crate) fn each(&self, mut f: impl FnMut(&Entry)) {
+        let Ok(entries) = self.entries.lock() else { return };
+        let mut sorted: Vec<&Entry> = entries.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        sorted.into_iter().for_each(|e| f(e));
+    }
+}
+
+/// Counts by status class (1xx … 5xx).
+#[derive(Debug)]
+pub(crate) struct ByClass([Stat; 5]);
+
+impl ByClass {
+    fn new(r: &Registry, prefix: &str, prom: &str, labels: &[(&'static str, String)]) -> Self {
+        Self(std::array::from_fn(|i| {
+            let mut l = labels.to_vec();
+            l.push(("envoy_response_code_class", (i + 1).to_string()));
+            r.add(StatKind::Counter, format!("{prefix}_{}xx", i + 1), prom, l)
+        }))
+    }
+
+    fn count(&self, status: u16) {
+        if let Some(s) = self.0.get((status / 100).wrapping_sub(1) as usize) {
+            s.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An HTTP connection manager's stats (`http.<stat_prefix>.`).
+pub(crate) struct HttpStats {
+    pub cx_total: Stat,
+    pub cx_active: Stat,
+    pub rq_total: Stat,
+    rq_completed: Stat,
+    rq_class: ByClass,
+}
+
+impl HttpStats {
+    pub(crate) fn new(r: &Registry, stat_prefix: &str) -> Self {
+        let p = format!("http.{stat_prefix}.");
+        let l = vec![("envoy_http_conn_manager_prefix", stat_prefix.to_string())];
+        let c = |n: &str, kind| r.add(kind, format!("{p}{n}"), &format!("http_{n}"), l.clone());
+        Self {
+            cx_total: c("downstream_cx_total", StatKind::Counter),
+            cx_active: c("downstream_cx_active", StatKind::Gauge),
+            rq_total: c("downstream_rq_total", StatKind::Counter),
+            rq_completed: c("downstream_rq_completed", StatKind::Counter),
+            rq_class: ByClass::new(r, &format!("{p}downstream_rq"), "http_downstream_rq_xx", &l),
+        }
+    }
+
+    /// A response went out with `status`.
+    pub(crate) fn responded(&self, status: u16) {
+        self.rq_completed.fetch_add(1, Ordering::Relaxed);
+        self.rq_class.count(status);
+    }
+}
+
+/// A cluster's stats (`cluster.<name>.`).
+#[derive(Debug)]
+pub(crate) struct ClusterStats {
+    pub rq_total: Stat,
+    pub cx_total: Stat,
+    rq_class: ByClass,
+}
+
+impl ClusterStats {
+    pub(crate) fn new(r: &Registry, name: &str) -> Self {
+        let p = format!("cluster.{name}.");
+        let l = vec![("envoy_cluster_name", name.to_string())];
+        let c = |n: &str| r.add(StatKind::Counter, format!("{p}{n}"), &format!("cluster_{n}"), l.clone());
+        Self {
+            rq_total: c("upstream_rq_total"),
+            cx_total: c("upstream_cx_total"),
+            rq_class: ByClass::new(r, &format!("{p}upstream_rq"), "cluster_upstream_rq_xx", &l),
+        }
+    }
+
+    /// The upstream answered with `status`.
+    pub(crate) fn answered(&self, status: u16) {
+        self.rq_class.count(status);
+    }
+}
+
+/// A listener's stats (`listener.<ip>_<port>.`).
+pub(crate) struct ListenerStats {
+    pub cx_total: Stat,
+    pub cx_active: Stat,
+}
+
+impl ListenerStats {
+    pub(crate) fn new(r: &Registry, addr: std::net::SocketAddr) -> Self {
+        let a = format!("{}_{}", addr.ip(), addr.port());
+        let l = vec![("envoy_listener_address", a.clone())];
+        let c = |n: &str, kind| r.add(kind, format!("listener.{a}.{n}"), &format!("listener_{n}"), l.clone());
+        Self {
+            cx_total: c("downstream_cx_total", StatKind::Counter),
+            cx_active: c("downstream_cx_active", StatKind::Gauge),
+        }
+    }
+}
+
+/// Counts one open connection while alive (a gauge goes back down when it closes).
+pub(crate) struct Active(Vec<Stat>);
+
+impl Active {
+    pub(crate) fn new(gauges: &[&Stat]) -> Self {
+        gauges.iter().for_each(|g| {
+            g.fetch_add(1, Ordering::Relaxed);
+        });
+        Self(gauges.iter().map(|g| (*g).clone()).collect())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|g| {
+            g.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}

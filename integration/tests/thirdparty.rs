@@ -1,0 +1,222 @@
+//! The official SDKs' examples, each from its own `envoy.yaml` (only addresses and module paths
+//! rewritten), in the real Envoy 1.40 and in `sluice` started through a link named `envoy` with the
+//! command line tools pass (`--base-id N --concurrency 1 -l info --component-log-level wasm:trace`):
+//! the requests each example's README describes get the same answers, and the guest logs the same
+//! lines (numbers masked: times and random values differ).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sluice_integration::client::{self, Raw};
+use sluice_integration::thirdparty::{self, guest_messages, Proxy, Sdk, Which};
+use sluice_integration::Upstream;
+
+/// One request of an example's README.
+struct Req {
+    /// The listener's port as the example's `envoy.yaml` has it.
+    port: u16,
+    method: &'static str,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static [u8],
+    /// The answer is random (the `*_auth_random` examples): only the status must be one of these.
+    random: Option<&'static [u16]>,
+}
+
+const fn get(port: u16, path: &'static str) -> Req {
+    Req { port, method: "GET", path, headers: &[], body: b"", random: None }
+}
+
+struct Example {
+    sdk: Sdk,
+    name: &'static str,
+    requests: Vec<Req>,
+    /// How long to let timers run before the logs are compared.
+    settle: Duration,
+}
+
+fn examples() -> Vec<Example> {
+    let ex = |sdk, name, requests| Example { sdk, name, requests, settle: Duration::from_millis(300) };
+    let random = |port, path| Req { random: Some(&[200, 403]), ..get(port, path) };
+    let put = |headers| Req { method: "PUT", body: b"[initial body]", headers, ..get(18000, "/") };
+    vec![
+        Example { settle: Duration::from_millis(1500), ..ex(Sdk::Go, "helloworld", vec![get(18000, "/")]) },
+        ex(Sdk::Go, "http_auth_random", (0..4).map(|_| random(18000, "/uuid")).collect()),
+        ex(
+            Sdk::Go,
+            "http_body",
+            vec![
+                put(&[("buffer-operation", "prepend")]),
+                put(&[("buffer-operation", "append")]),
+                put(&[("buffer-operation", "replace")]),
+                put(&[("buffer-operation", "prepend"), ("buffer-replace-at", "response")]),
+                put(&[("buffer-operation", "append"), ("buffer-replace-at", "response")]),
+                put(&[("buffer-operation", "replace"), ("buffer-replace-at", "response")]),
+            ],
+        ),
+        ex(
+            Sdk::Go,
+            "http_body_chunk",
+            vec![
+                Req { method: "POST", body: b"no pattern here", ..get(18000, "/anything") },
+                Req { method: "POST", body: b"a body with the pattern inside", ..get(18000, "/anything") },
+            ],
+        ),
+        ex(
+            Sdk::Go,
+            "http_headers",
+            vec![get(18000, "/"), Req { headers: &[("user-agent", "curl/8")], ..get(18000, "/") }],
+        ),
+        ex(Sdk::Go, "http_routing", (0..4).map(|_| Req { random: Some(&[200]), ..get(18000, "/") }).collect()),
+        ex(
+            Sdk::Go,
+            "json_validation",
+            vec![
+                Req {
+                    method: "POST",
+                    headers: &[("content-type", "application/json")],
+                    body: br#"{"id": "xxx", "token": "xxx"}"#,
+                    ..get(18000, "/")
+                },
+                Req {
+                    method: "POST",
+                    headers: &[("content-type", "application/json")],
+                    body: br#""required_keys_missing""#,
+                    ..get(18000, "/")
+                },
+            ],
+        ),
+        ex(Sdk::Go, "metrics", vec![Req { headers: &[("my-custom-header", "foo")], ..get(18000, "/") }]),
+        ex(Sdk::Go, "multiple_dispatches", vec![Req { method: "HEAD", ..get(18000, "/") }]),
+        ex(Sdk::Go, "postpone_requests", vec![get(18000, "/")]),
+        ex(
+            Sdk::Go,
+            "properties",
+            vec![get(18000, "/one"), Req { headers: &[("cookie", "value")], ..get(18000, "/one") }, get(18000, "/two")],
+        ),
+        ex(Sdk::Go, "shared_data", vec![get(18000, "/"), get(18000, "/")]),
+        ex(Sdk::Go, "shared_queue", vec![get(18000, "/"), get(18001, "/")]),
+        Example { settle: Duration::from_millis(1500), ..ex(Sdk::Go, "dispatch_call_on_tick", vec![]) },
+        Example { settle: Duration::from_millis(1500), ..ex(Sdk::Go, "foreign_call_on_tick", vec![]) },
+        ex(Sdk::Go, "vm_plugin_configuration", vec![get(18000, "/")]),
+        Example { settle: Duration::from_millis(1500), ..ex(Sdk::Rust, "hello_world", vec![]) },
+        ex(Sdk::Rust, "http_auth_random", (0..4).map(|_| random(10000, "/headers")).collect()),
+        ex(Sdk::Rust, "http_body", vec![get(10000, "/hello"), get(10000, "/secret")]),
+        ex(Sdk::Rust, "http_config", vec![Req { method: "HEAD", ..get(10000, "/hello") }]),
+        ex(Sdk::Rust, "http_headers", vec![get(10000, "/hello")]),
+    ]
+}
+
+/// What a client sees, less what differs from run to run.
+fn seen(r: &Raw, random: bool) -> String {
+    const VOLATILE: &[&str] = &["date", "x-request-id", "x-envoy-upstream-service-time"];
+    let mut out = format!("{}\n", r.status());
+    if random {
+        return out;
+    }
+    let mut headers: Vec<_> = r.headers.iter().filter(|(k, _)| !VOLATILE.contains(&k.as_str())).collect();
+    headers.sort();
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\n"));
+    }
+    let present: BTreeSet<&str> =
+        r.headers.iter().map(|(k, _)| k.as_str()).filter(|k| VOLATILE.contains(k) && *k != "date").collect();
+    out.push_str(&format!("(present: {present:?})\n\n{}", String::from_utf8_lossy(&r.body)));
+    out
+}
+
+fn play(p: &Proxy, r: &Req) -> String {
+    let port = p.ports.get(&r.port).copied().unwrap_or_else(|| panic!("the example has no listener on {}", r.port));
+    match client::send(port, r.method, r.path, r.headers, r.body) {
+        Ok(raw) => {
+            if let Some(allowed) = r.random {
+                assert!(allowed.contains(&raw.status()), "status {} not in {allowed:?}", raw.status());
+            }
+            seen(&raw, r.random.is_some())
+        }
+        Err(e) => format!("no answer: {e:#}"),
+    }
+}
+
+fn run(example: &Example) -> Result<(), String> {
+    let upstream = Upstream::start().map_err(|e| e.to_string())?;
+    let original = thirdparty::original_config(example.sdk, example.name);
+    let cwd = match example.sdk {
+        Sdk::Go => thirdparty::built(Sdk::Go),
+        Sdk::Rust => sluice_integration::wasm::workspace_root(),
+    };
+    let mut answers = Vec::new();
+    let mut logs = Vec::new();
+    for which in [Which::Envoy, Which::Sluice] {
+        let config = thirdparty::rewrite(&original, example.sdk, upstream.port).map_err(|e| format!("{e:#}"))?;
+        let mut proxy = Proxy::start(which, &config, &cwd).map_err(|e| format!("{e:#}"))?;
+        let seen: Vec<String> = example.requests.iter().map(|r| play(&proxy, r)).collect();
+        std::thread::sleep(example.settle);
+        if !proxy.running() {
+            return Err(format!("{which:?} stopped while serving:\n{}", proxy.log_tail()));
+        }
+        logs.push((guest_messages(&proxy.log()), proxy.log()));
+        answers.push(seen);
+    }
+    let mut problems = Vec::new();
+    for (i, e) in answers[0].iter().enumerate() {
+        if e.starts_with("no answer") {
+            problems.push(format!("request {i}: Envoy gave no answer, so the example is not exercised: {e}"));
+        }
+    }
+    for (i, (e, s)) in answers[0].iter().zip(&answers[1]).enumerate() {
+        if e != s {
+            problems.push(format!("request {i}:\n--- envoy ---\n{e}\n--- sluice ---\n{s}"));
+        }
+    }
+    if logs[0].0 != logs[1].0 {
+        let only_envoy: Vec<_> = logs[0].0.difference(&logs[1].0).collect();
+        let only_sluice: Vec<_> = logs[1].0.difference(&logs[0].0).collect();
+        problems.push(format!("guest logs differ:\nonly in envoy: {only_envoy:#?}\nonly in sluice: {only_sluice:#?}"));
+    }
+    if example.requests.is_empty() && logs[1].0.is_empty() && logs[0].0.is_empty() {
+        problems.push("neither proxy logged a guest line: the module did not run".into());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n--- sluice log ---\n{}", problems.join("\n"), tail(&logs[1].1)))
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[test]
+fn sdk_examples_answer_as_in_envoy() {
+    let mut failed = Vec::new();
+    let only = std::env::var("SLUICE_EXAMPLES").ok();
+    for example in examples() {
+        if only.as_deref().is_some_and(|o| !o.split(',').any(|n| example.name.contains(n))) {
+            continue;
+        }
+        if let Err(why) = run(&example) {
+            failed.push(format!("== {:?} {}\n{why}", example.sdk, example.name));
+        }
+    }
+    assert!(failed.is_empty(), "{} example(s) differ:\n{}", failed.len(), failed.join("\n\n"));
+}
+
+/// `envoy_filter_metadata` needs Envoy's Lua filter: Envoy starts it; sluice refuses it in one line
+/// that names the filter.
+#[test]
+fn an_example_needing_a_missing_envoy_filter_is_refused_by_name() {
+    let upstream = Upstream::start().unwrap();
+    let original = thirdparty::original_config(Sdk::Rust, "envoy_filter_metadata");
+    let root = sluice_integration::wasm::workspace_root();
+    let config = thirdparty::rewrite(&original, Sdk::Rust, upstream.port).unwrap();
+    let envoy = Proxy::start(Which::Envoy, &config, &root);
+    assert!(envoy.is_ok(), "Envoy should start it: {:#}", envoy.err().unwrap());
+    let (code, log) = thirdparty::run_to_exit(Which::Sluice, &config, &root, Duration::from_secs(30)).unwrap();
+    assert_eq!(code, Some(1), "{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one line: {log}");
+    assert!(errors[0].contains("envoy.extensions.filters.http.lua.v3.Lua"), "{}", errors[0]);
+}
