@@ -51,6 +51,7 @@ const COMMAND: &str = r#"(module
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
   (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
   (import "env" "emscripten_notify_memory_growth" (func $grow (param i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "started\n")
@@ -62,9 +63,12 @@ const COMMAND: &str = r#"(module
     (drop (call $poll (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 64)))
     (drop (call $yield))
     (call $grow (i32.const 0))
-    ;; files are refused
+    ;; no file is found (ENOENT, as Envoy answers)
     (if (i32.ne (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
-                  (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 64)) (i32.const 52))
+                  (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 64)) (i32.const 44))
+      (then unreachable))
+    ;; no directory is preopened: EBADF, the answer Go's wasip1 runtime needs to start
+    (if (i32.ne (call $prestat (i32.const 3) (i32.const 64)) (i32.const 8))
       (then unreachable))))"#;
 
 #[test]

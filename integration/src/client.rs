@@ -33,6 +33,12 @@ impl Raw {
 /// Reads one message; `Ok(None)` on a clean EOF before any byte. `until_eof` reads a body without
 /// length to the end of the connection (responses only).
 pub fn read_message(r: &mut impl BufRead, until_eof: bool) -> Result<Option<Raw>> {
+    read_message_with(r, until_eof, false)
+}
+
+/// [`read_message`], or only the head when `head_only` (the answer to a HEAD request, whose
+/// `content-length` describes a body that is not sent).
+pub fn read_message_with(r: &mut impl BufRead, until_eof: bool, head_only: bool) -> Result<Option<Raw>> {
     let mut start = String::new();
     if r.read_line(&mut start)? == 0 {
         return Ok(None);
@@ -49,6 +55,9 @@ pub fn read_message(r: &mut impl BufRead, until_eof: bool) -> Result<Option<Raw>
         }
         let (k, v) = line.split_once(':').context("malformed header line")?;
         msg.headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    if head_only {
+        return Ok(Some(msg));
     }
     let chunked = msg.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     if chunked {
@@ -95,7 +104,7 @@ pub fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     s.write_all(req.as_bytes())?;
     s.write_all(body)?;
     let mut r = BufReader::new(s);
-    read_message(&mut r, true)?.context("the server closed the connection without a response")
+    read_message_with(&mut r, true, method == "HEAD")?.context("the server closed the connection without a response")
 }
 
 /// A GET with no headers.

@@ -338,12 +338,21 @@ fn mask(msg: &str) -> String {
 }
 
 /// Which proxy a [`Proxy`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Which {
     /// The real Envoy 1.40.
     Envoy,
     /// `sluice`, started through a link named `envoy`, with Envoy's own command line.
     Sluice,
+    /// Another host, as the cases kit names it (`SLUICE_CASES_HOST='myhost -c {config}'`).
+    Host(String),
+}
+
+impl Which {
+    /// The proxy to compare with Envoy: `SLUICE_CASES_HOST` if set, else sluice.
+    pub fn under_test() -> Self {
+        std::env::var("SLUICE_CASES_HOST").map(Which::Host).unwrap_or(Which::Sluice)
+    }
 }
 
 /// A proxy started the way tools start Envoy (`--base-id N --concurrency 1 -l info
@@ -382,17 +391,31 @@ impl Proxy {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("envoy.yaml"), &config.yaml)?;
         let log = std::fs::File::create(dir.join("proxy.log"))?;
-        let bin = match which {
-            Which::Envoy => crate::envoy::envoy_binary(),
-            Which::Sluice => sluice_as_envoy(),
-        };
         // Envoy's hot-restart sockets are named by base id: each process gets its own.
         let n = BASE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64;
         let base_id = (std::process::id() % 10_000 * 64 + n) * 10;
-        let child = Command::new(bin)
-            .args(["--base-id", &base_id.to_string(), "--concurrency", "1", "-l", "info"])
-            .args(["--component-log-level", "wasm:trace", "-c"])
-            .arg(dir.join("envoy.yaml"))
+        let file = dir.join("envoy.yaml").display().to_string();
+        let envoy_argv = |bin: PathBuf| {
+            let mut c = Command::new(bin);
+            c.args(["--base-id", &base_id.to_string(), "--concurrency", "1", "-l", "info"]).args([
+                "--component-log-level",
+                "wasm:trace",
+                "-c",
+                &file,
+            ]);
+            c
+        };
+        let mut cmd = match &which {
+            Which::Envoy => envoy_argv(crate::envoy::envoy_binary()),
+            Which::Sluice => envoy_argv(sluice_as_envoy()),
+            Which::Host(template) => {
+                let mut words = template.split_whitespace().map(|w| w.replace("{config}", &file));
+                let mut c = Command::new(words.next().context("SLUICE_CASES_HOST is empty")?);
+                c.args(words);
+                c
+            }
+        };
+        let child = cmd
             .current_dir(cwd)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
@@ -400,11 +423,11 @@ impl Proxy {
             .spawn()
             .with_context(|| format!("starting {which:?}"))?;
         let mut p = Self { child, dir, ports: config.ports.clone(), admin_port: config.admin_port };
-        p.wait_ready(which, config.has_admin)?;
+        p.wait_ready(&which, config.has_admin)?;
         Ok(p)
     }
 
-    fn wait_ready(&mut self, which: Which, has_admin: bool) -> Result<()> {
+    fn wait_ready(&mut self, which: &Which, has_admin: bool) -> Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {

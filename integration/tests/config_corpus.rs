@@ -123,7 +123,9 @@ fn sluice_accepts_and_refuses_what_envoy_does() {
     let module = reference_filter("headers");
     let mut disagree = Vec::new();
     let mut refused = 0;
+    let plain = base(&module);
     for (what, yaml) in corpus(&module) {
+        assert!(what == "the plain form" || yaml != plain, "{what}: the variant did not change the bootstrap");
         let (envoy_ok, envoy_says) = validate(&yaml).unwrap();
         let sluice = config::parse(&yaml, &workspace_root());
         match (&sluice, envoy_ok) {

@@ -2,7 +2,8 @@
 //! rewritten), in the real Envoy 1.40 and in `sluice` started through a link named `envoy` with the
 //! command line tools pass (`--base-id N --concurrency 1 -l info --component-log-level wasm:trace`):
 //! the requests each example's README describes get the same answers, and the guest logs the same
-//! lines (numbers masked: times and random values differ).
+//! lines (numbers masked: times and random values differ). With `SLUICE_CASES_HOST='myhost -c
+//! {config}'` the same examples run against another host instead of sluice (the cases kit).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -147,9 +148,9 @@ fn run(example: &Example) -> Result<(), String> {
     };
     let mut answers = Vec::new();
     let mut logs = Vec::new();
-    for which in [Which::Envoy, Which::Sluice] {
+    for which in [Which::Envoy, Which::under_test()] {
         let config = thirdparty::rewrite(&original, example.sdk, upstream.port).map_err(|e| format!("{e:#}"))?;
-        let mut proxy = Proxy::start(which, &config, &cwd).map_err(|e| format!("{e:#}"))?;
+        let mut proxy = Proxy::start(which.clone(), &config, &cwd).map_err(|e| format!("{e:#}"))?;
         let seen: Vec<String> = example.requests.iter().map(|r| play(&proxy, r)).collect();
         std::thread::sleep(example.settle);
         if !proxy.running() {

@@ -570,6 +570,12 @@ fn to_response(headers: &HeaderMap, body: PipeBody, state: &ListenerState) -> hy
         }
     }
     b = b.header("server", server);
+    // hyper writes the IANA phrase; Envoy its own (and `Unknown` for codes it does not list).
+    if hyper::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason())
+        != Some(super::reason::envoy_reason(status))
+    {
+        b = b.extension(hyper::ext::ReasonPhrase::from_static(super::reason::envoy_reason(status).as_bytes()));
+    }
     b.body(body).unwrap_or_else(|_| hyper::Response::new(PipeBody::full(Bytes::new(), true)))
 }
 

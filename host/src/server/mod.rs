@@ -10,6 +10,7 @@ mod cluster;
 mod grpc_stream;
 mod http;
 mod instance;
+mod reason;
 mod route;
 mod stats;
 mod tcp;
