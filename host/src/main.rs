@@ -24,7 +24,7 @@ enum Command {
     /// Load a module, list its ABI version, imports and callbacks, then start it and configure it.
     Check(cli::check::CheckArgs),
     /// Read an Envoy bootstrap YAML; with --validate, check it and start every plugin once.
-    Serve(cli::serve::ServeArgs),
+    Serve(Box<cli::serve::ServeArgs>),
 }
 
 /// Invoked as `envoy` (a link named so on `PATH`), sluice is `sluice serve` with Envoy's argv.
@@ -51,13 +51,13 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Command::Serve(args.serve)
+        Command::Serve(Box::new(args.serve))
     } else {
         Cli::parse().command
     };
     let result = match command {
         Command::Check(args) => cli::check::run(args),
-        Command::Serve(args) => cli::serve::run(args),
+        Command::Serve(args) => cli::serve::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

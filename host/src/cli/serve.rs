@@ -153,7 +153,7 @@ fn canary(plan: &Plan, runtime: &Runtime) -> Result<usize> {
         for c in plan.clusters.keys() {
             env.add_cluster(c.clone());
         }
-        Vm::new(&runtime, module, spec.vm.clone(), Arc::new(env), Arc::new(NoQueues))
+        Vm::new(runtime, module, spec.vm.clone(), Arc::new(env), Arc::new(NoQueues))
             .and_then(|mut vm| vm.start_plugin(spec.info.clone()))
             .with_context(|| format!("plugin `{name}` ({place}) failed to start"))?;
     }

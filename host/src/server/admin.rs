@@ -30,43 +30,39 @@ fn stats(shared: &Shared, query: Option<&str>, prometheus: bool) -> (u16, String
     let json = param("format") == Some("json");
     let keep = |name: &str| filter.as_ref().is_none_or(|r| r.is_match(name));
     let uptime = shared.started.elapsed().as_secs();
-    let mut rows: Vec<(String, String, Vec<(&'static str, String)>, &'static str, String)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let server = [
         ("server.live", 1u64, "gauge"),
         ("server.uptime", uptime, "gauge"),
         ("server.concurrency", shared.concurrency as u64, "gauge"),
     ];
     for (name, v, kind) in server {
-        rows.push((name.to_string(), format!("envoy_{}", name.replace('.', "_")), Vec::new(), kind, v.to_string()));
+        rows.push(Row::new(name.to_string(), format!("envoy_{}", name.replace('.', "_")), kind, v.to_string()));
     }
     shared.stats.each(|e| {
         let kind = if e.kind == StatKind::Counter { "counter" } else { "gauge" };
-        rows.push((
-            e.name.clone(),
-            e.prometheus.clone(),
-            e.labels.clone(),
-            kind,
-            e.value.load(Ordering::Relaxed).to_string(),
-        ));
+        let mut row = Row::new(e.name.clone(), e.prometheus.clone(), kind, e.value.load(Ordering::Relaxed).to_string());
+        row.labels = e.labels.clone();
+        rows.push(row);
     });
     for (name, value) in shared.state.metrics.snapshot() {
         // Prometheus drops the `wasmcustom.` namespace, as Envoy's does.
         let short = name.strip_prefix("wasmcustom.").unwrap_or(&name).replace(['.', '-'], "_");
         match value {
-            MetricValue::Counter(v) => rows.push((name, short, Vec::new(), "counter", v.to_string())),
-            MetricValue::Gauge(v) => rows.push((name, short, Vec::new(), "gauge", v.to_string())),
+            MetricValue::Counter(v) => rows.push(Row::new(name, short, "counter", v.to_string())),
+            MetricValue::Gauge(v) => rows.push(Row::new(name, short, "gauge", v.to_string())),
             MetricValue::Histogram { count, sum, .. } => {
-                rows.push((name, short, Vec::new(), "histogram", format!("count={count} sum={sum}")));
+                rows.push(Row::new(name, short, "histogram", format!("count={count} sum={sum}")));
             }
         }
     }
-    rows.retain(|r| keep(&r.0));
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.retain(|r| keep(&r.name));
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = String::new();
     if prometheus {
-        rows.sort_by(|a, b| a.1.cmp(&b.1));
+        rows.sort_by(|a, b| a.prometheus.cmp(&b.prometheus));
         let mut last = String::new();
-        for (_, prom, labels, kind, value) in &rows {
+        for Row { prometheus: prom, labels, kind, value, .. } in &rows {
             if *prom != last {
                 out.push_str(&format!("# TYPE {prom} {kind}\n"));
                 last = prom.clone();
@@ -83,18 +79,33 @@ fn stats(shared: &Shared, query: Option<&str>, prometheus: bool) -> (u16, String
     } else if json {
         let items: Vec<String> = rows
             .iter()
-            .map(|(name, _, _, kind, value)| match *kind {
+            .map(|Row { name, kind, value, .. }| match *kind {
                 "histogram" => format!(r#"{{"name":{},"value":{}}}"#, json_string(name), json_string(value)),
                 _ => format!(r#"{{"name":{},"value":{value}}}"#, json_string(name)),
             })
             .collect();
         out = format!(r#"{{"stats":[{}]}}"#, items.join(","));
     } else {
-        for (name, _, _, _, value) in &rows {
+        for Row { name, value, .. } in &rows {
             out.push_str(&format!("{name}: {value}\n"));
         }
     }
     (200, out)
+}
+
+/// One line of `/stats`: Envoy's name, the Prometheus name and labels, the type and the value.
+struct Row {
+    name: String,
+    prometheus: String,
+    labels: Vec<(&'static str, String)>,
+    kind: &'static str,
+    value: String,
+}
+
+impl Row {
+    fn new(name: String, prometheus: String, kind: &'static str, value: String) -> Self {
+        Self { name, prometheus, labels: Vec::new(), kind, value }
+    }
 }
 
 /// `%XX` escapes in a query value (filters are regexes: `%5E`, `%24`, `%2E`).

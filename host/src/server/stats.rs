@@ -45,11 +45,11 @@ impl Registry {
     }
 
     /// Calls `f` on every stat, sorted by name as Envoy lists them.
-    pub(crate) fn each(&self, mut f: impl FnMut(&Entry)) {
+    pub(crate) fn each(&self, f: impl FnMut(&Entry)) {
         let Ok(entries) = self.entries.lock() else { return };
         let mut sorted: Vec<&Entry> = entries.iter().collect();
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
-        sorted.into_iter().for_each(|e| f(e));
+        sorted.into_iter().for_each(f);
     }
 }
 
