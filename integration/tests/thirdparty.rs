@@ -22,10 +22,30 @@ struct Req {
     body: &'static [u8],
     /// The answer is random (the `*_auth_random` examples): only the status must be one of these.
     random: Option<&'static [u16]>,
+    /// Bytes sent on a plain TCP connection (network filters) instead of an HTTP request; the
+    /// answer is everything read until the proxy closes.
+    tcp: Option<&'static [u8]>,
 }
 
 const fn get(port: u16, path: &'static str) -> Req {
-    Req { port, method: "GET", path, headers: &[], body: b"", random: None }
+    Req { port, method: "GET", path, headers: &[], body: b"", random: None, tcp: None }
+}
+
+/// Sends `bytes` and reads until the peer closes; `date:` lines (the clock) are left out.
+fn tcp_exchange(port: u16, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return "no answer: connect".into() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    if let Err(e) = s.read_to_end(&mut out) {
+        return format!("no answer: {e}");
+    }
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 struct Example {
@@ -92,6 +112,14 @@ fn examples() -> Vec<Example> {
         ex(Sdk::Go, "postpone_requests", vec![get(18000, "/")]),
         ex(
             Sdk::Go,
+            "network",
+            vec![Req {
+                tcp: Some(b"GET /uuid HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+                ..get(18000, "/")
+            }],
+        ),
+        ex(
+            Sdk::Go,
             "properties",
             vec![get(18000, "/one"), Req { headers: &[("cookie", "value")], ..get(18000, "/one") }, get(18000, "/two")],
         ),
@@ -128,6 +156,9 @@ fn seen(r: &Raw, random: bool) -> String {
 
 fn play(p: &Proxy, r: &Req) -> String {
     let port = p.ports.get(&r.port).copied().unwrap_or_else(|| panic!("the example has no listener on {}", r.port));
+    if let Some(bytes) = r.tcp {
+        return tcp_exchange(port, bytes);
+    }
     match client::send(port, r.method, r.path, r.headers, r.body) {
         Ok(raw) => {
             if let Some(allowed) = r.random {

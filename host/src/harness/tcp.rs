@@ -27,8 +27,19 @@ pub struct TcpStream<'h> {
 }
 
 impl Harness {
-    /// Accepts a new connection: creates its context and calls `on_new_connection`.
+    /// Accepts a new connection from `127.0.0.1:50000` to `127.0.0.1:10000`: creates its context and
+    /// calls `on_new_connection`.
     pub fn tcp_stream(&mut self) -> Result<TcpStream<'_>> {
+        self.tcp_stream_between(([127, 0, 0, 1], 50000).into(), ([127, 0, 0, 1], 10000).into())
+    }
+
+    /// Accepts a new connection from `source` to `destination` (what `source.address` and
+    /// `destination.address` answer): creates its context and calls `on_new_connection`.
+    pub fn tcp_stream_between(
+        &mut self,
+        source: std::net::SocketAddr,
+        destination: std::net::SocketAddr,
+    ) -> Result<TcpStream<'_>> {
         self.next_stream_id += 1;
         let id = self.next_stream_id;
         self.tcp.insert(id, ConnDriver::default());
@@ -40,11 +51,7 @@ impl Harness {
             }
             return Ok(TcpStream { h: self, id });
         }
-        let mut info = StreamInfo {
-            source: Some(([127, 0, 0, 1], 50000).into()),
-            destination: Some(([127, 0, 0, 1], 10000).into()),
-            ..Default::default()
-        };
+        let mut info = StreamInfo { source: Some(source), destination: Some(destination), ..Default::default() };
         info.connection_id = self.next_connection_id();
         info.extra = self.preset_properties().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let root = self.root_id;
@@ -211,6 +218,15 @@ impl TcpStream<'_> {
     /// The connection's id in the harness.
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// Records the upstream host the connection was proxied to (`upstream.address`,
+    /// `upstream.port`), as Envoy's tcp_proxy does once it has connected.
+    pub fn set_upstream_address(&mut self, addr: std::net::SocketAddr) {
+        let ctx = self.h.tcp.get(&self.id).and_then(|d| d.ctx);
+        if let Some(s) = ctx.and_then(|c| self.h.vm.tcp_state_mut(c)) {
+            s.info.upstream = Some(addr);
+        }
     }
 
     /// The harness, to answer callouts or advance time while the connection is open.

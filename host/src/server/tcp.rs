@@ -102,6 +102,8 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
     let Some(cluster) = state.shared.clusters.get(&state.cluster) else { return };
     let Some(mut upstream) = cluster.connect_tcp().await else { return };
     let filters = state.filters.borrow().clone();
+    let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else { return };
+    let upstream_addr = upstream.peer_addr().ok();
     if filters.is_empty() {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         return;
@@ -109,8 +111,13 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
     let mut links = Vec::with_capacity(filters.len());
     for f in filters {
         f.sync_clock();
-        let id = match f.harness.borrow_mut().tcp_stream() {
-            Ok(c) => c.id(),
+        let id = match f.harness.borrow_mut().tcp_stream_between(peer, local) {
+            Ok(mut c) => {
+                if let Some(a) = upstream_addr {
+                    c.set_upstream_address(a);
+                }
+                c.id()
+            }
             Err(_) => return,
         };
         links.push(Link { instance: f, id });
