@@ -368,7 +368,7 @@ pub struct Proxy {
 }
 
 /// A link named `envoy` to the `sluice` binary, so sluice runs under Envoy's name.
-fn sluice_as_envoy() -> PathBuf {
+pub fn sluice_as_envoy() -> PathBuf {
     static LINK: OnceLock<PathBuf> = OnceLock::new();
     LINK.get_or_init(|| {
         let dir = workspace_root().join("target/thirdparty/bin");

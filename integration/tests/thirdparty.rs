@@ -252,3 +252,45 @@ fn an_example_needing_a_missing_envoy_filter_is_refused_by_name() {
     assert_eq!(errors.len(), 1, "one line: {log}");
     assert!(errors[0].contains("envoy.extensions.filters.http.lua.v3.Lua"), "{}", errors[0]);
 }
+
+/// The command lines tools pass to `envoy`, run against Envoy and against sluice through a link
+/// named `envoy`: the same exit codes, and the same output where tools read it.
+#[test]
+fn envoys_command_line_runs_sluice() {
+    use std::process::Command;
+    let upstream = Upstream::start().unwrap();
+    let original = thirdparty::original_config(Sdk::Go, "helloworld");
+    let cwd = thirdparty::built(Sdk::Go);
+    let good = thirdparty::rewrite(&original, Sdk::Go, upstream.port).unwrap();
+    let dir = std::env::temp_dir().join(format!("sluice-argv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good_file = dir.join("good.yaml");
+    std::fs::write(&good_file, &good.yaml).unwrap();
+    let bad_file = dir.join("bad.yaml");
+    std::fs::write(&bad_file, good.yaml.replace("codec_type: auto", "codec_type: bogus")).unwrap();
+    let envoy = sluice_integration::envoy::envoy_binary();
+    let sluice = thirdparty::sluice_as_envoy();
+    let run = |bin: &std::path::Path, args: &[&str]| {
+        let out = Command::new(bin).args(args).current_dir(&cwd).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (good, bad) = (good_file.display().to_string(), bad_file.display().to_string());
+    let validate =
+        ["--mode", "validate", "--base-id", "7", "--concurrency", "1", "--component-log-level", "wasm:trace", "-c"];
+    for (what, file) in [("a valid config", &good), ("an invalid config", &bad)] {
+        let args: Vec<&str> = validate.iter().copied().chain([file.as_str()]).collect();
+        let (e, s) = (run(&envoy, &args), run(&sluice, &args));
+        assert_eq!(e.0, s.0, "{what}: exit codes");
+        if e.0 == Some(0) {
+            assert_eq!(e.1, s.1, "{what}: what --mode validate prints");
+        }
+    }
+    let (e, s) = (run(&envoy, &["--version"]), run(&sluice, &["--version"]));
+    assert_eq!((e.0, s.0), (Some(0), Some(0)));
+    assert!(e.1.contains("/1.40.0/") && s.1.contains("/1.40.0/"), "version lines: {e:?} {s:?}");
+    // A flag Envoy does not have is refused by both.
+    let (e, s) = (run(&envoy, &["--no-such-flag", "-c", &good]), run(&sluice, &["--no-such-flag", "-c", &good]));
+    assert_ne!(e.0, Some(0));
+    assert_ne!(s.0, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -198,7 +198,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // One engine for the canary and the server: each module is compiled once.
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
     let plugins = canary(&plan, &runtime)?;
-    if args.validate || args.mode == "validate" {
+    if args.mode == "validate" && !args.validate {
+        // Envoy's own line, which tools read.
+        let name = args.config.as_ref().map_or_else(|| "--config-yaml".to_string(), |p| p.display().to_string());
+        println!("configuration '{name}' OK");
+        return Ok(());
+    }
+    if args.validate {
         println!(
             "configuration OK: {} listener(s), {} cluster(s), {} plugin(s) started and configured",
             plan.listeners.len(),
