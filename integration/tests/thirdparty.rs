@@ -294,3 +294,72 @@ fn envoys_command_line_runs_sluice() {
     assert_ne!(s.0, Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// After the same requests on the same config, Envoy's `/stats` and sluice's agree on Envoy's
+/// standard names (connection managers, clusters, listeners, server), every name sluice prints
+/// exists in Envoy's, and the Prometheus names and labels are Envoy's.
+#[test]
+fn stats_have_envoys_names_and_values() {
+    let upstream = Upstream::start().unwrap();
+    let original = thirdparty::original_config(Sdk::Go, "http_headers");
+    let cwd = thirdparty::built(Sdk::Go);
+    let mut seen = Vec::new();
+    for which in [Which::Envoy, Which::Sluice] {
+        let config = thirdparty::rewrite(&original, Sdk::Go, upstream.port).unwrap();
+        let proxy = Proxy::start(which.clone(), &config, &cwd).unwrap();
+        let port = proxy.ports[&18000];
+        for _ in 0..3 {
+            assert_eq!(client::get(port, "/").unwrap().status(), 200);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let stats = client::get(proxy.admin_port, "/stats").unwrap();
+        let prometheus = client::get(proxy.admin_port, "/stats/prometheus").unwrap();
+        let filtered = client::get(proxy.admin_port, "/stats?filter=downstream_rq_2xx").unwrap();
+        let text = |r: &Raw| String::from_utf8_lossy(&r.body).into_owned();
+        // Listener stats are named by address: the ports differ between the two runs.
+        let mut names = std::collections::BTreeMap::new();
+        for line in text(&stats).lines() {
+            if let Some((name, value)) = line.split_once(": ") {
+                // The original port, as the example's envoy.yaml has it.
+                let name = config
+                    .ports
+                    .iter()
+                    .fold(name.to_string(), |n, (o, p)| n.replace(&format!("_{p}."), &format!("_{o}.")));
+                names.insert(name, value.to_string());
+            }
+        }
+        let prom: BTreeSet<String> = text(&prometheus)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(' ').map(|(k, _)| k.to_string()))
+            .map(|k| config.ports.iter().fold(k, |n, (o, p)| n.replace(&format!("_{p}\""), &format!("_{o}\""))))
+            .collect();
+        seen.push((names, prom, text(&filtered)));
+    }
+    let (envoy, sluice) = (&seen[0], &seen[1]);
+    let compared = [
+        "http.ingress_http.downstream_rq_total",
+        "http.ingress_http.downstream_rq_2xx",
+        "http.ingress_http.downstream_rq_completed",
+        "http.ingress_http.downstream_cx_total",
+        "cluster.web_service.upstream_rq_total",
+        "cluster.web_service.upstream_rq_2xx",
+        "listener.127.0.0.1_18000.downstream_cx_total",
+        "listener.127.0.0.1_8099.downstream_cx_total",
+        "server.live",
+        "server.concurrency",
+    ];
+    for name in compared {
+        assert_eq!(envoy.0.get(name), sluice.0.get(name), "{name}");
+        assert!(sluice.0.contains_key(name), "{name} is missing");
+    }
+    let invented: Vec<&String> = sluice.0.keys().filter(|k| !envoy.0.contains_key(*k)).collect();
+    assert!(invented.is_empty(), "names Envoy does not have: {invented:?}");
+    let invented: Vec<&String> = sluice.1.iter().filter(|k| !envoy.1.contains(*k)).collect();
+    assert!(invented.is_empty(), "Prometheus series Envoy does not have: {invented:?}");
+    // `?filter=` keeps the matching lines (Envoy also has per-listener and admin copies).
+    let lines = |t: &str| t.lines().map(str::to_string).collect::<BTreeSet<_>>();
+    let (e, s) = (lines(&envoy.2), lines(&sluice.2));
+    assert!(s.contains("http.ingress_http.downstream_rq_2xx: 6"), "{s:?}");
+    assert!(s.iter().all(|l| l.contains("downstream_rq_2xx") && e.contains(l)), "sluice {s:?}, envoy {e:?}");
+}

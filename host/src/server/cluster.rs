@@ -137,7 +137,7 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(plan: ClusterPlan, registry: &super::stats::Registry) -> Self {
+    pub(crate) fn new(plan: ClusterPlan, registry: &std::sync::Arc<super::stats::Registry>) -> Self {
         let stats = super::stats::ClusterStats::new(registry, &plan.name);
         Self { plan, next: AtomicUsize::new(0), stats }
     }

@@ -46,7 +46,7 @@ pub(crate) struct Shared {
     stopped: std::sync::atomic::AtomicBool,
     node: (String, String),
     /// The proxy's own stats, under Envoy's names.
-    stats: stats::Registry,
+    stats: Arc<stats::Registry>,
     /// Worker threads (`server.concurrency`).
     concurrency: usize,
     /// Per listener (in plan order): its stats, and its connection manager's for HTTP listeners.
@@ -335,7 +335,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
     let first: Vec<std::net::TcpListener> = plan.listeners.iter().map(|l| bind(l.address)).collect::<Result<_>>()?;
     let addrs: Vec<SocketAddr> =
         first.iter().map(|s| s.local_addr().map_err(|e| Error::Runtime(e.to_string()))).collect::<Result<_>>()?;
-    let registry = stats::Registry::default();
+    let registry = Arc::new(stats::Registry::default());
     let listener_stats = plan
         .listeners
         .iter()

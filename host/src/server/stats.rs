@@ -17,6 +17,7 @@ pub(crate) enum StatKind {
 }
 
 /// One registered stat: its Envoy name, its Prometheus name and labels, and its value.
+#[derive(Debug)]
 pub(crate) struct Entry {
     pub name: String,
     pub prometheus: String,
@@ -26,7 +27,7 @@ pub(crate) struct Entry {
 }
 
 /// Every proxy stat, in registration order.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub(crate) struct Registry {
     entries: Mutex<Vec<Entry>>,
 }
@@ -60,8 +61,9 @@ pub(crate) struct ByClass([Stat; 5]);
 impl ByClass {
     fn new(r: &Registry, prefix: &str, prom: &str, labels: &[(&'static str, String)]) -> Self {
         Self(std::array::from_fn(|i| {
-            let mut l = labels.to_vec();
-            l.push(("envoy_response_code_class", (i + 1).to_string()));
+            // Envoy lists the class before the connection manager's prefix.
+            let mut l = vec![("envoy_response_code_class", (i + 1).to_string())];
+            l.extend_from_slice(labels);
             r.add(StatKind::Counter, format!("{prefix}_{}xx", i + 1), prom, l)
         }))
     }
@@ -103,29 +105,59 @@ impl HttpStats {
     }
 }
 
-/// A cluster's stats (`cluster.<name>.`).
+/// A cluster's stats (`cluster.<name>.`). Envoy creates the per-class and per-code response
+/// counters (`upstream_rq_2xx`, `upstream_rq_200`) when the first such response arrives, so they
+/// are registered then; after that, counting is one atomic add.
 #[derive(Debug)]
 pub(crate) struct ClusterStats {
     pub rq_total: Stat,
     pub cx_total: Stat,
-    rq_class: ByClass,
+    name: String,
+    registry: Arc<Registry>,
+    by_class: [std::sync::OnceLock<Stat>; 5],
+    by_code: Box<[std::sync::OnceLock<Stat>]>,
 }
 
 impl ClusterStats {
-    pub(crate) fn new(r: &Registry, name: &str) -> Self {
+    pub(crate) fn new(r: &Arc<Registry>, name: &str) -> Self {
         let p = format!("cluster.{name}.");
         let l = vec![("envoy_cluster_name", name.to_string())];
         let c = |n: &str| r.add(StatKind::Counter, format!("{p}{n}"), &format!("cluster_{n}"), l.clone());
         Self {
             rq_total: c("upstream_rq_total"),
             cx_total: c("upstream_cx_total"),
-            rq_class: ByClass::new(r, &format!("{p}upstream_rq"), "cluster_upstream_rq_xx", &l),
+            name: name.to_string(),
+            registry: r.clone(),
+            by_class: Default::default(),
+            by_code: (100..600).map(|_| std::sync::OnceLock::new()).collect(),
         }
     }
 
     /// The upstream answered with `status`.
     pub(crate) fn answered(&self, status: u16) {
-        self.rq_class.count(status);
+        let labels = |first: (&'static str, String)| vec![first, ("envoy_cluster_name", self.name.clone())];
+        if let Some(slot) = self.by_class.get((status / 100).wrapping_sub(1) as usize) {
+            let stat = slot.get_or_init(|| {
+                self.registry.add(
+                    StatKind::Counter,
+                    format!("cluster.{}.upstream_rq_{}xx", self.name, status / 100),
+                    "cluster_upstream_rq_xx",
+                    labels(("envoy_response_code_class", (status / 100).to_string())),
+                )
+            });
+            stat.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(slot) = self.by_code.get(status.wrapping_sub(100) as usize) {
+            let stat = slot.get_or_init(|| {
+                self.registry.add(
+                    StatKind::Counter,
+                    format!("cluster.{}.upstream_rq_{status}", self.name),
+                    "cluster_upstream_rq",
+                    labels(("envoy_response_code", status.to_string())),
+                )
+            });
+            stat.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
