@@ -23,9 +23,11 @@ use tracing_subscriber::prelude::*;
 /// Envoy's default `--log-format`.
 pub const DEFAULT_FORMAT: &str = "[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v";
 
-/// The component names Envoy 1.40 knows (`envoy --help` lists them under `--component-log-level`).
+/// The component names Envoy 1.40 knows, in the order its admin `/logging` lists them.
 const COMPONENTS: &[&str] = &[
+    "a2a",
     "admin",
+    "ai_protocol_manager",
     "alternate_protocols_cache",
     "aws",
     "assert",
@@ -55,19 +57,22 @@ const COMPONENTS: &[&str] = &[
     "health_checker",
     "http",
     "http2",
-    "http3",
     "hystrix",
     "init",
     "io",
     "jwt",
+    "json_rpc",
     "kafka",
     "key_value_store",
     "lua",
+    "local_rate_limit",
     "main",
     "matcher",
+    "mcp",
     "misc",
     "mongo",
     "multi_connection",
+    "notification",
     "oauth2",
     "quic",
     "quic_stream",
@@ -80,6 +85,7 @@ const COMPONENTS: &[&str] = &[
     "runtime",
     "stats",
     "secret",
+    "sse",
     "tap",
     "testing",
     "thrift",
@@ -89,6 +95,9 @@ const COMPONENTS: &[&str] = &[
     "wasm",
     "websocket",
     "golang",
+    "stats_sinks",
+    "dynamic_modules",
+    "ip_tagging",
 ];
 
 /// A level as Envoy names them; `Off` drops everything.
@@ -119,6 +128,18 @@ impl Threshold {
         })
     }
 
+    fn name(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+            Self::Critical => "critical",
+            Self::Off => "off",
+        }
+    }
+
     fn allows(self, level: &Level) -> bool {
         let rank = match *level {
             Level::TRACE => Self::Trace,
@@ -143,17 +164,26 @@ impl Levels {
         if let Some((_, t)) = self.components.iter().find(|(c, _)| c == component) {
             return *t;
         }
-        if component == "misc" {
-            return self.all.max(Threshold::Warning);
+        if component == LIBRARIES {
+            // The libraries' own records: `misc` if it was set, else at warning or above.
+            return self
+                .components
+                .iter()
+                .find(|(c, _)| c == "misc")
+                .map_or(self.all.max(Threshold::Warning), |(_, t)| *t);
         }
         self.all
     }
 }
 
-/// Envoy's component for a record's target.
+/// Records of the libraries sluice is built on (wasmtime, hyper, …): shown as component `misc`,
+/// and kept at warning unless `misc` is set.
+const LIBRARIES: &str = "(libraries)";
+
+/// Envoy's component for a record's target (its `%n`).
 fn component(target: &str) -> &'static str {
     let Some(path) = target.strip_prefix("sluice_host::").or_else(|| target.strip_prefix("sluice::")) else {
-        return if target == "wasm" { "wasm" } else { "misc" };
+        return if target == "wasm" { "wasm" } else { LIBRARIES };
     };
     let first = path.split("::").next().unwrap_or("");
     let second = path.split("::").nth(1).unwrap_or("");
@@ -181,8 +211,43 @@ pub struct LogOptions {
     pub path: Option<std::path::PathBuf>,
 }
 
-/// Installs the subscriber for the whole process.
-pub fn init(opts: &LogOptions) -> Result<()> {
+/// The levels in force, changed at run time through admin `/logging`.
+pub struct Control(Arc<std::sync::RwLock<Levels>>);
+
+impl sluice_host::server::LogControl for Control {
+    fn list(&self) -> String {
+        let levels =
+            self.0.read().map(|l| l.clone()).unwrap_or(Levels { all: Threshold::Info, components: Vec::new() });
+        let mut out = String::from("active loggers:\n");
+        for c in COMPONENTS {
+            out.push_str(&format!("  {c}: {}\n", levels.of(c).name()));
+        }
+        out.push('\n');
+        out
+    }
+
+    fn set(&self, pairs: &[(String, String)]) -> std::result::Result<(), String> {
+        let mut next = self.0.read().map_err(|_| "log levels unavailable".to_string())?.clone();
+        for (name, level) in pairs {
+            let t = Threshold::parse(level).map_err(|e| e.to_string())?;
+            if name == "level" {
+                next = Levels { all: t, components: Vec::new() };
+            } else if COMPONENTS.contains(&name.as_str()) {
+                next.components.retain(|(c, _)| c != name);
+                next.components.push((name.clone(), t));
+            } else {
+                return Err(format!("error: unknown logger name `{name}`"));
+            }
+        }
+        *self.0.write().map_err(|_| "log levels unavailable".to_string())? = next;
+        // Callsites cached their interest under the old levels.
+        tracing::callsite::rebuild_interest_cache();
+        Ok(())
+    }
+}
+
+/// Installs the subscriber for the whole process; the handle admin `/logging` changes it through.
+pub fn init(opts: &LogOptions) -> Result<Control> {
     let mut levels = Levels { all: Threshold::parse(&opts.level)?, components: Vec::new() };
     for part in opts.component_levels.iter().flat_map(|s| s.split(',')).filter(|p| !p.is_empty()) {
         let Some((name, level)) = part.split_once(':') else {
@@ -207,23 +272,17 @@ pub fn init(opts: &LogOptions) -> Result<()> {
         format: opts.format.clone().unwrap_or_else(|| DEFAULT_FORMAT.to_string()),
         out: Arc::new(Mutex::new(out)),
     };
-    let max =
-        [levels.all].into_iter().chain(levels.components.iter().map(|(_, t)| *t)).min().unwrap_or(Threshold::Info);
+    let levels = Arc::new(std::sync::RwLock::new(levels));
+    let current = levels.clone();
+    // No max-level hint: `/logging` may raise levels later. Each callsite's interest is cached, so a
+    // disabled one costs an atomic load.
     let filter = tracing_subscriber::filter::filter_fn(move |m: &Metadata<'_>| {
-        levels.of(component(m.target())).allows(m.level())
-    });
-    let filter = filter.with_max_level_hint(match max {
-        Threshold::Trace => tracing::level_filters::LevelFilter::TRACE,
-        Threshold::Debug => tracing::level_filters::LevelFilter::DEBUG,
-        Threshold::Info => tracing::level_filters::LevelFilter::INFO,
-        Threshold::Warning => tracing::level_filters::LevelFilter::WARN,
-        Threshold::Error | Threshold::Critical => tracing::level_filters::LevelFilter::ERROR,
-        Threshold::Off => tracing::level_filters::LevelFilter::OFF,
+        current.read().is_ok_and(|l| l.of(component(m.target())).allows(m.level()))
     });
     // No bridge from the `log` crate: wasmtime's compiler logs through it at a rate that would
     // slow every module load, and none of it is Envoy's.
     let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer.with_filter(filter)));
-    Ok(())
+    Ok(Control(levels))
 }
 
 /// Writes each record as one line in an spdlog pattern.
@@ -317,7 +376,7 @@ fn render(format: &str, m: &Metadata<'_>, text: &str, out: &mut String) {
             Some('P') => write!(out, "{}", std::process::id()),
             Some('l') => write!(out, "{}", level_name(m.level()).0),
             Some('L') => write!(out, "{}", level_name(m.level()).1),
-            Some('n') => write!(out, "{}", component(m.target())),
+            Some('n') => write!(out, "{}", Some(component(m.target())).filter(|c| *c != LIBRARIES).unwrap_or("misc")),
             Some('g') => write!(out, "{}", m.file().unwrap_or("")),
             Some('s') => write!(out, "{}", m.file().and_then(|f| f.rsplit('/').next()).unwrap_or("")),
             Some('#') => write!(out, "{}", m.line().unwrap_or(0)),
@@ -359,13 +418,14 @@ mod tests {
     #[test]
     fn components_match_exactly() {
         assert_eq!(component("wasm"), "wasm");
-        assert_eq!(component("wasmtime::runtime"), "misc");
-        assert_eq!(component("wasmtime_cranelift"), "misc");
+        assert_eq!(component("wasmtime::runtime"), LIBRARIES);
+        assert_eq!(component("wasmtime_cranelift"), LIBRARIES);
         assert_eq!(component("sluice_host::server::admin"), "admin");
         assert_eq!(component("sluice_host::vm::host"), "wasm");
         let levels = Levels { all: Threshold::Info, components: vec![("wasm".into(), Threshold::Trace)] };
         assert!(levels.of("wasm").allows(&Level::TRACE));
-        assert!(!levels.of("misc").allows(&Level::INFO));
+        assert!(!levels.of(LIBRARIES).allows(&Level::INFO));
+        assert!(levels.of("misc").allows(&Level::INFO));
         assert!(!levels.of("http").allows(&Level::DEBUG));
     }
 }

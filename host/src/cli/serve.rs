@@ -185,7 +185,7 @@ fn load_plan(args: &ServeArgs) -> Result<Plan> {
 
 /// Checks the configuration, then serves it until SIGTERM, Ctrl-C or `/quitquitquit`.
 pub fn run(args: ServeArgs) -> Result<()> {
-    logging::init(&logging::LogOptions {
+    let log_control = logging::init(&logging::LogOptions {
         level: args.log_level.clone(),
         component_levels: args.component_log_level.clone(),
         format: args.log_format.clone(),
@@ -215,7 +215,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     let concurrency = args.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let drain = args.drain_time_s.map_or(server::DEFAULT_DRAIN, std::time::Duration::from_secs);
-    let server = server::start(plan, ServeOptions { concurrency, watch: args.watch, drain, runtime })?;
+    let server = server::start(
+        plan,
+        ServeOptions { concurrency, watch: args.watch, drain, runtime, log_control: Some(Arc::new(log_control)) },
+    )?;
     if args.mode == "init_only" {
         server.shutdown();
         server.wait();

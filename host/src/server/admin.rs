@@ -147,6 +147,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/healthcheck/fail", "cause the server to fail health checks"),
     ("/healthcheck/ok", "cause the server to pass health checks"),
     ("/listeners", "print listener info"),
+    ("/logging", "query/change logging levels"),
     ("/quitquitquit", "exit the server"),
     ("/ready", "print server state, return 200 if LIVE, otherwise return 503"),
     ("/server_info", "print server version/status information"),
@@ -219,7 +220,50 @@ fn home() -> String {
     out
 }
 
-pub(super) fn start(addr: SocketAddr, shared: Arc<Shared>, topology: Topology) -> Result<SocketAddr> {
+/// `/logging`: POST only, as in Envoy; with `COMPONENT=LEVEL` (or `level=LEVEL`) parameters it
+/// changes levels first. Answers the listing.
+fn logging(control: Option<&dyn super::LogControl>, method: &hyper::Method, query: Option<&str>) -> (u16, String) {
+    if method != hyper::Method::POST {
+        return (405, "Method GET not allowed, POST required.".to_string());
+    }
+    let Some(control) = control else { return (404, "logging is not controlled here\n".to_string()) };
+    const USAGE: &str = "usage: /logging?<name>=<level> (change single level)\n\
+        usage: /logging?paths=name1:level1,name2:level2,... (change multiple levels)\n\
+        usage: /logging?level=<level> (change all levels)\n";
+    let params: Vec<(String, String)> = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+        .collect();
+    // One parameter, as Envoy takes it; several components go in `paths`.
+    let pairs: Vec<(String, String)> = match params.as_slice() {
+        [] => Vec::new(),
+        [(k, v)] if k == "paths" => v
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((p.to_string(), String::new()))
+            })
+            .collect(),
+        [(k, v)] => vec![(k.clone(), v.clone())],
+        _ => return (400, format!("error: invalid number of parameters\n\n{USAGE}")),
+    };
+    if !pairs.is_empty() {
+        if let Err(e) = control.set(&pairs) {
+            return (400, format!("{e}\n\n{USAGE}"));
+        }
+    }
+    (200, control.list())
+}
+
+pub(super) fn start(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    topology: Topology,
+    log_control: Option<Arc<dyn super::LogControl>>,
+) -> Result<SocketAddr> {
     let topology = Arc::new(topology);
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let listener = super::bind(addr)?;
@@ -240,9 +284,11 @@ pub(super) fn start(addr: SocketAddr, shared: Arc<Shared>, topology: Topology) -
                         _ = stop => return,
                     };
                     let (shared, topology, healthy) = (shared.clone(), topology.clone(), healthy.clone());
+                    let log_control = log_control.clone();
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                             let (shared, topology, healthy) = (shared.clone(), topology.clone(), healthy.clone());
+                            let log_control = log_control.clone();
                             async move {
                                 let json = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "format=json"));
                                 let live = healthy.load(std::sync::atomic::Ordering::Relaxed);
@@ -256,6 +302,11 @@ pub(super) fn start(addr: SocketAddr, shared: Arc<Shared>, topology: Topology) -
                                         (200, kind, body)
                                     }
                                     "/clusters" => (200, text, clusters(&topology)),
+                                    "/logging" => {
+                                        let (status, body) =
+                                            logging(log_control.as_deref(), req.method(), req.uri().query());
+                                        (status, text, body)
+                                    }
                                     "/server_info" => (200, "application/json", server_info(&shared, live)),
                                     "/healthcheck/fail" => {
                                         healthy.store(false, std::sync::atomic::Ordering::Relaxed);

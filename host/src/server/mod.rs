@@ -74,7 +74,7 @@ impl Shared {
 }
 
 /// How to serve.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Worker threads.
     pub concurrency: usize,
@@ -85,6 +85,29 @@ pub struct ServeOptions {
     pub drain: std::time::Duration,
     /// The engine and module cache (shared with whatever already loaded the plan's modules).
     pub runtime: Arc<Runtime>,
+    /// What admin `/logging` lists and changes (the process's log levels), if anything.
+    pub log_control: Option<Arc<dyn LogControl>>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("concurrency", &self.concurrency)
+            .field("watch", &self.watch)
+            .field("drain", &self.drain)
+            .field("log_control", &self.log_control.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The process's log levels, as admin `/logging` shows and sets them. The binary that installs the
+/// log subscriber provides it; the server only calls it.
+pub trait LogControl: Send + Sync {
+    /// Envoy's listing: `active loggers:` then `  COMPONENT: LEVEL` per line.
+    fn list(&self) -> String;
+    /// Applies `COMPONENT=LEVEL` pairs (`level=LEVEL` sets every component); an unknown component
+    /// or level changes nothing and says why.
+    fn set(&self, pairs: &[(String, String)]) -> std::result::Result<(), String>;
 }
 
 /// A running server.
@@ -397,7 +420,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
                 listeners: listeners.clone(),
                 clusters: plan.clusters.values().map(|c| (c.name.clone(), c.endpoints.clone())).collect(),
             };
-            Some(admin::start(addr, shared.clone(), topology)?)
+            Some(admin::start(addr, shared.clone(), topology, options.log_control.clone())?)
         }
         None => None,
     };
