@@ -25,10 +25,12 @@ struct Req {
     /// Bytes sent on a plain TCP connection (network filters) instead of an HTTP request; the
     /// answer is everything read until the proxy closes.
     tcp: Option<&'static [u8]>,
+    /// A unary gRPC call to this path (h2c) instead of an HTTP/1.1 request.
+    grpc: Option<&'static str>,
 }
 
 const fn get(port: u16, path: &'static str) -> Req {
-    Req { port, method: "GET", path, headers: &[], body: b"", random: None, tcp: None }
+    Req { port, method: "GET", path, headers: &[], body: b"", random: None, tcp: None, grpc: None }
 }
 
 /// Sends `bytes` and reads until the peer closes; `date:` lines (the clock) are left out.
@@ -130,6 +132,11 @@ fn examples() -> Vec<Example> {
         ex(Sdk::Go, "vm_plugin_configuration", vec![get(18000, "/")]),
         Example { settle: Duration::from_millis(1500), ..ex(Sdk::Rust, "hello_world", vec![]) },
         ex(Sdk::Rust, "http_auth_random", (0..4).map(|_| random(10000, "/headers")).collect()),
+        ex(
+            Sdk::Rust,
+            "grpc_auth_random",
+            vec![get(10000, "/"), Req { grpc: Some("/hello.HelloService/SayHello"), ..get(10000, "/") }],
+        ),
         ex(Sdk::Rust, "http_body", vec![get(10000, "/hello"), get(10000, "/secret")]),
         ex(Sdk::Rust, "http_config", vec![Req { method: "HEAD", ..get(10000, "/hello") }]),
         ex(Sdk::Rust, "http_headers", vec![get(10000, "/hello")]),
@@ -158,6 +165,12 @@ fn play(p: &Proxy, r: &Req) -> String {
     let port = p.ports.get(&r.port).copied().unwrap_or_else(|| panic!("the example has no listener on {}", r.port));
     if let Some(bytes) = r.tcp {
         return tcp_exchange(port, bytes);
+    }
+    if let Some(path) = r.grpc {
+        return match sluice_integration::grpc_client::unary(port, path, b"") {
+            Ok(reply) => format!("{reply:?}"),
+            Err(e) => format!("no answer: {e:#}"),
+        };
     }
     match client::send(port, r.method, r.path, r.headers, r.body) {
         Ok(raw) => {

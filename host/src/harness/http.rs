@@ -6,8 +6,7 @@ use super::Harness;
 use crate::abi::status::StreamType;
 use crate::error::{Error, Result};
 use crate::stream::{
-    data_status, grpc_status_for_http, headers_status, trailers_status, Access, FilterStatus, HeaderMap,
-    HttpStreamState, MapSlot, StreamInfo,
+    data_status, headers_status, trailers_status, Access, FilterStatus, HeaderMap, HttpStreamState, MapSlot, StreamInfo,
 };
 use crate::vm::{FailurePolicy, HostAction, LocalReply};
 
@@ -666,40 +665,6 @@ pub(crate) fn reset(h: &mut Harness, ctx: u32) {
     }
 }
 
-fn reply_headers(reply: &LocalReply, grpc: bool) -> (HeaderMap, Vec<u8>) {
-    let mut headers = HeaderMap::new();
-    if grpc {
-        let code = reply.grpc_status.unwrap_or_else(|| grpc_status_for_http(reply.status));
-        headers.add(":status", "200");
-        headers.add("content-type", "application/grpc");
-        headers.add("content-length", "0");
-        headers.add("grpc-status", code.to_string());
-        if !reply.body.is_empty() {
-            headers.add("grpc-message", percent_encode(&reply.body));
-        }
-        for (k, v) in &reply.headers {
-            headers.add(k, v);
-        }
-        return (headers, Vec::new());
-    }
-    headers.add(":status", reply.status.to_string());
-    for (k, v) in &reply.headers {
-        headers.add(k, v);
-    }
-    headers.replace("content-length", reply.body.len().to_string());
-    if !reply.body.is_empty() && headers.get("content-type").is_none() {
-        headers.add("content-type", "text/plain");
-    }
-    (headers, reply.body.clone())
-}
-
-/// Envoy's grpc-message encoding: printable ASCII except `%` stays, the rest is `%XX`.
-fn percent_encode(b: &[u8]) -> String {
-    b.iter()
-        .map(|&c| if (0x20..=0x7e).contains(&c) && c != b'%' { (c as char).to_string() } else { format!("%{c:02X}") })
-        .collect()
-}
-
 /// `proxy_send_local_response` (or a 413 / failure reply): answers the client. A reply made before
 /// the response started goes through this filter's response callbacks, as in Envoy.
 pub(crate) fn local_reply(h: &mut Harness, ctx: u32, reply: LocalReply) -> Result<()> {
@@ -722,7 +687,7 @@ fn send_reply(h: &mut Harness, id: u32, reply: LocalReply) -> Result<()> {
         s.info.response_code = Some(reply.status);
     }
     let grpc = driver(h, id).grpc;
-    let (headers, body) = reply_headers(&reply, grpc);
+    let (headers, body) = crate::stream::local_reply_message(&reply, grpc);
     let drv = driver(h, id);
     if drv.local_reply.is_none() {
         drv.local_reply = Some(reply);

@@ -97,8 +97,23 @@ pub(crate) const CONNECT_FAILURE: &str =
 /// Envoy's body when the upstream closed the connection before answering.
 pub(crate) const TERMINATION: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+/// Envoy's body when an HTTP/2 upstream broke the protocol (an HTTP/1-only server, a bad frame).
+pub(crate) const PROTOCOL_ERROR: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
 /// Envoy's body for a timeout.
 pub(crate) const TIMEOUT: &str = "upstream request timeout";
+
+/// Whether an upstream request failed because the peer broke HTTP/2 (Envoy's "protocol error").
+fn is_protocol_error(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.reason().is_some_and(|r| r != h2::Reason::NO_ERROR && r != h2::Reason::CANCEL) && !h2.is_io();
+        }
+        source = s.source();
+    }
+    false
+}
 
 /// A gRPC status message as Envoy's gRPC client hands it to a plugin when the status came from the
 /// upstream: the response-code details appended in braces, or alone when there is no message
@@ -327,9 +342,11 @@ impl Cluster {
             };
             (sender.send_request(req).await, Some((endpoint.clone(), (sender, peer))), peer)
         };
-        // Connected, but no answer: the upstream hung up (or reset) before its headers.
-        let Ok(resp) = resp else {
-            return UpstreamResponse::local(503, TERMINATION).into();
+        // Connected, but no answer: the upstream hung up (or reset, or broke HTTP/2) before its headers.
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) if is_protocol_error(&e) => return UpstreamResponse::local(503, PROTOCOL_ERROR).into(),
+            Err(_) => return UpstreamResponse::local(503, TERMINATION).into(),
         };
         self.stats.answered(resp.status().as_u16());
         let mut out = HeaderMap::from_pairs([(":status", resp.status().as_u16().to_string())]);

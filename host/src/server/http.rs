@@ -66,6 +66,29 @@ fn request_id(seed: u32, n: u64) -> String {
     )
 }
 
+/// Whether Envoy treats the request as gRPC (`content-type: application/grpc`, `+proto` and the like).
+fn is_grpc(req: &HeaderMap) -> bool {
+    req.get_str("content-type").is_some_and(|t| {
+        t == "application/grpc" || t.starts_with("application/grpc+") || t.starts_with("application/grpc;")
+    })
+}
+
+/// The router's own answer (upstream failure, timeout) to a gRPC request, as Envoy sends it: a
+/// trailers-only gRPC response with the HTTP status mapped to a gRPC status and the text as
+/// `grpc-message`.
+fn grpc_local_reply(head: UpstreamHead) -> UpstreamHead {
+    let status = head.headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(503);
+    let body = match head.body {
+        super::cluster::UpstreamBody::Full { body, .. } => body.to_vec(),
+        super::cluster::UpstreamBody::Stream(_) => Vec::new(),
+    };
+    let reply = crate::vm::LocalReply { status, details: String::new(), body, headers: Vec::new(), grpc_status: None };
+    let (mut headers, _) = crate::stream::local_reply_message(&reply, true);
+    // gRPC clients speak HTTP/2, where Envoy frames the end of stream, not a `content-length: 0`.
+    headers.remove("content-length");
+    UpstreamResponse { headers, body: Bytes::new(), trailers: HeaderMap::new() }.into()
+}
+
 /// Where the request goes once the filters let its headers through: a route's own answer, or an
 /// upstream request whose body streams in through `body`.
 async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &HeaderMap, body: PipeBody) -> UpstreamHead {
@@ -98,10 +121,14 @@ async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &Heade
                 let path = headers.get_str(":path").unwrap_or("/").to_string();
                 headers.replace(":path", format!("{new}{}", path.strip_prefix(old.as_str()).unwrap_or(&path)));
             }
-            match state.shared.clusters.get(cluster) {
+            let head = match state.shared.clusters.get(cluster) {
                 Some(c) => c.start(&headers, body, *timeout).await,
                 None => UpstreamResponse::local(503, "no healthy upstream").into(),
+            };
+            if head.address.is_none() && is_grpc(req) {
+                return grpc_local_reply(head);
             }
+            head
         }
     }
 }
