@@ -15,6 +15,7 @@
 //! ```
 
 pub mod abi;
+pub mod calendar;
 pub mod config;
 mod error;
 pub mod harness;

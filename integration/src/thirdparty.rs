@@ -340,6 +340,23 @@ pub fn guest_messages(log: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// The access-log lines in a proxy's output (those that start with an ISO `%START_TIME%`,
+/// `[2026-12-01T10:25:58.429Z]`), masked like [`guest_messages`], less the readiness probes'
+/// (from [`PROBE_IP`]: whether a proxy still starting sees a probe is a race).
+pub fn access_log_lines(log: &str) -> Vec<String> {
+    let mut lines: Vec<String> = log
+        .lines()
+        .filter(|l| {
+            let b = l.as_bytes();
+            b.len() > 12 && b[0] == b'[' && b[1..5].iter().all(u8::is_ascii_digit) && b[11] == b'T'
+        })
+        .filter(|l| !l.contains(PROBE_IP))
+        .map(mask)
+        .collect();
+    lines.sort();
+    lines
+}
+
 fn mask(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
@@ -363,6 +380,23 @@ fn mask(msg: &str) -> String {
         }
     }
     out
+}
+
+/// Where readiness probes come from, so their connections can be told apart in access logs.
+pub const PROBE_IP: &str = "127.0.0.254";
+
+/// A blocking TCP connection to 127.0.0.1:`port` from the loopback address `from`.
+pub fn connect_from(from: &str, port: u16) -> std::io::Result<std::net::TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let s = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        let ip: std::net::IpAddr =
+            from.parse().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP"))?;
+        socket.bind((ip, 0).into())?;
+        socket.connect(([127, 0, 0, 1], port).into()).await?.into_std()
+    })?;
+    s.set_nonblocking(false)?;
+    Ok(s)
 }
 
 /// Which proxy a [`Proxy`] runs.
@@ -425,12 +459,10 @@ impl Proxy {
         let file = dir.join("envoy.yaml").display().to_string();
         let envoy_argv = |bin: PathBuf| {
             let mut c = Command::new(bin);
-            c.args(["--base-id", &base_id.to_string(), "--concurrency", "1", "-l", "info"]).args([
-                "--component-log-level",
-                "wasm:trace",
-                "-c",
-                &file,
-            ]);
+            // Envoy writes access-log files every 10 s by default; the test reads them sooner.
+            c.args(["--base-id", &base_id.to_string(), "--concurrency", "1", "-l", "info"])
+                .args(["--file-flush-interval-msec", "100"])
+                .args(["--component-log-level", "wasm:trace", "-c", &file]);
             c
         };
         let mut cmd = match &which {
@@ -468,7 +500,7 @@ impl Proxy {
                     std::thread::sleep(std::time::Duration::from_millis(500));
                     return Ok(());
                 }
-                if self.ports.values().all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok()) {
+                if self.ports.values().all(|p| connect_from(PROBE_IP, *p).is_ok()) {
                     return Ok(());
                 }
             } else if let Ok(r) = crate::client::get(self.admin_port, "/listeners") {

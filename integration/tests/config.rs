@@ -36,7 +36,7 @@ fn a_tcp_config_both_accept() {
     assert!(ok, "{out}");
     let plan = config::parse(&y, Path::new(".")).unwrap();
     assert!(
-        matches!(&plan.listeners[0].kind, ListenerKind::Tcp { filters, cluster } if filters.len() == 1 && cluster == "upstream")
+        matches!(&plan.listeners[0].kind, ListenerKind::Tcp { filters, cluster, .. } if filters.len() == 1 && cluster == "upstream")
     );
 }
 

@@ -39,16 +39,9 @@ const fn get(port: u16, path: &'static str) -> Req {
 /// are left out.
 fn tcp_exchange(port: u16, bytes: &[u8], from: Option<&str>) -> String {
     use std::io::{Read, Write};
-    let connect = || -> std::io::Result<std::net::TcpStream> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind(format!("{}:0", from.unwrap_or("127.0.0.1")).parse().expect("an IP"))?;
-            socket.connect(([127, 0, 0, 1], port).into()).await?.into_std()
-        })
+    let Ok(mut s) = thirdparty::connect_from(from.unwrap_or("127.0.0.1"), port) else {
+        return "no answer: connect".into();
     };
-    let Ok(mut s) = connect() else { return "no answer: connect".into() };
-    let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = s.write_all(bytes);
     // Half-close, so an upstream that answers until the end of the request stream finishes.
@@ -156,18 +149,21 @@ fn examples() -> Vec<Example> {
         ex(Sdk::Rust, "http_headers", vec![get(10000, "/hello")]),
         // Routed by the client's address (filter state `envoy.tcp_proxy.cluster`): even last byte to
         // egress-router1 (an HTTP upstream here), odd to egress-router2 (a TCP echo here).
-        ex(
-            Sdk::Rust,
-            "envoy_tcp_routing",
-            ["127.0.0.2", "127.0.0.1", "127.0.0.4"]
-                .into_iter()
-                .map(|from| Req {
-                    tcp: Some(b"GET /ip HTTP/1.1\r\nHost: httpbin.org\r\nConnection: close\r\n\r\n"),
-                    from: Some(from),
-                    ..get(10000, "/")
-                })
-                .collect(),
-        ),
+        Example {
+            settle: Duration::from_millis(1500),
+            ..ex(
+                Sdk::Rust,
+                "envoy_tcp_routing",
+                ["127.0.0.2", "127.0.0.1", "127.0.0.4"]
+                    .into_iter()
+                    .map(|from| Req {
+                        tcp: Some(b"GET /ip HTTP/1.1\r\nHost: httpbin.org\r\nConnection: close\r\n\r\n"),
+                        from: Some(from),
+                        ..get(10000, "/")
+                    })
+                    .collect(),
+            )
+        },
     ]
 }
 
@@ -248,6 +244,12 @@ fn run(example: &Example) -> Result<(), String> {
         let only_envoy: Vec<_> = logs[0].0.difference(&logs[1].0).collect();
         let only_sluice: Vec<_> = logs[1].0.difference(&logs[0].0).collect();
         problems.push(format!("guest logs differ:\nonly in envoy: {only_envoy:#?}\nonly in sluice: {only_sluice:#?}"));
+    }
+    let (access_envoy, access_sluice) =
+        (thirdparty::access_log_lines(&logs[0].1), thirdparty::access_log_lines(&logs[1].1));
+    if access_envoy != access_sluice {
+        problems
+            .push(format!("access logs differ:\n--- envoy ---\n{access_envoy:#?}\n--- sluice ---\n{access_sluice:#?}"));
     }
     if example.requests.is_empty() && logs[1].0.is_empty() && logs[0].0.is_empty() {
         problems.push("neither proxy logged a guest line: the module did not run".into());

@@ -350,10 +350,8 @@ fn level_name(level: &Level) -> (&'static str, &'static str) {
 /// Expands the spdlog flags Envoy's formats use; others are written as they are.
 fn render(format: &str, m: &Metadata<'_>, text: &str, out: &mut String) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let tod = secs.rem_euclid(86_400);
-    let (h, mi, s) = (tod / 3600, tod / 60 % 60, tod % 60);
+    let t = sluice_host::calendar::UtcTime::since_epoch(now);
+    let (y, mo, d, h, mi, s, secs) = (t.year, t.month, t.day, t.hour, t.minute, t.second, t.epoch_seconds);
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
@@ -391,29 +389,9 @@ fn render(format: &str, m: &Metadata<'_>, text: &str, out: &mut String) {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_423), (2025, 12, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn components_match_exactly() {

@@ -5,13 +5,14 @@
 //! (stats, tracing, access logs).
 
 mod envoy_json;
+pub mod log_format;
 pub mod model;
 mod plan;
 mod validate;
 
 pub use plan::{
-    ClusterPlan, HeaderCondition, HeaderTest, HttpListener, ListenerKind, ListenerPlan, PathMatch, Plan, PluginSpec,
-    RouteAction, RoutePlan, VirtualHostPlan,
+    AccessLogPlan, ClusterPlan, HeaderCondition, HeaderTest, HttpListener, ListenerKind, ListenerPlan, PathMatch, Plan,
+    PluginSpec, RouteAction, RoutePlan, VirtualHostPlan,
 };
 
 use std::path::Path;

@@ -166,6 +166,9 @@ pub struct HttpConnectionManager {
     pub http_filters: Vec<HttpFilter>,
     /// The `server` response header (default `envoy`).
     pub server_name: Option<String>,
+    /// Access logs, written when a request completes.
+    #[serde(default)]
+    pub access_log: Vec<AccessLog>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,
@@ -464,6 +467,9 @@ pub struct TcpProxy {
     pub stat_prefix: String,
     /// Target cluster.
     pub cluster: String,
+    /// Access logs, written when the connection closes.
+    #[serde(default)]
+    pub access_log: Vec<AccessLog>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,
@@ -550,4 +556,68 @@ pub enum WasmServiceConfig {
         #[serde(default)]
         singleton: bool,
     },
+}
+
+/// An `access_log` entry (`envoy.config.accesslog.v3.AccessLog`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccessLog {
+    /// Name (`envoy.access_loggers.file`, …).
+    #[serde(default)]
+    pub name: String,
+    /// The logger, by `@type`.
+    pub typed_config: AccessLoggerConfig,
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub other: Other,
+}
+
+/// The access loggers sluice writes, by `@type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "@type")]
+pub enum AccessLoggerConfig {
+    /// `envoy.access_loggers.file`.
+    #[serde(rename = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog")]
+    File(FileAccessLog),
+    /// `envoy.access_loggers.stdout`.
+    #[serde(rename = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog")]
+    Stdout(StreamAccessLog),
+    /// `envoy.access_loggers.stderr`.
+    #[serde(rename = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog")]
+    Stderr(StreamAccessLog),
+}
+
+/// `FileAccessLog`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileAccessLog {
+    /// The file (`/dev/stdout` and `/dev/stderr` too).
+    pub path: String,
+    /// The line's format.
+    pub log_format: Option<LogFormat>,
+    /// The deprecated format string.
+    pub format: Option<String>,
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub other: Other,
+}
+
+/// `StdoutAccessLog` / `StderrAccessLog`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamAccessLog {
+    /// The line's format.
+    pub log_format: Option<LogFormat>,
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub other: Other,
+}
+
+/// `SubstitutionFormatString` (text formats only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogFormat {
+    /// A format string.
+    pub text_format: Option<String>,
+    /// A format string as a data source.
+    pub text_format_source: Option<DataSource>,
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub other: Other,
 }

@@ -60,6 +60,8 @@ pub enum ListenerKind {
         filters: Vec<PluginSpec>,
         /// The upstream cluster.
         cluster: String,
+        /// Access logs written when a connection closes.
+        access_logs: Vec<AccessLogPlan>,
     },
 }
 
@@ -186,4 +188,13 @@ pub struct ClusterPlan {
     pub connect_timeout: Duration,
     /// Speak HTTP/2 (h2c) to it.
     pub http2: bool,
+}
+
+/// An access log: where lines go and their format (Envoy's command operators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogPlan {
+    /// `/dev/stdout`, `/dev/stderr` or a file appended to.
+    pub path: String,
+    /// The line's format (Envoy's default when the config gives none).
+    pub format: Vec<super::log_format::Piece>,
 }

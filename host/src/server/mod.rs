@@ -4,6 +4,7 @@
 //! Envoy's workers); listeners are bound once per worker with `SO_REUSEPORT`, so the kernel spreads
 //! connections. Shared data, queues and stats are process-wide, keyed by vm_id.
 
+mod access_log;
 mod admin;
 mod body;
 mod cluster;
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     stats: Arc<stats::Registry>,
     /// Worker threads (`server.concurrency`).
     concurrency: usize,
+    /// Per listener (in plan order): its access logs, opened once for every worker.
+    access_logs: Vec<Vec<access_log::AccessLog>>,
     /// Per listener (in plan order): its stats, and its connection manager's for HTTP listeners.
     listener_stats: Vec<(stats::ListenerStats, Option<Arc<stats::HttpStats>>)>,
 }
@@ -234,6 +237,7 @@ fn worker(
             ListenerKind::Tcp { cluster, .. } => Listener::Tcp(Rc::new(tcp::TcpListenerState {
                 filters: std::cell::RefCell::new(filters),
                 cluster: cluster.clone(),
+                access_logs: shared.access_logs[index].clone(),
                 shared: shared.clone(),
             })),
         };
@@ -371,6 +375,23 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
             (stats::ListenerStats::new(&registry, *a), http)
         })
         .collect();
+    let access_logs = plan
+        .listeners
+        .iter()
+        .map(|l| {
+            let plans: &[crate::config::AccessLogPlan] = match &l.kind {
+                ListenerKind::Http(_) => &[],
+                ListenerKind::Tcp { access_logs, .. } => access_logs,
+            };
+            plans
+                .iter()
+                .map(|p| {
+                    access_log::AccessLog::open(p)
+                        .map_err(|e| Error::Runtime(format!("cannot open the access log {}: {e}", p.path)))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
     let shared = Arc::new(Shared {
         clusters: plan.clusters.iter().map(|(k, v)| (k.clone(), cluster::Cluster::new(v.clone(), &registry))).collect(),
         requests: AtomicU64::new(0),
@@ -384,6 +405,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         node: plan.node.clone(),
         stats: registry,
         listener_stats,
+        access_logs,
         concurrency: options.concurrency.max(1),
     });
     let plan = Arc::new(plan);

@@ -19,7 +19,36 @@ pub(crate) struct TcpListenerState {
     /// it began with).
     pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
     pub cluster: String,
+    /// tcp_proxy's access logs, written when a connection ends.
+    pub access_logs: Vec<super::access_log::AccessLog>,
     pub shared: std::sync::Arc<Shared>,
+}
+
+/// What the access log says of one connection.
+struct Seen {
+    start: std::time::SystemTime,
+    began: std::time::Instant,
+    received: u64,
+    sent: u64,
+    upstream: Option<std::net::SocketAddr>,
+    cluster: Option<String>,
+}
+
+impl Seen {
+    fn log(&self, state: &TcpListenerState, peer: std::net::SocketAddr, local: std::net::SocketAddr) {
+        let e = super::access_log::Entry {
+            start: Some(self.start),
+            duration: self.began.elapsed(),
+            bytes_received: self.received,
+            bytes_sent: self.sent,
+            upstream_host: self.upstream,
+            upstream_cluster: self.cluster.as_deref(),
+            downstream_remote: Some(peer),
+            downstream_local: Some(local),
+            ..Default::default()
+        };
+        state.access_logs.iter().for_each(|l| l.write(&e));
+    }
 }
 
 /// One filter's stream of this connection.
@@ -103,13 +132,36 @@ const CLUSTER_FILTER_STATE: &str = "envoy.tcp_proxy.cluster";
 /// Serves one connection: the network filters see it first (`on_new_connection`), then the proxy
 /// connects to the cluster — the configured one, or the one a filter named in the filter state
 /// `envoy.tcp_proxy.cluster`, as Envoy's tcp_proxy does.
-pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
-    let filters = state.filters.borrow().clone();
+pub(crate) async fn handle(state: Rc<TcpListenerState>, client: TcpStream) {
     let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else { return };
+    let mut seen = Seen {
+        start: std::time::SystemTime::now(),
+        began: std::time::Instant::now(),
+        received: 0,
+        sent: 0,
+        upstream: None,
+        cluster: None,
+    };
+    proxy(&state, client, peer, local, &mut seen).await;
+    seen.log(&state, peer, local);
+}
+
+async fn proxy(
+    state: &TcpListenerState,
+    mut client: TcpStream,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    seen: &mut Seen,
+) {
+    let filters = state.filters.borrow().clone();
     if filters.is_empty() {
         let Some(cluster) = state.shared.clusters.get(&state.cluster) else { return };
+        seen.cluster = Some(state.cluster.clone());
         let Some(mut upstream) = cluster.connect_tcp().await else { return };
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        seen.upstream = upstream.peer_addr().ok();
+        if let Ok((up, down)) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            (seen.received, seen.sent) = (up, down);
+        }
         return;
     }
     let mut links = Vec::with_capacity(filters.len());
@@ -128,8 +180,10 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
     let name = chosen.map_or_else(|| state.cluster.clone(), |c| String::from_utf8_lossy(&c).into_owned());
     // An unknown cluster, or one that does not answer, closes the connection.
     let Some(cluster) = state.shared.clusters.get(&name) else { return forget(&links) };
+    seen.cluster = Some(name.clone());
     let Some(mut upstream) = cluster.connect_tcp().await else { return forget(&links) };
     if let Ok(addr) = upstream.peer_addr() {
+        seen.upstream = Some(addr);
         for l in &links {
             l.instance.harness.borrow_mut().tcp(l.id).set_upstream_address(addr);
         }
@@ -148,6 +202,7 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
         if !out.to_client.is_empty() && cw.write_all(&out.to_client).await.is_err() {
             break;
         }
+        seen.sent += out.to_client.len() as u64;
         if out.closed {
             // A filter (or a failure) closed the connection: flush and go.
             let _ = cw.shutdown().await;
@@ -160,6 +215,7 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, mut client: TcpStream) {
         out = tokio::select! {
             r = cr.read(&mut cbuf), if client_open => {
                 let n = r.unwrap_or(0);
+                seen.received += n as u64;
                 client_open = n > 0;
                 let o = pass(&links, true, &cbuf[..n], n == 0);
                 if !client_open {
