@@ -39,4 +39,9 @@ fn admin_logging_lists_and_changes_levels_as_envoy() {
     for q in ["?bogus=trace", "?wasm=loud", "?http=debug&wasm=error"] {
         assert_eq!(post(s, q).0, post(e, q).0, "POST /logging{q}");
     }
+    // Endpoints that change the server want POST.
+    for path in ["/healthcheck/fail", "/healthcheck/ok", "/quitquitquit"] {
+        let (ge, gs) = (client::get(e, path).unwrap(), client::get(s, path).unwrap());
+        assert_eq!((gs.status(), gs.body), (ge.status(), ge.body), "GET {path}");
+    }
 }

@@ -293,7 +293,15 @@ pub(super) fn start(
                                 let json = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "format=json"));
                                 let live = healthy.load(std::sync::atomic::Ordering::Relaxed);
                                 let text = "text/plain; charset=UTF-8";
+                                // Endpoints that change the server take POST only, as in Envoy.
+                                let mutating = matches!(
+                                    req.uri().path(),
+                                    "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok"
+                                );
                                 let (status, kind, body) = match req.uri().path() {
+                                    _ if mutating && req.method() != hyper::Method::POST => {
+                                        (405, text, "Method GET not allowed, POST required.".to_string())
+                                    }
                                     "/" => (200, "text/html; charset=UTF-8", home()),
                                     "/ready" if live => (200, text, "LIVE\n".to_string()),
                                     "/ready" => (503, text, "DRAINING\n".to_string()),
