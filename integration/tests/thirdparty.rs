@@ -218,9 +218,17 @@ fn run(example: &Example) -> Result<(), String> {
     let mut answers = Vec::new();
     let mut logs = Vec::new();
     for which in [Which::Envoy, Which::under_test()] {
-        let config = thirdparty::rewrite_with(&original, example.sdk, upstream.port, &[("egress-router2", echo.port)])
-            .map_err(|e| format!("{e:#}"))?;
-        let mut proxy = Proxy::start(which.clone(), &config, &cwd).map_err(|e| format!("{e:#}"))?;
+        let rewrite = || {
+            thirdparty::rewrite_with(&original, example.sdk, upstream.port, &[("egress-router2", echo.port)])
+                .map_err(|e| format!("{e:#}"))
+        };
+        // Listener ports are picked free before the proxy binds them; another server of the run may
+        // take one in between. A start that fails is tried once more on fresh ports.
+        let start = || rewrite().and_then(|c| Proxy::start(which.clone(), &c, &cwd).map_err(|e| format!("{e:#}")));
+        let mut proxy = match start() {
+            Ok(p) => p,
+            Err(first) => start().map_err(|e| format!("{e}\n(and before, on other ports: {first})"))?,
+        };
         let seen: Vec<String> = example.requests.iter().map(|r| play(&proxy, r)).collect();
         std::thread::sleep(example.settle);
         if !proxy.running() {
