@@ -416,3 +416,88 @@ fn stats_have_envoys_names_and_values() {
     assert!(s.contains("http.ingress_http.downstream_rq_2xx: 6"), "{s:?}");
     assert!(s.iter().all(|l| l.contains("downstream_rq_2xx") && e.contains(l)), "sluice {s:?}, envoy {e:?}");
 }
+
+/// The connection manager's access log, in Envoy's default format and in a custom one, written by
+/// Envoy and by sluice for the same requests (a direct response, a proxied POST with a body).
+#[test]
+fn http_access_logs_match_envoys() {
+    let upstream = Upstream::start().unwrap();
+    let dir = std::env::temp_dir().join(format!("sluice-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lines = Vec::new();
+    for (n, which) in [Which::Envoy, Which::Sluice].into_iter().enumerate() {
+        let (port, admin) = (thirdparty::free_port(), thirdparty::free_port());
+        let (default_log, custom_log) = (dir.join(format!("default-{n}.log")), dir.join(format!("custom-{n}.log")));
+        let yaml = format!(
+            r#"static_resources:
+  listeners:
+  - name: main
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {default}
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {custom}
+              log_format:
+                text_format_source:
+                  inline_string: "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %REQ(X-MISSING)% %REQ(USER-AGENT):4%\n"
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/direct" }}
+                direct_response: {{ status: 202, body: {{ inline_string: "direct answer" }} }}
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: upstream }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: upstream
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {up} }} }} }} }}] }}]
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+"#,
+            default = default_log.display(),
+            custom = custom_log.display(),
+            up = upstream.port,
+        );
+        let config = thirdparty::Rewritten {
+            yaml,
+            ports: [(port, port)].into_iter().collect(),
+            admin_port: admin,
+            has_admin: true,
+        };
+        let proxy = Proxy::start(which, &config, &dir).unwrap();
+        assert_eq!(client::send(port, "GET", "/direct", &[("user-agent", "curl/8.5")], b"").unwrap().status(), 202);
+        assert_eq!(client::send(port, "POST", "/echo", &[], b"hello body").unwrap().status(), 200);
+        std::thread::sleep(Duration::from_millis(600));
+        drop(proxy);
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+        lines.push((read(&default_log), read(&custom_log)));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let masked = |t: &str| {
+        let mut v: Vec<String> =
+            t.lines().map(|l| guest_messages(&format!("wasm log: {l}")).into_iter().collect()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(lines[1].1, lines[0].1, "the custom format, unmasked");
+    assert_eq!(masked(&lines[1].0), masked(&lines[0].0), "the default format, times and ids masked");
+    assert_eq!(lines[0].1.lines().count(), 2, "{}", lines[0].1);
+}

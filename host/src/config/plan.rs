@@ -80,6 +80,8 @@ pub struct HttpListener {
     pub server_name: String,
     /// `stat_prefix`: the connection manager's stats are `http.<stat_prefix>.*`.
     pub stat_prefix: String,
+    /// Access logs written when a request completes.
+    pub access_logs: Vec<AccessLogPlan>,
 }
 
 /// A virtual host.

@@ -378,12 +378,7 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
         ));
     }
     let server_name = hcm.server_name.clone().unwrap_or_else(|| "envoy".to_string());
-    // Checked like Envoy checks them (a bad format is refused), but not written yet.
-    if !access_logs(ctx, &hcm.access_log, path)?.is_empty() {
-        ctx.warnings.push(format!(
-            "{path}.access_log: not written (sluice writes tcp_proxy access logs, not yet the connection manager's; traffic is not affected)"
-        ));
-    }
+    let access_logs = access_logs(ctx, &hcm.access_log, path)?;
     Ok(HttpListener {
         filters,
         virtual_hosts,
@@ -391,6 +386,7 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
         codec,
         server_name,
         stat_prefix: hcm.stat_prefix.clone(),
+        access_logs,
     })
 }
 

@@ -1,4 +1,5 @@
-//! Access logs: one line per finished connection (tcp_proxy) in the configured format, appended to
+//! Access logs: one line per finished request (connection manager) or connection (tcp_proxy) in the
+//! configured format, appended to
 //! a file or written to stdout/stderr. Files are opened once and shared by every worker; a line is
 //! written whole under the file's lock.
 

@@ -51,6 +51,8 @@ pub(crate) struct UpstreamHead {
     pub body: UpstreamBody,
     /// The upstream host that answered (none for Envoy's own answers).
     pub address: Option<std::net::SocketAddr>,
+    /// The cluster the route chose, if it chose one (`%UPSTREAM_CLUSTER%`).
+    pub cluster: Option<String>,
 }
 
 /// The body of an [`UpstreamHead`].
@@ -67,6 +69,7 @@ impl From<UpstreamResponse> for UpstreamHead {
             headers: r.headers,
             body: UpstreamBody::Full { body: r.body, trailers: r.trailers },
             address: None,
+            cluster: None,
         }
     }
 }
@@ -360,6 +363,7 @@ impl Cluster {
             headers: out,
             body: UpstreamBody::Stream(StreamingBody { body: resp.into_body(), connection }),
             address: Some(address),
+            cluster: None,
         }
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct ListenerState {
     pub plan: HttpListener,
     /// `http.<stat_prefix>.*`, shared by every worker.
     pub stats: std::sync::Arc<super::stats::HttpStats>,
+    /// The connection manager's access logs, written when a request completes.
+    pub access_logs: Vec<super::access_log::AccessLog>,
     /// The wasm filters, in order (swapped whole by `--watch`; a request keeps the ones it began with).
     pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
     pub shared: std::sync::Arc<Shared>,
@@ -125,9 +127,8 @@ async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &Heade
                 Some(c) => c.start(&headers, body, *timeout).await,
                 None => UpstreamResponse::local(503, "no healthy upstream").into(),
             };
-            if head.address.is_none() && is_grpc(req) {
-                return grpc_local_reply(head);
-            }
+            let mut head = if head.address.is_none() && is_grpc(req) { grpc_local_reply(head) } else { head };
+            head.cluster = Some(cluster.clone());
             head
         }
     }
@@ -213,9 +214,28 @@ pub(crate) async fn handle(
             chain.push(Link { instance: f, id });
         }
     }
+    let seen = (!state.access_logs.is_empty()).then(|| {
+        Box::new(Seen {
+            start: std::time::SystemTime::now(),
+            began: std::time::Instant::now(),
+            protocol: match parts.version {
+                hyper::Version::HTTP_10 => "HTTP/1.0",
+                hyper::Version::HTTP_2 => "HTTP/2",
+                _ => "HTTP/1.1",
+            },
+            peer,
+            local,
+            request: headers.clone(),
+            response: None,
+            received: 0,
+            sent: 0,
+            upstream: None,
+            cluster: None,
+        })
+    });
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_local(
-        Exchange { state, chain, client_done: body.is_end_stream(), reply: Some(tx) }.run(headers, body),
+        Exchange { state, chain, client_done: body.is_end_stream(), reply: Some(tx), seen }.run(headers, body),
     );
     rx.await.map_err(|_| Reset)
 }
@@ -311,6 +331,23 @@ struct Exchange {
     chain: Vec<Link>,
     client_done: bool,
     reply: Option<tokio::sync::oneshot::Sender<hyper::Response<PipeBody>>>,
+    /// What the access logs will say, kept only when the listener has access logs.
+    seen: Option<Box<Seen>>,
+}
+
+/// One request as its access log line describes it.
+struct Seen {
+    start: std::time::SystemTime,
+    began: std::time::Instant,
+    protocol: &'static str,
+    peer: SocketAddr,
+    local: SocketAddr,
+    request: HeaderMap,
+    response: Option<HeaderMap>,
+    received: u64,
+    sent: u64,
+    upstream: Option<SocketAddr>,
+    cluster: Option<String>,
 }
 
 impl Exchange {
@@ -374,6 +411,9 @@ impl Exchange {
                 }
             };
             let Forwarded { headers: out_headers, body: out_body, trailers: out_trailers, end_of_stream: end } = out;
+            if let (Some(seen), Some(h)) = (self.seen.as_mut(), &out_headers) {
+                seen.request = h.clone();
+            }
             if let Some(h) = out_headers {
                 let exact = h.get("content-length").is_some();
                 let (tx, upstream_body) = if end && out_trailers.is_none() {
@@ -413,6 +453,9 @@ impl Exchange {
                 frame = body.frame(), if !self.client_done && !self.throttled(true) => match frame {
                     Some(Ok(f)) => {
                         let f = from_frame(f);
+                        if let Some(seen) = self.seen.as_mut() {
+                            seen.received += f.body.len() as u64;
+                        }
                         self.client_done = f.end_of_stream;
                         input = Some(f);
                     }
@@ -453,6 +496,9 @@ impl Exchange {
         let mut upstream_body = None;
         let mut input = None;
         if let Some(head) = head {
+            if let Some(seen) = self.seen.as_mut() {
+                (seen.upstream, seen.cluster) = (head.address, head.cluster.clone());
+            }
             if let Some(addr) = head.address {
                 for l in &self.chain[..links] {
                     l.instance.harness.borrow_mut().http(l.id).set_upstream_address(addr);
@@ -488,6 +534,12 @@ impl Exchange {
                 }
             };
             let end = out.end_of_stream;
+            if let Some(seen) = self.seen.as_mut() {
+                seen.sent += out.body.len() as u64;
+                if let Some(h) = &out.headers {
+                    seen.response = Some(h.clone());
+                }
+            }
             if let Some(h) = &out.headers {
                 let exact = h.get("content-length").is_some();
                 let body = if end && out.trailers.is_none() {
@@ -576,10 +628,29 @@ impl Exchange {
         }
     }
 
-    /// Forgets the filters' streams (the client's reply, if never sent, becomes a reset).
+    /// Forgets the filters' streams (the client's reply, if never sent, becomes a reset) and writes
+    /// the access logs.
     fn finish(self) {
         for l in &self.chain {
             l.instance.harness.borrow_mut().forget_http_stream(l.id);
+        }
+        if let Some(seen) = &self.seen {
+            let code = seen.response.as_ref().and_then(|h| h.get_str(":status")?.parse().ok()).unwrap_or(0);
+            let e = super::access_log::Entry {
+                start: Some(seen.start),
+                duration: seen.began.elapsed(),
+                request: Some(&seen.request),
+                response: seen.response.as_ref(),
+                protocol: Some(seen.protocol),
+                response_code: code,
+                bytes_received: seen.received,
+                bytes_sent: seen.sent,
+                upstream_host: seen.upstream,
+                upstream_cluster: seen.cluster.as_deref(),
+                downstream_remote: Some(seen.peer),
+                downstream_local: Some(seen.local),
+            };
+            self.state.access_logs.iter().for_each(|l| l.write(&e));
         }
     }
 }

@@ -230,6 +230,7 @@ fn worker(
         let state = match &l.kind {
             ListenerKind::Http(h) => Listener::Http(Rc::new(http::ListenerState {
                 stats: shared.listener_stats[index].1.clone().expect("an HTTP listener has HTTP stats"),
+                access_logs: shared.access_logs[index].clone(),
                 plan: h.clone(),
                 filters: std::cell::RefCell::new(filters),
                 shared: shared.clone(),
@@ -379,8 +380,8 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         .listeners
         .iter()
         .map(|l| {
-            let plans: &[crate::config::AccessLogPlan] = match &l.kind {
-                ListenerKind::Http(_) => &[],
+            let plans = match &l.kind {
+                ListenerKind::Http(h) => &h.access_logs,
                 ListenerKind::Tcp { access_logs, .. } => access_logs,
             };
             plans
