@@ -1,7 +1,6 @@
 //! Access logs: one line per finished request (connection manager) or connection (tcp_proxy) in the
-//! configured format, appended to
-//! a file or written to stdout/stderr. Files are opened once and shared by every worker; a line is
-//! written whole under the file's lock.
+//! configured format, appended to a file or written to stdout/stderr. Files are opened once and
+//! shared by every worker; a line is written whole under the file's lock.
 
 use std::io::Write;
 use std::net::SocketAddr;
