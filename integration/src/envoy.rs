@@ -402,9 +402,7 @@ impl Envoy {
 
     /// The last lines of Envoy's log.
     pub fn log_tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        crate::last_lines(&self.log(), 40)
     }
 
     /// Envoy's whole log.

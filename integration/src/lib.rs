@@ -18,3 +18,9 @@ pub use compare::{reference, Case, SideBySide};
 pub use envoy::{Envoy, EnvoyConfig};
 pub use observed::Observed;
 pub use upstream::Upstream;
+
+/// The last `n` lines of `text` (a process log, for failure messages).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -521,9 +521,7 @@ impl Proxy {
 
     /// The last 30 lines it logged.
     pub fn log_tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        crate::last_lines(&self.log(), 30)
     }
 
     /// Everything it logged (stdout and stderr).

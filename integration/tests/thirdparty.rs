@@ -291,13 +291,8 @@ fn run(example: &Example) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}\n--- sluice log ---\n{}", problems.join("\n"), tail(&logs[1].1)))
+        Err(format!("{}\n--- sluice log ---\n{}", problems.join("\n"), sluice_integration::last_lines(&logs[1].1, 30)))
     }
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 #[test]
