@@ -68,18 +68,30 @@ fn both_refuse_fail_open_with_failure_policy() {
 #[test]
 fn refusals_name_the_yaml_path() {
     // A field sluice does not implement and that would change behaviour.
-    let y = yaml().replace("    filter_chains:", "    listener_filters: []\n    filter_chains:");
+    let y = yaml().replace(
+        "    filter_chains:",
+        "    listener_filters: [{name: tls, typed_config: {'@type': type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}}]\n    filter_chains:",
+    );
     let err = config::parse(&y, Path::new(".")).unwrap_err();
     assert_eq!(err.path, "static_resources.listeners[0].listener_filters");
     // A wrong type.
     let y = yaml().replace("port_value: 18081", "port_value: lots");
     let err = config::parse(&y, Path::new(".")).unwrap_err();
     assert!(err.path.starts_with("static_resources.clusters[0].load_assignment"), "{err}");
-    // A configuration type Envoy would pass as protobuf bytes.
-    let y = yaml().replace("google.protobuf.StringValue", "google.protobuf.Struct");
-    let err = config::parse(&y, Path::new(".")).unwrap_err();
-    assert!(err.path.ends_with("typed_config.config.configuration.@type"), "{err}");
-    assert!(err.message.contains("put JSON in a google.protobuf.StringValue"), "{err}");
+    // A configuration Envoy hands over as protobuf bytes: a Struct {k: "v"}.
+    let y: String = yaml()
+        .lines()
+        .map(|l| match l.split_once("configuration:") {
+            Some((pad, _)) => format!(
+                "{pad}configuration: {{ '@type': type.googleapis.com/google.protobuf.Struct, value: {{ k: v }} }}\n"
+            ),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let plan = config::parse(&y, Path::new(".")).unwrap();
+    let ListenerKind::Http(h) = &plan.listeners[0].kind else { panic!("an HTTP listener") };
+    // fields{1: entry{key(1) "k", value(2) Value{string_value(3) "v"}}}
+    assert_eq!(h.filters[0].info.configuration, b"\x0a\x08\x0a\x01k\x12\x03\x1a\x01v");
     // A missing module file.
     let y = yaml().replace("ref_headers.wasm", "missing.wasm");
     let err = config::parse(&y, Path::new(".")).unwrap_err();

@@ -4,10 +4,10 @@
 //! are errors when they would change behaviour, and one warning each when they are harmless
 //! (stats, tracing, access logs).
 
-mod envoy_json;
 pub mod log_format;
 pub mod model;
 mod plan;
+mod schema;
 mod validate;
 
 pub use plan::{
@@ -43,9 +43,9 @@ pub fn load(path: &Path) -> Result<Plan, ConfigError> {
 
 /// Parses and checks bootstrap YAML; `base` resolves relative file names.
 pub fn parse(text: &str, base: &Path) -> Result<Plan, ConfigError> {
-    let mut tree: serde_yaml_ng::Value =
+    let tree: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("(top level)", e.to_string()))?;
-    envoy_json::canonicalize(&mut tree);
+    let tree = schema::normalize_bootstrap(tree)?;
     let bootstrap: model::Bootstrap = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { "(top level)".to_string() } else { path };

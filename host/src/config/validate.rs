@@ -162,7 +162,8 @@ fn socket(a: &Address, path: &str) -> R<SocketAddr> {
     Ok(SocketAddr::new(ip, sa.port_value))
 }
 
-/// `configuration`: StringValue and BytesValue are unwrapped, as Envoy does.
+/// `configuration`: StringValue and BytesValue are unwrapped, as Envoy does; other messages are
+/// their protobuf bytes.
 fn any(a: &Any, path: &str) -> R<Vec<u8>> {
     let value = a.value.as_ref();
     match a.type_url.as_str() {
@@ -178,13 +179,17 @@ fn any(a: &Any, path: &str) -> R<Vec<u8>> {
             None => Ok(Vec::new()),
             Some(_) => Err(ConfigError::new(format!("{path}.value"), "a BytesValue's value must be base64 text")),
         },
-        other => Err(ConfigError::new(
-            format!("{path}.@type"),
-            format!(
-                "`{other}` is not supported: Envoy hands such values to the plugin as serialized protobuf; \
-                 put JSON in a google.protobuf.StringValue instead"
-            ),
-        )),
+        // Envoy hands any other message to the plugin serialized, as its protobuf bytes.
+        _ => {
+            let mut m = serde_yaml_ng::Mapping::new();
+            m.insert("@type".into(), a.type_url.clone().into());
+            if let Some(v) = value {
+                m.insert("value".into(), v.clone());
+            }
+            m.extend(a.other.iter().map(|(k, v)| (k.as_str().into(), v.clone())));
+            super::schema::any_message_bytes(serde_yaml_ng::Value::Mapping(m))
+                .map_err(|e| ConfigError::new(format!("{path}.{}", e.path), e.message))
+        }
     }
 }
 
