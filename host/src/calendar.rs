@@ -46,6 +46,21 @@ impl UtcTime {
             epoch_seconds: secs,
         }
     }
+
+    /// `2026-12-01T10:25:58.429Z`: RFC 3339 with milliseconds, as Envoy writes `%START_TIME%` and
+    /// protobuf timestamps.
+    pub fn iso8601_millis(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            self.year,
+            self.month,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+            self.subsec.as_millis()
+        )
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).

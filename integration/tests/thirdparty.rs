@@ -522,3 +522,69 @@ admin:
     assert_eq!(masked(&lines[1].0), masked(&lines[0].0), "the default format, times and ids masked");
     assert_eq!(lines[0].1.lines().count(), 2, "{}", lines[0].1);
 }
+
+/// `/config_dump` of the examples' own configs (TypedStruct wrappers, lower-case enums, one value
+/// for a list, metadata, network filters) is Envoy's: the same dumps in the same order, and each
+/// listener, cluster, route configuration and the bootstrap (but its `node`, where Envoy lists its
+/// build and extensions) field for field as Envoy writes them back (route configurations in any
+/// order: Envoy's is its hash set's).
+#[test]
+fn config_dumps_match_envoys() {
+    let upstream = Upstream::start().unwrap();
+    let examples = [
+        (Sdk::Go, "http_headers"),
+        (Sdk::Go, "properties"),
+        (Sdk::Go, "network"),
+        (Sdk::Rust, "http_config"),
+        (Sdk::Rust, "http_body"),
+    ];
+    for (sdk, example) in examples {
+        let original = thirdparty::original_config(sdk, example);
+        let cwd = thirdparty::built(sdk);
+        let mut dumps = Vec::new();
+        for which in [Which::Envoy, Which::Sluice] {
+            let mut config = thirdparty::rewrite(&original, sdk, upstream.port).unwrap();
+            if !config.has_admin {
+                // The Rust SDK's examples have no admin listener: the test adds one.
+                config.admin_port = thirdparty::free_port();
+                config.yaml.push_str(&format!(
+                    "\nadmin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}}}\n",
+                    config.admin_port
+                ));
+                config.has_admin = true;
+            }
+            let proxy = Proxy::start(which.clone(), &config, &cwd).unwrap();
+            let raw = client::get(proxy.admin_port, "/config_dump").unwrap();
+            assert_eq!(raw.status(), 200, "{which:?} {example}");
+            // Ports as the example's envoy.yaml has them; the admin port by name.
+            let mut text = String::from_utf8_lossy(&raw.body).into_owned();
+            for (original, port) in &config.ports {
+                text = text.replace(&format!("\"port_value\": {port}\n"), &format!("\"port_value\": {original}\n"));
+            }
+            text = text.replace(&format!("\"port_value\": {}\n", config.admin_port), "\"port_value\": \"admin\"\n");
+            let mut dump: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for config in dump["configs"].as_array_mut().unwrap() {
+                config.as_object_mut().unwrap().remove("last_updated");
+                if let Some(bootstrap) = config.get_mut("bootstrap") {
+                    bootstrap.as_object_mut().unwrap().remove("node");
+                }
+                for items in config.as_object_mut().unwrap().values_mut().filter_map(|v| v.as_array_mut()) {
+                    for item in items.iter_mut() {
+                        item.as_object_mut().unwrap().remove("last_updated");
+                    }
+                    // Envoy keeps static route configurations in a hash set: their order is not
+                    // the file's.
+                    items.sort_by_key(|i| i.to_string());
+                }
+            }
+            dumps.push(dump);
+        }
+        let (envoy, sluice) = (&dumps[0]["configs"], &dumps[1]["configs"]);
+        let types =
+            |d: &serde_json::Value| d.as_array().unwrap().iter().map(|c| c["@type"].clone()).collect::<Vec<_>>();
+        assert_eq!(types(envoy), types(sluice), "{example}");
+        for (e, s) in envoy.as_array().unwrap().iter().zip(sluice.as_array().unwrap()) {
+            assert_eq!(e, s, "{example}: {}", e["@type"]);
+        }
+    }
+}

@@ -10,6 +10,8 @@ mod plan;
 mod schema;
 mod validate;
 
+pub use schema::has_field_path;
+
 pub use plan::{
     AccessLogPlan, ClusterPlan, HeaderCondition, HeaderTest, HttpListener, ListenerKind, ListenerPlan, PathMatch, Plan,
     PluginSpec, RouteAction, RoutePlan, VirtualHostPlan,
@@ -45,13 +47,15 @@ pub fn load(path: &Path) -> Result<Plan, ConfigError> {
 pub fn parse(text: &str, base: &Path) -> Result<Plan, ConfigError> {
     let tree: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("(top level)", e.to_string()))?;
-    let tree = schema::normalize_bootstrap(tree)?;
-    let bootstrap: model::Bootstrap = serde_path_to_error::deserialize(tree).map_err(|e| {
+    let canonical = schema::normalize_bootstrap(tree)?;
+    let bootstrap: model::Bootstrap = serde_path_to_error::deserialize(canonical.model).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { "(top level)".to_string() } else { path };
         ConfigError::new(path, explain(&e.into_inner().to_string()))
     })?;
-    validate::plan(&bootstrap, base)
+    let mut plan = validate::plan(&bootstrap, base)?;
+    plan.bootstrap = canonical.dump;
+    Ok(plan)
 }
 
 /// Merges `over` (Envoy's `--config-yaml`) into the bootstrap `base`, as protobuf's `MergeFrom`

@@ -21,6 +21,9 @@ pub struct Plan {
     pub node: (String, String),
     /// One line per harmless field sluice ignores.
     pub warnings: Vec<String>,
+    /// The whole bootstrap as read, in canonical form (proto field names, defaults left out), for
+    /// `/config_dump`.
+    pub bootstrap: serde_yaml_ng::Value,
 }
 
 /// A wasm plugin: identity, configuration and code.

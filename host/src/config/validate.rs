@@ -538,5 +538,5 @@ pub(super) fn plan(b: &Bootstrap, base: &Path) -> R<Plan> {
     if let Some(n) = &b.node {
         ctx.other(&n.other, "node")?;
     }
-    Ok(Plan { listeners, clusters, admin, services, node, warnings: ctx.warnings })
+    Ok(Plan { listeners, clusters, admin, services, node, warnings: ctx.warnings, bootstrap: Default::default() })
 }

@@ -110,17 +110,7 @@ fn render(format: &[Piece], e: &Entry<'_>) -> String {
 
 /// `2026-12-01T10:25:58.429Z`, Envoy's default `%START_TIME%`.
 fn iso8601_millis(since_epoch: Duration) -> String {
-    let t = crate::calendar::UtcTime::since_epoch(since_epoch);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year,
-        t.month,
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        t.subsec.as_millis()
-    )
+    crate::calendar::UtcTime::since_epoch(since_epoch).iso8601_millis()
 }
 
 #[cfg(test)]

@@ -139,11 +139,14 @@ pub(super) struct Topology {
     pub listeners: Vec<(String, SocketAddr)>,
     /// Each cluster's name and endpoints.
     pub clusters: Vec<(String, Vec<(String, u16)>)>,
+    /// `/config_dump`.
+    pub config_dump: super::config_dump::ConfigDump,
 }
 
 /// The endpoints `/` lists, with Envoy's descriptions.
 const ENDPOINTS: &[(&str, &str)] = &[
     ("/clusters", "upstream cluster status"),
+    ("/config_dump", "dump current Envoy configs (experimental)"),
     ("/healthcheck/fail", "cause the server to fail health checks"),
     ("/healthcheck/ok", "cause the server to pass health checks"),
     ("/listeners", "print listener info"),
@@ -310,6 +313,10 @@ pub(super) fn start(
                                         (200, kind, body)
                                     }
                                     "/clusters" => (200, text, clusters(&topology)),
+                                    "/config_dump" => {
+                                        let (status, body) = topology.config_dump.answer(req.uri().query());
+                                        (status, if status == 200 { "application/json" } else { text }, body)
+                                    }
                                     "/logging" => {
                                         let (status, body) =
                                             logging(log_control.as_deref(), req.method(), req.uri().query());

@@ -8,6 +8,7 @@ mod access_log;
 mod admin;
 mod body;
 mod cluster;
+mod config_dump;
 mod grpc_stream;
 mod http;
 mod instance;
@@ -442,6 +443,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
             let topology = admin::Topology {
                 listeners: listeners.clone(),
                 clusters: plan.clusters.values().map(|c| (c.name.clone(), c.endpoints.clone())).collect(),
+                config_dump: config_dump::ConfigDump::new(&plan.bootstrap, &shared.node, std::time::SystemTime::now()),
             };
             Some(admin::start(addr, shared.clone(), topology, options.log_control.clone())?)
         }

@@ -2,7 +2,8 @@
 //! gives, applied to the YAML tree with the schema in hand:
 //!
 //! - a `typed_config` wrapped in `udpa.type.v1.TypedStruct` or `xds.type.v3.TypedStruct`
-//!   (`type_url` + `value`) is the message `type_url` names, as if written inline;
+//!   (`type_url` + `value`) is checked as the message `type_url` names, as if written inline (and
+//!   kept as written: Envoy's `/config_dump` shows the wrapper);
 //! - a repeated field written as one value (`listeners:` as a mapping) is a list of that value;
 //! - enum values are matched without regard to case (`codec_type: auto`), as Envoy parses with
 //!   `case_insensitive_enum_parsing`;
@@ -107,10 +108,9 @@ fn single(v: &mut Value, kind: &Kind, path: &str, extension: bool) -> Result<(),
             Ok(())
         }
         Kind::Message(desc) => {
-            if extension {
-                if let Some(m) = v.as_mapping_mut() {
-                    unwrap_typed_struct(m);
-                }
+            if let Some(inner) = v.as_mapping().filter(|_| extension).and_then(typed_struct_contents) {
+                let any = pool().get_message_by_name(ANY).expect("Envoy's schema has Any");
+                super::normalize(inner, &any, path)?;
             }
             apply(v, desc, path)
         }
@@ -134,33 +134,23 @@ fn any(m: &mut Mapping, path: &str) -> Result<(), ConfigError> {
     fields(m, &desc, path, &["@type"])
 }
 
-/// `{"@type": TypedStruct, type_url: T, value: {...}}` becomes `{"@type": T, ...}`.
-fn unwrap_typed_struct(m: &mut Mapping) {
-    let is_typed_struct = m.get("@type").and_then(Value::as_str).is_some_and(|t| TYPED_STRUCTS.contains(&t));
-    if !is_typed_struct {
-        return;
+/// For `{"@type": TypedStruct, type_url: T, value: {...}}`, the message it wraps:
+/// `{"@type": T, ...}`.
+pub(super) fn typed_struct_contents(m: &Mapping) -> Option<Value> {
+    if !m.get("@type").and_then(Value::as_str).is_some_and(|t| TYPED_STRUCTS.contains(&t)) {
+        return None;
     }
-    let type_url = m.get("type_url").cloned().unwrap_or(Value::String(String::new()));
-    let value = m.get("value").cloned();
-    let extra: Vec<Value> =
-        m.keys().filter(|k| !matches!(k.as_str(), Some("@type" | "type_url" | "value"))).cloned().collect();
     let mut out = Mapping::new();
-    out.insert(Value::from("@type"), type_url);
-    match value {
-        Some(Value::Mapping(fields)) => out.extend(fields),
+    out.insert(Value::from("@type"), m.get("type_url").cloned().unwrap_or(Value::String(String::new())));
+    match m.get("value") {
+        Some(Value::Mapping(fields)) => out.extend(fields.clone()),
         Some(Value::Null) | None => {}
         // Not a Struct: leave a field that is refused, with its path.
         Some(other) => {
-            out.insert(Value::from("value"), other);
+            out.insert(Value::from("value"), other.clone());
         }
     }
-    // Unknown fields of the wrapper itself stay, so they are refused with their path.
-    for k in extra {
-        if let Some(v) = m.get(&k) {
-            out.insert(k, v.clone());
-        }
-    }
-    *m = out;
+    Some(Value::Mapping(out))
 }
 
 /// A YAML tag (`!something`) does not change what a value is.
@@ -177,7 +167,7 @@ mod tests {
     use super::*;
 
     fn canon(yaml: &str) -> Value {
-        normalize_bootstrap(serde_yaml_ng::from_str(yaml).unwrap()).unwrap()
+        normalize_bootstrap(serde_yaml_ng::from_str(yaml).unwrap()).unwrap().model
     }
 
     fn refused(yaml: &str) -> ConfigError {
@@ -201,6 +191,12 @@ mod tests {
         let inline =
             canon(&listener(&format!("{{'@type': {HCM}, stat_prefix: s, codec_type: AUTO, route_config: {{}}}}")));
         assert_eq!(wrapped, inline);
+        // The dump keeps the wrapper, as Envoy's does.
+        let dump = normalize_bootstrap(serde_yaml_ng::from_str(&listener(&format!(
+            "{{'@type': type.googleapis.com/udpa.type.v1.TypedStruct, type_url: {HCM}, value: {{stat_prefix: s, route_config: {{}}}}}}"
+        ))).unwrap()).unwrap().dump;
+        let typed_config = &dump["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        assert_eq!(typed_config["@type"], Value::from("type.googleapis.com/udpa.type.v1.TypedStruct"));
         let e = refused(&listener(&format!(
             "{{'@type': type.googleapis.com/xds.type.v3.TypedStruct, type_url: {HCM}, value: {{stat_prefx: s}}}}"
         )));

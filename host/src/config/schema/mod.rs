@@ -34,43 +34,139 @@ const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
 /// it is done once and only when a configuration is read).
 fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTORS).expect("the embedded descriptor set is valid"))
+    POOL.get_or_init(|| {
+        let mut pool = DescriptorPool::decode(DESCRIPTORS).expect("the embedded descriptor set is valid");
+        pool.add_file_descriptor_protos(typed_structs()).expect("the TypedStruct files fit the pool");
+        pool
+    })
 }
 
-/// Reads a bootstrap tree as Envoy does and returns it in canonical form, or the first error with
-/// its YAML path.
-pub(crate) fn normalize_bootstrap(tree: Value) -> Result<Value, ConfigError> {
+/// `xds.type.v3.TypedStruct` and `udpa.type.v1.TypedStruct` (`string type_url = 1;
+/// google.protobuf.Struct value = 2;`), which Envoy's API refers to by name only: the
+/// descriptor set lacks the files that define them.
+fn typed_structs() -> Vec<prost_reflect::prost_types::FileDescriptorProto> {
+    use prost_reflect::prost_types::field_descriptor_proto::{Label, Type};
+    use prost_reflect::prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto};
+    let field = |name: &str, json: &str, number, kind: Type, type_name: Option<&str>| FieldDescriptorProto {
+        name: Some(name.into()),
+        json_name: Some(json.into()),
+        number: Some(number),
+        label: Some(Label::Optional.into()),
+        r#type: Some(kind.into()),
+        type_name: type_name.map(Into::into),
+        ..Default::default()
+    };
+    [("xds/type/v3/typed_struct.proto", "xds.type.v3"), ("udpa/type/v1/typed_struct.proto", "udpa.type.v1")]
+        .into_iter()
+        .map(|(file, package)| FileDescriptorProto {
+            name: Some(file.into()),
+            package: Some(package.into()),
+            dependency: vec!["google/protobuf/struct.proto".into()],
+            syntax: Some("proto3".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("TypedStruct".into()),
+                field: vec![
+                    field("type_url", "typeUrl", 1, Type::String, None),
+                    field("value", "value", 2, Type::Message, Some(".google.protobuf.Struct")),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// A bootstrap as read, in the two forms sluice uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Canonical {
+    /// As Envoy holds it and writes it back in `/config_dump`: proto field names, defaults left
+    /// out, enum names in upper case, `TypedStruct` wrappers kept as written.
+    pub dump: Value,
+    /// As the model reads it: the same with every `TypedStruct` replaced by the message it names.
+    pub model: Value,
+}
+
+/// Reads a bootstrap tree as Envoy does, or gives the first error with its YAML path.
+pub(crate) fn normalize_bootstrap(tree: Value) -> Result<Canonical, ConfigError> {
     let bootstrap = pool().get_message_by_name(BOOTSTRAP).expect("Envoy's schema has the bootstrap");
-    normalize(tree, &bootstrap)
+    let dump = normalize(tree, &bootstrap, "")?;
+    let mut model = dump.clone();
+    unwrap_typed_structs(&mut model)?;
+    Ok(Canonical { dump, model })
 }
 
-/// [`normalize_bootstrap`] for any message of Envoy's API.
-fn normalize(mut tree: Value, desc: &MessageDescriptor) -> Result<Value, ConfigError> {
-    leniency::apply(&mut tree, desc, "")?;
-    let message = deserialize(tree, desc)?;
-    rules::check(&message, "")?;
+/// Reads the message `tree` (of type `desc`, at `path`) as Envoy does and writes it back in
+/// canonical form.
+fn normalize(mut tree: Value, desc: &MessageDescriptor, path: &str) -> Result<Value, ConfigError> {
+    leniency::apply(&mut tree, desc, path)?;
+    let message = deserialize(tree, desc, path)?;
+    rules::check(&message, path)?;
     let options = SerializeOptions::new().use_proto_field_name(true);
     message
         .serialize_with_options(serde_yaml_ng::value::Serializer, &options)
-        .map_err(|e| ConfigError::new("(top level)", format!("the configuration cannot be written back: {e}")))
+        .map_err(|e| ConfigError::new(shown(path), format!("the configuration cannot be written back: {e}")))
+}
+
+/// Replaces each `TypedStruct` (already checked by [`leniency`]) with the canonical form of the
+/// message it wraps.
+fn unwrap_typed_structs(v: &mut Value) -> Result<(), ConfigError> {
+    match v {
+        Value::Mapping(m) => {
+            if let Some(inner) = leniency::typed_struct_contents(m) {
+                let any = pool().get_message_by_name("google.protobuf.Any").expect("Envoy's schema has Any");
+                *v = normalize(inner, &any, "")?;
+                return unwrap_typed_structs(v);
+            }
+            m.iter_mut().try_for_each(|(_, child)| unwrap_typed_structs(child))
+        }
+        Value::Sequence(items) => items.iter_mut().try_for_each(unwrap_typed_structs),
+        _ => Ok(()),
+    }
 }
 
 /// The bytes Envoy hands a plugin for a `configuration` of a type it does not unwrap (anything but
 /// `StringValue` and `BytesValue`): the message, serialized as protobuf.
 pub(crate) fn any_message_bytes(any: Value) -> Result<Vec<u8>, ConfigError> {
     let desc = pool().get_message_by_name("google.protobuf.Any").expect("Envoy's schema has Any");
-    let message = deserialize(any, &desc)?;
+    let message = deserialize(any, &desc, "")?;
     Ok(message.get_field_by_name("value").and_then(|v| v.as_bytes().map(|b| b.to_vec())).unwrap_or_default())
 }
 
-/// protobuf's JSON mapping, with the path of a value it refuses.
-fn deserialize(tree: Value, desc: &MessageDescriptor) -> Result<DynamicMessage, ConfigError> {
+/// Whether `path` (`a.b.c`, protobuf field names) names a field of the message `type_name`
+/// (`envoy.admin.v3.ClustersConfigDump`), each part inside the one before: what a `FieldMask`
+/// on that message may hold.
+pub fn has_field_path(type_name: &str, path: &str) -> bool {
+    let Some(mut desc) = pool().get_message_by_name(type_name) else { return false };
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let Some(field) = desc.get_field_by_name(part) else { return false };
+        if parts.peek().is_none() {
+            return true;
+        }
+        match field.kind() {
+            // What an `Any` holds is known only from its value: Envoy looks inside it.
+            prost_reflect::Kind::Message(m) if m.full_name() == "google.protobuf.Any" => return true,
+            prost_reflect::Kind::Message(m) => desc = m,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// protobuf's JSON mapping, with the path of a value it refuses (`path` is where `tree` is).
+fn deserialize(tree: Value, desc: &MessageDescriptor, path: &str) -> Result<DynamicMessage, ConfigError> {
     let mut track = serde_path_to_error::Track::new();
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let tracked = serde_path_to_error::Deserializer::new(tree, &mut track);
     DynamicMessage::deserialize_with_options(desc.clone(), tracked, &options).map_err(|e| {
-        let path = track.path().to_string();
-        ConfigError::new(if path == "." { "(top level)".to_string() } else { path }, e.to_string())
+        let inner = track.path().to_string();
+        let at = match (path, inner.as_str()) {
+            (p, ".") => shown(p),
+            ("", i) => i.to_string(),
+            (p, i) if i.starts_with('[') => format!("{p}{i}"),
+            (p, i) => format!("{p}.{i}"),
+        };
+        ConfigError::new(at, e.to_string())
     })
 }
 
@@ -102,7 +198,7 @@ mod tests {
     use super::*;
 
     fn read(yaml: &str) -> Result<Value, ConfigError> {
-        normalize_bootstrap(serde_yaml_ng::from_str(yaml).unwrap())
+        normalize_bootstrap(serde_yaml_ng::from_str(yaml).unwrap()).map(|c| c.model)
     }
 
     #[test]
