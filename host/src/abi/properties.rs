@@ -6,7 +6,7 @@ use super::codec;
 use super::memory::{finish, return_bytes, slice, split, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::stream::{HeaderMap, MapSlot, PropertyValue, StreamInfo};
+use crate::stream::{struct_property, HeaderMap, MapSlot, Metadata, PropertyValue, StreamInfo};
 use crate::vm::{ContextKind, Host};
 
 type Value = Result<PropertyValue, Status>;
@@ -109,6 +109,11 @@ fn address_attr(addr: Option<std::net::SocketAddr>, field: &[u8]) -> Value {
     }
 }
 
+/// `xds.*_metadata` below the message `m`, or NotFound where there is none (no stream, no route).
+fn metadata(m: Option<&Metadata>, rest: &[&[u8]]) -> Value {
+    m.ok_or(Status::NotFound)?.property(rest)
+}
+
 /// Resolves a property path for the effective context.
 pub(crate) fn resolve(host: &Host, path: &[u8]) -> Result<Vec<u8>, Status> {
     let segments = codec::split_path(path);
@@ -128,6 +133,17 @@ pub(crate) fn resolve(host: &Host, path: &[u8]) -> Result<Vec<u8>, Status> {
         [b"plugin_root_id"] => root.map(|r| PropertyValue::from(r.plugin.root_id.as_str())).ok_or(Status::NotFound),
         [b"plugin_vm_id"] => text(&host.vm_id),
         [b"connection_id"] => info.map(|i| PropertyValue::UInt(i.connection_id)).ok_or(Status::NotFound),
+        [b"xds", b"node"] => Ok(PropertyValue::Bytes(host.env.node.proto.clone())),
+        [b"xds", b"node", b"metadata", rest @ ..] => match &host.env.node.metadata {
+            serde_yaml_ng::Value::Null => struct_property(&serde_yaml_ng::Value::Mapping(Default::default()), rest),
+            m => struct_property(m, rest),
+        },
+        [b"xds", b"listener_metadata", rest @ ..] => metadata(info.and_then(|i| i.listener_metadata.as_ref()), rest),
+        [b"xds", b"virtual_host_metadata", rest @ ..] => {
+            metadata(info.and_then(|i| i.virtual_host_metadata.as_ref()), rest)
+        }
+        [b"xds", b"route_metadata", rest @ ..] => metadata(info.and_then(|i| i.route_metadata.as_ref()), rest),
+        [b"xds", b"cluster_metadata", rest @ ..] => metadata(info.and_then(|i| i.cluster_metadata.as_ref()), rest),
         [b"xds", b"node", b"id"] => text(&host.env.node.id),
         [b"xds", b"node", b"cluster"] => text(&host.env.node.cluster),
         [b"xds", b"cluster_name"] => opt_text(info.and_then(|i| i.cluster_name.as_ref())),

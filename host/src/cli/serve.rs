@@ -148,8 +148,7 @@ fn canary(plan: &Plan, runtime: &Runtime) -> Result<usize> {
         let module = runtime.load(&spec.code).with_context(|| format!("plugin `{name}` ({place})"))?;
         let logs = Arc::new(LogCollector::default());
         let mut env = ProxyEnv::new(Arc::new(SharedState::default()), logs.clone(), Clock::real());
-        env.node.id = plan.node.0.clone();
-        env.node.cluster = plan.node.1.clone();
+        env.node = plan.node.clone();
         for c in plan.clusters.keys() {
             env.add_cluster(c.clone());
         }
@@ -174,12 +173,13 @@ fn load_plan(args: &ServeArgs) -> Result<Plan> {
         (Some(f), Some(y)) => config::merge_yaml(&f, y).map_err(|e| anyhow::anyhow!("--config-yaml: {e}"))?,
     };
     let mut plan = config::parse(&text, std::path::Path::new(".")).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    if plan.node.0.is_empty() {
-        plan.node.0 = args.service_node.clone().unwrap_or_default();
+    if plan.node.id.is_empty() {
+        plan.node.id = args.service_node.clone().unwrap_or_default();
     }
-    if plan.node.1.is_empty() {
-        plan.node.1 = args.service_cluster.clone().unwrap_or_default();
+    if plan.node.cluster.is_empty() {
+        plan.node.cluster = args.service_cluster.clone().unwrap_or_default();
     }
+    plan.node.proto = config::node_proto(&plan.node);
     Ok(plan)
 }
 

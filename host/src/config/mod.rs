@@ -10,7 +10,7 @@ mod plan;
 mod schema;
 mod validate;
 
-pub use schema::has_field_path;
+pub use schema::{has_field_path, node_proto};
 
 pub use plan::{
     AccessLogPlan, ClusterPlan, HeaderCondition, HeaderTest, HttpListener, ListenerKind, ListenerPlan, PathMatch, Plan,
@@ -55,6 +55,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Plan, ConfigError> {
     })?;
     let mut plan = validate::plan(&bootstrap, base)?;
     plan.bootstrap = canonical.dump;
+    plan.node.proto = node_proto(&plan.node);
     Ok(plan)
 }
 

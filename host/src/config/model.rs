@@ -37,6 +37,8 @@ pub struct Node {
     /// `cluster`.
     #[serde(default)]
     pub cluster: String,
+    /// `metadata`: a `Struct` filters read as `xds.node.metadata`.
+    pub metadata: Option<Value>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,
@@ -200,6 +202,8 @@ pub struct VirtualHost {
     /// Routes in order.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// `metadata` (`xds.virtual_host_metadata`), as written.
+    pub metadata: Option<Value>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,

@@ -1,5 +1,6 @@
 //! The checked configuration: what the server builds listeners, routes, clusters and plugins from.
 
+use crate::stream::Metadata;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,8 +18,8 @@ pub struct Plan {
     pub admin: Option<SocketAddr>,
     /// `envoy.bootstrap.wasm` service plugins.
     pub services: Vec<PluginSpec>,
-    /// `node.id` and `node.cluster`.
-    pub node: (String, String),
+    /// `node`: identity and metadata.
+    pub node: crate::vm::NodeInfo,
     /// One line per harmless field sluice ignores.
     pub warnings: Vec<String>,
     /// The whole bootstrap as read, in canonical form (proto field names, defaults left out), for
@@ -50,6 +51,8 @@ pub struct ListenerPlan {
     pub address: SocketAddr,
     /// HTTP or TCP.
     pub kind: ListenerKind,
+    /// `metadata` (`xds.listener_metadata`).
+    pub metadata: Metadata,
 }
 
 /// What a listener serves.
@@ -96,6 +99,8 @@ pub struct VirtualHostPlan {
     pub domains: Vec<String>,
     /// Routes in order.
     pub routes: Vec<RoutePlan>,
+    /// `metadata` (`xds.virtual_host_metadata`).
+    pub metadata: Metadata,
 }
 
 /// A route.
@@ -109,6 +114,8 @@ pub struct RoutePlan {
     pub headers: Vec<HeaderCondition>,
     /// What to do.
     pub action: RouteAction,
+    /// `metadata` (`xds.route_metadata`).
+    pub metadata: Metadata,
 }
 
 /// How a route matches the path (without the query).
@@ -193,6 +200,8 @@ pub struct ClusterPlan {
     pub connect_timeout: Duration,
     /// Speak HTTP/2 (h2c) to it.
     pub http2: bool,
+    /// `metadata` (`xds.cluster_metadata`).
+    pub metadata: Metadata,
 }
 
 /// An access log: where lines go and their format (Envoy's command operators).

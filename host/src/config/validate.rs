@@ -1,6 +1,7 @@
 //! Turns the parsed bootstrap into a [`Plan`], checking what Envoy checks and refusing what sluice
 //! would silently get wrong.
 
+use crate::stream::Metadata;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -81,25 +82,13 @@ impl Ctx<'_> {
     }
 }
 
-/// `envoy.config.core.v3.Metadata`: kept for the filters that read it; only its two maps exist.
-fn metadata(m: Option<&serde_yaml_ng::Value>, path: &str) -> R<()> {
-    let Some(m) = m else { return Ok(()) };
-    let serde_yaml_ng::Value::Mapping(map) = m else {
-        return Err(ConfigError::new(format!("{path}.metadata"), "metadata must be a mapping"));
-    };
-    for (k, v) in map {
-        let key = k.as_str().unwrap_or_default();
-        if !matches!(key, "filter_metadata" | "typed_filter_metadata") {
-            return Err(ConfigError::new(
-                format!("{path}.metadata.{key}"),
-                "unknown field (Metadata has filter_metadata and typed_filter_metadata)",
-            ));
-        }
-        if !matches!(v, serde_yaml_ng::Value::Mapping(_) | serde_yaml_ng::Value::Null) {
-            return Err(ConfigError::new(format!("{path}.metadata.{key}"), "must be a mapping of filter names"));
-        }
-    }
-    Ok(())
+/// `envoy.config.core.v3.Metadata` (already read against Envoy's schema), for the filters that
+/// read it as `xds.*_metadata`.
+fn metadata(m: Option<&serde_yaml_ng::Value>, path: &str) -> R<Metadata> {
+    let Some(m) = m else { return Ok(Metadata::default()) };
+    let proto = super::schema::metadata_proto(m)
+        .map_err(|e| ConfigError::new(format!("{path}.metadata.{}", e.path), e.message))?;
+    Ok(Metadata::new(proto, m.clone()))
 }
 
 /// `access_log` entries: file, stdout and stderr loggers with text formats.
@@ -256,7 +245,7 @@ fn plugin(ctx: &mut Ctx<'_>, p: &PluginConfig, path: &str, singleton: bool) -> R
 
 fn route(ctx: &mut Ctx<'_>, r: &Route, path: &str) -> R<RoutePlan> {
     ctx.other(&r.other, path)?;
-    metadata(r.metadata.as_ref(), path)?;
+    let route_metadata = metadata(r.metadata.as_ref(), path)?;
     let m = &r.matcher;
     let mpath = format!("{path}.match");
     ctx.other(&m.other, &mpath)?;
@@ -333,7 +322,7 @@ fn route(ctx: &mut Ctx<'_>, r: &Route, path: &str) -> R<RoutePlan> {
         }
         _ => return Err(ConfigError::new(path, "give exactly one of route, direct_response, redirect")),
     };
-    Ok(RoutePlan { name: r.name.clone(), path: path_match, headers, action })
+    Ok(RoutePlan { name: r.name.clone(), path: path_match, headers, action, metadata: route_metadata })
 }
 
 fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, limit: usize) -> R<HttpListener> {
@@ -357,7 +346,12 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
             .enumerate()
             .map(|(j, r)| route(ctx, r, &format!("{vpath}.routes[{j}]")))
             .collect::<R<Vec<_>>>()?;
-        virtual_hosts.push(VirtualHostPlan { name: vh.name.clone(), domains: vh.domains.clone(), routes });
+        virtual_hosts.push(VirtualHostPlan {
+            name: vh.name.clone(),
+            domains: vh.domains.clone(),
+            routes,
+            metadata: metadata(vh.metadata.as_ref(), &vpath)?,
+        });
     }
     let mut filters = Vec::new();
     let n = hcm.http_filters.len();
@@ -397,7 +391,7 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
 
 fn cluster(ctx: &mut Ctx<'_>, c: &Cluster, path: &str) -> R<ClusterPlan> {
     ctx.other(&c.other, path)?;
-    metadata(c.metadata.as_ref(), path)?;
+    let cluster_metadata = metadata(c.metadata.as_ref(), path)?;
     let dns = match c.kind.as_deref() {
         None | Some("STATIC") => false,
         Some("STRICT_DNS") | Some("LOGICAL_DNS") => true,
@@ -446,6 +440,7 @@ fn cluster(ctx: &mut Ctx<'_>, c: &Cluster, path: &str) -> R<ClusterPlan> {
         dns,
         connect_timeout: connect_timeout.unwrap_or(Duration::from_secs(5)),
         http2,
+        metadata: cluster_metadata,
     })
 }
 
@@ -465,7 +460,7 @@ pub(super) fn plan(b: &Bootstrap, base: &Path) -> R<Plan> {
     for (i, l) in b.static_resources.listeners.iter().enumerate() {
         let path = format!("static_resources.listeners[{i}]");
         ctx.other(&l.other, &path)?;
-        metadata(l.metadata.as_ref(), &path)?;
+        let listener_metadata = metadata(l.metadata.as_ref(), &path)?;
         let address = socket(&l.address, &format!("{path}.address"))?;
         ctx.other(&l.address.other, &format!("{path}.address"))?;
         let limit = l.per_connection_buffer_limit_bytes.map(|v| v as usize).unwrap_or(1 << 20);
@@ -520,7 +515,7 @@ pub(super) fn plan(b: &Bootstrap, base: &Path) -> R<Plan> {
                 }
             }
         }
-        listeners.push(ListenerPlan { name: l.name.clone(), address, kind });
+        listeners.push(ListenerPlan { name: l.name.clone(), address, kind, metadata: listener_metadata });
     }
     let admin = match &b.admin {
         Some(a) => {
@@ -534,9 +529,12 @@ pub(super) fn plan(b: &Bootstrap, base: &Path) -> R<Plan> {
         let WasmServiceConfig::WasmService { config, singleton } = &e.typed_config;
         services.push(plugin(&mut ctx, config, &format!("bootstrap_extensions[{i}].typed_config.config"), *singleton)?);
     }
-    let node = b.node.as_ref().map(|n| (n.id.clone(), n.cluster.clone())).unwrap_or_default();
+    let mut node = crate::vm::NodeInfo::default();
     if let Some(n) = &b.node {
         ctx.other(&n.other, "node")?;
+        node.id = n.id.clone();
+        node.cluster = n.cluster.clone();
+        node.metadata = n.metadata.clone().unwrap_or_default();
     }
     Ok(Plan { listeners, clusters, admin, services, node, warnings: ctx.warnings, bootstrap: Default::default() })
 }

@@ -297,6 +297,11 @@ fn ensure_context(h: &mut Harness, id: u32) -> Result<bool> {
         source: Some(([127, 0, 0, 1], 50000).into()),
         destination: Some(([127, 0, 0, 1], 10000).into()),
         protocol: Some("HTTP/1.1".into()),
+        // The listener, virtual host, route and cluster the stream would have, without metadata.
+        listener_metadata: Some(Default::default()),
+        virtual_host_metadata: Some(Default::default()),
+        route_metadata: Some(Default::default()),
+        cluster_metadata: Some(Default::default()),
         ..Default::default()
     });
     info.request_time_nanos = Some(h.now_nanos());

@@ -44,7 +44,8 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, QueueNotifier, SharedState};
 use crate::stream::PropertyValue;
 use crate::vm::{
-    Clock, FailurePolicy, GrpcCallout, HostAction, HttpCallout, LogRecord, PluginInfo, ProxyEnv, Vm, VmOptions,
+    Clock, FailurePolicy, GrpcCallout, HostAction, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm,
+    VmOptions,
 };
 
 /// Default start of the virtual clock: 2026-01-01T00:00:00Z.
@@ -82,7 +83,7 @@ pub struct HarnessBuilder {
     log_level: LogLevel,
     start_nanos: i64,
     handler: Option<CalloutHandler>,
-    node_id: String,
+    node: NodeInfo,
     log_sink: Option<Arc<dyn crate::vm::LogSink>>,
 }
 
@@ -100,7 +101,7 @@ impl Default for HarnessBuilder {
             log_level: LogLevel::Trace,
             start_nanos: EPOCH_2026_NANOS,
             handler: None,
-            node_id: String::new(),
+            node: NodeInfo::default(),
             log_sink: None,
         }
     }
@@ -196,7 +197,13 @@ impl HarnessBuilder {
 
     /// `xds.node.id`.
     pub fn node_id(mut self, id: impl Into<String>) -> Self {
-        self.node_id = id.into();
+        self.node.id = id.into();
+        self
+    }
+
+    /// The whole node identity (`xds.node`, `xds.node.id`, `.cluster`, `.metadata`).
+    pub fn node(mut self, node: NodeInfo) -> Self {
+        self.node = node;
         self
     }
 
@@ -256,7 +263,7 @@ impl HarnessBuilder {
             None => logs.clone(),
         };
         let mut env = ProxyEnv::new(shared, sink, Clock::virtual_at(self.start_nanos));
-        env.node.id = self.node_id.clone();
+        env.node = self.node.clone();
         env.set_log_level(self.log_level);
         for c in &self.clusters {
             env.add_cluster(c.clone());

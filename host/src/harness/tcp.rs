@@ -51,7 +51,12 @@ impl Harness {
             }
             return Ok(TcpStream { h: self, id });
         }
-        let mut info = StreamInfo { source: Some(source), destination: Some(destination), ..Default::default() };
+        let mut info = StreamInfo {
+            source: Some(source),
+            destination: Some(destination),
+            listener_metadata: Some(Default::default()),
+            ..Default::default()
+        };
         info.connection_id = self.next_connection_id();
         info.extra = self.preset_properties().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let root = self.root_id;

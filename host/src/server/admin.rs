@@ -194,8 +194,8 @@ fn server_info(shared: &Shared, live: bool) -> String {
         r#"{{"version":"0000000000000000000000000000000000000000/1.40.0/Clean/RELEASE/sluice-{}","state":"{}","node":{{"id":{},"cluster":{}}},"uptime_current_epoch":"{uptime}s","uptime_all_epochs":"{uptime}s","hot_restart_version":"disabled"}}"#,
         env!("CARGO_PKG_VERSION"),
         if live { "LIVE" } else { "DRAINING" },
-        json_string(&shared.node.0),
-        json_string(&shared.node.1),
+        json_string(&shared.node.id),
+        json_string(&shared.node.cluster),
     )
 }
 

@@ -160,6 +160,11 @@ impl Cluster {
         Self { plan, next: AtomicUsize::new(0), stats }
     }
 
+    /// `metadata` (`xds.cluster_metadata`).
+    pub(crate) fn metadata(&self) -> &crate::stream::Metadata {
+        &self.plan.metadata
+    }
+
     /// Sends one request (pseudo-headers give method, path, authority) and reads the whole response.
     /// Connect failures and timeouts come back as Envoy's 503 and 504.
     pub(crate) async fn send(&self, headers: &HeaderMap, body: Bytes, timeout: Option<Duration>) -> UpstreamResponse {

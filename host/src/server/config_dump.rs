@@ -36,7 +36,7 @@ fn item_type(field: &str) -> Option<&'static str> {
 
 impl ConfigDump {
     /// The dump of `bootstrap` (canonical form), loaded at `loaded`, for the node `(id, cluster)`.
-    pub(super) fn new(bootstrap: &Value, node: &(String, String), loaded: std::time::SystemTime) -> Self {
+    pub(super) fn new(bootstrap: &Value, node: &crate::vm::NodeInfo, loaded: std::time::SystemTime) -> Self {
         let stamp = Value::from(UtcTime::of(loaded).iso8601_millis());
         let mut boot = bootstrap.as_mapping().cloned().unwrap_or_default();
         boot.insert("node".into(), node_of(boot.get("node"), node));
@@ -133,7 +133,7 @@ impl ConfigDump {
 
 /// The bootstrap's `node` with the identity in effect (`--service-node` and `--service-cluster`
 /// override the file, as in Envoy) and the user agent, as Envoy fills it in.
-fn node_of(written: Option<&Value>, (id, cluster): &(String, String)) -> Value {
+fn node_of(written: Option<&Value>, crate::vm::NodeInfo { id, cluster, .. }: &crate::vm::NodeInfo) -> Value {
     let mut node = Mapping::new();
     if !id.is_empty() {
         node.insert("id".into(), id.as_str().into());
@@ -234,7 +234,8 @@ mod tests {
             "static_resources:\n  listeners:\n  - name: l\n    filter_chains:\n    - filters:\n      - name: hcm\n        typed_config: {'@type': x, route_config: {name: r}}\n  clusters:\n  - name: c\n    type: STATIC\n",
         )
         .unwrap();
-        ConfigDump::new(&boot, &("n".into(), String::new()), std::time::UNIX_EPOCH)
+        let node = crate::vm::NodeInfo { id: "n".into(), ..Default::default() };
+        ConfigDump::new(&boot, &node, std::time::UNIX_EPOCH)
     }
 
     #[test]

@@ -26,6 +26,8 @@ use crate::stream::{HeaderMap, StreamInfo};
 /// Per worker, per listener: the routes and the filter instance.
 pub(crate) struct ListenerState {
     pub plan: HttpListener,
+    /// The listener's `metadata` (`xds.listener_metadata`).
+    pub metadata: crate::stream::Metadata,
     /// `http.<stat_prefix>.*`, shared by every worker.
     pub stats: std::sync::Arc<super::stats::HttpStats>,
     /// The connection manager's access logs, written when a request completes.
@@ -150,15 +152,19 @@ fn route_info(
         source: Some(peer),
         destination: Some(local),
         protocol: Some(protocol.into()),
+        listener_metadata: Some(state.metadata.clone()),
         ..Default::default()
     };
     if let Some(vh) = route::virtual_host(&state.plan.virtual_hosts, headers.get_str(":authority").unwrap_or_default())
     {
         info.virtual_host_name = Some(vh.name.clone());
+        info.virtual_host_metadata = Some(vh.metadata.clone());
         if let Some(r) = route::route(vh, headers) {
             info.route_name = Some(r.name.clone());
+            info.route_metadata = Some(r.metadata.clone());
             if let RouteAction::Cluster { cluster, .. } = &r.action {
                 info.cluster_name = Some(cluster.clone());
+                info.cluster_metadata = state.shared.clusters.get(cluster).map(|c| c.metadata().clone());
             }
         }
     }

@@ -46,7 +46,7 @@ pub(crate) struct Shared {
     started_unix_nanos: i64,
     stop: Notify,
     stopped: std::sync::atomic::AtomicBool,
-    node: (String, String),
+    node: crate::vm::NodeInfo,
     /// The proxy's own stats, under Envoy's names.
     stats: Arc<stats::Registry>,
     /// Worker threads (`server.concurrency`).
@@ -168,7 +168,7 @@ fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> R
         .plugin_config(spec.info.configuration.clone())
         .failure_policy(spec.info.failure_policy)
         .allow_on_headers_stop_iteration(spec.info.allow_on_headers_stop_iteration)
-        .node_id(&shared.node.0)
+        .node(shared.node.clone())
         .log_level(crate::abi::status::LogLevel::Info)
         .start_time_nanos(shared.clock_now_nanos());
     for (k, v) in &spec.vm.env_vars {
@@ -233,6 +233,7 @@ fn worker(
                 stats: shared.listener_stats[index].1.clone().expect("an HTTP listener has HTTP stats"),
                 access_logs: shared.access_logs[index].clone(),
                 plan: h.clone(),
+                metadata: l.metadata.clone(),
                 filters: std::cell::RefCell::new(filters),
                 shared: shared.clone(),
             })),

@@ -90,6 +90,14 @@ pub struct StreamInfo {
     pub virtual_host_name: Option<String>,
     /// `xds.cluster_name`: the cluster the route chose.
     pub cluster_name: Option<String>,
+    /// `xds.listener_metadata`.
+    pub listener_metadata: Option<super::Metadata>,
+    /// `xds.virtual_host_metadata`, once a virtual host is chosen.
+    pub virtual_host_metadata: Option<super::Metadata>,
+    /// `xds.route_metadata`, once a route is chosen.
+    pub route_metadata: Option<super::Metadata>,
+    /// `xds.cluster_metadata`, once a cluster is chosen.
+    pub cluster_metadata: Option<super::Metadata>,
     /// `response.code`, once a response started.
     pub response_code: Option<u32>,
     /// `response.code_details`.

@@ -4,6 +4,7 @@
 mod headers;
 mod info;
 mod local_reply;
+mod metadata;
 mod status;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 pub use headers::HeaderMap;
 pub use info::{PropertyValue, StreamInfo};
 pub use local_reply::local_reply_message;
+pub use metadata::{struct_property, Metadata};
 pub use status::{data_status, grpc_status_for_http, headers_status, trailers_status, FilterStatus};
 
 /// Whether a header map or buffer can be used in the running callback.

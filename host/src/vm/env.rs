@@ -100,12 +100,16 @@ impl Clock {
 }
 
 /// The node identity Envoy serves as `xds.node.*`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeInfo {
     /// `xds.node.id`.
     pub id: String,
     /// `xds.node.cluster`.
     pub cluster: String,
+    /// `xds.node.metadata` (a `Struct`, as written; `Null` when there is none).
+    pub metadata: serde_yaml_ng::Value,
+    /// `xds.node`: the `Node` message, serialized as protobuf.
+    pub proto: Vec<u8>,
 }
 
 /// Everything outside the VMs that hostcalls consult. One per proxy process (or harness).

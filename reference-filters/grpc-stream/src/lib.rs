@@ -15,7 +15,8 @@ struct Stream {
 
 impl Context for Stream {
     fn on_grpc_stream_initial_metadata(&mut self, token: u32, _n: u32) {
-        let md = self.get_grpc_stream_initial_metadata_value("x-echo-md").map(|v| String::from_utf8_lossy(&v).into_owned());
+        let md =
+            self.get_grpc_stream_initial_metadata_value("x-echo-md").map(|v| String::from_utf8_lossy(&v).into_owned());
         self.log.push(format!("initial x-echo-md={}", md.unwrap_or_default()));
         let _ = token;
     }
@@ -26,7 +27,9 @@ impl Context for Stream {
     }
 
     fn on_grpc_stream_trailing_metadata(&mut self, _token: u32, _n: u32) {
-        let t = self.get_grpc_stream_trailing_metadata_value("x-echo-count").map(|v| String::from_utf8_lossy(&v).into_owned());
+        let t = self
+            .get_grpc_stream_trailing_metadata_value("x-echo-count")
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
         self.log.push(format!("trailing x-echo-count={}", t.unwrap_or_default()));
     }
 

@@ -28,7 +28,14 @@ impl Context for Check {
 impl HttpContext for Check {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         let path = self.get_http_request_header(":path").unwrap_or_default();
-        match self.dispatch_grpc_call("grpc", "pkg.Checker", "Check", vec![("x-md", b"1")], Some(path.as_bytes()), Duration::from_secs(1)) {
+        match self.dispatch_grpc_call(
+            "grpc",
+            "pkg.Checker",
+            "Check",
+            vec![("x-md", b"1")],
+            Some(path.as_bytes()),
+            Duration::from_secs(1),
+        ) {
             Ok(_) => Action::Pause,
             Err(e) => {
                 self.send_http_response(500, vec![], Some(format!("grpc call failed: {e:?}").as_bytes()));

@@ -29,10 +29,37 @@ const STRINGS: &[&[&str]] = &[
     &["my_key"],
     &["cluster_name"],
     &["node"],
+    &["xds", "node", "id"],
+    &["xds", "node", "cluster"],
+    &["xds", "node", "metadata", "role"],
+    &["xds", "listener_metadata", "filter_metadata", "sluice.test", "who"],
+    &["xds", "virtual_host_metadata", "filter_metadata", "sluice.test", "who"],
+    &["xds", "route_metadata", "filter_metadata", "sluice.test", "who"],
+    &["xds", "cluster_metadata", "filter_metadata", "sluice.test", "who"],
 ];
 
 /// Values that differ from run to run: report only their encoded length.
-const SIZES: &[&[&str]] = &[&["source", "port"], &["request", "time"], &["connection", "id"], &["connection", "mtls"]];
+const SIZES: &[&[&str]] = &[
+    &["source", "port"],
+    &["request", "time"],
+    &["connection", "id"],
+    &["connection", "mtls"],
+    &["xds", "listener_metadata"],
+    &["xds", "route_metadata"],
+    &["xds", "cluster_metadata"],
+    &["xds", "route_metadata", "filter_metadata"],
+    &["xds", "route_metadata", "filter_metadata", "sluice.test"],
+    &["xds", "cluster_metadata", "filter_metadata", "sluice.test", "n"],
+    &["xds", "node", "metadata"],
+];
+
+/// Values whose bytes are compared whole (hex): serialized messages and pairs-encoded maps.
+const BYTES: &[&[&str]] = &[
+    &["xds", "route_metadata"],
+    &["xds", "route_metadata", "filter_metadata", "sluice.test"],
+    &["xds", "cluster_metadata", "filter_metadata", "sluice.test", "n"],
+    &["xds", "cluster_metadata", "filter_metadata", "sluice.test", "i"],
+];
 
 impl Context for Props {}
 
@@ -46,6 +73,10 @@ impl HttpContext for Props {
         for path in SIZES {
             let v = self.get_property(path.to_vec()).map(|b| format!("len={}", b.len()));
             self.found.push((path.join("."), v.unwrap_or_else(|| "<none>".into())));
+        }
+        for path in BYTES {
+            let v = self.get_property(path.to_vec()).map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+            self.found.push((format!("hex.{}", path.join(".")), v.unwrap_or_else(|| "<none>".into())));
         }
         Action::Continue
     }
@@ -71,7 +102,8 @@ impl HttpContext for Props {
             le.copy_from_slice(&b[..8]);
             i64::from_le_bytes(le)
         });
-        let details = self.get_property(vec!["response", "code_details"]).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let details =
+            self.get_property(vec!["response", "code_details"]).map(|b| String::from_utf8_lossy(&b).into_owned());
         let prop_path = self.get_property(vec!["request", "path"]).map(|b| String::from_utf8_lossy(&b).into_owned());
         log::info!("access path={path} status={status} code={code:?} details={details:?} request.path={prop_path:?}");
         let int = |p: &[&str]| {

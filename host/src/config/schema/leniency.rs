@@ -26,6 +26,25 @@ const TYPED_STRUCTS: &[&str] =
 /// `google.protobuf.Any`.
 const ANY: &str = "google.protobuf.Any";
 
+/// Envoy's reading of YAML scalars (its YAML-to-`Value` step, before protobuf sees the tree): an
+/// integer that fits in 32 bits is a number, a larger one and every float are strings (`n: 2.5`
+/// in a `Struct` reads back as `"2.5"`). Fields of numeric type take either, so only `Struct`s
+/// show the difference.
+pub(super) fn yaml_scalars(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            let small_int = n.as_i64().is_some_and(|i| i32::try_from(i).is_ok());
+            if !small_int {
+                *v = Value::String(n.to_string());
+            }
+        }
+        Value::Mapping(m) => m.iter_mut().for_each(|(_, child)| yaml_scalars(child)),
+        Value::Sequence(items) => items.iter_mut().for_each(yaml_scalars),
+        Value::Tagged(t) => yaml_scalars(&mut t.value),
+        _ => {}
+    }
+}
+
 /// Rewrites the message `v` (of type `desc`, at `path`) in place into canonical form.
 pub(super) fn apply(v: &mut Value, desc: &MessageDescriptor, path: &str) -> Result<(), ConfigError> {
     let Some(m) = untagged(v).as_mapping_mut() else { return Ok(()) };

@@ -89,6 +89,8 @@ pub(crate) struct Canonical {
 /// Reads a bootstrap tree as Envoy does, or gives the first error with its YAML path.
 pub(crate) fn normalize_bootstrap(tree: Value) -> Result<Canonical, ConfigError> {
     let bootstrap = pool().get_message_by_name(BOOTSTRAP).expect("Envoy's schema has the bootstrap");
+    let mut tree = tree;
+    leniency::yaml_scalars(&mut tree);
     let dump = normalize(tree, &bootstrap, "")?;
     let mut model = dump.clone();
     unwrap_typed_structs(&mut model)?;
@@ -130,6 +132,31 @@ pub(crate) fn any_message_bytes(any: Value) -> Result<Vec<u8>, ConfigError> {
     let desc = pool().get_message_by_name("google.protobuf.Any").expect("Envoy's schema has Any");
     let message = deserialize(any, &desc, "")?;
     Ok(message.get_field_by_name("value").and_then(|v| v.as_bytes().map(|b| b.to_vec())).unwrap_or_default())
+}
+
+/// `envoy.config.core.v3.Metadata` (`filter_metadata`, `typed_filter_metadata`, canonical form)
+/// serialized as protobuf: what `xds.route_metadata` and its kin are as a whole.
+pub(crate) fn metadata_proto(metadata: &Value) -> Result<Vec<u8>, ConfigError> {
+    encode("envoy.config.core.v3.Metadata", metadata.clone())
+}
+
+/// The node (`id`, `cluster`, `metadata`) serialized as an `envoy.config.core.v3.Node`: what
+/// `xds.node` is as a whole.
+pub fn node_proto(node: &crate::vm::NodeInfo) -> Vec<u8> {
+    let mut m = serde_yaml_ng::Mapping::new();
+    m.insert("id".into(), node.id.as_str().into());
+    m.insert("cluster".into(), node.cluster.as_str().into());
+    if !node.metadata.is_null() {
+        m.insert("metadata".into(), node.metadata.clone());
+    }
+    // The metadata was read against the schema already: this cannot fail.
+    encode("envoy.config.core.v3.Node", Value::Mapping(m)).unwrap_or_default()
+}
+
+/// A canonical tree of the message `type_name`, serialized as protobuf.
+fn encode(type_name: &str, tree: Value) -> Result<Vec<u8>, ConfigError> {
+    let desc = pool().get_message_by_name(type_name).expect("Envoy's schema has the message");
+    Ok(prost_reflect::prost::Message::encode_to_vec(&deserialize(tree, &desc, "")?))
 }
 
 /// Whether `path` (`a.b.c`, protobuf field names) names a field of the message `type_name`
@@ -215,6 +242,19 @@ mod tests {
             serde_yaml_ng::from_str("{'@type': type.googleapis.com/google.protobuf.UInt32Value, value: 150}").unwrap();
         // Field 1, varint 150: the encoding in protobuf's own documentation.
         assert_eq!(any_message_bytes(any).unwrap(), [0x08, 0x96, 0x01]);
+    }
+
+    #[test]
+    fn floats_are_strings_as_in_envoys_yaml_reading() {
+        let v = read("node: {metadata: {f: 2.5, i: 7, big: 3000000000}}\nstatic_resources: {clusters: [{name: c, common_lb_config: {healthy_panic_threshold: {value: 40.5}}}]}").unwrap();
+        assert_eq!(v["node"]["metadata"]["f"], Value::from("2.5"));
+        assert_eq!(v["node"]["metadata"]["i"], Value::from(7.0));
+        assert_eq!(v["node"]["metadata"]["big"], Value::from("3000000000"));
+        // A double field takes the string.
+        assert_eq!(
+            v["static_resources"]["clusters"][0]["common_lb_config"]["healthy_panic_threshold"]["value"],
+            Value::from(40.5)
+        );
     }
 
     #[test]
