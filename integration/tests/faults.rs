@@ -73,13 +73,22 @@ fn legacy_fail_open_lets_even_the_failing_stream_through() {
 
 #[test]
 fn fail_reload_rebuilds_the_vm_after_the_backoff() {
-    let mut h = trap_filter().failure_policy(FailurePolicy::FailReload).build().unwrap();
+    let stats = sluice_host::vm::VmStats::default();
+    let mut h = trap_filter().failure_policy(FailurePolicy::FailReload).vm_stats(stats.clone()).build().unwrap();
     assert_eq!(h.exchange(get(Some("panic")), ok).unwrap().status(), Some(503));
     assert_eq!(h.exchange(get(None), ok).unwrap().status(), Some(503), "still backing off");
     h.advance_time(Duration::from_millis(1100)).unwrap();
     let ex = h.exchange(get(None), ok).unwrap();
     assert_eq!(ex.status(), Some(200));
     assert_eq!(ex.upstream_request.unwrap().headers.get_str("x-trap-ok"), Some("yes"), "a fresh VM runs the filter");
+    // What `wasm.*` stats show: two VMs made, one alive; one reload tried and started, one stream
+    // turned away during the backoff.
+    let n = |c: &std::sync::Arc<std::sync::atomic::AtomicU64>| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((n(&stats.created), n(&stats.active)), (2, 1));
+    assert_eq!((n(&stats.reload), n(&stats.reload_success), n(&stats.reload_failure)), (1, 1, 0));
+    assert_eq!(n(&stats.reload_backoff), 1);
+    drop(h);
+    assert_eq!(n(&stats.active), 0, "a dropped harness leaves no VM counted");
 }
 
 #[test]

@@ -427,6 +427,17 @@ fn stats_have_envoys_names_and_values() {
         assert_eq!(envoy.0.get(name), sluice.0.get(name), "{name}");
         assert!(sluice.0.contains_key(name), "{name} is missing");
     }
+    // The wasm VM stats: every name Envoy has (the VM counts differ: Envoy starts a VM per worker,
+    // one on the main thread and one to validate; sluice one per worker and the canary), and no
+    // reloads in either.
+    let wasm = |m: &std::collections::BTreeMap<String, String>| {
+        m.keys().filter(|k| k.starts_with("wasm.")).cloned().collect::<BTreeSet<_>>()
+    };
+    assert_eq!(wasm(&envoy.0), wasm(&sluice.0), "the wasm.* stats");
+    for (name, value) in sluice.0.iter().filter(|(k, _)| k.contains(".vm_reload")) {
+        assert_eq!(value, "0", "{name}");
+    }
+    assert_ne!(sluice.0.get("wasm.envoy.wasm.runtime.v8.active").map(String::as_str), Some("0"), "VMs are alive");
     let invented: Vec<&String> = sluice.0.keys().filter(|k| !envoy.0.contains_key(*k)).collect();
     assert!(invented.is_empty(), "names Envoy does not have: {invented:?}");
     let invented: Vec<&String> = sluice.1.iter().filter(|k| !envoy.1.contains(*k)).collect();

@@ -34,6 +34,9 @@ pub struct PluginSpec {
     pub info: PluginInfo,
     /// The VM's id, configuration and environment.
     pub vm: VmOptions,
+    /// `vm_config.runtime` as written (`envoy.wasm.runtime.v8`): sluice runs wasmtime whatever it
+    /// says, and names the `wasm.<runtime>.*` stats after it, as Envoy does.
+    pub runtime: String,
     /// The module's bytes.
     pub code: Vec<u8>,
     /// The module's file, when it came from `local.filename` (for `--watch`).

@@ -237,6 +237,7 @@ fn plugin(ctx: &mut Ctx<'_>, p: &PluginConfig, path: &str, singleton: bool) -> R
             allow_on_headers_stop_iteration: p.allow_on_headers_stop_iteration.unwrap_or(false),
         },
         vm: VmOptions { vm_id: vm.vm_id.clone(), configuration: vm_configuration.unwrap_or_default(), env_vars },
+        runtime: vm.runtime.clone(),
         code,
         code_path,
         singleton,

@@ -43,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, QueueNotifier, SharedState};
 use crate::stream::PropertyValue;
+use crate::vm::VmStats;
 use crate::vm::{
     Clock, FailurePolicy, GrpcCallout, HostAction, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm,
     VmOptions,
@@ -84,6 +85,7 @@ pub struct HarnessBuilder {
     start_nanos: i64,
     handler: Option<CalloutHandler>,
     node: NodeInfo,
+    vm_stats: VmStats,
     log_sink: Option<Arc<dyn crate::vm::LogSink>>,
 }
 
@@ -102,6 +104,7 @@ impl Default for HarnessBuilder {
             start_nanos: EPOCH_2026_NANOS,
             handler: None,
             node: NodeInfo::default(),
+            vm_stats: VmStats::default(),
             log_sink: None,
         }
     }
@@ -195,6 +198,12 @@ impl HarnessBuilder {
         self
     }
 
+    /// Where VM starts, ends and reloads are counted (the proxy's `wasm.*` stats).
+    pub fn vm_stats(mut self, stats: VmStats) -> Self {
+        self.vm_stats = stats;
+        self
+    }
+
     /// `xds.node.id`.
     pub fn node_id(mut self, id: impl Into<String>) -> Self {
         self.node.id = id.into();
@@ -264,6 +273,7 @@ impl HarnessBuilder {
         };
         let mut env = ProxyEnv::new(shared, sink, Clock::virtual_at(self.start_nanos));
         env.node = self.node.clone();
+        env.vm_stats = self.vm_stats.clone();
         env.set_log_level(self.log_level);
         for c in &self.clusters {
             env.add_cluster(c.clone());
@@ -522,12 +532,19 @@ impl Harness {
         if self.plugin.failure_policy != FailurePolicy::FailReload || self.vm.failure().is_none() {
             return Ok(());
         }
+        let stats = &self.env.vm_stats;
         if self.failed_at.is_some_and(|t| self.now_nanos() - t < 1_000_000_000) {
+            stats.reload_backoff.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         }
-        let mut vm =
-            Vm::new(&self.runtime, self.module.clone(), self.vm_options.clone(), self.env.clone(), self.inbox.clone())?;
-        self.root_id = vm.start_plugin(self.plugin.clone())?;
+        stats.reload.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started =
+            Vm::new(&self.runtime, self.module.clone(), self.vm_options.clone(), self.env.clone(), self.inbox.clone())
+                .and_then(|mut vm| vm.start_plugin(self.plugin.clone()).map(|root| (vm, root)));
+        let counter = if started.is_ok() { &stats.reload_success } else { &stats.reload_failure };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (vm, root) = started?;
+        self.root_id = root;
         self.vm = vm;
         self.failed_at = None;
         tracing::info!(target: "wasm", "plugin `{}`: a fresh VM replaces the failed one", self.plugin.name);

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     stats: Arc<stats::Registry>,
     /// Worker threads (`server.concurrency`).
     concurrency: usize,
+    /// Each plugin's VM counters (`wasm.*` stats), by plugin name.
+    vm_stats: std::collections::HashMap<String, crate::vm::VmStats>,
     /// Per listener (in plan order): its access logs, opened once for every worker.
     access_logs: Vec<Vec<access_log::AccessLog>>,
     /// Per listener (in plan order): its stats, and its connection manager's for HTTP listeners.
@@ -169,6 +171,7 @@ fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> R
         .failure_policy(spec.info.failure_policy)
         .allow_on_headers_stop_iteration(spec.info.allow_on_headers_stop_iteration)
         .node(shared.node.clone())
+        .vm_stats(shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default())
         .log_level(crate::abi::status::LogLevel::Info)
         .start_time_nanos(shared.clock_now_nanos());
     for (k, v) in &spec.vm.env_vars {
@@ -395,6 +398,16 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
                 .collect::<Result<Vec<_>>>()
         })
         .collect::<Result<Vec<_>>>()?;
+    let specs: Vec<&PluginSpec> = plan
+        .listeners
+        .iter()
+        .flat_map(|l| match &l.kind {
+            ListenerKind::Http(h) => h.filters.iter(),
+            ListenerKind::Tcp { filters, .. } => filters.iter(),
+        })
+        .chain(&plan.services)
+        .collect();
+    let vm_stats = stats::wasm(&registry, &specs);
     let shared = Arc::new(Shared {
         clusters: plan.clusters.iter().map(|(k, v)| (k.clone(), cluster::Cluster::new(v.clone(), &registry))).collect(),
         requests: AtomicU64::new(0),
@@ -410,6 +423,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         listener_stats,
         access_logs,
         concurrency: options.concurrency.max(1),
+        vm_stats,
     });
     let plan = Arc::new(plan);
     let mut threads = Vec::new();

@@ -45,6 +45,23 @@ impl Registry {
         value
     }
 
+    /// Lists `value`, an atomic counted elsewhere (the VMs' own), as the stat `name`; a name listed
+    /// already keeps its first atomic, which is returned.
+    pub(crate) fn adopt(&self, kind: StatKind, name: String, prometheus: &str, value: Stat) -> Stat {
+        let Ok(mut entries) = self.entries.lock() else { return value };
+        if let Some(e) = entries.iter().find(|e| e.name == name) {
+            return e.value.clone();
+        }
+        entries.push(Entry {
+            name,
+            prometheus: format!("envoy_{prometheus}"),
+            labels: Vec::new(),
+            kind,
+            value: value.clone(),
+        });
+        value
+    }
+
     /// Calls `f` on every stat, sorted by name as Envoy lists them.
     pub(crate) fn each(&self, f: impl FnMut(&Entry)) {
         let Ok(entries) = self.entries.lock() else { return };
@@ -52,6 +69,66 @@ impl Registry {
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         sorted.into_iter().for_each(f);
     }
+}
+
+/// Envoy's `wasm.*` stats for the plugins in `specs`, and the counters each plugin's VMs count
+/// into (by plugin name): `wasm.<runtime>.created`/`.active` per runtime name, `wasm.<plugin>.
+/// vm_reload*` per plugin, `wasm.wasm_vm_count`, and the `remote_load_*` ones, which stay 0
+/// (sluice reads modules from files only).
+pub(crate) fn wasm(
+    r: &Registry,
+    specs: &[&crate::config::PluginSpec],
+) -> std::collections::HashMap<String, crate::vm::VmStats> {
+    let prom = |name: &str| name.replace(['.', '-'], "_");
+    let mut runtimes = std::collections::BTreeMap::new();
+    let mut by_plugin = std::collections::HashMap::new();
+    for spec in specs {
+        let (created, active) = runtimes
+            .entry(spec.runtime.clone())
+            .or_insert_with(|| {
+                let name = |s: &str| format!("wasm.{}.{s}", spec.runtime);
+                (
+                    r.adopt(StatKind::Counter, name("created"), &prom(&name("created")), Stat::default()),
+                    r.adopt(StatKind::Gauge, name("active"), &prom(&name("active")), Stat::default()),
+                )
+            })
+            .clone();
+        let plugin = |s: &str| {
+            // An unnamed plugin's are `wasm.vm_reload`: Envoy leaves out empty name parts.
+            let name = match spec.info.name.as_str() {
+                "" => format!("wasm.{s}"),
+                n => format!("wasm.{n}.{s}"),
+            };
+            r.adopt(StatKind::Counter, name.clone(), &prom(&name), Stat::default())
+        };
+        let stats = crate::vm::VmStats {
+            created,
+            active,
+            reload: plugin("vm_reload"),
+            reload_success: plugin("vm_reload_success"),
+            reload_failure: plugin("vm_reload_failure"),
+            reload_backoff: plugin("vm_reload_backoff"),
+        };
+        by_plugin.insert(spec.info.name.clone(), stats);
+    }
+    if runtimes.is_empty() {
+        return by_plugin;
+    }
+    // One runtime: its active VMs are all the VMs. (Several: the count is not kept.)
+    if let [(_, (_, active))] = runtimes.iter().collect::<Vec<_>>().as_slice() {
+        r.adopt(StatKind::Gauge, "wasm.wasm_vm_count".into(), "wasm_wasm_vm_count", active.clone());
+    }
+    for (kind, name) in [
+        (StatKind::Gauge, "remote_load_cache_entries"),
+        (StatKind::Counter, "remote_load_cache_hits"),
+        (StatKind::Counter, "remote_load_cache_misses"),
+        (StatKind::Counter, "remote_load_cache_negative_hits"),
+        (StatKind::Counter, "remote_load_fetch_failures"),
+        (StatKind::Counter, "remote_load_fetch_successes"),
+    ] {
+        r.adopt(kind, format!("wasm.{name}"), &format!("wasm_{name}"), Stat::default());
+    }
+    by_plugin
 }
 
 /// Counts by status class (1xx … 5xx).

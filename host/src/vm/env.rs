@@ -1,7 +1,7 @@
 //! The proxy around the VMs: clock, log sink, known clusters, node identity and shared state.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -112,6 +112,25 @@ pub struct NodeInfo {
     pub proto: Vec<u8>,
 }
 
+/// Counts of VM lifecycles, for the proxy's `wasm.*` stats. Each is a shared atomic that the
+/// proxy also lists, so a VM's start or end costs one atomic add and no lookup.
+#[derive(Debug, Clone, Default)]
+pub struct VmStats {
+    /// VMs created (`wasm.<runtime>.created`).
+    pub created: Arc<AtomicU64>,
+    /// VMs alive (`wasm.<runtime>.active`).
+    pub active: Arc<AtomicU64>,
+    /// FAIL_RELOAD: fresh VMs tried (`wasm.<plugin>.vm_reload`).
+    pub reload: Arc<AtomicU64>,
+    /// … that started (`vm_reload_success`).
+    pub reload_success: Arc<AtomicU64>,
+    /// … that failed to start (`vm_reload_failure`).
+    pub reload_failure: Arc<AtomicU64>,
+    /// Streams that found the VM failed within the backoff, so no reload was tried
+    /// (`vm_reload_backoff`).
+    pub reload_backoff: Arc<AtomicU64>,
+}
+
 /// Everything outside the VMs that hostcalls consult. One per proxy process (or harness).
 #[derive(Debug)]
 pub struct ProxyEnv {
@@ -125,6 +144,8 @@ pub struct ProxyEnv {
     pub clusters: RwLock<BTreeSet<String>>,
     /// `xds.node.*`.
     pub node: NodeInfo,
+    /// VM lifecycle counts.
+    pub vm_stats: VmStats,
     log_level: AtomicI32,
 }
 
@@ -137,6 +158,7 @@ impl ProxyEnv {
             clock,
             clusters: RwLock::new(BTreeSet::new()),
             node: NodeInfo::default(),
+            vm_stats: VmStats::default(),
             log_level: AtomicI32::new(LogLevel::Info.code()),
         }
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 
 pub use actions::{HostAction, LocalReply};
-pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink};
+pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink, VmStats};
 pub use host::{CalloutData, Context, ContextKind, GrpcCallout, Host, HttpCallout, LogRecord, Phase, RootState};
 pub use plugin::{FailurePolicy, PluginInfo};
 
@@ -62,6 +62,12 @@ pub struct Vm {
     memory_limit: usize,
 }
 
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.store.data().env.vm_stats.active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vm").field("host", self.store.data()).field("failed", &self.failed).finish()
@@ -106,6 +112,9 @@ impl Vm {
             deadline_ms: runtime.config().callback_deadline.as_millis(),
             memory_limit,
         };
+        let stats = &vm.store.data().env.vm_stats;
+        stats.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats.active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         vm.run_start()?;
         Ok(vm)
     }
