@@ -59,6 +59,22 @@ pub fn parse(text: &str, base: &Path) -> Result<Plan, ConfigError> {
     Ok(plan)
 }
 
+/// Reads bootstrap YAML against Envoy's API schema only (no module files are read, nothing of
+/// sluice's model is checked) and returns it in canonical form, as `/config_dump` shows it: what
+/// Envoy 1.40 would accept, with its errors and their YAML paths.
+///
+/// ```
+/// let tree = sluice_host::config::canonical("staticResources: {clusters: [{name: c, type: strict_dns}]}").unwrap();
+/// assert_eq!(tree["static_resources"]["clusters"][0]["type"], "STRICT_DNS");
+/// let err = sluice_host::config::canonical("static_resources: {clusters: [{name: ''}]}").unwrap_err();
+/// assert_eq!(err.path, "static_resources.clusters[0].name");
+/// ```
+pub fn canonical(text: &str) -> Result<serde_yaml_ng::Value, ConfigError> {
+    let tree: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("(top level)", e.to_string()))?;
+    Ok(schema::normalize_bootstrap(tree)?.dump)
+}
+
 /// Merges `over` (Envoy's `--config-yaml`) into the bootstrap `base`, as protobuf's `MergeFrom`
 /// does: mappings field by field, lists appended, scalars replaced.
 pub fn merge_yaml(base: &str, over: &str) -> Result<String, ConfigError> {

@@ -40,6 +40,18 @@ impl Harness {
         source: std::net::SocketAddr,
         destination: std::net::SocketAddr,
     ) -> Result<TcpStream<'_>> {
+        let info = StreamInfo {
+            source: Some(source),
+            destination: Some(destination),
+            listener_metadata: Some(Default::default()),
+            ..Default::default()
+        };
+        self.tcp_stream_with(info)
+    }
+
+    /// Accepts a new connection whose facts (addresses, the listener's metadata) are `info`:
+    /// creates its context and calls `on_new_connection`.
+    pub fn tcp_stream_with(&mut self, info: StreamInfo) -> Result<TcpStream<'_>> {
         self.next_stream_id += 1;
         let id = self.next_stream_id;
         self.tcp.insert(id, ConnDriver::default());
@@ -51,12 +63,7 @@ impl Harness {
             }
             return Ok(TcpStream { h: self, id });
         }
-        let mut info = StreamInfo {
-            source: Some(source),
-            destination: Some(destination),
-            listener_metadata: Some(Default::default()),
-            ..Default::default()
-        };
+        let mut info = info;
         info.connection_id = self.next_connection_id();
         info.extra = self.preset_properties().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let root = self.root_id;
@@ -239,6 +246,16 @@ impl TcpStream<'_> {
         let ctx = self.h.tcp.get(&self.id).and_then(|d| d.ctx);
         if let Some(s) = ctx.and_then(|c| self.h.vm.tcp_state_mut(c)) {
             s.info.upstream = Some(addr);
+        }
+    }
+
+    /// Records the cluster the connection goes to (`xds.cluster_name`, `xds.cluster_metadata`),
+    /// as Envoy's tcp_proxy does once it has picked one.
+    pub fn set_cluster(&mut self, name: &str, metadata: crate::stream::Metadata) {
+        let ctx = self.h.tcp.get(&self.id).and_then(|d| d.ctx);
+        if let Some(s) = ctx.and_then(|c| self.h.vm.tcp_state_mut(c)) {
+            s.info.cluster_name = Some(name.to_string());
+            s.info.cluster_metadata = Some(metadata);
         }
     }
 

@@ -243,6 +243,7 @@ fn worker(
             ListenerKind::Tcp { cluster, .. } => Listener::Tcp(Rc::new(tcp::TcpListenerState {
                 filters: std::cell::RefCell::new(filters),
                 cluster: cluster.clone(),
+                metadata: l.metadata.clone(),
                 access_logs: shared.access_logs[index].clone(),
                 shared: shared.clone(),
             })),

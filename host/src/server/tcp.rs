@@ -19,6 +19,8 @@ pub(crate) struct TcpListenerState {
     /// it began with).
     pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
     pub cluster: String,
+    /// The listener's `metadata` (`xds.listener_metadata`).
+    pub metadata: crate::stream::Metadata,
     /// tcp_proxy's access logs, written when a connection ends.
     pub access_logs: Vec<super::access_log::AccessLog>,
     pub shared: std::sync::Arc<Shared>,
@@ -167,7 +169,13 @@ async fn proxy(
     let mut links = Vec::with_capacity(filters.len());
     for f in filters {
         f.sync_clock();
-        let id = match f.harness.borrow_mut().tcp_stream_between(peer, local) {
+        let info = crate::stream::StreamInfo {
+            source: Some(peer),
+            destination: Some(local),
+            listener_metadata: Some(state.metadata.clone()),
+            ..Default::default()
+        };
+        let id = match f.harness.borrow_mut().tcp_stream_with(info) {
             Ok(c) => c.id(),
             Err(_) => return forget(&links),
         };
@@ -182,6 +190,9 @@ async fn proxy(
     let Some(cluster) = state.shared.clusters.get(&name) else { return forget(&links) };
     seen.cluster = Some(name.clone());
     let Some(mut upstream) = cluster.connect_tcp().await else { return forget(&links) };
+    for l in &links {
+        l.instance.harness.borrow_mut().tcp(l.id).set_cluster(&name, cluster.metadata().clone());
+    }
     if let Ok(addr) = upstream.peer_addr() {
         seen.upstream = Some(addr);
         for l in &links {
