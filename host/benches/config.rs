@@ -1,5 +1,5 @@
 //! What reading a bootstrap against Envoy's API schema costs: decoding the embedded descriptor set
-//! (once per process) and reading each of the SDK examples' own `envoy.yaml` (every time).
+//! (once per configuration load; let go afterwards) and reading each of the SDK examples' own `envoy.yaml` (every time).
 //! Run: `cargo bench -p sluice-host --bench config` (needs `../shared/thirdparty/` beside the
 //! workspace).
 
@@ -19,9 +19,11 @@ fn main() {
         std::process::exit(1);
     }
     let texts: Vec<String> = files.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect();
+    let rss_before = rss_kib();
     let first = Instant::now();
-    let _ = sluice_host::config::canonical(&texts[0]);
+    let schema = sluice_host::config::hold_schema();
     let first = first.elapsed();
+    let rss_held = rss_kib();
     let mut per_file = Vec::new();
     for (path, text) in files.iter().zip(&texts) {
         let runs = 50;
@@ -35,7 +37,11 @@ fn main() {
             path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         per_file.push((name, each, ok, text.len()));
     }
-    println!("first read (decodes the descriptor set once): {:.1} ms", first.as_secs_f64() * 1e3);
+    println!(
+        "decoding Envoy's schema: {:.1} ms, resident memory while held: +{} KiB",
+        first.as_secs_f64() * 1e3,
+        rss_held.saturating_sub(rss_before)
+    );
     println!("{:<28} {:>8} {:>10}  accepted", "example", "bytes", "per read");
     for (name, each, ok, len) in &per_file {
         println!("{name:<28} {len:>8} {:>8.1} µs  {ok}", each.as_secs_f64() * 1e6);
@@ -46,4 +52,15 @@ fn main() {
         total.as_secs_f64() * 1e6 / per_file.len() as f64,
         per_file.len()
     );
+    drop(schema);
+    println!("resident memory once the schema is let go: +{} KiB over the start", rss_kib().saturating_sub(rss_before));
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -172,6 +172,8 @@ fn load_plan(args: &ServeArgs) -> Result<Plan> {
         (None, Some(y)) => y.clone(),
         (Some(f), Some(y)) => config::merge_yaml(&f, y).map_err(|e| anyhow::anyhow!("--config-yaml: {e}"))?,
     };
+    // One decode of Envoy's schema for the whole of reading, let go once the plan is made.
+    let _schema = config::hold_schema();
     let mut plan = config::parse(&text, std::path::Path::new(".")).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     if plan.node.id.is_empty() {
         plan.node.id = args.service_node.clone().unwrap_or_default();

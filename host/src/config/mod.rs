@@ -10,7 +10,7 @@ mod plan;
 mod schema;
 mod validate;
 
-pub use schema::{has_field_path, node_proto};
+pub use schema::{has_field_path, hold as hold_schema, node_proto, Schema};
 
 pub use plan::{
     AccessLogPlan, ClusterPlan, HeaderCondition, HeaderTest, HttpListener, ListenerKind, ListenerPlan, PathMatch, Plan,
@@ -45,6 +45,7 @@ pub fn load(path: &Path) -> Result<Plan, ConfigError> {
 
 /// Parses and checks bootstrap YAML; `base` resolves relative file names.
 pub fn parse(text: &str, base: &Path) -> Result<Plan, ConfigError> {
+    let _schema = schema::hold();
     let tree: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("(top level)", e.to_string()))?;
     let canonical = schema::normalize_bootstrap(tree)?;

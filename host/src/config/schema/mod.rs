@@ -17,7 +17,7 @@
 mod leniency;
 mod rules;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, Weak};
 
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
 use serde_yaml_ng::Value;
@@ -30,15 +30,32 @@ static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_desc
 /// The bootstrap's message.
 const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
 
-/// The decoded pool, shared for the life of the process (decoding takes tens of milliseconds, so
-/// it is done once and only when a configuration is read).
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let mut pool = DescriptorPool::decode(DESCRIPTORS).expect("the embedded descriptor set is valid");
-        pool.add_file_descriptor_protos(typed_structs()).expect("the TypedStruct files fit the pool");
-        pool
-    })
+/// Envoy's schema, decoded. Decoding takes ~75 ms and the pool holds ~50 MB, so it lives only
+/// while someone holds a `Schema`: reading a configuration holds one from start to end, and a
+/// serving proxy holds none.
+#[derive(Debug, Clone)]
+pub struct Schema(Arc<DescriptorPool>);
+
+/// The pool in use, if any.
+static LIVE: Mutex<Weak<DescriptorPool>> = Mutex::new(Weak::new());
+
+/// The schema in use, or a fresh decode of it. Hold the result across a batch of configuration
+/// work so that the pool is decoded once for all of it.
+pub fn hold() -> Schema {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = live.upgrade() {
+        return Schema(pool);
+    }
+    let mut pool = DescriptorPool::decode(DESCRIPTORS).expect("the embedded descriptor set is valid");
+    pool.add_file_descriptor_protos(typed_structs()).expect("the TypedStruct files fit the pool");
+    let pool = Arc::new(pool);
+    *live = Arc::downgrade(&pool);
+    Schema(pool)
+}
+
+/// The pool, for the code of this module (whose entry points hold a [`Schema`] throughout).
+fn pool() -> Arc<DescriptorPool> {
+    hold().0
 }
 
 /// `xds.type.v3.TypedStruct` and `udpa.type.v1.TypedStruct` (`string type_url = 1;
@@ -88,6 +105,7 @@ pub(crate) struct Canonical {
 
 /// Reads a bootstrap tree as Envoy does, or gives the first error with its YAML path.
 pub(crate) fn normalize_bootstrap(tree: Value) -> Result<Canonical, ConfigError> {
+    let _schema = hold();
     let bootstrap = pool().get_message_by_name(BOOTSTRAP).expect("Envoy's schema has the bootstrap");
     let mut tree = tree;
     leniency::yaml_scalars(&mut tree);
@@ -129,6 +147,7 @@ fn unwrap_typed_structs(v: &mut Value) -> Result<(), ConfigError> {
 /// The bytes Envoy hands a plugin for a `configuration` of a type it does not unwrap (anything but
 /// `StringValue` and `BytesValue`): the message, serialized as protobuf.
 pub(crate) fn any_message_bytes(any: Value) -> Result<Vec<u8>, ConfigError> {
+    let _schema = hold();
     let desc = pool().get_message_by_name("google.protobuf.Any").expect("Envoy's schema has Any");
     let message = deserialize(any, &desc, "")?;
     Ok(message.get_field_by_name("value").and_then(|v| v.as_bytes().map(|b| b.to_vec())).unwrap_or_default())
@@ -143,6 +162,7 @@ pub(crate) fn metadata_proto(metadata: &Value) -> Result<Vec<u8>, ConfigError> {
 /// The node (`id`, `cluster`, `metadata`) serialized as an `envoy.config.core.v3.Node`: what
 /// `xds.node` is as a whole.
 pub fn node_proto(node: &crate::vm::NodeInfo) -> Vec<u8> {
+    let _schema = hold();
     let mut m = serde_yaml_ng::Mapping::new();
     m.insert("id".into(), node.id.as_str().into());
     m.insert("cluster".into(), node.cluster.as_str().into());
@@ -155,6 +175,7 @@ pub fn node_proto(node: &crate::vm::NodeInfo) -> Vec<u8> {
 
 /// A canonical tree of the message `type_name`, serialized as protobuf.
 fn encode(type_name: &str, tree: Value) -> Result<Vec<u8>, ConfigError> {
+    let _schema = hold();
     let desc = pool().get_message_by_name(type_name).expect("Envoy's schema has the message");
     Ok(prost_reflect::prost::Message::encode_to_vec(&deserialize(tree, &desc, "")?))
 }
@@ -163,6 +184,7 @@ fn encode(type_name: &str, tree: Value) -> Result<Vec<u8>, ConfigError> {
 /// (`envoy.admin.v3.ClustersConfigDump`), each part inside the one before: what a `FieldMask`
 /// on that message may hold.
 pub fn has_field_path(type_name: &str, path: &str) -> bool {
+    let _schema = hold();
     let Some(mut desc) = pool().get_message_by_name(type_name) else { return false };
     let mut parts = path.split('.').peekable();
     while let Some(part) = parts.next() {
