@@ -168,6 +168,8 @@ pub struct HttpConnectionManager {
     pub http_filters: Vec<HttpFilter>,
     /// The `server` response header (default `envoy`).
     pub server_name: Option<String>,
+    /// The most request header bytes, in KiB (default 60): more gets 431.
+    pub max_request_headers_kb: Option<u32>,
     /// Access logs, written when a request completes.
     #[serde(default)]
     pub access_log: Vec<AccessLog>,

@@ -87,6 +87,9 @@ pub struct HttpListener {
     pub codec: String,
     /// What the `server` response header says (`server_name`, default `envoy`).
     pub server_name: String,
+    /// `max_request_headers_kb` in bytes (default 60 KiB): a request with more header bytes gets
+    /// 431, as in Envoy.
+    pub max_request_headers_bytes: usize,
     /// `stat_prefix`: the connection manager's stats are `http.<stat_prefix>.*`.
     pub stat_prefix: String,
     /// Access logs written when a request completes.

@@ -385,6 +385,7 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
         buffer_limit: limit,
         codec,
         server_name,
+        max_request_headers_bytes: hcm.max_request_headers_kb.unwrap_or(60) as usize * 1024,
         stat_prefix: hcm.stat_prefix.clone(),
         access_logs,
     })

@@ -183,6 +183,9 @@ pub(crate) async fn handle(
     let n = state.shared.next_request();
     state.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (parts, body) = req.into_parts();
+    if let Some(refusal) = front_refusal(&state, &parts) {
+        return Ok(refusal);
+    }
     let authority = parts
         .uri
         .authority()
@@ -244,6 +247,41 @@ pub(crate) async fn handle(
         Exchange { state, chain, client_done: body.is_end_stream(), reply: Some(tx), seen }.run(headers, body),
     );
     rx.await.map_err(|_| Reset)
+}
+
+/// Envoy's HTTP/1 codec refusals, answered before any filter runs, each closing the connection:
+/// HTTP/1.0 (426: Envoy's default `accept_http_10: false`), `content-length` together with
+/// `transfer-encoding` (400: a request-smuggling shape), and more header bytes than
+/// `max_request_headers_kb` (431; the request line counts).
+fn front_refusal(state: &ListenerState, parts: &hyper::http::request::Parts) -> Option<hyper::Response<PipeBody>> {
+    let status = if parts.version == hyper::Version::HTTP_10 || parts.version == hyper::Version::HTTP_09 {
+        426
+    } else if parts.headers.contains_key(hyper::header::CONTENT_LENGTH)
+        && parts.headers.contains_key(hyper::header::TRANSFER_ENCODING)
+    {
+        400
+    } else {
+        let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        let bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum::<usize>() + target;
+        if bytes <= state.plan.max_request_headers_bytes {
+            return None;
+        }
+        431
+    };
+    let text = super::reason::envoy_reason(status);
+    let mut headers = HeaderMap::from_pairs([(":status", status.to_string())]);
+    headers.add("content-length", text.len().to_string());
+    headers.add("content-type", "text/plain");
+    let mut response = to_response(&headers, PipeBody::full(Bytes::from(text.as_bytes().to_vec()), true), state);
+    response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    Some(response)
+}
+
+/// Whether the router answers this request itself (a direct response, a redirect, no route): then
+/// it answers at the headers, as Envoy's router does, without waiting for the body.
+fn answered_by_router(state: &ListenerState, req: &HeaderMap) -> bool {
+    let vh = route::virtual_host(&state.plan.virtual_hosts, req.get_str(":authority").unwrap_or_default());
+    !matches!(vh.and_then(|vh| route::route(vh, req)).map(|r| &r.action), Some(RouteAction::Cluster { .. }))
 }
 
 /// One filter's stream of this request.
@@ -421,6 +459,7 @@ impl Exchange {
                 seen.request = h.clone();
             }
             if let Some(h) = out_headers {
+                let local = !end && answered_by_router(&self.state, &h);
                 let exact = h.get("content-length").is_some();
                 let (tx, upstream_body) = if end && out_trailers.is_none() {
                     (None, PipeBody::full(Bytes::from(out_body), exact))
@@ -440,6 +479,10 @@ impl Exchange {
                     // Whole already: sent when the response side starts, with no task of its own.
                     Upstream::Whole(h, upstream_body)
                 });
+                if local {
+                    // The router answers now; the rest of the request is never read.
+                    break;
+                }
             } else if let Some(tx) = &sink {
                 Self::send_upstream(tx, out_body, out_trailers).await;
             }
@@ -469,8 +512,31 @@ impl Exchange {
                         self.client_done = true;
                         input = Some(Forwarded { end_of_stream: true, ..Default::default() });
                     }
-                    // The client went away: nobody waits for an answer.
-                    Some(Err(_)) => return self.finish(),
+                    // A malformed body (a bad chunk) or a client gone mid-body: the upstream
+                    // request is reset, never ended as if whole; a client still there gets
+                    // Envoy's 400.
+                    Some(Err(e)) => {
+                        if let Some(tx) = &sink {
+                            let _ = tx.send(Err(Reset)).await;
+                        }
+                        if let Some(Upstream::Task(u)) = upstream.take() {
+                            u.abort();
+                        }
+                        if !e.is_incomplete_message() {
+                            if let Some(reply) = self.reply.take() {
+                                let text = super::reason::envoy_reason(400);
+                                let mut h = HeaderMap::from_pairs([(":status", "400")]);
+                                h.add("content-length", text.len().to_string());
+                                h.add("content-type", "text/plain");
+                                let body = PipeBody::full(Bytes::from(text.as_bytes().to_vec()), true);
+                                let mut r = to_response(&h, body, &self.state);
+                                r.headers_mut()
+                                    .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                                let _ = reply.send(r);
+                            }
+                        }
+                        return self.finish();
+                    }
                 },
                 _ = notified => {}
                 _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
@@ -561,7 +627,15 @@ impl Exchange {
                     b
                 };
                 if let Some(reply) = self.reply.take() {
-                    let _ = reply.send(to_response(h, body, &self.state));
+                    let mut response = to_response(h, body, &self.state);
+                    if !self.client_done {
+                        // Answered before the request ended: the connection cannot carry another
+                        // request (Envoy closes it too).
+                        response
+                            .headers_mut()
+                            .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                    }
+                    let _ = reply.send(response);
                 }
             } else if let Some(tx) = &client {
                 if !out.body.is_empty() && tx.send(Ok(Frame::data(Bytes::from(out.body)))).await.is_err() {
@@ -665,12 +739,30 @@ impl Exchange {
 /// run (Envoy's default `server_header_transformation: OVERWRITE`), so filters never see it.
 fn to_response(headers: &HeaderMap, body: PipeBody, state: &ListenerState) -> hyper::Response<PipeBody> {
     let server = &state.plan.server_name;
-    let status = headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
+    let status = headers.get_str(":status").and_then(|s| s.parse::<u16>().ok());
+    let status = match status.map(hyper::StatusCode::from_u16) {
+        Some(Ok(s)) => s.as_u16(),
+        _ => {
+            tracing::warn!(target: "http", "a response with status {:?} cannot be sent: answering 502", headers.get_str(":status"));
+            502
+        }
+    };
     state.stats.responded(status);
     let mut b = hyper::Response::builder().status(status);
     for (k, v) in headers.iter() {
-        if !k.starts_with(b":") && k != b"server" && !HOP_BY_HOP.contains(&String::from_utf8_lossy(k).as_ref()) {
-            b = b.header(k, v);
+        if k.starts_with(b":") || k == b"server" || HOP_BY_HOP.contains(&String::from_utf8_lossy(k).as_ref()) {
+            continue;
+        }
+        // A header a filter made with bytes HTTP forbids (CR, LF, NUL, …) is left out with a
+        // warning; the status stays the filter's. (Envoy sends such bytes as they are, which is a
+        // header-injection hole; turning a 403 into an empty 200 would be worse.)
+        match (hyper::header::HeaderName::from_bytes(k), hyper::header::HeaderValue::from_bytes(v)) {
+            (Ok(name), Ok(value)) => b = b.header(name, value),
+            _ => tracing::warn!(
+                target: "http",
+                "dropping the response header {:?}: its name or value has bytes HTTP does not allow",
+                String::from_utf8_lossy(k)
+            ),
         }
     }
     b = b.header("server", server);
