@@ -141,6 +141,9 @@ fn canary(plan: &Plan, runtime: &Runtime) -> Result<usize> {
             ListenerKind::Tcp { filters, .. } => filters,
         };
         plugins.extend(filters.iter().map(|f| (format!("listener `{}`", l.name), f)));
+        if let ListenerKind::Http(h) = &l.kind {
+            plugins.extend(h.access_loggers.iter().map(|f| (format!("access logger of listener `{}`", l.name), f)));
+        }
     }
     plugins.extend(plan.services.iter().map(|s| ("bootstrap extension".to_string(), s)));
     for (place, spec) in &plugins {

@@ -590,6 +590,9 @@ pub enum AccessLoggerConfig {
     /// `envoy.access_loggers.stderr`.
     #[serde(rename = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog")]
     Stderr(StreamAccessLog),
+    /// `envoy.access_loggers.wasm`: a plugin whose root context logs each request.
+    #[serde(rename = "type.googleapis.com/envoy.extensions.access_loggers.wasm.v3.WasmAccessLog")]
+    Wasm(Box<WasmFilter>),
 }
 
 /// `FileAccessLog`.

@@ -94,6 +94,9 @@ pub struct HttpListener {
     pub stat_prefix: String,
     /// Access logs written when a request completes.
     pub access_logs: Vec<AccessLogPlan>,
+    /// `envoy.access_loggers.wasm` plugins: each request, once complete, is handed to their root
+    /// context's `proxy_on_log`.
+    pub access_loggers: Vec<PluginSpec>,
 }
 
 /// A virtual host.

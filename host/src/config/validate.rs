@@ -91,9 +91,16 @@ fn metadata(m: Option<&serde_yaml_ng::Value>, path: &str) -> R<Metadata> {
     Ok(Metadata::new(proto, m.clone()))
 }
 
-/// `access_log` entries: file, stdout and stderr loggers with text formats.
-fn access_logs(ctx: &mut Ctx<'_>, logs: &[AccessLog], path: &str) -> R<Vec<AccessLogPlan>> {
+/// `access_log` entries: file, stdout and stderr loggers with text formats, and wasm loggers
+/// (`envoy.access_loggers.wasm`; `wasm_allowed` where sluice runs them: the connection manager).
+fn access_logs(
+    ctx: &mut Ctx<'_>,
+    logs: &[AccessLog],
+    path: &str,
+    wasm_allowed: bool,
+) -> R<(Vec<AccessLogPlan>, Vec<PluginSpec>)> {
     let mut out = Vec::new();
+    let mut plugins = Vec::new();
     for (i, l) in logs.iter().enumerate() {
         let lpath = format!("{path}.access_log[{i}]");
         ctx.other(&l.other, &lpath)?;
@@ -102,6 +109,17 @@ fn access_logs(ctx: &mut Ctx<'_>, logs: &[AccessLog], path: &str) -> R<Vec<Acces
             AccessLoggerConfig::File(f) => (f.path.clone(), f.log_format.as_ref(), &f.other),
             AccessLoggerConfig::Stdout(s) => ("/dev/stdout".to_string(), s.log_format.as_ref(), &s.other),
             AccessLoggerConfig::Stderr(s) => ("/dev/stderr".to_string(), s.log_format.as_ref(), &s.other),
+            AccessLoggerConfig::Wasm(_) if !wasm_allowed => {
+                return Err(ConfigError::new(
+                    tpath,
+                    "sluice runs wasm access loggers on the HTTP connection manager only",
+                ));
+            }
+            AccessLoggerConfig::Wasm(w) => {
+                ctx.other(&w.other, &tpath)?;
+                plugins.push(plugin(ctx, &w.config, &format!("{tpath}.config"), false)?);
+                continue;
+            }
         };
         ctx.other(other, &tpath)?;
         let mut text = match &l.typed_config {
@@ -125,7 +143,7 @@ fn access_logs(ctx: &mut Ctx<'_>, logs: &[AccessLog], path: &str) -> R<Vec<Acces
             .map_err(|e| ConfigError::new(format!("{tpath}.log_format"), e))?;
         out.push(AccessLogPlan { path: file, format });
     }
-    Ok(out)
+    Ok((out, plugins))
 }
 
 /// A protobuf-JSON duration such as `1s`, `0.250s`.
@@ -378,7 +396,7 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
         ));
     }
     let server_name = hcm.server_name.clone().unwrap_or_else(|| "envoy".to_string());
-    let access_logs = access_logs(ctx, &hcm.access_log, path)?;
+    let (access_logs, access_loggers) = access_logs(ctx, &hcm.access_log, path, true)?;
     Ok(HttpListener {
         filters,
         virtual_hosts,
@@ -388,6 +406,7 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
         max_request_headers_bytes: hcm.max_request_headers_kb.unwrap_or(60) as usize * 1024,
         stat_prefix: hcm.stat_prefix.clone(),
         access_logs,
+        access_loggers,
     })
 }
 
@@ -492,8 +511,12 @@ pub(super) fn plan(b: &Bootstrap, base: &Path) -> R<Plan> {
                         format!("unknown cluster `{}`", tp.cluster),
                     ));
                 }
-                let access_logs =
-                    access_logs(&mut ctx, &tp.access_log, &format!("{cpath}.filters[{}].typed_config", wasm.len()))?;
+                let (access_logs, _) = access_logs(
+                    &mut ctx,
+                    &tp.access_log,
+                    &format!("{cpath}.filters[{}].typed_config", wasm.len()),
+                    false,
+                )?;
                 ListenerKind::Tcp { filters, cluster: tp.cluster.clone(), access_logs }
             }
             _ => {

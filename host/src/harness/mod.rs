@@ -42,7 +42,7 @@ use crate::abi::status::LogLevel;
 use crate::error::{Error, Result};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, QueueNotifier, SharedState};
-use crate::stream::PropertyValue;
+use crate::stream::{HttpStreamState, PropertyValue};
 use crate::vm::VmStats;
 use crate::vm::{
     Clock, FailurePolicy, GrpcCallout, HostAction, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm,
@@ -525,6 +525,19 @@ impl Harness {
         for id in ids {
             tcp::fail_connection(self, id);
         }
+    }
+
+    /// Hands a finished stream to the plugin as Envoy's wasm access logger does:
+    /// `proxy_on_log` on the root context, with the stream's headers and facts readable. A VM that
+    /// failed logs nothing (FAIL_RELOAD brings a fresh one first).
+    pub fn log_stream(&mut self, stream: HttpStreamState) -> Result<()> {
+        self.maybe_reload()?;
+        if self.vm.failure().is_some() {
+            return Ok(());
+        }
+        let r = self.vm.log_on_root(self.root_id, stream);
+        self.record_fault(r);
+        self.pump()
     }
 
     /// For FAIL_RELOAD: a fresh VM once a second has passed since the failure (Envoy's base backoff).

@@ -34,6 +34,8 @@ pub(crate) struct ListenerState {
     pub access_logs: Vec<super::access_log::AccessLog>,
     /// The wasm filters, in order (swapped whole by `--watch`; a request keeps the ones it began with).
     pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
+    /// The `envoy.access_loggers.wasm` plugins, handed each request once it is complete.
+    pub access_loggers: Vec<Rc<Instance>>,
     pub shared: std::sync::Arc<Shared>,
 }
 
@@ -211,8 +213,9 @@ pub(crate) async fn handle(
     }
     let filters = state.filters.borrow().clone();
     let mut chain = Vec::with_capacity(filters.len());
-    if !filters.is_empty() {
-        let info = route_info(&state, &headers, parts.version, peer, local);
+    let info = (!filters.is_empty() || !state.access_loggers.is_empty())
+        .then(|| route_info(&state, &headers, parts.version, peer, local));
+    if let Some(info) = &info {
         for f in filters {
             let id = {
                 let mut h = f.harness.borrow_mut();
@@ -223,8 +226,9 @@ pub(crate) async fn handle(
             chain.push(Link { instance: f, id });
         }
     }
-    let seen = (!state.access_logs.is_empty()).then(|| {
+    let seen = (!state.access_logs.is_empty() || !state.access_loggers.is_empty()).then(|| {
         Box::new(Seen {
+            info: info.unwrap_or_default(),
             start: std::time::SystemTime::now(),
             began: std::time::Instant::now(),
             protocol: match parts.version {
@@ -381,6 +385,8 @@ struct Exchange {
 
 /// One request as its access log line describes it.
 struct Seen {
+    /// The stream's facts as its filters saw them (for wasm access loggers).
+    info: StreamInfo,
     start: std::time::SystemTime,
     began: std::time::Instant,
     protocol: &'static str,
@@ -731,6 +737,32 @@ impl Exchange {
                 downstream_local: Some(seen.local),
             };
             self.state.access_logs.iter().for_each(|l| l.write(&e));
+            if !self.state.access_loggers.is_empty() {
+                let mut info = seen.info.clone();
+                info.response_code = (code != 0).then_some(code.into());
+                info.request_body_bytes = seen.received;
+                info.response_body_bytes = seen.sent;
+                info.upstream = seen.upstream;
+                info.request_time_nanos =
+                    seen.start.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_nanos() as i64);
+                info.request_duration_nanos = Some(seen.began.elapsed().as_nanos() as i64);
+                let slot = |m: Option<&HeaderMap>| crate::stream::MapSlot {
+                    map: m.cloned().unwrap_or_default(),
+                    access: crate::stream::Access::Read,
+                };
+                let stream = crate::stream::HttpStreamState {
+                    request_headers: slot(Some(&seen.request)),
+                    response_headers: slot(seen.response.as_ref()),
+                    info,
+                    ..Default::default()
+                };
+                for logger in &self.state.access_loggers {
+                    logger.sync_clock();
+                    if let Err(e) = logger.harness.borrow_mut().log_stream(stream.clone()) {
+                        tracing::warn!(target: "wasm", "the access logger failed: {e}");
+                    }
+                }
+            }
         }
     }
 }

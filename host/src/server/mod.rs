@@ -231,6 +231,14 @@ fn worker(
             instances.push(i.clone());
             filters.push(i);
         }
+        let mut access_loggers = Vec::new();
+        if let ListenerKind::Http(h) = &l.kind {
+            for spec in &h.access_loggers {
+                let i = instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone());
+                instances.push(i.clone());
+                access_loggers.push(i);
+            }
+        }
         let state = match &l.kind {
             ListenerKind::Http(h) => Listener::Http(Rc::new(http::ListenerState {
                 stats: shared.listener_stats[index].1.clone().expect("an HTTP listener has HTTP stats"),
@@ -238,6 +246,7 @@ fn worker(
                 plan: h.clone(),
                 metadata: l.metadata.clone(),
                 filters: std::cell::RefCell::new(filters),
+                access_loggers,
                 shared: shared.clone(),
             })),
             ListenerKind::Tcp { cluster, .. } => Listener::Tcp(Rc::new(tcp::TcpListenerState {
@@ -403,8 +412,8 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         .listeners
         .iter()
         .flat_map(|l| match &l.kind {
-            ListenerKind::Http(h) => h.filters.iter(),
-            ListenerKind::Tcp { filters, .. } => filters.iter(),
+            ListenerKind::Http(h) => h.filters.iter().chain(&h.access_loggers),
+            ListenerKind::Tcp { filters, .. } => filters.iter().chain(&[]),
         })
         .chain(&plan.services)
         .collect();

@@ -163,6 +163,9 @@ pub struct Host {
     pub(crate) current_context: u32,
     /// The context hostcalls act on (`proxy_set_effective_context`).
     pub(crate) effective_context: u32,
+    /// While a root context logs a finished stream (a wasm access logger): `(root, view)`, the
+    /// stream's state kept under the context id `view`, which hostcalls on the root read.
+    pub(crate) log_view: Option<(u32, u32)>,
     pub(crate) actions: Vec<HostAction>,
     pub(crate) next_http_token: u32,
     pub(crate) next_grpc_call_token: u32,
@@ -205,6 +208,7 @@ impl Host {
             next_context_id: 0,
             current_context: 0,
             effective_context: 0,
+            log_view: None,
             actions: Vec::new(),
             next_http_token: 0,
             next_grpc_call_token: 1,
@@ -233,11 +237,21 @@ impl Host {
 
     /// The context hostcalls act on.
     pub(crate) fn effective(&self) -> Option<&Context> {
-        self.contexts.get(&self.effective_context)
+        self.contexts.get(&self.effective_id())
     }
 
     pub(crate) fn effective_mut(&mut self) -> Option<&mut Context> {
-        self.contexts.get_mut(&self.effective_context)
+        let id = self.effective_id();
+        self.contexts.get_mut(&id)
+    }
+
+    /// The context whose state hostcalls use: the effective one, or the logged stream's while its
+    /// root logs it.
+    fn effective_id(&self) -> u32 {
+        match self.log_view {
+            Some((root, view)) if root == self.effective_context => view,
+            _ => self.effective_context,
+        }
     }
 
     /// The root context of the effective context.

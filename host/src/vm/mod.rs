@@ -466,6 +466,33 @@ impl Vm {
         Ok(())
     }
 
+    /// Envoy's wasm access logger: `proxy_on_log(root_id)` on the **root** context, with the
+    /// finished stream's headers, trailers and facts readable (not writable) through it, as
+    /// `envoy.access_loggers.wasm` calls it.
+    pub fn log_on_root(&mut self, root_id: u32, mut stream: HttpStreamState) -> Result<()> {
+        if self.plugin(root_id).is_none() {
+            return Err(Error::Usage(format!("context {root_id} is not a root context of this VM")));
+        }
+        for slot in [
+            &mut stream.request_headers,
+            &mut stream.request_trailers,
+            &mut stream.response_headers,
+            &mut stream.response_trailers,
+        ] {
+            slot.access = crate::stream::Access::Read;
+        }
+        // An id no context of the guest's can have (ids count up from 1).
+        const VIEW: u32 = u32::MAX;
+        let host = self.store.data_mut();
+        host.contexts.insert(VIEW, Context { root_id, kind: ContextKind::Http(Box::new(stream)) });
+        host.log_view = Some((root_id, VIEW));
+        let r = self.on_log(root_id);
+        let host = self.store.data_mut();
+        host.log_view = None;
+        host.contexts.remove(&VIEW);
+        r
+    }
+
     /// `proxy_on_done(ctx)`; true when the context is done now.
     pub fn on_done(&mut self, ctx: u32) -> Result<bool> {
         let f = cb!(self, on_done);
