@@ -5,6 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_kib;
+
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/thirdparty");
     let mut files: Vec<_> = ["proxy-wasm-go-sdk/examples", "proxy-wasm-rust-sdk-examples"]
@@ -54,13 +58,4 @@ fn main() {
     );
     drop(schema);
     println!("resident memory once the schema is let go: +{} KiB over the start", rss_kib().saturating_sub(rss_before));
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

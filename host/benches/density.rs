@@ -12,14 +12,9 @@ use sluice_host::vm::{Clock, NoQueues, PluginInfo, ProxyEnv, TracingLogSink, Vm,
 #[allow(dead_code)]
 mod wasm;
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_kib;
 
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
