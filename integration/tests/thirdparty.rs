@@ -599,3 +599,24 @@ fn config_dumps_match_envoys() {
         }
     }
 }
+
+/// As many plugin starts as Envoy makes: with `--concurrency 1` Envoy configures each plugin in
+/// the canary, on the main thread and on the worker (three `on_configure`), and sluice does too
+/// (the main thread's instance serves no streams but starts, ticks and takes queue events).
+#[test]
+fn plugins_start_as_often_as_in_envoy() {
+    let upstream = Upstream::start().unwrap();
+    let original = thirdparty::original_config(Sdk::Go, "http_headers");
+    let cwd = thirdparty::built(Sdk::Go);
+    let mut counts = Vec::new();
+    for which in [Which::Envoy, Which::Sluice] {
+        let config = thirdparty::rewrite(&original, Sdk::Go, upstream.port).unwrap();
+        let proxy = Proxy::start(which.clone(), &config, &cwd).unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+        let starts =
+            proxy.log().lines().filter(|l| l.contains("wasm log") && l.contains("loading plugin config")).count();
+        counts.push(starts);
+    }
+    assert_eq!(counts[0], 3, "Envoy's count changed: {counts:?}");
+    assert_eq!(counts[1], counts[0], "plugin starts (Envoy, sluice)");
+}

@@ -200,11 +200,22 @@ impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
     }
 }
 
+/// What a worker thread is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Serves the listeners.
+    Worker,
+    /// Envoy's main thread: every plugin has an instance there too (it starts, is configured and
+    /// ticks, as in Envoy, where each plugin lives in every thread's local slot, the main thread's
+    /// included), and singleton bootstrap services live only there. No listener is served.
+    Main,
+}
+
 fn worker(
     shared: Arc<Shared>,
     plan: Arc<Plan>,
     sockets: Vec<std::net::TcpListener>,
-    first: bool,
+    role: Role,
     watch: bool,
     drain: std::time::Duration,
 ) -> Result<()> {
@@ -216,9 +227,21 @@ fn worker(
     let cluster_names: Vec<String> = plan.clusters.keys().cloned().collect();
     let mut states = Vec::new();
     let mut instances = Vec::new();
-    // Bootstrap services: one per worker, or only on the first one when `singleton`.
-    for spec in plan.services.iter().filter(|s| first || !s.singleton) {
+    // Bootstrap services: one per thread, or only on the main thread when `singleton`.
+    for spec in plan.services.iter().filter(|s| role == Role::Main || !s.singleton) {
         instances.push(instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone()));
+    }
+    if role == Role::Main {
+        for l in &plan.listeners {
+            let specs: Vec<&PluginSpec> = match &l.kind {
+                ListenerKind::Http(h) => h.filters.iter().chain(&h.access_loggers).collect(),
+                ListenerKind::Tcp { filters, .. } => filters.iter().collect(),
+            };
+            for spec in specs {
+                instances
+                    .push(instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone()));
+            }
+        }
     }
     for (index, (l, socket)) in plan.listeners.iter().zip(sockets).enumerate() {
         let specs = match &l.kind {
@@ -439,18 +462,22 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
     let mut threads = Vec::new();
     let mut first = Some(first);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    for n in 0..options.concurrency.max(1) {
-        let sockets = match first.take() {
-            Some(s) => s,
-            None => addrs.iter().map(|a| bind(*a)).collect::<Result<_>>()?,
+    let workers = options.concurrency.max(1);
+    for n in 0..=workers {
+        let role = if n == workers { Role::Main } else { Role::Worker };
+        let sockets = match (role, first.take()) {
+            (Role::Main, _) => Vec::new(),
+            (Role::Worker, Some(s)) => s,
+            (Role::Worker, None) => addrs.iter().map(|a| bind(*a)).collect::<Result<_>>()?,
         };
         let (shared, plan, ready, watch) = (shared.clone(), plan.clone(), ready_tx.clone(), options.watch);
         let drain = options.drain;
+        let name = if role == Role::Main { "sluice-main".to_string() } else { format!("sluice-worker-{n}") };
         let t = std::thread::Builder::new()
-            .name(format!("sluice-worker-{n}"))
+            .name(name)
             .spawn(move || {
                 // Report setup failures (a plugin that will not start) before serving.
-                let r = worker(shared, plan, sockets, n == 0, watch, drain);
+                let r = worker(shared, plan, sockets, role, watch, drain);
                 let _ = ready.send(r);
             })
             .map_err(|e| Error::Runtime(format!("cannot start a worker thread: {e}")))?;
