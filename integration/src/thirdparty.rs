@@ -444,6 +444,25 @@ pub fn sluice_as_envoy() -> PathBuf {
     .clone()
 }
 
+/// `original` rewritten (as [`rewrite`] does) and started in Envoy, then in sluice, from `cwd`;
+/// `f` sees each while it runs. What `f` returns, Envoy's first.
+pub fn in_both<T>(
+    original: &str,
+    sdk: Sdk,
+    upstream_port: u16,
+    cwd: &Path,
+    mut f: impl FnMut(&Which, &Proxy) -> T,
+) -> Vec<T> {
+    [Which::Envoy, Which::Sluice]
+        .iter()
+        .map(|which| {
+            let config = rewrite(original, sdk, upstream_port).unwrap_or_else(|e| panic!("rewriting: {e:#}"));
+            let proxy = Proxy::start(which.clone(), &config, cwd).unwrap_or_else(|e| panic!("{which:?}: {e:#}"));
+            f(which, &proxy)
+        })
+        .collect()
+}
+
 impl Proxy {
     /// Starts `which` on `config`, from `cwd` (where relative module paths start).
     pub fn start(which: Which, config: &Rewritten, cwd: &Path) -> Result<Self> {

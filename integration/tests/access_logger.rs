@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sluice_integration::client;
-use sluice_integration::thirdparty::{self, guest_messages, Proxy, Sdk, Which};
+use sluice_integration::thirdparty::{self, guest_messages, Proxy, Sdk};
 use sluice_integration::wasm::reference_filter;
 use sluice_integration::Upstream;
 
@@ -58,10 +58,7 @@ fn bootstrap(module: &std::path::Path) -> String {
 fn a_wasm_access_logger_logs_each_request_as_in_envoy() {
     let upstream = Upstream::start().unwrap();
     let original = bootstrap(&reference_filter("access-logger"));
-    let mut seen = Vec::new();
-    for which in [Which::Envoy, Which::Sluice] {
-        let config = thirdparty::rewrite(&original, Sdk::Rust, upstream.port).unwrap();
-        let proxy = Proxy::start(which.clone(), &config, std::path::Path::new(".")).unwrap();
+    let seen = thirdparty::in_both(&original, Sdk::Rust, upstream.port, std::path::Path::new("."), |which, proxy| {
         let port = proxy.ports[&10000];
         assert_eq!(client::get(port, "/direct").unwrap().status(), 418);
         assert_eq!(client::get(port, "/status/503").unwrap().status(), 503);
@@ -75,13 +72,13 @@ fn a_wasm_access_logger_logs_each_request_as_in_envoy() {
             lines
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while logged(&proxy).len() < 3 && std::time::Instant::now() < deadline {
+        while logged(proxy).len() < 3 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         // The line shape is the guest logger's: `wasm log the_logger ...: logged ...` in both.
         assert!(!guest_messages(&proxy.log()).is_empty(), "{which:?} logged no guest line");
-        seen.push(logged(&proxy));
-    }
+        logged(proxy)
+    });
     let (envoy, sluice) = (&seen[0], &seen[1]);
     assert_eq!(envoy.len(), 3, "Envoy logged: {envoy:#?}");
     assert!(envoy.iter().any(|l| l.contains("logged GET /direct status=418 code=418")), "{envoy:#?}");

@@ -6,7 +6,7 @@
 //! Envoy (`n: 2.5` reads back as `"2.5"`), an integer a number.
 
 use sluice_integration::client;
-use sluice_integration::thirdparty::{self, Proxy, Sdk, Which};
+use sluice_integration::thirdparty::{self, Sdk};
 use sluice_integration::wasm::reference_filter;
 use sluice_integration::Upstream;
 
@@ -65,20 +65,15 @@ static_resources:
 fn metadata_and_node_properties_are_envoys() {
     let upstream = Upstream::start().unwrap();
     let original = bootstrap(&reference_filter("properties"));
-    let mut seen = Vec::new();
-    for which in [Which::Envoy, Which::Sluice] {
-        let config = thirdparty::rewrite(&original, Sdk::Rust, upstream.port).unwrap();
-        let proxy = Proxy::start(which.clone(), &config, std::path::Path::new(".")).unwrap();
+    let seen = thirdparty::in_both(&original, Sdk::Rust, upstream.port, std::path::Path::new("."), |which, proxy| {
         let raw = client::get(proxy.ports[&10000], "/props").unwrap();
         assert_eq!(raw.status(), 200, "{which:?}");
-        let props: Vec<(String, String)> = raw
-            .headers
+        raw.headers
             .iter()
             .filter(|(k, _)| k.starts_with("x-prop-") && (k.contains("metadata") || k.contains("node")))
             .cloned()
-            .collect();
-        seen.push(props);
-    }
+            .collect::<Vec<(String, String)>>()
+    });
     let (envoy, sluice) = (&seen[0], &seen[1]);
     let get = |props: &[(String, String)], name: &str| {
         props.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
