@@ -1,8 +1,8 @@
 //! `sluice-host`: a proxy-wasm host on wasmtime that behaves like Envoy.
 //!
 //! One core (the [`runtime`], the [`abi`] hostcalls, [`vm`]s and their [`stream`] state, process-wide
-//! [`state`]) and two drivers: the in-process [`harness`] for unit tests of filters, and the `sluice`
-//! binary.
+//! [`state`], and the sans-IO filter [`manager`] over them) and two drivers: the in-process
+//! [`harness`] for unit tests of filters, and the `sluice` binary's server.
 //!
 //! ```no_run
 //! use sluice_host::harness::Harness;
@@ -19,6 +19,7 @@ pub mod calendar;
 pub mod config;
 mod error;
 pub mod harness;
+pub mod manager;
 pub mod runtime;
 pub mod server;
 pub mod state;

@@ -9,7 +9,7 @@ use super::codec;
 use super::memory::{finish, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::{GrpcCallout, Host};
+use crate::vm::{GrpcCallout, GrpcEvent, Host};
 
 fn varint(b: &[u8]) -> Option<(usize, usize)> {
     let mut v = 0usize;
@@ -85,7 +85,7 @@ fn start(
         half_closed: !streaming,
     };
     host.grpc_callouts.insert(token, call);
-    host.new_grpc_callouts.push(token);
+    host.grpc_events.push(GrpcEvent::Open(token));
     Ok(())
 }
 
@@ -96,8 +96,9 @@ fn send(caller: &mut Caller<'_, Host>, token: i32, mp: i32, ml: i32, end: i32) -
     if !call.streaming {
         return Err(Status::BadArgument.into());
     }
-    call.messages.push(msg);
+    call.messages.push(msg.clone());
     call.half_closed |= end != 0;
+    host.grpc_events.push(GrpcEvent::Send { token: token as u32, message: Some(msg), end_of_stream: end != 0 });
     Ok(())
 }
 
@@ -106,8 +107,10 @@ fn cancel(host: &mut Host, token: i32, close: bool) -> CallResult {
     if close {
         let call = host.grpc_callouts.get_mut(&token).ok_or(Status::NotFound)?;
         call.half_closed = true;
+        host.grpc_events.push(GrpcEvent::Send { token, message: None, end_of_stream: true });
     } else {
         host.grpc_callouts.remove(&token).ok_or(Status::NotFound)?;
+        host.grpc_events.push(GrpcEvent::Cancel(token));
     }
     Ok(())
 }

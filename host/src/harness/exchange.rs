@@ -4,8 +4,7 @@ use super::{Harness, Message};
 use crate::error::{Error, Result};
 use crate::vm::LocalReply;
 
-/// How [`Harness::exchange`] cuts bodies into chunks.
-pub const BODY_CHUNK: usize = 64 << 10;
+pub use crate::manager::BODY_CHUNK;
 
 /// A client request for [`Harness::exchange`].
 ///

@@ -20,33 +20,31 @@
 //! # Ok::<(), sluice_host::Error>(())
 //! ```
 
-mod callouts;
 mod exchange;
-mod grpc;
 mod http;
 mod logs;
 mod tcp;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use callouts::CalloutReply;
+pub use crate::manager::{CalloutReply, Message, StreamId};
 pub use exchange::{Exchange, Request, Response, BODY_CHUNK};
-pub use http::{Forwarded, HttpStream, Message, StreamEnd};
+pub use http::HttpStream;
 pub use logs::LogCollector;
 pub use tcp::TcpStream;
 
 use crate::abi::status::LogLevel;
 use crate::error::{Error, Result};
+use crate::manager::{Effect, Plugin, DEFAULT_BUFFER_LIMIT};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::state::{MetricValue, QueueNotifier, SharedState};
-use crate::stream::{HttpStreamState, PropertyValue};
+use crate::state::{MetricValue, SharedState};
+use crate::stream::{HttpStreamState, PropertyValue, StreamInfo};
 use crate::vm::VmStats;
 use crate::vm::{
-    Clock, FailurePolicy, GrpcCallout, HostAction, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm,
-    VmOptions,
+    Clock, FailurePolicy, GrpcCallout, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm, VmOptions,
 };
 
 /// Default start of the virtual clock: 2026-01-01T00:00:00Z.
@@ -57,16 +55,6 @@ const EPOCH_2026_NANOS: i64 = 1_767_225_600_000_000_000;
 enum Source {
     Bytes(Vec<u8>),
     File(PathBuf),
-}
-
-/// Collects queue-ready events for the harness to deliver after the running callback.
-#[derive(Debug, Default)]
-struct Inbox(Mutex<Vec<(u32, u32)>>);
-
-impl QueueNotifier for Inbox {
-    fn notify(&self, root: u32, queue: u32) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((root, queue));
-    }
 }
 
 type CalloutHandler = Box<dyn FnMut(&HttpCallout) -> Option<CalloutReply> + Send>;
@@ -87,6 +75,7 @@ pub struct HarnessBuilder {
     node: NodeInfo,
     vm_stats: VmStats,
     log_sink: Option<Arc<dyn crate::vm::LogSink>>,
+    buffer_limit: usize,
 }
 
 impl Default for HarnessBuilder {
@@ -106,6 +95,7 @@ impl Default for HarnessBuilder {
             node: NodeInfo::default(),
             vm_stats: VmStats::default(),
             log_sink: None,
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
         }
     }
 }
@@ -222,6 +212,13 @@ impl HarnessBuilder {
         self
     }
 
+    /// The listener's `per_connection_buffer_limit_bytes` (default 1 MiB): a filter buffering more
+    /// of a request gets Envoy's 413, of a response a 500.
+    pub fn buffer_limit(mut self, bytes: usize) -> Self {
+        self.buffer_limit = bytes;
+        self
+    }
+
     /// The per-callback deadline (default 1 s).
     pub fn callback_deadline(mut self, deadline: Duration) -> Self {
         self.runtime.callback_deadline = deadline;
@@ -279,68 +276,38 @@ impl HarnessBuilder {
             env.add_cluster(c.clone());
         }
         let env = Arc::new(env);
-        let inbox = Arc::new(Inbox::default());
-        let mut vm = Vm::new(&runtime, module.clone(), self.vm.clone(), env.clone(), inbox.clone())?;
         let mut plugin = self.plugin.clone();
         if plugin.vm_id.is_empty() {
             plugin.vm_id = self.vm.vm_id.clone();
         }
-        let root_id = vm.start_plugin(plugin.clone())?;
+        let core = Plugin::start(&runtime, module, env, plugin, self.vm)?;
         let mut h = Harness {
-            runtime,
-            module,
-            env,
-            inbox,
+            core,
             logs,
-            vm,
-            root_id,
-            plugin,
-            vm_options: self.vm,
             properties: self.properties,
             handler: self.handler,
-            http_callouts: Vec::new(),
-            grpc_callouts: Vec::new(),
-            next_tick: None,
-            streams: BTreeMap::new(),
-            tcp: BTreeMap::new(),
+            buffer_limit: self.buffer_limit,
             next_connection_id: 1,
-            next_stream_id: 0,
-            vm_failures: Vec::new(),
-            failed_at: None,
         };
-        h.pump()?;
+        h.settle()?;
         Ok(h)
     }
 }
 
-/// A plugin running in one VM, with a virtual clock and in-memory streams.
+/// A plugin running in one VM, with a virtual clock and in-memory streams: the test driver of
+/// the [`manager`](crate::manager) core.
 pub struct Harness {
-    runtime: Arc<Runtime>,
-    module: Arc<crate::runtime::CompiledModule>,
-    env: Arc<ProxyEnv>,
-    inbox: Arc<Inbox>,
+    core: Plugin,
     logs: Arc<LogCollector>,
-    vm: Vm,
-    root_id: u32,
-    plugin: PluginInfo,
-    vm_options: VmOptions,
     properties: BTreeMap<Vec<u8>, PropertyValue>,
     handler: Option<CalloutHandler>,
-    http_callouts: Vec<(HttpCallout, Option<i64>)>,
-    grpc_callouts: Vec<GrpcCallout>,
-    next_tick: Option<i64>,
-    // Boxed: a driver is large, and the map moves its values as streams come and go.
-    pub(crate) streams: BTreeMap<u32, Box<http::StreamDriver>>,
-    pub(crate) tcp: BTreeMap<u32, tcp::ConnDriver>,
+    buffer_limit: usize,
     next_connection_id: u64,
-    next_stream_id: u32,
-    vm_failures: Vec<String>,
-    failed_at: Option<i64>,
 }
 
 impl std::fmt::Debug for Harness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Harness").field("plugin", &self.plugin).field("vm", &self.vm).finish()
+        f.debug_struct("Harness").field("core", &self.core).finish()
     }
 }
 
@@ -350,29 +317,33 @@ impl Harness {
         HarnessBuilder::default()
     }
 
+    /// The core this harness drives, for what the harness has no shortcut for.
+    pub fn core(&mut self) -> &mut Plugin {
+        &mut self.core
+    }
+
     /// The VM, for low-level access.
     pub fn vm(&mut self) -> &mut Vm {
-        &mut self.vm
+        self.core.vm()
     }
 
     /// Calls any export of the module on context `context_id`, then does what Envoy does after a
-    /// callback (deferred actions, queue events, callouts). For tests that exercise hostcalls
-    /// through a probe module.
+    /// callback (deferred actions, queue events, callouts). A guest fault comes back as itself
+    /// (see [`Error::is_guest_fault`]), after the failure policy has run.
     pub fn invoke(&mut self, name: &str, context_id: u32, params: &[wasmtime::Val]) -> Result<Vec<wasmtime::Val>> {
-        let r = self.vm.invoke(name, context_id, params);
-        let out = r.as_ref().map(|v| v.clone()).map_err(|e| Error::Usage(e.to_string()));
-        self.after_guest_call(r)?;
-        out
+        let r = self.core.invoke(name, context_id, params);
+        self.settle()?;
+        r
     }
 
     /// The root context id of the plugin.
     pub fn root_id(&self) -> u32 {
-        self.root_id
+        self.core.root_id()
     }
 
     /// The environment (clusters, clock, shared state).
     pub fn env(&self) -> &Arc<ProxyEnv> {
-        &self.env
+        self.core.env()
     }
 
     /// Every log line so far (guest `proxy_log`, WASI stdout/stderr).
@@ -387,278 +358,194 @@ impl Harness {
 
     /// A plugin-defined metric by the name the plugin gave it (without `wasmcustom.`).
     pub fn metric(&self, name: &str) -> Option<MetricValue> {
-        self.env.shared.metrics.get(&format!("wasmcustom.{name}"))
+        self.env().shared.metrics.get(&format!("wasmcustom.{name}"))
+    }
+
+    fn vm_id(&self) -> &str {
+        &self.core.info().vm_id
     }
 
     /// A shared-data entry of this plugin's vm_id: value and CAS.
     pub fn shared_data(&self, key: impl AsRef<[u8]>) -> Option<(Vec<u8>, u32)> {
-        self.env.shared.shared_data.get(&self.plugin.vm_id, key.as_ref())
+        self.env().shared.shared_data.get(self.vm_id(), key.as_ref())
     }
 
     /// Sets a shared-data entry as another VM would.
     pub fn set_shared_data(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let _ = self.env.shared.shared_data.set(&self.plugin.vm_id, key.as_ref(), value.as_ref(), 0);
+        let _ = self.env().shared.shared_data.set(self.vm_id(), key.as_ref(), value.as_ref(), 0);
     }
 
     /// Items waiting in a queue of this vm_id.
     pub fn queue_len(&self, name: &str) -> Option<usize> {
-        self.env.shared.queues.len(&self.plugin.vm_id, name)
+        self.env().shared.queues.len(self.vm_id(), name)
     }
 
     /// Enqueues an item as another VM would; the registrant is notified.
     pub fn enqueue(&mut self, name: &str, item: impl AsRef<[u8]>) -> Result<()> {
         let id = self
-            .env
+            .env()
             .shared
             .queues
-            .resolve(&self.plugin.vm_id, name)
-            .ok_or_else(|| Error::Usage(format!("no queue named `{name}` in vm `{}`", self.plugin.vm_id)))?;
-        self.env.shared.queues.enqueue(id, item.as_ref());
-        self.pump()
+            .resolve(self.vm_id(), name)
+            .ok_or_else(|| Error::Usage(format!("no queue named `{name}` in vm `{}`", self.vm_id())))?;
+        self.env().shared.queues.enqueue(id, item.as_ref());
+        self.core.deliver_pending()?;
+        self.settle()
     }
 
     /// The tick period the plugin set, if any.
     pub fn tick_period(&self) -> Option<Duration> {
-        self.vm.tick_period(self.root_id)
+        self.core.tick_period()
     }
 
     /// Why the VM failed, for each failure so far (a FAIL_RELOAD plugin can fail more than once).
     pub fn vm_failures(&self) -> &[String] {
-        &self.vm_failures
+        self.core.vm_failures()
     }
 
     /// Virtual wall-clock time, in nanoseconds since the epoch.
     pub fn now_nanos(&self) -> i64 {
-        self.env.clock.now_nanos()
+        self.env().clock.now_nanos()
     }
 
     /// Moves the virtual clock forward, firing ticks and callout timeouts in time order.
     pub fn advance_time(&mut self, by: Duration) -> Result<()> {
         // Deliver what other VMs sent meanwhile (queue events) before time moves.
-        self.pump()?;
-        let end = self.now_nanos() + by.as_nanos() as i64;
-        loop {
-            self.arm_tick();
-            let next_timeout = self.http_callouts.iter().filter_map(|(_, t)| *t).min();
-            let next = [self.next_tick, next_timeout].into_iter().flatten().filter(|t| *t <= end).min();
-            let Some(at) = next else { break };
-            let now = self.now_nanos();
-            self.env.clock.advance(at - now);
-            if Some(at) == next_timeout {
-                let token =
-                    self.http_callouts.iter().find(|(_, t)| *t == Some(at)).map(|(c, _)| c.token).unwrap_or_default();
-                self.respond_http_callout(token, CalloutReply::timeout())?;
-            } else {
-                self.next_tick = None;
-                if self.vm.failure().is_none() {
-                    let r = self.vm.on_tick(self.root_id);
-                    self.after_guest_call(r)?;
-                }
-            }
+        self.core.deliver_pending()?;
+        self.settle()?;
+        let clock = self.env().clone();
+        let end = clock.clock.monotonic_nanos() + by.as_nanos() as i64;
+        while let Some(at) = self.core.next_deadline().filter(|at| *at <= end) {
+            clock.clock.advance(at - clock.clock.monotonic_nanos());
+            self.core.fire_due()?;
+            self.settle()?;
         }
-        let now = self.now_nanos();
-        self.env.clock.advance(end - now);
+        clock.clock.advance(end - clock.clock.monotonic_nanos());
         Ok(())
-    }
-
-    fn arm_tick(&mut self) {
-        match self.vm.tick_period(self.root_id) {
-            Some(p) if self.next_tick.is_none() => self.next_tick = Some(self.now_nanos() + p.as_nanos() as i64),
-            None => self.next_tick = None,
-            _ => {}
-        }
     }
 
     /// HTTP callouts waiting for an answer.
     pub fn http_callouts(&self) -> Vec<HttpCallout> {
-        self.http_callouts.iter().map(|(c, _)| c.clone()).collect()
+        self.core.http_callouts().cloned().collect()
     }
 
     /// gRPC calls and streams the plugin opened and not yet closed (answer them with
     /// [`Harness::respond_grpc_call`] and the `grpc_stream_*` methods).
     pub fn grpc_callouts(&self) -> &[GrpcCallout] {
-        &self.grpc_callouts
+        self.core.grpc_callouts()
     }
 
     /// Answers a pending HTTP callout (a response, a timeout's 504, a connect failure's 503, or a reset).
     pub fn respond_http_callout(&mut self, token: u32, reply: CalloutReply) -> Result<()> {
-        let at = self
-            .http_callouts
-            .iter()
-            .position(|(c, _)| c.token == token)
-            .ok_or_else(|| Error::Usage(format!("no pending HTTP callout with token {token}")))?;
-        let (callout, _) = self.http_callouts.remove(at);
-        if self.vm.failure().is_some() {
-            return Ok(());
-        }
-        let r = self.vm.deliver_http_response(&callout, reply.into_data());
-        self.after_guest_call(r)
+        let r = self.core.answer_http_callout(token, reply);
+        self.settle()?;
+        r
     }
 
-    /// Runs a guest callback's aftermath: record failures, apply deferred actions, deliver queue
-    /// events and newly answerable callouts, until nothing is left to do.
-    pub(crate) fn after_guest_call<T>(&mut self, r: Result<T>) -> Result<()> {
-        match r {
-            Ok(_) => self.pump(),
-            Err(e) if e.is_guest_fault() => {
-                self.on_vm_failure(e.to_string());
-                self.pump()
-            }
-            Err(e) => Err(e),
-        }
+    /// Answers a unary gRPC call: `Ok(message)` is delivered to `proxy_on_grpc_receive`; `Err((status,
+    /// message))` to `proxy_on_grpc_close` with the message readable through `proxy_get_status`.
+    pub fn respond_grpc_call(&mut self, token: u32, reply: std::result::Result<Vec<u8>, (u32, String)>) -> Result<()> {
+        let r = self.core.respond_grpc_call(token, reply);
+        self.settle()?;
+        r
     }
 
-    pub(crate) fn on_vm_failure(&mut self, why: String) {
-        let then = match self.plugin.failure_policy {
-            FailurePolicy::FailReload => "new streams get a fresh VM after a 1 s backoff",
-            FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => "its streams pass without it",
-            _ => "its streams are refused with 503",
-        };
-        tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {why}; {then}", self.plugin.name);
-        self.vm_failures.push(why);
-        self.failed_at = Some(self.now_nanos());
-        let ids: Vec<u32> = self.streams.keys().copied().collect();
-        for id in ids {
-            http::fail_stream(self, id);
-        }
-        let ids: Vec<u32> = self.tcp.keys().copied().collect();
-        for id in ids {
-            tcp::fail_connection(self, id);
-        }
+    /// Delivers initial metadata on a gRPC stream.
+    pub fn grpc_stream_initial_metadata(&mut self, token: u32, metadata: crate::stream::HeaderMap) -> Result<()> {
+        let r = self.core.grpc_stream_initial_metadata(token, metadata);
+        self.settle()?;
+        r
+    }
+
+    /// Delivers one message on a gRPC stream.
+    pub fn grpc_stream_message(&mut self, token: u32, message: impl Into<Vec<u8>>) -> Result<()> {
+        let r = self.core.grpc_stream_message(token, message);
+        self.settle()?;
+        r
+    }
+
+    /// Delivers trailing metadata, then closes the stream with `status` and `message`.
+    pub fn close_grpc_stream(
+        &mut self,
+        token: u32,
+        trailers: crate::stream::HeaderMap,
+        status: u32,
+        message: &str,
+    ) -> Result<()> {
+        let r = self.core.close_grpc_stream(token, trailers, status, message);
+        self.settle()?;
+        r
     }
 
     /// Hands a finished stream to the plugin as Envoy's wasm access logger does:
     /// `proxy_on_log` on the root context, with the stream's headers and facts readable. A VM that
     /// failed logs nothing (FAIL_RELOAD brings a fresh one first).
     pub fn log_stream(&mut self, stream: HttpStreamState) -> Result<()> {
-        self.maybe_reload()?;
-        if self.vm.failure().is_some() {
-            return Ok(());
-        }
-        let r = self.vm.log_on_root(self.root_id, stream);
-        self.record_fault(r);
-        self.pump()
-    }
-
-    /// For FAIL_RELOAD: a fresh VM once a second has passed since the failure (Envoy's base backoff).
-    pub(crate) fn maybe_reload(&mut self) -> Result<()> {
-        if self.plugin.failure_policy != FailurePolicy::FailReload || self.vm.failure().is_none() {
-            return Ok(());
-        }
-        let stats = &self.env.vm_stats;
-        if self.failed_at.is_some_and(|t| self.now_nanos() - t < 1_000_000_000) {
-            stats.reload_backoff.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
-        }
-        stats.reload.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let started =
-            Vm::new(&self.runtime, self.module.clone(), self.vm_options.clone(), self.env.clone(), self.inbox.clone())
-                .and_then(|mut vm| vm.start_plugin(self.plugin.clone()).map(|root| (vm, root)));
-        let counter = if started.is_ok() { &stats.reload_success } else { &stats.reload_failure };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (vm, root) = started?;
-        self.root_id = root;
-        self.vm = vm;
-        self.failed_at = None;
-        tracing::info!(target: "wasm", "plugin `{}`: a fresh VM replaces the failed one", self.plugin.name);
-        self.next_tick = None;
-        Ok(())
-    }
-
-    pub(crate) fn pump(&mut self) -> Result<()> {
-        for _ in 0..10_000 {
-            let mut progressed = false;
-            for a in self.vm.take_actions() {
-                progressed = true;
-                self.apply(a)?;
-            }
-            for c in self.vm.take_http_callouts() {
-                progressed = true;
-                let deadline = c.timeout.map(|t| self.now_nanos() + t.as_nanos() as i64);
-                self.http_callouts.push((c, deadline));
-            }
-            self.grpc_callouts.extend(self.vm.take_grpc_callouts());
-            let events = std::mem::take(&mut *self.inbox.0.lock().unwrap_or_else(|e| e.into_inner()));
-            for (root, queue) in events {
-                progressed = true;
-                if self.vm.failure().is_none() && root == self.root_id {
-                    let r = self.vm.on_queue_ready(root, queue);
-                    self.record_fault(r);
-                }
-            }
-            if let Some(mut handler) = self.handler.take() {
-                let answers: Vec<(u32, CalloutReply)> =
-                    self.http_callouts.iter().filter_map(|(c, _)| handler(c).map(|r| (c.token, r))).collect();
-                self.handler = Some(handler);
-                for (token, reply) in answers {
-                    progressed = true;
-                    let at = self.http_callouts.iter().position(|(c, _)| c.token == token);
-                    if let Some(at) = at {
-                        let (callout, _) = self.http_callouts.remove(at);
-                        if self.vm.failure().is_none() {
-                            let r = self.vm.deliver_http_response(&callout, reply.into_data());
-                            self.record_fault(r);
-                        }
-                    }
-                }
-            }
-            self.arm_tick();
-            if !progressed {
-                return Ok(());
-            }
-        }
-        Err(Error::Usage("the plugin kept producing work (actions, callouts, queue events) without end".into()))
-    }
-
-    fn record_fault<T>(&mut self, r: Result<T>) {
-        if let Err(e) = r {
-            if e.is_guest_fault() {
-                self.on_vm_failure(e.to_string());
-            }
-        }
-    }
-
-    fn apply(&mut self, action: HostAction) -> Result<()> {
-        match action {
-            HostAction::Continue { context_id, stream } => {
-                http::resume(self, context_id, stream)?;
-                tcp::resume(self, context_id, stream)?;
-            }
-            HostAction::Close { context_id, stream } => {
-                http::reset(self, context_id);
-                tcp::close(self, context_id, stream);
-            }
-            HostAction::LocalReply { context_id, reply } => http::local_reply(self, context_id, reply)?,
-            HostAction::Done { context_id } => {
-                let r = self.vm.on_delete(context_id);
-                self.record_fault(r);
-            }
-        }
-        Ok(())
+        let r = self.core.log_stream(stream);
+        self.settle()?;
+        r
     }
 
     /// Shuts the plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
     /// Returns what `on_done` returned.
     pub fn shutdown(&mut self) -> Result<bool> {
-        let done = self.vm.on_done(self.root_id)?;
-        if done {
-            self.vm.on_delete(self.root_id)?;
+        let r = self.core.shutdown();
+        self.settle()?;
+        r
+    }
+
+    /// Does what the core asked for, the way a test expects: new callouts go to the
+    /// [`HarnessBuilder::on_http_callout`] handler (the ones it leaves stay pending for the test);
+    /// the rest needs no driver here, as every stream is stepped by the test itself.
+    fn settle(&mut self) -> Result<()> {
+        for _ in 0..10_000 {
+            let effects = self.core.take_effects();
+            if effects.is_empty() {
+                return Ok(());
+            }
+            for effect in effects {
+                let Effect::HttpCallout(call) = effect else { continue };
+                let reply = self.handler.as_mut().and_then(|h| h(&call));
+                if let Some(reply) = reply {
+                    // Answered already (a failed VM dropped it): nothing to deliver.
+                    let _ = self.core.answer_http_callout(call.token, reply);
+                }
+            }
         }
-        self.pump()?;
-        Ok(done)
+        Err(Error::Usage("the callout handler and the plugin kept making each other work without end".into()))
     }
 
-    pub(crate) fn preset_properties(&self) -> &BTreeMap<Vec<u8>, PropertyValue> {
-        &self.properties
+    /// The facts a harness stream has unless the test sets its own: a local HTTP/1.1 client on a
+    /// connection of its own, the preset properties, empty metadata.
+    fn default_http_info(&mut self) -> StreamInfo {
+        let mut info = StreamInfo {
+            source: Some(([127, 0, 0, 1], 50000).into()),
+            destination: Some(([127, 0, 0, 1], 10000).into()),
+            protocol: Some("HTTP/1.1".into()),
+            // The listener, virtual host, route and cluster the stream would have, without metadata.
+            listener_metadata: Some(Default::default()),
+            virtual_host_metadata: Some(Default::default()),
+            route_metadata: Some(Default::default()),
+            cluster_metadata: Some(Default::default()),
+            ..Default::default()
+        };
+        self.complete_info(&mut info);
+        info
     }
 
-    pub(crate) fn next_connection_id(&mut self) -> u64 {
+    /// Gives `info` a connection id if it has none, and the preset properties.
+    fn complete_info(&mut self, info: &mut StreamInfo) {
+        if info.connection_id == 0 {
+            info.connection_id = self.next_connection_id();
+        }
+        for (k, v) in &self.properties {
+            info.extra.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+
+    fn next_connection_id(&mut self) -> u64 {
         let id = self.next_connection_id;
         self.next_connection_id += 1;
         id
-    }
-
-    pub(crate) fn plugin(&self) -> &PluginInfo {
-        &self.plugin
     }
 }

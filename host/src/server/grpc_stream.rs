@@ -9,7 +9,7 @@ use hyper::body::Frame;
 
 use super::body::{BodySender, PipeBody};
 use super::cluster::{via_upstream, UpstreamBody, CONNECT_FAILURE};
-use super::instance::{progress, Instance};
+use super::instance::Instance;
 use crate::stream::HeaderMap;
 use crate::vm::GrpcCallout;
 
@@ -19,15 +19,17 @@ const INTERNAL: u32 = 13;
 
 /// One open stream: where the plugin's next messages go.
 pub(crate) struct OpenStream {
-    tx: Option<BodySender>,
-    sent: usize,
+    /// The plugin's messages in order (`None`: it half-closed), fed to the request body.
+    out: Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
     task: tokio::task::JoinHandle<()>,
+    feeder: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        // The plugin cancelled or forgot the stream: stop talking to the upstream.
+        // The plugin cancelled the stream, or it ended: stop talking to the upstream.
         self.task.abort();
+        self.feeder.abort();
     }
 }
 
@@ -45,37 +47,45 @@ fn frame(message: &[u8]) -> Frame<bytes::Bytes> {
 }
 
 impl OpenStream {
-    /// Opens `call` and sends what the plugin has queued so far.
+    /// Opens `call` with the messages the plugin queued so far.
     pub(crate) fn open(instance: &Rc<Instance>, call: &GrpcCallout) -> Self {
         let (tx, body) = PipeBody::channel(None);
+        let (out, mut messages) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        // The request body takes the messages in order, as fast as the upstream reads them.
+        let feeder = tokio::task::spawn_local(async move {
+            let tx: BodySender = tx;
+            while let Some(m) = messages.recv().await {
+                if tx.send(Ok(frame(&m))).await.is_err() {
+                    return;
+                }
+            }
+        });
         let task = tokio::task::spawn_local(run(instance.clone(), call.clone(), body));
-        let mut s = OpenStream { tx: Some(tx), sent: 0, task };
-        s.catch_up(call);
+        let mut s = OpenStream { out: Some(out), task, feeder };
+        for m in &call.messages {
+            s.send(Some(m.clone()), false);
+        }
+        if call.half_closed {
+            s.send(None, true);
+        }
         s
     }
 
-    /// Sends the messages the plugin added since, and ends the request when it half-closed.
-    pub(crate) fn catch_up(&mut self, call: &GrpcCallout) {
-        let Some(tx) = &self.tx else { return };
-        while let Some(m) = call.messages.get(self.sent) {
-            // A full channel means the upstream is slow: the rest goes on the next pass.
-            if tx.try_send(Ok(frame(m))).is_err() {
-                return;
-            }
-            self.sent += 1;
+    /// Sends one more message; `end_of_stream` ends the request (the plugin half-closed).
+    pub(crate) fn send(&mut self, message: Option<Vec<u8>>, end_of_stream: bool) {
+        if let (Some(out), Some(m)) = (&self.out, message) {
+            let _ = out.send(m);
         }
-        if call.half_closed {
-            self.tx = None;
+        if end_of_stream {
+            // Dropping the sender lets the feeder end the body once it has sent the rest.
+            self.out = None;
         }
     }
 }
 
-/// Delivers to the plugin, then lets it and every waiting stream move on.
-fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::harness::Harness)) {
-    instance.sync_clock();
-    f(&mut instance.harness.borrow_mut());
-    instance.dispatch_callouts();
-    progress().notify_waiters();
+/// Delivers to the plugin (which then does what it asks for).
+fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::manager::Plugin)) {
+    instance.with(f);
 }
 
 fn status_of(h: &HeaderMap) -> Option<(u32, String)> {
@@ -88,7 +98,8 @@ async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
     let close = |status: u32, message: String, trailers: HeaderMap| {
         deliver(&instance, |h| {
             let _ = h.close_grpc_stream(token, trailers, status, &message);
-        })
+        });
+        instance.grpc_stream_ended(token);
     };
     let cluster = crate::abi::grpc::grpc_cluster(&call.cluster);
     let Some(c) = instance.shared().clusters.get(&cluster) else {

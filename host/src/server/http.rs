@@ -1,5 +1,5 @@
-//! One HTTP request through a listener: routing, the wasm filter (via the same filter-manager core
-//! the harness uses), callouts, the upstream, and the answer.
+//! One HTTP request through a listener: routing, the wasm filters (each a stream of the
+//! [`manager`](crate::manager) core, which the harness drives too), the upstream, and the answer.
 //!
 //! Bodies stream: each frame from the client goes through the filters as it arrives and on to the
 //! upstream as they let it through, and the response comes back the same way; a filter that buffers
@@ -20,7 +20,7 @@ use super::instance::Instance;
 use super::route;
 use super::Shared;
 use crate::config::{HttpListener, RouteAction, RoutePlan};
-use crate::harness::{Forwarded, Harness, BODY_CHUNK};
+use crate::manager::{Direction, Forwarded, Plugin, StreamId, BODY_CHUNK};
 use crate::stream::{HeaderMap, StreamInfo};
 
 /// Per worker, per listener: the routes and the filter instance.
@@ -144,6 +144,7 @@ fn route_info(
     version: hyper::Version,
     peer: SocketAddr,
     local: SocketAddr,
+    connection: u64,
 ) -> StreamInfo {
     let protocol = match version {
         hyper::Version::HTTP_10 => "HTTP/1.0",
@@ -155,6 +156,7 @@ fn route_info(
         destination: Some(local),
         protocol: Some(protocol.into()),
         listener_metadata: Some(state.metadata.clone()),
+        connection_id: connection,
         ..Default::default()
     };
     if let Some(vh) = route::virtual_host(&state.plan.virtual_hosts, headers.get_str(":authority").unwrap_or_default())
@@ -181,6 +183,7 @@ pub(crate) async fn handle(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     local: SocketAddr,
+    connection: u64,
 ) -> Result<hyper::Response<PipeBody>, Reset> {
     let n = state.shared.next_request();
     state.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -214,15 +217,12 @@ pub(crate) async fn handle(
     let filters = state.filters.borrow().clone();
     let mut chain = Vec::with_capacity(filters.len());
     let info = (!filters.is_empty() || !state.access_loggers.is_empty())
-        .then(|| route_info(&state, &headers, parts.version, peer, local));
+        .then(|| route_info(&state, &headers, parts.version, peer, local, connection));
+    let wake = Rc::new(tokio::sync::Notify::new());
     if let Some(info) = &info {
         for f in filters {
-            let id = {
-                let mut h = f.harness.borrow_mut();
-                let mut s = h.http_stream();
-                s.set_info(info.clone());
-                s.id()
-            };
+            let id = f.with(|p| p.open_http(info.clone(), state.plan.buffer_limit));
+            f.watch(id, wake.clone());
             chain.push(Link { instance: f, id });
         }
     }
@@ -248,7 +248,7 @@ pub(crate) async fn handle(
     });
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_local(
-        Exchange { state, chain, client_done: body.is_end_stream(), reply: Some(tx), seen }.run(headers, body),
+        Exchange { state, chain, client_done: body.is_end_stream(), reply: Some(tx), seen, wake }.run(headers, body),
     );
     rx.await.map_err(|_| Reset)
 }
@@ -291,17 +291,18 @@ fn answered_by_router(state: &ListenerState, req: &HeaderMap) -> bool {
 /// One filter's stream of this request.
 struct Link {
     instance: Rc<Instance>,
-    id: u32,
+    id: StreamId,
 }
 
 /// Feeds what arrived into one side of a filter's stream, as Envoy's filter manager would: headers,
 /// then the body in socket-sized chunks, then trailers; `end_of_stream` on the last of them.
-fn feed(h: &mut Harness, id: u32, request: bool, f: Forwarded) {
-    let mut s = h.http(id);
+fn feed(p: &mut Plugin, id: StreamId, d: Direction, f: Forwarded) {
+    // A step's error is the host's own (a guest fault is handled inside the core): the stream
+    // then simply takes no more.
     let more = !f.body.is_empty() || f.trailers.is_some();
     if let Some(headers) = f.headers {
         let eos = f.end_of_stream && !more;
-        let _ = if request { s.request_headers(headers.iter(), eos) } else { s.response_headers(headers.iter(), eos) };
+        let _ = p.headers(id, d, headers, eos);
         if eos {
             return;
         }
@@ -310,15 +311,15 @@ fn feed(h: &mut Harness, id: u32, request: bool, f: Forwarded) {
     if !f.body.is_empty() || body_eos {
         let mut chunks = f.body.chunks(BODY_CHUNK).peekable();
         if chunks.peek().is_none() {
-            let _ = if request { s.request_body([], true) } else { s.response_body([], true) };
+            let _ = p.data(id, d, &[], true);
         }
         while let Some(chunk) = chunks.next() {
             let eos = body_eos && chunks.peek().is_none();
-            let _ = if request { s.request_body(chunk, eos) } else { s.response_body(chunk, eos) };
+            let _ = p.data(id, d, chunk, eos);
         }
     }
     if let Some(t) = f.trailers {
-        let _ = if request { s.request_trailers(t.iter()) } else { s.response_trailers(t.iter()) };
+        let _ = p.trailers(id, d, t);
     }
 }
 
@@ -381,6 +382,9 @@ struct Exchange {
     reply: Option<tokio::sync::oneshot::Sender<hyper::Response<PipeBody>>>,
     /// What the access logs will say, kept only when the listener has access logs.
     seen: Option<Box<Seen>>,
+    /// Signalled when a filter's stream of this request moves on by itself (a callout answered,
+    /// a timer, a failed VM).
+    wake: Rc<tokio::sync::Notify>,
 }
 
 /// One request as its access log line describes it.
@@ -404,44 +408,38 @@ impl Exchange {
     /// The first filter that answered the request itself or reset it, and whether it reset it.
     fn answered(&self) -> Option<(usize, bool)> {
         self.chain.iter().enumerate().find_map(|(k, l)| {
-            let s = l.instance.harness.borrow().stream_state(l.id)?;
+            let s = l.instance.peek(|p| p.stream_end(l.id))?;
             (s.local_reply || s.reset).then_some((k, s.reset))
         })
     }
 
     /// Moves what each filter let through into the next one, on one side; what the last one (in the
     /// side's direction) let through.
-    fn propagate(&self, request: bool, links: &[Link]) -> Forwarded {
+    fn propagate(&self, d: Direction, links: &[Link]) -> Forwarded {
         let mut carry = Forwarded::default();
-        let order: Box<dyn Iterator<Item = &Link>> =
-            if request { Box::new(links.iter()) } else { Box::new(links.iter().rev()) };
+        let order: Box<dyn Iterator<Item = &Link>> = match d {
+            Direction::Request => Box::new(links.iter()),
+            Direction::Response => Box::new(links.iter().rev()),
+        };
         for (k, l) in order.enumerate() {
-            let mut h = l.instance.harness.borrow_mut();
-            if k > 0 && !carry.is_empty() {
-                feed(&mut h, l.id, request, std::mem::take(&mut carry));
-            }
-            carry = h.take_forwarded(l.id, request);
+            carry = l.instance.with(|p| {
+                if k > 0 && !carry.is_empty() {
+                    feed(p, l.id, d, std::mem::take(&mut carry));
+                }
+                p.take_forwarded(l.id, d)
+            });
         }
         carry
     }
 
     /// Whether a filter holds more of one side than the buffer limit with watermarks: then the peer
     /// is not read until it lets go (Envoy's flow control).
-    fn throttled(&self, request: bool) -> bool {
-        let limit = self.state.plan.buffer_limit;
-        self.chain.iter().any(|l| l.instance.harness.borrow().held_bytes(l.id, request) > limit)
-    }
-
-    /// Keeps clocks and callouts of every filter moving.
-    fn tend(&self) {
-        for l in &self.chain {
-            l.instance.sync_clock();
-            l.instance.dispatch_callouts();
-        }
+    fn throttled(&self, d: Direction) -> bool {
+        self.chain.iter().any(|l| l.instance.peek(|p| p.throttled(l.id, d)))
     }
 
     async fn run(mut self, headers: HeaderMap, mut body: Incoming) {
-        let progress = super::instance::progress();
+        let wake = self.wake.clone();
         // Request side.
         let mut input =
             Some(Forwarded { headers: Some(headers), end_of_stream: self.client_done, ..Default::default() });
@@ -450,14 +448,13 @@ impl Exchange {
         let mut upstream: Option<Upstream> = None;
         let mut answered = None;
         loop {
-            self.tend();
             let out = match (self.chain.first(), input.take()) {
                 (None, f) => f.unwrap_or_default(),
                 (Some(first), f) => {
                     if let Some(f) = f {
-                        feed(&mut first.instance.harness.borrow_mut(), first.id, true, f);
+                        first.instance.with(|p| feed(p, first.id, Direction::Request, f));
                     }
-                    self.propagate(true, &self.chain)
+                    self.propagate(Direction::Request, &self.chain)
                 }
             };
             let Forwarded { headers: out_headers, body: out_body, trailers: out_trailers, end_of_stream: end } = out;
@@ -503,9 +500,9 @@ impl Exchange {
             if end {
                 break;
             }
-            let notified = progress.notified();
+            let notified = wake.notified();
             tokio::select! {
-                frame = body.frame(), if !self.client_done && !self.throttled(true) => match frame {
+                frame = body.frame(), if !self.client_done && !self.throttled(Direction::Request) => match frame {
                     Some(Ok(f)) => {
                         let f = from_frame(f);
                         if let Some(seen) = self.seen.as_mut() {
@@ -545,7 +542,6 @@ impl Exchange {
                     }
                 },
                 _ = notified => {}
-                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
             }
         }
         // Response side: from the upstream (or the answering filter) back to the client.
@@ -579,7 +575,7 @@ impl Exchange {
             }
             if let Some(addr) = head.address {
                 for l in &self.chain[..links] {
-                    l.instance.harness.borrow_mut().http(l.id).set_upstream_address(addr);
+                    l.instance.with(|p| p.set_upstream_address(l.id, addr));
                 }
             }
             let f = match head.body {
@@ -598,17 +594,16 @@ impl Exchange {
         }
         let mut client: Option<BodySender> = None;
         loop {
-            self.tend();
             let out = match (links, input.take()) {
                 (0, f) => f.unwrap_or_default(),
                 (n, f) => {
                     let last = &self.chain[n - 1];
                     if let Some(f) = f {
                         if answered.is_none() {
-                            feed(&mut last.instance.harness.borrow_mut(), last.id, false, f);
+                            last.instance.with(|p| feed(p, last.id, Direction::Response, f));
                         }
                     }
-                    self.propagate(false, &self.chain[..n])
+                    self.propagate(Direction::Response, &self.chain[..n])
                 }
             };
             let end = out.end_of_stream;
@@ -654,20 +649,17 @@ impl Exchange {
             if end {
                 return self.finish();
             }
-            if self.chain[..links]
-                .iter()
-                .any(|l| l.instance.harness.borrow().stream_state(l.id).is_some_and(|s| s.reset))
-            {
+            if self.chain[..links].iter().any(|l| l.instance.peek(|p| p.stream_end(l.id)).is_some_and(|s| s.reset)) {
                 // Reset mid-response: the client sees the connection break.
                 if let Some(tx) = &client {
                     let _ = tx.send(Err(Reset)).await;
                 }
                 return self.finish();
             }
-            let notified = progress.notified();
+            let notified = wake.notified();
             tokio::select! {
                 frame = async { upstream_body.as_mut().expect("guarded").next().await },
-                    if upstream_body.is_some() && !self.throttled(false) => match frame {
+                    if upstream_body.is_some() && !self.throttled(Direction::Response) => match frame {
                     Some(Ok(f)) => input = Some(from_frame(f)),
                     None => {
                         upstream_body = None;
@@ -699,7 +691,6 @@ impl Exchange {
                     return self.finish();
                 }
                 _ = notified => {}
-                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
             }
         }
     }
@@ -718,7 +709,8 @@ impl Exchange {
     /// the access logs.
     fn finish(self) {
         for l in &self.chain {
-            l.instance.harness.borrow_mut().forget_http_stream(l.id);
+            l.instance.unwatch(l.id);
+            l.instance.with(|p| p.close_http(l.id));
         }
         if let Some(seen) = &self.seen {
             let code = seen.response.as_ref().and_then(|h| h.get_str(":status")?.parse().ok()).unwrap_or(0);
@@ -757,8 +749,7 @@ impl Exchange {
                     ..Default::default()
                 };
                 for logger in &self.state.access_loggers {
-                    logger.sync_clock();
-                    if let Err(e) = logger.harness.borrow_mut().log_stream(stream.clone()) {
+                    if let Err(e) = logger.with(|p| p.log_stream(stream.clone())) {
                         tracing::warn!(target: "wasm", "the access logger failed: {e}");
                     }
                 }

@@ -1,9 +1,11 @@
-//! One plugin instance on one worker: the VM (driven by the same core the harness uses), its clock
-//! kept in step with real time, and its callouts sent to real clusters.
+//! One plugin instance on one worker: the production driver of the [`manager`](crate::manager)
+//! core. Whatever the core asks for is done at once: callouts go to real clusters, the next timer
+//! is armed on tokio (and only while one is due: an idle instance costs nothing), and a request
+//! whose stream moved is woken by its own signal.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
-use std::rc::Rc;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,38 +13,48 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::cluster::{UpstreamResponse, CONNECT_FAILURE};
+use super::grpc_stream::OpenStream;
 use super::Shared;
-use crate::harness::{CalloutReply, Harness};
+use crate::manager::{CalloutReply, Effect, Plugin, StreamId};
 use crate::stream::HeaderMap;
-
-thread_local! {
-    /// Signalled whenever something may have moved a stream of this worker on (a callout answer, a
-    /// tick): a request waiting on any of its filters wakes up and looks.
-    static PROGRESS: Rc<Notify> = Rc::new(Notify::new());
-}
-
-/// This worker's progress signal.
-pub(crate) fn progress() -> Rc<Notify> {
-    PROGRESS.with(Rc::clone)
-}
+use crate::vm::{GrpcCallout, HttpCallout};
 
 /// A plugin instance of a worker.
 pub(crate) struct Instance {
-    pub harness: RefCell<Harness>,
+    plugin: RefCell<Plugin>,
+    /// The signal of each request or connection with a stream here, by stream.
+    wakers: RefCell<HashMap<StreamId, Rc<Notify>>>,
     /// gRPC streams the plugin opened, by token.
-    streams: RefCell<std::collections::HashMap<u32, super::grpc_stream::OpenStream>>,
-    dispatched: RefCell<HashSet<u32>>,
+    grpc_streams: RefCell<HashMap<u32, OpenStream>>,
+    /// The armed timer: when it fires (the clock's monotonic nanoseconds) and its task.
+    timer: RefCell<Option<(i64, tokio::task::JoinHandle<()>)>>,
     shared: Arc<Shared>,
 }
 
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.timer.get_mut().take() {
+            task.abort();
+        }
+    }
+}
+
 impl Instance {
-    pub(crate) fn new(harness: Harness, shared: Arc<Shared>) -> Rc<Self> {
+    /// Wraps a started plugin. Call [`Instance::start`] inside the worker's task set.
+    pub(crate) fn new(plugin: Plugin, shared: Arc<Shared>) -> Rc<Self> {
         Rc::new(Self {
-            harness: RefCell::new(harness),
-            streams: Default::default(),
-            dispatched: Default::default(),
+            plugin: RefCell::new(plugin),
+            wakers: Default::default(),
+            grpc_streams: Default::default(),
+            timer: RefCell::new(None),
             shared,
         })
+    }
+
+    /// Does what the plugin asked for while it started (callouts from `on_configure`, its first
+    /// tick).
+    pub(crate) fn start(self: &Rc<Self>) {
+        self.dispatch();
     }
 
     /// What every worker shares (clusters).
@@ -50,109 +62,138 @@ impl Instance {
         &self.shared
     }
 
-    /// Opens the plugin's new gRPC streams, sends what it queued on open ones, and drops the ones
-    /// it cancelled or that ended.
-    fn dispatch_grpc_streams(self: &Rc<Self>) {
-        let calls: Vec<_> = self.harness.borrow().grpc_callouts().iter().filter(|c| c.streaming).cloned().collect();
-        let mut streams = self.streams.borrow_mut();
-        streams.retain(|token, _| calls.iter().any(|c| c.token == *token));
-        for call in &calls {
-            match streams.get_mut(&call.token) {
-                Some(s) => s.catch_up(call),
-                None => {
-                    streams.insert(call.token, super::grpc_stream::OpenStream::open(self, call));
-                }
-            }
-        }
+    /// Runs `f` on the plugin, then does what it asked for.
+    pub(crate) fn with<T>(self: &Rc<Self>, f: impl FnOnce(&mut Plugin) -> T) -> T {
+        let out = f(&mut self.plugin.borrow_mut());
+        self.dispatch();
+        out
     }
 
-    /// Moves the plugin's clock to now: due ticks fire, overdue callouts time out (Envoy's 504).
-    pub(crate) fn sync_clock(&self) {
-        let mut h = self.harness.borrow_mut();
-        let behind = self.shared.clock_now_nanos() - h.now_nanos();
-        if behind > 0 {
-            let _ = h.advance_time(Duration::from_nanos(behind as u64));
-        }
+    /// Reads the plugin without stepping it.
+    pub(crate) fn peek<T>(&self, f: impl FnOnce(&Plugin) -> T) -> T {
+        f(&self.plugin.borrow())
     }
 
-    /// Sends the plugin's new unary gRPC calls; each reply (or status) goes back to the plugin.
-    fn dispatch_grpc(self: &Rc<Self>) {
-        if self.harness.borrow().grpc_callouts().iter().any(|c| c.streaming) || !self.streams.borrow().is_empty() {
-            self.dispatch_grpc_streams();
-        }
-        let calls: Vec<_> = self.harness.borrow().grpc_callouts().iter().filter(|c| !c.streaming).cloned().collect();
-        for call in calls {
-            if !self.dispatched.borrow_mut().insert(call.token) {
-                continue;
+    /// Wakes `waker` whenever stream `id` moves on outside its own steps.
+    pub(crate) fn watch(&self, id: StreamId, waker: Rc<Notify>) {
+        self.wakers.borrow_mut().insert(id, waker);
+    }
+
+    /// Stops waking for stream `id`.
+    pub(crate) fn unwatch(&self, id: StreamId) {
+        self.wakers.borrow_mut().remove(&id);
+    }
+
+    /// Does everything the core asked for since the last time.
+    fn dispatch(self: &Rc<Self>) {
+        loop {
+            let effects = self.plugin.borrow_mut().take_effects();
+            if effects.is_empty() {
+                break;
             }
-            let this = self.clone();
-            tokio::task::spawn_local(async move {
-                let cluster = crate::abi::grpc::grpc_cluster(&call.cluster);
-                let reply = match this.shared.clusters.get(&cluster) {
-                    Some(c) => {
-                        let message = call.messages.first().cloned().unwrap_or_default();
-                        c.grpc_unary(&call.service, &call.method, &call.metadata, &message, call.timeout).await
+            for effect in effects {
+                match effect {
+                    Effect::HttpCallout(call) => self.send_http(call),
+                    Effect::GrpcOpen(call) if call.streaming => {
+                        let stream = OpenStream::open(self, &call);
+                        self.grpc_streams.borrow_mut().insert(call.token, stream);
                     }
-                    None => Err((14, CONNECT_FAILURE.to_string())),
-                };
-                this.sync_clock();
-                let _ = this.harness.borrow_mut().respond_grpc_call(call.token, reply);
-                this.dispatched.borrow_mut().remove(&call.token);
-                this.dispatch_callouts();
-                progress().notify_waiters();
-            });
-        }
-    }
-
-    /// Sends the plugin's new callouts to their clusters; each answer goes back to the plugin.
-    pub(crate) fn dispatch_callouts(self: &Rc<Self>) {
-        self.dispatch_grpc();
-        let calls = self.harness.borrow().http_callouts();
-        for call in calls {
-            if !self.dispatched.borrow_mut().insert(call.token) {
-                continue;
-            }
-            let this = self.clone();
-            tokio::task::spawn_local(async move {
-                let reply = match this.shared.clusters.get(&call.cluster) {
-                    Some(c) => {
-                        let headers =
-                            HeaderMap::from_pairs(call.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
-                        c.send(&headers, Bytes::from(call.body.clone()), call.timeout).await
+                    Effect::GrpcOpen(call) => self.send_grpc(call),
+                    Effect::GrpcSend { token, message, end_of_stream } => {
+                        if let Some(s) = self.grpc_streams.borrow_mut().get_mut(&token) {
+                            s.send(message, end_of_stream);
+                        }
                     }
-                    None => UpstreamResponse::local(503, CONNECT_FAILURE),
-                };
-                let status = reply.headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(503);
-                let mut r = CalloutReply::new(status);
-                for (k, v) in reply.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
-                    r = r.header(&String::from_utf8_lossy(k), v);
+                    Effect::GrpcCancel(token) => {
+                        // Dropping the stream stops talking to the upstream.
+                        self.grpc_streams.borrow_mut().remove(&token);
+                    }
+                    Effect::Wake(id) => {
+                        if let Some(w) = self.wakers.borrow().get(&id) {
+                            w.notify_one();
+                        }
+                    }
                 }
-                let mut r = r.body(reply.body.to_vec());
-                for (k, v) in reply.trailers.iter() {
-                    r = r.trailer(&String::from_utf8_lossy(k), v);
-                }
-                // A callout the plugin already timed out is no longer pending: nothing to do.
-                this.sync_clock();
-                let r = this.harness.borrow_mut().respond_http_callout(call.token, r);
-                tracing::debug!(token = call.token, answered = r.is_ok(), "callout to `{}` done", call.cluster);
-                this.dispatched.borrow_mut().remove(&call.token);
-                this.dispatch_callouts();
-                progress().notify_waiters();
-            });
+            }
         }
+        self.arm_timer();
     }
-}
 
-/// Keeps every instance of a worker ticking while no request waits on it.
-pub(crate) async fn ticker(instances: Rc<RefCell<Vec<Rc<Instance>>>>) {
-    let mut interval = tokio::time::interval(Duration::from_millis(10));
-    loop {
-        interval.tick().await;
-        let current = instances.borrow().clone();
-        for i in &current {
-            i.sync_clock();
-            i.dispatch_callouts();
+    /// Forgets a gRPC stream that ended.
+    pub(crate) fn grpc_stream_ended(&self, token: u32) {
+        self.grpc_streams.borrow_mut().remove(&token);
+    }
+
+    /// Keeps one tokio timer armed for the core's next deadline, and none while nothing is due.
+    fn arm_timer(self: &Rc<Self>) {
+        let (next, now) = {
+            let p = self.plugin.borrow();
+            (p.next_deadline(), p.env().clock.monotonic_nanos())
+        };
+        let mut timer = self.timer.borrow_mut();
+        if timer.as_ref().map(|(at, _)| *at) == next {
+            return;
         }
-        progress().notify_waiters();
+        if let Some((_, task)) = timer.take() {
+            task.abort();
+        }
+        let Some(at) = next else { return };
+        let delay = Duration::from_nanos(at.saturating_sub(now).max(0) as u64);
+        let this: Weak<Self> = Rc::downgrade(self);
+        let task = tokio::task::spawn_local(async move {
+            tokio::time::sleep(delay).await;
+            let Some(this) = this.upgrade() else { return };
+            // This task is done: forget it without aborting it.
+            this.timer.borrow_mut().take();
+            this.with(|p| {
+                if let Err(e) = p.fire_due() {
+                    tracing::warn!(target: "wasm", "plugin `{}`: a timer failed: {e}", p.info().name);
+                }
+            });
+        });
+        *timer = Some((at, task));
+    }
+
+    /// Sends a unary gRPC call; its reply (or status) goes back to the plugin.
+    fn send_grpc(self: &Rc<Self>, call: GrpcCallout) {
+        let this = self.clone();
+        tokio::task::spawn_local(async move {
+            let cluster = crate::abi::grpc::grpc_cluster(&call.cluster);
+            let reply = match this.shared.clusters.get(&cluster) {
+                Some(c) => {
+                    let message = call.messages.first().cloned().unwrap_or_default();
+                    c.grpc_unary(&call.service, &call.method, &call.metadata, &message, call.timeout).await
+                }
+                None => Err((14, CONNECT_FAILURE.to_string())),
+            };
+            // A call the plugin cancelled is no longer open: nothing to deliver.
+            let _ = this.with(|p| p.respond_grpc_call(call.token, reply));
+        });
+    }
+
+    /// Sends an HTTP callout to its cluster; the answer goes back to the plugin.
+    fn send_http(self: &Rc<Self>, call: HttpCallout) {
+        let this = self.clone();
+        tokio::task::spawn_local(async move {
+            let reply = match this.shared.clusters.get(&call.cluster) {
+                Some(c) => {
+                    let headers = HeaderMap::from_pairs(call.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+                    c.send(&headers, Bytes::from(call.body), call.timeout).await
+                }
+                None => UpstreamResponse::local(503, CONNECT_FAILURE),
+            };
+            let status = reply.headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(503);
+            let mut r = CalloutReply::new(status);
+            for (k, v) in reply.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
+                r = r.header(&String::from_utf8_lossy(k), v);
+            }
+            let mut r = r.body(reply.body.to_vec());
+            for (k, v) in reply.trailers.iter() {
+                r = r.trailer(&String::from_utf8_lossy(k), v);
+            }
+            // A callout the plugin already timed out is no longer pending: nothing to do.
+            let answered = this.with(|p| p.answer_http_callout(call.token, r)).is_ok();
+            tracing::debug!(token = call.token, answered, "callout to `{}` done", call.cluster);
+        });
     }
 }

@@ -23,14 +23,14 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
 use crate::config::{ListenerKind, Plan, PluginSpec};
 use crate::error::{Error, Result};
-use crate::harness::Harness;
+use crate::manager::Plugin;
 use crate::runtime::Runtime;
 use crate::state::SharedState;
 use crate::vm::TracingLogSink;
@@ -39,11 +39,11 @@ use crate::vm::TracingLogSink;
 pub(crate) struct Shared {
     clusters: BTreeMap<String, cluster::Cluster>,
     requests: AtomicU64,
+    connections: AtomicU64,
     seed: u32,
     state: Arc<SharedState>,
     runtime: Arc<Runtime>,
     started: Instant,
-    started_unix_nanos: i64,
     stop: Notify,
     stopped: std::sync::atomic::AtomicBool,
     node: crate::vm::NodeInfo,
@@ -74,8 +74,9 @@ impl Shared {
         self.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    fn clock_now_nanos(&self) -> i64 {
-        self.started_unix_nanos + self.started.elapsed().as_nanos() as i64
+    /// A downstream connection's id (`connection.id`), unique in the process as Envoy's are.
+    fn next_connection(&self) -> u64 {
+        self.connections.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -157,30 +158,20 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<Harness> {
-    let mut b = Harness::builder()
-        .module_bytes(spec.code.clone())
-        .runtime(shared.runtime.clone())
-        .shared_state(shared.state.clone())
-        .log_sink(Arc::new(TracingLogSink))
-        .name(&spec.info.name)
-        .root_id(&spec.info.root_id)
-        .vm_id(&spec.vm.vm_id)
-        .vm_config(spec.vm.configuration.clone())
-        .plugin_config(spec.info.configuration.clone())
-        .failure_policy(spec.info.failure_policy)
-        .allow_on_headers_stop_iteration(spec.info.allow_on_headers_stop_iteration)
-        .node(shared.node.clone())
-        .vm_stats(shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default())
-        .log_level(crate::abi::status::LogLevel::Info)
-        .start_time_nanos(shared.clock_now_nanos());
-    for (k, v) in &spec.vm.env_vars {
-        b = b.env_var(k, v);
-    }
+/// Starts one instance of a plugin for this process: its VM sees the real clock, the proxy's
+/// clusters, node and shared state, and logs through `tracing` as Envoy's `wasm` logger.
+fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<Plugin> {
+    let module = shared.runtime.load(&spec.code)?;
+    let mut env = crate::vm::ProxyEnv::new(shared.state.clone(), Arc::new(TracingLogSink), crate::vm::Clock::real());
+    env.node = shared.node.clone();
+    env.vm_stats = shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default();
+    env.set_log_level(crate::abi::status::LogLevel::Info);
     for c in clusters {
-        b = b.cluster(c);
+        env.add_cluster(c.clone());
     }
-    b.build()
+    let mut info = spec.info.clone();
+    info.vm_id = spec.vm.vm_id.clone();
+    Plugin::start(&shared.runtime, module, Arc::new(env), info, spec.vm.clone())
 }
 
 /// A listener's per-worker state.
@@ -285,7 +276,9 @@ fn worker(
     let instances = Rc::new(std::cell::RefCell::new(instances));
     let listeners: Vec<Listener> = states.iter().map(|(l, _, _)| l.clone()).collect();
     local.block_on(&rt, async move {
-        let ticker = tokio::task::spawn_local(instance::ticker(instances.clone()));
+        for i in instances.borrow().iter() {
+            i.start();
+        }
         let watcher = watch
             .then(|| tokio::task::spawn_local(watch::run(shared.clone(), plan.clone(), listeners, instances.clone())));
         let open = Rc::new(std::cell::Cell::new(0usize));
@@ -313,6 +306,7 @@ fn worker(
                         _ = stop => break,
                     };
                     let local_addr = stream.local_addr().unwrap_or(peer);
+                    let connection = shared.next_connection();
                     let _ = stream.set_nodelay(true);
                     let guard = Open::new(&open);
                     let (ls, hs) = &shared.listener_stats[index];
@@ -328,7 +322,7 @@ fn worker(
                             let state = state.clone();
                             tokio::task::spawn_local(async move {
                                 let service = hyper::service::service_fn(move |req| {
-                                    http::handle(state.clone(), req, peer, local_addr)
+                                    http::handle(state.clone(), req, peer, local_addr, connection)
                                 });
                                 let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
                                     .serve_connection(TokioIo::new(stream), service)
@@ -339,7 +333,7 @@ fn worker(
                         Listener::Tcp(state) => {
                             let state = state.clone();
                             tokio::task::spawn_local(async move {
-                                tcp::handle(state, stream).await;
+                                tcp::handle(state, stream, connection).await;
                                 drop((guard, active));
                             });
                         }
@@ -364,7 +358,6 @@ fn worker(
         while open.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        ticker.abort();
         if let Some(w) = watcher {
             w.abort();
         }
@@ -394,7 +387,6 @@ impl Drop for Open {
 /// Binds every listener and starts the workers and the admin listener.
 pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
     let runtime = options.runtime.clone();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
     let mut seed = [0u8; 4];
     let _ = getrandom::fill(&mut seed);
     // Bind once here to learn ports chosen by the system, then once more per further worker.
@@ -444,11 +436,11 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
     let shared = Arc::new(Shared {
         clusters: plan.clusters.iter().map(|(k, v)| (k.clone(), cluster::Cluster::new(v.clone(), &registry))).collect(),
         requests: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
         seed: u32::from_le_bytes(seed),
         state: Arc::new(SharedState::default()),
         runtime,
         started: Instant::now(),
-        started_unix_nanos: now,
         stop: Notify::new(),
         stopped: std::sync::atomic::AtomicBool::new(false),
         node: plan.node.clone(),

@@ -3,14 +3,14 @@
 //! pause, resume (after a callout) or close.
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::instance::{progress, Instance};
+use super::instance::Instance;
 use super::Shared;
 use crate::abi::status::PeerType;
+use crate::manager::{Direction, StreamId};
 use crate::stream::FilterStatus;
 
 /// Per worker, per TCP listener.
@@ -56,7 +56,7 @@ impl Seen {
 /// One filter's stream of this connection.
 struct Link {
     instance: Rc<Instance>,
-    id: u32,
+    id: StreamId,
 }
 
 /// What came out of the chain on one pass.
@@ -74,23 +74,20 @@ fn pass(links: &[Link], from_client: bool, input: &[u8], eos: bool) -> Out {
     let order: Vec<usize> = if from_client { (0..links.len()).collect() } else { (0..links.len()).rev().collect() };
     let mut carry = input.to_vec();
     let mut carry_eos = eos;
+    let (d, back_d) =
+        if from_client { (Direction::Request, Direction::Response) } else { (Direction::Response, Direction::Request) };
     for k in order {
         let l = &links[k];
-        l.instance.sync_clock();
-        let mut h = l.instance.harness.borrow_mut();
-        let mut c = h.tcp(l.id);
-        let mut let_through = true;
-        if !carry.is_empty() || carry_eos {
-            let r = if from_client { c.downstream_data(&carry, carry_eos) } else { c.upstream_data(&carry, carry_eos) };
-            let_through = matches!(r, Ok(FilterStatus::Continue));
-        }
-        let closed = c.closed().is_some();
+        let (let_through, closed, onward, back) = l.instance.with(|p| {
+            let mut let_through = true;
+            if !carry.is_empty() || carry_eos {
+                let r = p.tcp_data(l.id, d, &carry, carry_eos);
+                let_through = matches!(r, Ok(FilterStatus::Continue));
+            }
+            let closed = p.tcp_closed(l.id).is_some();
+            (let_through, closed, p.take_tcp_output(l.id, d), p.take_tcp_output(l.id, back_d))
+        });
         out.closed |= closed;
-        let (onward, back) = if from_client {
-            (c.take_sent_upstream(), c.take_sent_downstream())
-        } else {
-            (c.take_sent_downstream(), c.take_sent_upstream())
-        };
         if !back.is_empty() {
             // Sent the other way (e.g. a reply written by the filter): it does not pass the others.
             if from_client {
@@ -134,7 +131,7 @@ const CLUSTER_FILTER_STATE: &str = "envoy.tcp_proxy.cluster";
 /// Serves one connection: the network filters see it first (`on_new_connection`), then the proxy
 /// connects to the cluster — the configured one, or the one a filter named in the filter state
 /// `envoy.tcp_proxy.cluster`, as Envoy's tcp_proxy does.
-pub(crate) async fn handle(state: Rc<TcpListenerState>, client: TcpStream) {
+pub(crate) async fn handle(state: Rc<TcpListenerState>, client: TcpStream, connection: u64) {
     let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else { return };
     let mut seen = Seen {
         start: std::time::SystemTime::now(),
@@ -144,7 +141,7 @@ pub(crate) async fn handle(state: Rc<TcpListenerState>, client: TcpStream) {
         upstream: None,
         cluster: None,
     };
-    proxy(&state, client, peer, local, &mut seen).await;
+    proxy(&state, client, peer, local, connection, &mut seen).await;
     seen.log(&state, peer, local);
 }
 
@@ -153,6 +150,7 @@ async fn proxy(
     mut client: TcpStream,
     peer: std::net::SocketAddr,
     local: std::net::SocketAddr,
+    connection: u64,
     seen: &mut Seen,
 ) {
     let filters = state.filters.borrow().clone();
@@ -167,43 +165,41 @@ async fn proxy(
         return;
     }
     let mut links = Vec::with_capacity(filters.len());
+    let wake = Rc::new(tokio::sync::Notify::new());
     for f in filters {
-        f.sync_clock();
         let info = crate::stream::StreamInfo {
             source: Some(peer),
             destination: Some(local),
             listener_metadata: Some(state.metadata.clone()),
+            connection_id: connection,
             ..Default::default()
         };
-        let id = match f.harness.borrow_mut().tcp_stream_with(info) {
-            Ok(c) => c.id(),
+        let id = match f.with(|p| p.open_tcp(info)) {
+            Ok(id) => id,
             Err(_) => return forget(&links),
         };
+        f.watch(id, wake.clone());
         links.push(Link { instance: f, id });
     }
-    let chosen = links
-        .iter()
-        .rev()
-        .find_map(|l| l.instance.harness.borrow_mut().tcp(l.id).envoy_filter_state(CLUSTER_FILTER_STATE));
+    let chosen = links.iter().rev().find_map(|l| l.instance.peek(|p| p.tcp_filter_state(l.id, CLUSTER_FILTER_STATE)));
     let name = chosen.map_or_else(|| state.cluster.clone(), |c| String::from_utf8_lossy(&c).into_owned());
     // An unknown cluster, or one that does not answer, closes the connection.
     let Some(cluster) = state.shared.clusters.get(&name) else { return forget(&links) };
     seen.cluster = Some(name.clone());
     let Some(mut upstream) = cluster.connect_tcp().await else { return forget(&links) };
     for l in &links {
-        l.instance.harness.borrow_mut().tcp(l.id).set_cluster(&name, cluster.metadata().clone());
+        l.instance.with(|p| p.set_tcp_cluster(l.id, &name, cluster.metadata().clone()));
     }
     if let Ok(addr) = upstream.peer_addr() {
         seen.upstream = Some(addr);
         for l in &links {
-            l.instance.harness.borrow_mut().tcp(l.id).set_upstream_address(addr);
+            l.instance.with(|p| p.set_tcp_upstream_address(l.id, addr));
         }
     }
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
     let (mut cbuf, mut ubuf) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
     let (mut client_open, mut upstream_open) = (true, true);
-    let wake = progress();
     // A filter may close at once (in on_new_connection).
     let mut out = released(&links);
     loop {
@@ -243,13 +239,7 @@ async fn proxy(
                 }
                 o
             }
-            _ = notified => {
-                for l in &links {
-                    l.instance.dispatch_callouts();
-                }
-                released(&links)
-            }
-            _ = tokio::time::sleep(Duration::from_millis(20)) => released(&links),
+            _ = notified => released(&links),
         };
     }
     forget(&links);
@@ -258,11 +248,11 @@ async fn proxy(
 /// Closes each filter's side of the connection (if it is not closed yet) and forgets it.
 fn forget(links: &[Link]) {
     for l in links {
-        l.instance.dispatch_callouts();
-        let mut h = l.instance.harness.borrow_mut();
-        let mut c = h.tcp(l.id);
-        let peer = c.closed().unwrap_or(PeerType::Remote);
-        let _ = c.close(peer);
-        h.forget_tcp_stream(l.id);
+        l.instance.unwatch(l.id);
+        l.instance.with(|p| {
+            let peer = p.tcp_closed(l.id).unwrap_or(PeerType::Remote);
+            let _ = p.close_tcp(l.id, peer);
+            p.forget_tcp(l.id);
+        });
     }
 }

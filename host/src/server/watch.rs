@@ -53,7 +53,11 @@ pub(super) async fn run(
                     }
                 }
                 let fresh = match filter_instance(&shared, &spec, &clusters) {
-                    Ok(h) => Instance::new(h, shared.clone()),
+                    Ok(p) => {
+                        let fresh = Instance::new(p, shared.clone());
+                        fresh.start();
+                        fresh
+                    }
                     Err(e) => {
                         // A broken module does not take the old one down.
                         tracing::error!(

@@ -118,6 +118,24 @@ pub struct GrpcCallout {
     pub half_closed: bool,
 }
 
+/// What the plugin did to its gRPC calls during a callback, in order, for the proxy to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrpcEvent {
+    /// `proxy_grpc_call` or `proxy_grpc_stream` opened the call with this token.
+    Open(u32),
+    /// `proxy_grpc_send` on a stream (or `proxy_grpc_close`: no message, end of stream).
+    Send {
+        /// The stream's token.
+        token: u32,
+        /// The message, if one was sent.
+        message: Option<Vec<u8>>,
+        /// The plugin half-closed the stream.
+        end_of_stream: bool,
+    },
+    /// `proxy_grpc_cancel`.
+    Cancel(u32),
+}
+
 /// A response being delivered to `proxy_on_http_call_response` / gRPC callbacks.
 #[derive(Debug, Clone, Default)]
 pub struct CalloutData {
@@ -172,7 +190,7 @@ pub struct Host {
     pub(crate) next_grpc_stream_token: u32,
     pub(crate) http_callouts: Vec<HttpCallout>,
     pub(crate) grpc_callouts: HashMap<u32, GrpcCallout>,
-    pub(crate) new_grpc_callouts: Vec<u32>,
+    pub(crate) grpc_events: Vec<GrpcEvent>,
     pub(crate) callout_data: Option<CalloutData>,
     pub(crate) foreign_args: Option<Vec<u8>>,
     pub(crate) metrics: HashMap<u32, Arc<Metric>>,
@@ -215,7 +233,7 @@ impl Host {
             next_grpc_stream_token: 2,
             http_callouts: Vec::new(),
             grpc_callouts: HashMap::new(),
-            new_grpc_callouts: Vec::new(),
+            grpc_events: Vec::new(),
             callout_data: None,
             foreign_args: None,
             metrics: HashMap::new(),

@@ -15,7 +15,9 @@ use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 
 pub use actions::{HostAction, LocalReply};
 pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink, VmStats};
-pub use host::{CalloutData, Context, ContextKind, GrpcCallout, Host, HttpCallout, LogRecord, Phase, RootState};
+pub use host::{
+    CalloutData, Context, ContextKind, GrpcCallout, GrpcEvent, Host, HttpCallout, LogRecord, Phase, RootState,
+};
 pub use plugin::{FailurePolicy, PluginInfo};
 
 use crate::abi::callbacks::Callbacks;
@@ -311,11 +313,14 @@ impl Vm {
         std::mem::take(&mut self.store.data_mut().http_callouts)
     }
 
-    /// gRPC calls and streams opened since the last call.
-    pub fn take_grpc_callouts(&mut self) -> Vec<GrpcCallout> {
-        let h = self.store.data_mut();
-        let tokens = std::mem::take(&mut h.new_grpc_callouts);
-        tokens.iter().filter_map(|t| h.grpc_callouts.get(t).cloned()).collect()
+    /// What the plugin did to its gRPC calls since the last call, in order.
+    pub fn take_grpc_events(&mut self) -> Vec<GrpcEvent> {
+        std::mem::take(&mut self.store.data_mut().grpc_events)
+    }
+
+    /// A gRPC call or stream the plugin has open, as it stands.
+    pub fn grpc_call(&self, token: u32) -> Option<&GrpcCallout> {
+        self.store.data().grpc_callouts.get(&token)
     }
 
     /// The tick period of a root context.

@@ -1,12 +1,12 @@
 //! Answering gRPC calls and streams the plugin opened, in Envoy's callback order.
 
-use super::Harness;
+use super::Plugin;
 use crate::error::{Error, Result};
 use crate::stream::HeaderMap;
 
-impl Harness {
+impl Plugin {
     fn check_grpc(&self, token: u32) -> Result<()> {
-        if self.grpc_callouts.iter().any(|c| c.token == token) {
+        if self.grpc_calls.iter().any(|c| c.token == token) {
             Ok(())
         } else {
             Err(Error::Usage(format!("no open gRPC call or stream with token {token}")))
@@ -14,7 +14,7 @@ impl Harness {
     }
 
     fn forget_grpc(&mut self, token: u32) {
-        self.grpc_callouts.retain(|c| c.token != token);
+        self.grpc_calls.retain(|c| c.token != token);
     }
 
     /// Answers a unary gRPC call: `Ok(message)` is delivered to `proxy_on_grpc_receive`; `Err((status,

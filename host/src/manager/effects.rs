@@ -1,0 +1,34 @@
+//! What the core asks its driver to do: the only way work leaves it.
+
+use super::StreamId;
+use crate::vm::{GrpcCallout, HttpCallout};
+
+/// One thing a driver must do for the core, drained with
+/// [`Plugin::take_effects`](super::Plugin::take_effects) after each call into it.
+///
+/// Nothing in the core polls: a callout is announced once, a stream that moved while its driver
+/// was not stepping it is named once, and the next timer is read with
+/// [`Plugin::next_deadline`](super::Plugin::next_deadline).
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Send this HTTP callout; its answer goes back through
+    /// [`Plugin::answer_http_callout`](super::Plugin::answer_http_callout). The core times it out
+    /// by itself (Envoy's 504) if the answer comes after its timeout.
+    HttpCallout(HttpCallout),
+    /// Open this gRPC call (`streaming: false`, one message) or stream, with what it holds so far.
+    GrpcOpen(GrpcCallout),
+    /// Send one more message on an open gRPC stream (`end_of_stream`: the plugin half-closed it).
+    GrpcSend {
+        /// The stream's token.
+        token: u32,
+        /// The message, without its length prefix (`None`: only the half-close).
+        message: Option<Vec<u8>>,
+        /// The plugin will send nothing more.
+        end_of_stream: bool,
+    },
+    /// The plugin cancelled a gRPC call or stream: stop talking to the upstream.
+    GrpcCancel(u32),
+    /// A stream moved on outside its driver's own step (a callout answer, a timer, a queue event,
+    /// a failed VM): its driver should look at it again.
+    Wake(StreamId),
+}
