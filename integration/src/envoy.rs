@@ -85,6 +85,7 @@ pub struct EnvoyConfig {
     direct: Option<(u16, String)>,
     services: Vec<WasmFilter>,
     route_timeout_ms: Option<u64>,
+    buffer_limit: Option<u32>,
 }
 
 fn yaml_str(s: &str) -> String {
@@ -123,6 +124,17 @@ impl EnvoyConfig {
     pub fn route_timeout_ms(mut self, ms: u64) -> Self {
         self.route_timeout_ms = Some(ms);
         self
+    }
+
+    /// The listener's `per_connection_buffer_limit_bytes` (Envoy's default is 1 MiB).
+    pub fn buffer_limit(mut self, bytes: u32) -> Self {
+        self.buffer_limit = Some(bytes);
+        self
+    }
+
+    /// The listener's own lines after its address (the buffer limit, if set).
+    fn listener_extras(&self) -> String {
+        self.buffer_limit.map(|b| format!("    per_connection_buffer_limit_bytes: {b}\n")).unwrap_or_default()
     }
 
     /// A singleton bootstrap service plugin (`envoy.bootstrap.wasm`), started on the main thread.
@@ -176,12 +188,13 @@ impl EnvoyConfig {
 
     fn tcp_listener(&self) -> String {
         let wasm = self.wasm_filters("network", 6);
+        let extras = self.listener_extras();
         format!(
             r#"static_resources:
   listeners:
   - name: tcp
     address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-    filter_chains:
+{extras}    filter_chains:
     - filters:
 {wasm}      - name: envoy.filters.network.tcp_proxy
         typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: tcp, cluster: upstream }}
@@ -270,12 +283,13 @@ impl EnvoyConfig {
             },
         };
         let wasm = self.wasm_filters("http", 10);
+        let extras = self.listener_extras();
         format!(
             r#"static_resources:
   listeners:
   - name: http
     address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-    filter_chains:
+{extras}    filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:

@@ -83,3 +83,31 @@ fn a_paused_request_holds_a_body_over_the_limit_with_watermarks_not_413() {
         assert!(text.contains(&format!("body={body}")), "{name}: the whole body reached the upstream");
     }
 }
+
+#[test]
+fn the_listeners_buffer_limit_decides_the_413_in_envoy_sluice_serve_and_the_harness() {
+    // The reference `body` filter buffers the whole request (StopIterationAndBuffer). With
+    // `per_connection_buffer_limit_bytes: 4096`, Envoy answers 10 000 bytes with 413 and lets
+    // 3 000 through; sluice must read the limit from the listener, not assume 1 MiB.
+    let upstream = sluice_integration::Upstream::start().unwrap();
+    let config = sluice_integration::EnvoyConfig::http(reference("body", ""))
+        .cluster("upstream", upstream.port)
+        .buffer_limit(4096);
+    let envoy = sluice_integration::Envoy::start(&config).unwrap();
+    let sluice = sluice_integration::sluice::SluiceServe::start(&config).unwrap();
+    let (small, big) = ("s".repeat(3_000), "b".repeat(10_000));
+    for (name, port) in [("envoy", envoy.port), ("sluice serve", sluice.port)] {
+        let r = sluice_integration::client::send(port, "POST", "/up", &[], big.as_bytes()).unwrap();
+        assert_eq!((r.status(), String::from_utf8_lossy(&r.body).as_ref()), (413, "Payload Too Large!"), "{name}");
+        let r = sluice_integration::client::send(port, "POST", "/up", &[], small.as_bytes()).unwrap();
+        assert_eq!(r.status(), 200, "{name}: 3 000 bytes fit in 4 KiB");
+    }
+    let mut h = Harness::builder().module_file(reference_filter("body")).buffer_limit(4096).build().unwrap();
+    let mut s = h.http_stream();
+    s.request_headers(POST, false).unwrap();
+    // As the proxies read it: the body, then its end.
+    s.request_body(&big, false).unwrap();
+    s.request_body("", true).unwrap();
+    assert_eq!(s.local_reply().map(|r| r.status), Some(413), "harness");
+    assert_eq!(s.downstream_response().body, b"Payload Too Large!");
+}

@@ -93,3 +93,49 @@ fn admin_stat(port: u16, name: &str) -> Option<String> {
     let text = String::from_utf8_lossy(&r.body).into_owned();
     text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
 }
+
+/// Sends `data` on an open connection and reads what comes back (nothing once it is closed).
+fn round_trip(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    if s.write_all(data).is_err() {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; 64];
+    match s.read(&mut buf) {
+        Ok(n) => buf[..n].to_vec(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn each_tcp_client_is_told_apart_by_its_own_address_like_envoy() {
+    // `tcp-guard` allows one open connection per client IP (`source.address`). A second
+    // connection from 127.0.0.2 is closed, one from 127.0.0.3 is served: the host must report each
+    // connection's real peer, never one address for everyone.
+    let upstream = Upstream::start_tcp_echo().unwrap();
+    let guard = sluice_integration::envoy::WasmFilter {
+        wasm: sluice_integration::wasm::sample_filter("tcp-guard"),
+        name: "tcp-guard".into(),
+        root_id: "tcp-guard".into(),
+        vm_id: "tcp-guard".into(),
+        configuration: r#"{"max_connections_per_client": 1}"#.into(),
+        failure_policy: None,
+    };
+    let config = EnvoyConfig::tcp(guard).cluster("upstream", upstream.port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = sluice_integration::sluice::SluiceServe::start(&config).unwrap();
+    for (name, port, admin) in
+        [("envoy", envoy.port, envoy.admin_port), ("sluice serve", sluice.port, sluice.admin_port)]
+    {
+        let connect = |ip: &str| sluice_integration::thirdparty::connect_from(ip, port).unwrap();
+        let mut first = connect("127.0.0.2");
+        assert_eq!(round_trip(&mut first, b"one"), b"one", "{name}");
+        let mut other = connect("127.0.0.3");
+        assert_eq!(round_trip(&mut other, b"two"), b"two", "{name}: another client has its own count");
+        let mut again = connect("127.0.0.2");
+        assert_eq!(round_trip(&mut again, b"three"), b"", "{name}: a second connection from 127.0.0.2 is closed");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(admin_stat(admin, "wasmcustom.tcp_guard.limited").as_deref(), Some("1"), "{name}");
+        drop((first, other, again));
+    }
+}

@@ -57,13 +57,29 @@ use crate::vm::{FailurePolicy, GrpcCallout, GrpcEvent, HostAction, HttpCallout, 
 /// Envoy's base backoff before FAIL_RELOAD tries a fresh VM.
 const RELOAD_BACKOFF_NANOS: i64 = 1_000_000_000;
 
-/// Collects queue-ready events for the core to deliver after the running callback.
-#[derive(Debug, Default)]
-struct Inbox(Mutex<Vec<(u32, u32)>>);
+/// Something to call when a queue event arrives from anywhere (another thread's VM included).
+pub type QueueWaker = Arc<dyn Fn() + Send + Sync>;
+
+/// Collects queue-ready events for the core to deliver after the running callback, and tells the
+/// driver (if it asked) that one is waiting.
+#[derive(Default)]
+struct Inbox {
+    events: Mutex<Vec<(u32, u32)>>,
+    waker: Mutex<Option<QueueWaker>>,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
 
 impl QueueNotifier for Inbox {
     fn notify(&self, root: u32, queue: u32) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((root, queue));
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).push((root, queue));
+        if let Some(wake) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            wake();
+        }
     }
 }
 
@@ -290,6 +306,13 @@ impl Plugin {
         self.pump()
     }
 
+    /// Calls `waker` whenever a queue event for this plugin arrives, from any thread: the driver
+    /// then calls [`Plugin::deliver_pending`] on its own thread. Without it, events wait for the
+    /// next call into the core.
+    pub fn set_queue_waker(&mut self, waker: QueueWaker) {
+        *self.inbox.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker);
+    }
+
     /// Runs a guest callback's aftermath: record failures, apply deferred actions, deliver queue
     /// events, until nothing is left to do.
     fn after_guest_call<T>(&mut self, r: Result<T>) -> Result<()> {
@@ -401,7 +424,7 @@ impl Plugin {
             for event in self.vm.take_grpc_events() {
                 self.grpc_event(event);
             }
-            let events = std::mem::take(&mut *self.inbox.0.lock().unwrap_or_else(|e| e.into_inner()));
+            let events = std::mem::take(&mut *self.inbox.events.lock().unwrap_or_else(|e| e.into_inner()));
             for (root, queue) in events {
                 progressed = true;
                 if self.vm.failure().is_none() && root == self.root_id {

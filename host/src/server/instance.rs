@@ -28,12 +28,17 @@ pub(crate) struct Instance {
     grpc_streams: RefCell<HashMap<u32, OpenStream>>,
     /// The armed timer: when it fires (the clock's monotonic nanoseconds) and its task.
     timer: RefCell<Option<(i64, tokio::task::JoinHandle<()>)>>,
+    /// Delivers queue events when another VM enqueues.
+    queue_task: RefCell<Option<tokio::task::JoinHandle<()>>>,
     shared: Arc<Shared>,
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
         if let Some((_, task)) = self.timer.get_mut().take() {
+            task.abort();
+        }
+        if let Some(task) = self.queue_task.get_mut().take() {
             task.abort();
         }
     }
@@ -47,13 +52,29 @@ impl Instance {
             wakers: Default::default(),
             grpc_streams: Default::default(),
             timer: RefCell::new(None),
+            queue_task: RefCell::new(None),
             shared,
         })
     }
 
     /// Does what the plugin asked for while it started (callouts from `on_configure`, its first
-    /// tick).
+    /// tick), and from now on delivers queue events as they arrive (they may come from any
+    /// worker).
     pub(crate) fn start(self: &Rc<Self>) {
+        let signal = Arc::new(Notify::new());
+        let poke = signal.clone();
+        self.plugin.borrow_mut().set_queue_waker(Arc::new(move || poke.notify_one()));
+        let this = Rc::downgrade(self);
+        let task = tokio::task::spawn_local(async move {
+            loop {
+                signal.notified().await;
+                let Some(this) = this.upgrade() else { return };
+                if let Err(e) = this.with(|p| p.deliver_pending()) {
+                    tracing::warn!(target: "wasm", "delivering queue events failed: {e}");
+                }
+            }
+        });
+        *self.queue_task.borrow_mut() = Some(task);
         self.dispatch();
     }
 
