@@ -620,3 +620,37 @@ fn plugins_start_as_often_as_in_envoy() {
     assert_eq!(counts[0], 3, "Envoy's count changed: {counts:?}");
     assert_eq!(counts[1], counts[0], "plugin starts (Envoy, sluice)");
 }
+
+/// The Go `shared_queue` example's own account of its root contexts: the context id each
+/// plugin got and the queue id each receiver registered, in every VM (the canaries included), as
+/// a sorted list.
+fn root_context_lines(log: &str) -> Vec<String> {
+    let mut lines: Vec<String> = log
+        .lines()
+        .filter_map(|l| l.split_once("wasm log ")?.1.split_once(": ").map(|(_, m)| m.to_string()))
+        .filter(|m| m.contains("is configured for") || m.contains("registered as queueID"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn plugins_with_one_vm_id_and_code_share_a_vm_and_number_their_contexts_as_in_envoy() {
+    // `shared_queue`: three receiver services with vm_id `receiver` and two sender filters (HTTP
+    // and network) with vm_id `sender`. Envoy gives each thread one VM per vm_id, and each plugin
+    // its own root context in it, numbered 1, 2, 3 in start order (each plugin's canary VM has
+    // only its own root, 1). Without sharing, every root would be context 1.
+    let upstream = Upstream::start().unwrap();
+    let original = thirdparty::original_config(Sdk::Go, "shared_queue");
+    let cwd = thirdparty::built(Sdk::Go);
+    let seen = thirdparty::in_both(&original, Sdk::Go, upstream.port, &cwd, |_, proxy| {
+        std::thread::sleep(Duration::from_millis(1500));
+        root_context_lines(&proxy.log())
+    });
+    assert!(
+        seen[0].iter().any(|l| l.contains("queueID=3 by contextID=3")),
+        "Envoy numbers shared roots 1, 2, 3: {:#?}",
+        seen[0]
+    );
+    assert_eq!(seen[1], seen[0], "root contexts (sluice, Envoy)");
+}

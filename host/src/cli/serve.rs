@@ -133,7 +133,7 @@ struct EnvoyOnlyFlags {
 
 /// Starts every plugin of the plan once, as Envoy's canary does: a plugin that fails to start or
 /// rejects its configuration fails the whole configuration.
-fn canary(plan: &Plan, runtime: &Runtime) -> Result<usize> {
+fn canary(plan: &Plan, runtime: &Runtime, state: &Arc<SharedState>) -> Result<usize> {
     let mut plugins: Vec<(String, &PluginSpec)> = Vec::new();
     for l in &plan.listeners {
         let filters = match &l.kind {
@@ -150,7 +150,7 @@ fn canary(plan: &Plan, runtime: &Runtime) -> Result<usize> {
         let name = &spec.info.name;
         let module = runtime.load(&spec.code).with_context(|| format!("plugin `{name}` ({place})"))?;
         let logs = Arc::new(LogCollector::default());
-        let mut env = ProxyEnv::new(Arc::new(SharedState::default()), logs.clone(), Clock::real());
+        let mut env = ProxyEnv::new(state.clone(), logs.clone(), Clock::real());
         env.node = plan.node.clone();
         for c in plan.clusters.keys() {
             env.add_cluster(c.clone());
@@ -202,7 +202,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     // One engine for the canary and the server: each module is compiled once.
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
-    let plugins = canary(&plan, &runtime)?;
+    let state = Arc::new(SharedState::default());
+    let plugins = canary(&plan, &runtime, &state)?;
     if args.mode == "validate" && !args.validate {
         // Envoy's own line, which tools read.
         let name = args.config.as_ref().map_or_else(|| "--config-yaml".to_string(), |p| p.display().to_string());
@@ -222,7 +223,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let drain = args.drain_time_s.map_or(server::DEFAULT_DRAIN, std::time::Duration::from_secs);
     let server = server::start(
         plan,
-        ServeOptions { concurrency, watch: args.watch, drain, runtime, log_control: Some(Arc::new(log_control)) },
+        ServeOptions {
+            concurrency,
+            watch: args.watch,
+            drain,
+            runtime,
+            log_control: Some(Arc::new(log_control)),
+            state,
+        },
     )?;
     if args.mode == "init_only" {
         server.shutdown();

@@ -2,7 +2,7 @@
 
 use super::Harness;
 use crate::error::Result;
-use crate::manager::{Direction, Message, StreamId};
+use crate::manager::{Direction, Message, PluginId, StreamId};
 use crate::stream::{FilterStatus, HeaderMap, StreamInfo};
 use crate::vm::LocalReply;
 
@@ -18,7 +18,7 @@ impl Harness {
     /// request headers, as in Envoy; [`HttpStream::set_info`] changes its facts before that).
     pub fn http_stream(&mut self) -> HttpStream<'_> {
         let info = self.default_http_info();
-        let id = self.core.open_http(info, self.buffer_limit);
+        let id = self.core.open_http(PluginId::FIRST, info, self.buffer_limit);
         HttpStream { h: self, id }
     }
 

@@ -38,7 +38,7 @@ pub use tcp::TcpStream;
 
 use crate::abi::status::LogLevel;
 use crate::error::{Error, Result};
-use crate::manager::{Effect, Plugin, DEFAULT_BUFFER_LIMIT};
+use crate::manager::{Effect, FilterManager, PluginId, DEFAULT_BUFFER_LIMIT};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, SharedState};
 use crate::stream::{HttpStreamState, PropertyValue, StreamInfo};
@@ -280,7 +280,7 @@ impl HarnessBuilder {
         if plugin.vm_id.is_empty() {
             plugin.vm_id = self.vm.vm_id.clone();
         }
-        let core = Plugin::start(&runtime, module, env, plugin, self.vm)?;
+        let core = FilterManager::start(&runtime, module, env, plugin, self.vm)?;
         let mut h = Harness {
             core,
             logs,
@@ -297,7 +297,7 @@ impl HarnessBuilder {
 /// A plugin running in one VM, with a virtual clock and in-memory streams: the test driver of
 /// the [`manager`](crate::manager) core.
 pub struct Harness {
-    core: Plugin,
+    core: FilterManager,
     logs: Arc<LogCollector>,
     properties: BTreeMap<Vec<u8>, PropertyValue>,
     handler: Option<CalloutHandler>,
@@ -318,7 +318,7 @@ impl Harness {
     }
 
     /// The core this harness drives, for what the harness has no shortcut for.
-    pub fn core(&mut self) -> &mut Plugin {
+    pub fn core(&mut self) -> &mut FilterManager {
         &mut self.core
     }
 
@@ -338,7 +338,7 @@ impl Harness {
 
     /// The root context id of the plugin.
     pub fn root_id(&self) -> u32 {
-        self.core.root_id()
+        self.core.root_id(PluginId::FIRST)
     }
 
     /// The environment (clusters, clock, shared state).
@@ -362,7 +362,7 @@ impl Harness {
     }
 
     fn vm_id(&self) -> &str {
-        &self.core.info().vm_id
+        &self.core.info(PluginId::FIRST).vm_id
     }
 
     /// A shared-data entry of this plugin's vm_id: value and CAS.
@@ -395,7 +395,7 @@ impl Harness {
 
     /// The tick period the plugin set, if any.
     pub fn tick_period(&self) -> Option<Duration> {
-        self.core.tick_period()
+        self.core.tick_period(PluginId::FIRST)
     }
 
     /// Why the VM failed, for each failure so far (a FAIL_RELOAD plugin can fail more than once).
@@ -481,7 +481,7 @@ impl Harness {
     /// `proxy_on_log` on the root context, with the stream's headers and facts readable. A VM that
     /// failed logs nothing (FAIL_RELOAD brings a fresh one first).
     pub fn log_stream(&mut self, stream: HttpStreamState) -> Result<()> {
-        let r = self.core.log_stream(stream);
+        let r = self.core.log_stream(PluginId::FIRST, stream);
         self.settle()?;
         r
     }
@@ -489,7 +489,7 @@ impl Harness {
     /// Shuts the plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
     /// Returns what `on_done` returned.
     pub fn shutdown(&mut self) -> Result<bool> {
-        let r = self.core.shutdown();
+        let r = self.core.shutdown(PluginId::FIRST);
         self.settle()?;
         r
     }

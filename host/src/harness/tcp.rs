@@ -3,7 +3,7 @@
 use super::Harness;
 use crate::abi::status::PeerType;
 use crate::error::Result;
-use crate::manager::{Direction, StreamId};
+use crate::manager::{Direction, PluginId, StreamId};
 use crate::stream::{FilterStatus, StreamInfo};
 
 /// One TCP connection through the plugin.
@@ -39,7 +39,7 @@ impl Harness {
     /// creates its context and calls `on_new_connection`.
     pub fn tcp_stream_with(&mut self, mut info: StreamInfo) -> Result<TcpStream<'_>> {
         self.complete_info(&mut info);
-        let r = self.core.open_tcp(info);
+        let r = self.core.open_tcp(PluginId::FIRST, info);
         self.settle()?;
         Ok(TcpStream { h: self, id: r? })
     }

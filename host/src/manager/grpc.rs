@@ -1,10 +1,10 @@
 //! Answering gRPC calls and streams the plugin opened, in Envoy's callback order.
 
-use super::Plugin;
+use super::FilterManager;
 use crate::error::{Error, Result};
 use crate::stream::HeaderMap;
 
-impl Plugin {
+impl FilterManager {
     fn check_grpc(&self, token: u32) -> Result<()> {
         if self.grpc_calls.iter().any(|c| c.token == token) {
             Ok(())

@@ -2,7 +2,7 @@
 //! upstream — stop and resume, buffering with the listener's buffer limit, local replies that pass back
 //! through the filter, failure policies, and `on_log`/`on_done`/`on_delete` at the end.
 
-use super::{Direction, Plugin, StreamId};
+use super::{Direction, FilterManager, PluginId, StreamId};
 use crate::abi::status::StreamType;
 use crate::error::{Error, Result};
 use crate::stream::{
@@ -39,7 +39,7 @@ impl Message {
     }
 }
 
-/// What went past a filter since a driver last asked (see [`Plugin::take_forwarded`]).
+/// What went past a filter since a driver last asked (see [`FilterManager::take_forwarded`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Forwarded {
     /// The headers, the first time they are there.
@@ -59,7 +59,7 @@ impl Forwarded {
     }
 }
 
-/// How a stream stands (see [`Plugin::stream_end`]).
+/// How a stream stands (see [`FilterManager::stream_end`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamEnd {
     /// A local reply was sent (by the filter, or for it: 413, a failed VM).
@@ -113,6 +113,8 @@ struct Side {
 /// The core's bookkeeping for one HTTP stream.
 #[derive(Debug, Default)]
 pub(crate) struct StreamDriver {
+    /// The plugin (filter) this stream passes.
+    plugin: PluginId,
     ctx: Option<u32>,
     skip: bool,
     req: Side,
@@ -152,13 +154,13 @@ impl StreamDriver {
     }
 }
 
-impl Plugin {
-    /// Opens an HTTP stream whose facts (addresses, protocol, route, cluster, connection id) are
-    /// `info`, on a listener whose `per_connection_buffer_limit_bytes` is `buffer_limit`. Its
-    /// context is created at the first request headers, as in Envoy.
-    pub fn open_http(&mut self, info: StreamInfo, buffer_limit: usize) -> StreamId {
+impl FilterManager {
+    /// Opens an HTTP stream through `plugin` whose facts (addresses, protocol, route, cluster,
+    /// connection id) are `info`, on a listener whose `per_connection_buffer_limit_bytes` is
+    /// `buffer_limit`. Its context is created at the first request headers, as in Envoy.
+    pub fn open_http(&mut self, plugin: PluginId, info: StreamInfo, buffer_limit: usize) -> StreamId {
         let id = self.new_stream_id();
-        let drv = StreamDriver { info: Some(info), limit: buffer_limit, ..Default::default() };
+        let drv = StreamDriver { plugin, info: Some(info), limit: buffer_limit, ..Default::default() };
         self.streams.insert(id, Box::new(drv));
         id
     }
@@ -173,7 +175,7 @@ impl Plugin {
     }
 
     /// Headers from the client (`Request`, pseudo-headers included) or the upstream (`Response`,
-    /// with `:status`). What the filter lets through is in [`Plugin::take_forwarded`].
+    /// with `:status`). What the filter lets through is in [`FilterManager::take_forwarded`].
     pub fn headers(
         &mut self,
         id: StreamId,
@@ -224,7 +226,7 @@ impl Plugin {
 
     /// Moves out what stream `id` let through on side `d` (towards the upstream for `Request`)
     /// since the last call. A streaming driver calls this after each step so that bodies do not
-    /// pile up; [`Plugin::message`] then shows only what was not taken.
+    /// pile up; [`FilterManager::message`] then shows only what was not taken.
     pub fn take_forwarded(&mut self, id: StreamId, d: Direction) -> Forwarded {
         let Some(drv) = self.streams.get_mut(&id) else { return Forwarded::default() };
         let taken = &mut drv.taken[d.index()];
@@ -321,16 +323,16 @@ impl Plugin {
     }
 }
 
-fn driver(p: &mut Plugin, id: StreamId) -> &mut StreamDriver {
+fn driver(p: &mut FilterManager, id: StreamId) -> &mut StreamDriver {
     // Every caller got `id` from an entry point that checked the stream exists.
     p.streams.get_mut(&id).expect("stream exists")
 }
 
-fn stream_of_ctx(p: &Plugin, ctx: u32) -> Option<StreamId> {
+fn stream_of_ctx(p: &FilterManager, ctx: u32) -> Option<StreamId> {
     p.contexts.get(&ctx).copied().filter(|id| p.streams.contains_key(id))
 }
 
-fn state(p: &mut Plugin, id: StreamId) -> Option<&mut HttpStreamState> {
+fn state(p: &mut FilterManager, id: StreamId) -> Option<&mut HttpStreamState> {
     let ctx = p.streams.get(&id)?.ctx?;
     p.vm.http_state_mut(ctx)
 }
@@ -352,18 +354,19 @@ fn body_slot(s: &mut HttpStreamState, d: Direction) -> &mut crate::stream::Buffe
 }
 
 /// True if the guest asked for a local reply on `ctx` during the call that just returned.
-fn local_reply_pending(p: &Plugin, ctx: u32) -> bool {
+fn local_reply_pending(p: &FilterManager, ctx: u32) -> bool {
     p.vm.host().actions.iter().any(|a| matches!(a, HostAction::LocalReply { context_id, .. } if *context_id == ctx))
 }
 
 /// Creates the context on first use, or decides the filter is skipped / the stream fails.
-fn ensure_context(p: &mut Plugin, id: StreamId) -> Result<bool> {
+fn ensure_context(p: &mut FilterManager, id: StreamId) -> Result<bool> {
     if driver(p, id).ctx.is_some() || driver(p, id).skip {
         return Ok(true);
     }
-    p.maybe_reload()?;
+    let plugin = driver(p, id).plugin;
+    p.maybe_reload(plugin)?;
     if p.vm.failure().is_some() {
-        match p.info.failure_policy {
+        match p.root(plugin).info.failure_policy {
             FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => driver(p, id).skip = true,
             _ => fail_stream(p, id),
         }
@@ -372,7 +375,7 @@ fn ensure_context(p: &mut Plugin, id: StreamId) -> Result<bool> {
     let mut info = driver(p, id).info.take().unwrap_or_default();
     info.request_time_nanos = Some(p.env.clock.now_nanos());
     let state = HttpStreamState { info, ..Default::default() };
-    let root = p.root_id;
+    let root = p.root(plugin).root_id;
     match p.vm.create_http_context(root, state) {
         Ok(ctx) => {
             driver(p, id).ctx = Some(ctx);
@@ -388,7 +391,7 @@ fn ensure_context(p: &mut Plugin, id: StreamId) -> Result<bool> {
 }
 
 /// Calls the guest; `None` when it faulted (the harness has applied the failure policy).
-fn guest(p: &mut Plugin, f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32>) -> Result<Option<i32>> {
+fn guest(p: &mut FilterManager, f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32>) -> Result<Option<i32>> {
     match f(&mut p.vm) {
         Ok(raw) => Ok(Some(raw)),
         Err(e) if e.is_guest_fault() => {
@@ -399,7 +402,7 @@ fn guest(p: &mut Plugin, f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32>) -> R
     }
 }
 
-fn forward_headers(p: &mut Plugin, id: StreamId, d: Direction, eos: bool) {
+fn forward_headers(p: &mut FilterManager, id: StreamId, d: Direction, eos: bool) {
     let map = state(p, id).map(|s| {
         let slot = slot(s, d, false);
         // Envoy drops its pointer to the headers once they continue.
@@ -420,7 +423,7 @@ fn forward_headers(p: &mut Plugin, id: StreamId, d: Direction, eos: bool) {
     }
 }
 
-fn forward_body(p: &mut Plugin, id: StreamId, d: Direction, eos: bool) {
+fn forward_body(p: &mut FilterManager, id: StreamId, d: Direction, eos: bool) {
     let bytes = state(p, id).map(|s| {
         let b = body_slot(s, d);
         b.access = Access::None;
@@ -439,7 +442,13 @@ fn forward_body(p: &mut Plugin, id: StreamId, d: Direction, eos: bool) {
     }
 }
 
-fn headers_step(p: &mut Plugin, id: StreamId, d: Direction, headers: HeaderMap, eos: bool) -> Result<FilterStatus> {
+fn headers_step(
+    p: &mut FilterManager,
+    id: StreamId,
+    d: Direction,
+    headers: HeaderMap,
+    eos: bool,
+) -> Result<FilterStatus> {
     if driver(p, id).finished() || (d == Direction::Request && driver(p, id).local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
     }
@@ -482,7 +491,9 @@ fn headers_step(p: &mut Plugin, id: StreamId, d: Direction, headers: HeaderMap, 
         return Ok(FilterStatus::Ended);
     };
     let local = local_reply_pending(p, ctx);
-    let status = headers_status(raw, p.info.allow_on_headers_stop_iteration, local);
+    let plugin = driver(p, id).plugin;
+    let allow_stop = p.root(plugin).info.allow_on_headers_stop_iteration;
+    let status = headers_status(raw, allow_stop, local);
     match status {
         FilterStatus::Continue => forward_headers(p, id, d, eos),
         FilterStatus::StopIteration => driver(p, id).side(d).stage = Stage::HeadersStopped { all: false },
@@ -497,7 +508,7 @@ fn headers_step(p: &mut Plugin, id: StreamId, d: Direction, headers: HeaderMap, 
     Ok(status)
 }
 
-fn body_step(p: &mut Plugin, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
+fn body_step(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
     let drv = driver(p, id);
     if drv.finished() || drv.side(d).stage == Stage::Ended || (d == Direction::Request && drv.local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
@@ -537,7 +548,7 @@ fn body_step(p: &mut Plugin, id: StreamId, d: Direction, chunk: &[u8], eos: bool
 }
 
 /// Gives a chunk to the filter and acts on its answer.
-fn deliver_body(p: &mut Plugin, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
+fn deliver_body(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
     let stage = driver(p, id).side(d).stage;
     let buffering = matches!(stage, Stage::Buffering { .. });
     if stage == (Stage::Buffering { limited: true }) {
@@ -606,7 +617,7 @@ fn deliver_body(p: &mut Plugin, id: StreamId, d: Direction, chunk: &[u8], eos: b
     Ok(status)
 }
 
-fn trailers_step(p: &mut Plugin, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
+fn trailers_step(p: &mut FilterManager, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
     let drv = driver(p, id);
     if drv.finished() || drv.side(d).stage == Stage::Ended || (d == Direction::Request && drv.local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
@@ -626,7 +637,7 @@ fn trailers_step(p: &mut Plugin, id: StreamId, d: Direction, trailers: HeaderMap
     deliver_trailers(p, id, d, trailers)
 }
 
-fn deliver_trailers(p: &mut Plugin, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
+fn deliver_trailers(p: &mut FilterManager, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
     let n = trailers.len();
     match state(p, id) {
         Some(s) => *slot(s, d, true) = MapSlot { map: trailers, access: Access::ReadWrite },
@@ -651,7 +662,7 @@ fn deliver_trailers(p: &mut Plugin, id: StreamId, d: Direction, trailers: Header
     Ok(status)
 }
 
-fn release_after_trailers(p: &mut Plugin, id: StreamId, d: Direction) {
+fn release_after_trailers(p: &mut FilterManager, id: StreamId, d: Direction) {
     if matches!(driver(p, id).side(d).stage, Stage::HeadersStopped { .. }) {
         forward_headers(p, id, d, false);
     }
@@ -661,7 +672,7 @@ fn release_after_trailers(p: &mut Plugin, id: StreamId, d: Direction) {
     }
 }
 
-fn over_limit(p: &mut Plugin, id: StreamId, d: Direction) -> Result<()> {
+fn over_limit(p: &mut FilterManager, id: StreamId, d: Direction) -> Result<()> {
     let reply = match d {
         Direction::Request => LocalReply {
             status: 413,
@@ -682,7 +693,7 @@ fn over_limit(p: &mut Plugin, id: StreamId, d: Direction) -> Result<()> {
 }
 
 /// `proxy_continue_stream`: releases what the filter held.
-pub(crate) fn resume(p: &mut Plugin, ctx: u32, stream: StreamType) -> Result<()> {
+pub(crate) fn resume(p: &mut FilterManager, ctx: u32, stream: StreamType) -> Result<()> {
     let Some(id) = stream_of_ctx(p, ctx) else {
         return Ok(());
     };
@@ -724,7 +735,7 @@ pub(crate) fn resume(p: &mut Plugin, ctx: u32, stream: StreamType) -> Result<()>
 }
 
 /// `proxy_close_stream`: the stream is reset; the client sees no response.
-pub(crate) fn reset(p: &mut Plugin, ctx: u32) {
+pub(crate) fn reset(p: &mut FilterManager, ctx: u32) {
     if let Some(id) = stream_of_ctx(p, ctx) {
         driver(p, id).reset = true;
         if let Some(s) = state(p, id) {
@@ -736,13 +747,13 @@ pub(crate) fn reset(p: &mut Plugin, ctx: u32) {
 
 /// `proxy_send_local_response` (or a 413 / failure reply): answers the client. A reply made before
 /// the response started goes through this filter's response callbacks, as in Envoy.
-pub(crate) fn local_reply(p: &mut Plugin, ctx: u32, reply: LocalReply) -> Result<()> {
+pub(crate) fn local_reply(p: &mut FilterManager, ctx: u32, reply: LocalReply) -> Result<()> {
     let Some(id) = stream_of_ctx(p, ctx) else { return Ok(()) };
     send_reply(p, id, reply)
 }
 
 /// Answers the client of stream `id` (not a context id) with `reply`.
-fn send_reply(p: &mut Plugin, id: StreamId, reply: LocalReply) -> Result<()> {
+fn send_reply(p: &mut FilterManager, id: StreamId, reply: LocalReply) -> Result<()> {
     if driver(p, id).finished() {
         return Ok(());
     }
@@ -787,12 +798,12 @@ fn send_reply(p: &mut Plugin, id: StreamId, reply: LocalReply) -> Result<()> {
 }
 
 /// The VM failed while this stream was open: apply the plugin's failure policy.
-pub(crate) fn fail_stream(p: &mut Plugin, id: StreamId) {
+pub(crate) fn fail_stream(p: &mut FilterManager, id: StreamId) {
     let Some(drv) = p.streams.get(&id) else { return };
     if drv.finished() {
         return;
     }
-    let legacy_fail_open = p.info.failure_policy == FailurePolicy::LegacyFailOpen;
+    let legacy_fail_open = p.root(drv.plugin).info.failure_policy == FailurePolicy::LegacyFailOpen;
     if legacy_fail_open {
         // The stream goes on without the filter, with whatever the filter held released as it was.
         for d in [Direction::Request, Direction::Response] {
@@ -842,7 +853,7 @@ pub(crate) fn fail_stream(p: &mut Plugin, id: StreamId) {
     let _ = send_reply(p, id, reply);
 }
 
-fn finish_if_done(p: &mut Plugin, id: StreamId) -> Result<()> {
+fn finish_if_done(p: &mut FilterManager, id: StreamId) -> Result<()> {
     let drv = driver(p, id);
     let request_done = drv.req.stage == Stage::Ended || drv.local_reply.is_some();
     if !drv.finished() && request_done && drv.downstream.end_of_stream {
@@ -852,7 +863,7 @@ fn finish_if_done(p: &mut Plugin, id: StreamId) -> Result<()> {
 }
 
 /// The stream is over: the access-log pass (`on_log` with read-only maps), then `on_done` and `on_delete`.
-fn complete(p: &mut Plugin, id: StreamId) -> Result<()> {
+fn complete(p: &mut FilterManager, id: StreamId) -> Result<()> {
     let drv = driver(p, id);
     if drv.done {
         return Ok(());

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-/// One HTTP stream or TCP connection of a [`Plugin`](super::Plugin), as the plugin's driver
+/// One HTTP stream or TCP connection of a [`FilterManager`](super::FilterManager), as the plugin's driver
 /// names it (not the guest's context id, which exists only once the context is created).
 ///
-/// Ids come only from [`Plugin::open_http`](super::Plugin::open_http) and
-/// [`Plugin::open_tcp`](super::Plugin::open_tcp), so an id always names a stream that was opened;
+/// Ids come only from [`FilterManager::open_http`](super::FilterManager::open_http) and
+/// [`FilterManager::open_tcp`](super::FilterManager::open_tcp), so an id always names a stream that was opened;
 /// one that was closed since is answered as finished, never with a panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub(crate) u32);
@@ -22,6 +22,16 @@ impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "stream {}", self.0)
     }
+}
+
+/// One plugin of a [`FilterManager`](super::FilterManager)'s VM (plugins with the same `vm_id`,
+/// VM configuration and code share one VM, each with its own root context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PluginId(pub(crate) usize);
+
+impl PluginId {
+    /// The plugin the manager was started with.
+    pub const FIRST: PluginId = PluginId(0);
 }
 
 /// Which way a message flows through the filter.

@@ -1,19 +1,19 @@
 //! The sans-IO filter manager: one plugin in one VM, and Envoy's rules for everything around it.
 //!
-//! A [`Plugin`] holds the VM's lifecycle and failure policy (FAIL_RELOAD included), Envoy's HTTP
+//! A [`FilterManager`] holds the VM's lifecycle and failure policy (FAIL_RELOAD included), Envoy's HTTP
 //! filter-chain rules (stages, buffering, watermarks, the 413 of the configured buffer limit,
 //! local replies that pass back through the filter), TCP filter rules, callouts with their tokens
 //! and timeouts, and the tick timer. It does no I/O and reads no clock but the [`ProxyEnv`]'s:
 //! a driver feeds it events (headers, data, trailers, a callout's answer, a timer that is due, a
 //! peer that closed) and drains the [`Effect`]s it hands out (send this callout, look at this
-//! stream again), plus what each stream let through ([`Plugin::take_forwarded`]).
+//! stream again), plus what each stream let through ([`FilterManager::take_forwarded`]).
 //!
 //! Two drivers sit on it: the test [`Harness`](crate::harness::Harness) (virtual clock, callouts
 //! answered by the test) and `sluice serve` (tokio timers, real clusters).
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use sluice_host::manager::{Direction, Plugin};
+//! use sluice_host::manager::{Direction, FilterManager, PluginId};
 //! use sluice_host::runtime::{Runtime, RuntimeConfig};
 //! use sluice_host::stream::{HeaderMap, StreamInfo};
 //! use sluice_host::vm::{Clock, PluginInfo, ProxyEnv, TracingLogSink, VmOptions};
@@ -21,9 +21,9 @@
 //! let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
 //! let module = runtime.load_file("filter.wasm")?;
 //! let env = Arc::new(ProxyEnv::new(Default::default(), Arc::new(TracingLogSink), Clock::real()));
-//! let mut plugin = Plugin::start(&runtime, module, env, PluginInfo::default(), VmOptions::default())?;
+//! let mut plugin = FilterManager::start(&runtime, module, env, PluginInfo::default(), VmOptions::default())?;
 //! let info = StreamInfo { source: Some(([10, 0, 0, 7], 40000).into()), ..Default::default() };
-//! let id = plugin.open_http(info, 1 << 20);
+//! let id = plugin.open_http(PluginId::FIRST, info, 1 << 20);
 //! let headers = HeaderMap::from_pairs([(":method", "GET"), (":path", "/"), (":authority", "x")]);
 //! plugin.headers(id, Direction::Request, headers, true)?;
 //! let out = plugin.take_forwarded(id, Direction::Request); // what goes upstream
@@ -46,7 +46,7 @@ use std::time::Duration;
 pub use callouts::CalloutReply;
 pub use effects::Effect;
 pub use http::{Forwarded, Message, StreamEnd, BODY_CHUNK, DEFAULT_BUFFER_LIMIT};
-pub use ids::{Direction, StreamId};
+pub use ids::{Direction, PluginId, StreamId};
 
 use crate::error::{Error, Result};
 use crate::runtime::{CompiledModule, Runtime};
@@ -83,6 +83,15 @@ impl QueueNotifier for Inbox {
     }
 }
 
+/// One plugin of the VM: its root context and its tick timer.
+#[derive(Debug)]
+struct Root {
+    info: PluginInfo,
+    root_id: u32,
+    /// When the next tick is due (monotonic nanoseconds).
+    next_tick: Option<i64>,
+}
+
 /// An HTTP callout waiting for its answer, and when it times out (monotonic nanoseconds).
 #[derive(Debug)]
 struct Pending {
@@ -90,20 +99,18 @@ struct Pending {
     deadline: Option<i64>,
 }
 
-/// One plugin running in one VM, with its streams, callouts and timer: the core both drivers run.
-pub struct Plugin {
+/// One VM and the plugins in it (Envoy shares a VM between plugins with the same `vm_id`,
+/// VM configuration and code), with their streams, callouts and timers: the core both drivers run.
+pub struct FilterManager {
     runtime: Arc<Runtime>,
     module: Arc<CompiledModule>,
     env: Arc<ProxyEnv>,
     inbox: Arc<Inbox>,
     vm: Vm,
-    root_id: u32,
-    info: PluginInfo,
+    plugins: Vec<Root>,
     vm_options: VmOptions,
     http_callouts: Vec<Pending>,
     grpc_calls: Vec<GrpcCallout>,
-    /// When the next tick is due (monotonic nanoseconds).
-    next_tick: Option<i64>,
     // Boxed: a stream's bookkeeping is large, and the map moves its values as streams come and go.
     streams: HashMap<StreamId, Box<http::StreamDriver>>,
     connections: HashMap<StreamId, tcp::ConnDriver>,
@@ -118,40 +125,35 @@ pub struct Plugin {
     stepping: Option<StreamId>,
 }
 
-impl std::fmt::Debug for Plugin {
+impl std::fmt::Debug for FilterManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("plugin", &self.info).field("vm", &self.vm).finish()
+        f.debug_struct("FilterManager").field("plugins", &self.plugins).field("vm", &self.vm).finish()
     }
 }
 
-impl Plugin {
-    /// Starts a VM for `module` and the plugin in it (`on_vm_start`, `on_configure`); fails as
-    /// Envoy would refuse the configuration.
+impl FilterManager {
+    /// Starts a VM for `module` and its first plugin in it (root context, `on_vm_start`,
+    /// `on_configure`); fails as Envoy would refuse the configuration. That plugin is
+    /// [`PluginId::FIRST`]; [`FilterManager::add_plugin`] adds more.
     pub fn start(
         runtime: &Arc<Runtime>,
         module: Arc<CompiledModule>,
         env: Arc<ProxyEnv>,
-        mut info: PluginInfo,
+        info: PluginInfo,
         vm_options: VmOptions,
     ) -> Result<Self> {
         let inbox = Arc::new(Inbox::default());
-        let mut vm = Vm::new(runtime, module.clone(), vm_options.clone(), env.clone(), inbox.clone())?;
-        if info.vm_id.is_empty() {
-            info.vm_id = vm_options.vm_id.clone();
-        }
-        let root_id = vm.start_plugin(info.clone())?;
-        let mut p = Plugin {
+        let vm = Vm::new(runtime, module.clone(), vm_options.clone(), env.clone(), inbox.clone())?;
+        let mut p = FilterManager {
             runtime: runtime.clone(),
             module,
             env,
             inbox,
             vm,
-            root_id,
-            info,
+            plugins: Vec::new(),
             vm_options,
             http_callouts: Vec::new(),
             grpc_calls: Vec::new(),
-            next_tick: None,
             streams: HashMap::new(),
             connections: HashMap::new(),
             contexts: HashMap::new(),
@@ -161,8 +163,33 @@ impl Plugin {
             effects: Vec::new(),
             stepping: None,
         };
-        p.pump()?;
+        p.add_plugin(info)?;
         Ok(p)
+    }
+
+    /// Starts one more plugin in this VM (its own root context, with the next context id, then
+    /// `on_vm_start` and `on_configure`, as Envoy does for each plugin sharing a VM).
+    pub fn add_plugin(&mut self, mut info: PluginInfo) -> Result<PluginId> {
+        if info.vm_id.is_empty() {
+            info.vm_id = self.vm_options.vm_id.clone();
+        }
+        let root_id = self.vm.start_plugin(info.clone())?;
+        self.plugins.push(Root { info, root_id, next_tick: None });
+        self.pump()?;
+        Ok(PluginId(self.plugins.len() - 1))
+    }
+
+    /// Whether a plugin with this code, VM configuration and `vm_id` would share this VM.
+    pub fn shares_vm_with(&self, module: &Arc<CompiledModule>, vm_options: &VmOptions) -> bool {
+        Arc::ptr_eq(&self.module, module)
+            && self.vm_options.vm_id == vm_options.vm_id
+            && self.vm_options.configuration == vm_options.configuration
+            && self.vm_options.env_vars == vm_options.env_vars
+    }
+
+    fn root(&self, plugin: PluginId) -> &Root {
+        // A `PluginId` comes only from this manager, and plugins are never removed.
+        &self.plugins[plugin.0]
     }
 
     /// The VM, for low-level access.
@@ -175,14 +202,20 @@ impl Plugin {
         &self.vm
     }
 
-    /// The plugin's configuration.
-    pub fn info(&self) -> &PluginInfo {
-        &self.info
+    /// A plugin's configuration.
+    pub fn info(&self, plugin: PluginId) -> &PluginInfo {
+        &self.root(plugin).info
     }
 
-    /// The root context id of the plugin (it changes when FAIL_RELOAD brings a fresh VM).
-    pub fn root_id(&self) -> u32 {
-        self.root_id
+    /// The names of the plugins in this VM, for messages.
+    fn names(&self) -> String {
+        let names: Vec<String> = self.plugins.iter().map(|r| format!("`{}`", r.info.name)).collect();
+        names.join(", ")
+    }
+
+    /// The root context id of a plugin (it changes when FAIL_RELOAD brings a fresh VM).
+    pub fn root_id(&self, plugin: PluginId) -> u32 {
+        self.root(plugin).root_id
     }
 
     /// The environment (clusters, clock, shared state).
@@ -195,9 +228,9 @@ impl Plugin {
         &self.vm_failures
     }
 
-    /// The tick period the plugin set, if any.
-    pub fn tick_period(&self) -> Option<Duration> {
-        self.vm.tick_period(self.root_id)
+    /// The tick period a plugin set, if any.
+    pub fn tick_period(&self, plugin: PluginId) -> Option<Duration> {
+        self.vm.tick_period(self.root(plugin).root_id)
     }
 
     /// What the driver must do now (callouts to send, streams to look at); empty until the core
@@ -211,30 +244,32 @@ impl Plugin {
         !self.effects.is_empty()
     }
 
-    /// When [`Plugin::fire_due`] next has work (a tick, a callout's timeout), in the clock's
+    /// When [`FilterManager::fire_due`] next has work (a tick, a callout's timeout), in the clock's
     /// monotonic nanoseconds; `None` while nothing is scheduled.
     pub fn next_deadline(&self) -> Option<i64> {
         let timeouts = self.http_callouts.iter().filter_map(|p| p.deadline);
-        timeouts.chain(self.next_tick).min()
+        timeouts.chain(self.plugins.iter().filter_map(|r| r.next_tick)).min()
     }
 
     /// Fires what is due by the clock's time, in time order: callout timeouts (Envoy's 504 to the
     /// plugin) and ticks.
     pub fn fire_due(&mut self) -> Result<()> {
         let now = self.env.clock.monotonic_nanos();
-        // Bounded: a tick re-arms from `now`, so at most one tick fires per call.
+        // Bounded: a tick re-arms from `now`, so each plugin ticks at most once per call.
         for _ in 0..10_000 {
             let timeout =
                 self.http_callouts.iter().filter(|p| p.deadline.is_some_and(|d| d <= now)).min_by_key(|p| p.deadline);
-            let tick = self.next_tick.filter(|t| *t <= now);
+            let tick = (0..self.plugins.len())
+                .filter_map(|k| Some((self.plugins[k].next_tick.filter(|t| *t <= now)?, k)))
+                .min();
             match (timeout.map(|p| (p.callout.token, p.deadline)), tick) {
-                (Some((token, Some(at))), t) if t.is_none_or(|t| at <= t) => {
+                (Some((token, Some(at))), t) if t.is_none_or(|(t, _)| at <= t) => {
                     self.answer_http_callout(token, CalloutReply::timeout())?;
                 }
-                (_, Some(_)) => {
-                    self.next_tick = None;
+                (_, Some((_, k))) => {
+                    self.plugins[k].next_tick = None;
                     if self.vm.failure().is_none() {
-                        let r = self.vm.on_tick(self.root_id);
+                        let r = self.vm.on_tick(self.plugins[k].root_id);
                         self.after_guest_call(r)?;
                     }
                 }
@@ -244,13 +279,14 @@ impl Plugin {
         Err(Error::Usage("timers kept coming due without end".into()))
     }
 
-    fn arm_tick(&mut self) {
-        match self.vm.tick_period(self.root_id) {
-            Some(p) if self.next_tick.is_none() => {
-                self.next_tick = Some(self.env.clock.monotonic_nanos() + p.as_nanos() as i64)
+    fn arm_ticks(&mut self) {
+        let now = self.env.clock.monotonic_nanos();
+        for r in &mut self.plugins {
+            match self.vm.tick_period(r.root_id) {
+                Some(p) if r.next_tick.is_none() => r.next_tick = Some(now + p.as_nanos() as i64),
+                None => r.next_tick = None,
+                _ => {}
             }
-            None => self.next_tick = None,
-            _ => {}
         }
     }
 
@@ -307,7 +343,7 @@ impl Plugin {
     }
 
     /// Calls `waker` whenever a queue event for this plugin arrives, from any thread: the driver
-    /// then calls [`Plugin::deliver_pending`] on its own thread. Without it, events wait for the
+    /// then calls [`FilterManager::deliver_pending`] on its own thread. Without it, events wait for the
     /// next call into the core.
     pub fn set_queue_waker(&mut self, waker: QueueWaker) {
         *self.inbox.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker);
@@ -327,12 +363,15 @@ impl Plugin {
     }
 
     fn on_vm_failure(&mut self, why: String) {
-        let then = match self.info.failure_policy {
-            FailurePolicy::FailReload => "new streams get a fresh VM after a 1 s backoff",
-            FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => "its streams pass without it",
-            _ => "its streams are refused with 503",
-        };
-        tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {why}; {then}", self.info.name);
+        // Every plugin of the VM fails with it; each applies its own policy.
+        for r in &self.plugins {
+            let then = match r.info.failure_policy {
+                FailurePolicy::FailReload => "new streams get a fresh VM after a 1 s backoff",
+                FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => "its streams pass without it",
+                _ => "its streams are refused with 503",
+            };
+            tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {why}; {then}", r.info.name);
+        }
         self.vm_failures.push(why);
         self.failed_at = Some(self.env.clock.monotonic_nanos());
         // Pending callouts and gRPC calls die with the VM.
@@ -340,7 +379,9 @@ impl Plugin {
         for call in std::mem::take(&mut self.grpc_calls) {
             self.effects.push(Effect::GrpcCancel(call.token));
         }
-        self.next_tick = None;
+        for r in &mut self.plugins {
+            r.next_tick = None;
+        }
         let mut ids: Vec<StreamId> = self.streams.keys().copied().collect();
         ids.sort();
         for id in ids {
@@ -370,22 +411,23 @@ impl Plugin {
         r
     }
 
-    /// Hands a finished stream to the plugin as Envoy's wasm access logger does:
-    /// `proxy_on_log` on the root context, with the stream's headers and facts readable. A VM that
+    /// Hands a finished stream to `plugin` as Envoy's wasm access logger does:
+    /// `proxy_on_log` on its root context, with the stream's headers and facts readable. A VM that
     /// failed logs nothing (FAIL_RELOAD brings a fresh one first).
-    pub fn log_stream(&mut self, stream: HttpStreamState) -> Result<()> {
-        self.maybe_reload()?;
+    pub fn log_stream(&mut self, plugin: PluginId, stream: HttpStreamState) -> Result<()> {
+        self.maybe_reload(plugin)?;
         if self.vm.failure().is_some() {
             return Ok(());
         }
-        let r = self.vm.log_on_root(self.root_id, stream);
+        let r = self.vm.log_on_root(self.root(plugin).root_id, stream);
         self.record_fault(r);
         self.pump()
     }
 
-    /// For FAIL_RELOAD: a fresh VM once the backoff has passed since the failure.
-    fn maybe_reload(&mut self) -> Result<()> {
-        if self.info.failure_policy != FailurePolicy::FailReload || self.vm.failure().is_none() {
+    /// For a FAIL_RELOAD plugin: a fresh VM (with every plugin of the VM started again in it, in
+    /// order) once the backoff has passed since the failure.
+    fn maybe_reload(&mut self, plugin: PluginId) -> Result<()> {
+        if self.root(plugin).info.failure_policy != FailurePolicy::FailReload || self.vm.failure().is_none() {
             return Ok(());
         }
         let stats = &self.env.vm_stats;
@@ -395,17 +437,23 @@ impl Plugin {
             return Ok(());
         }
         stats.reload.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let infos: Vec<PluginInfo> = self.plugins.iter().map(|r| r.info.clone()).collect();
         let started =
             Vm::new(&self.runtime, self.module.clone(), self.vm_options.clone(), self.env.clone(), self.inbox.clone())
-                .and_then(|mut vm| vm.start_plugin(self.info.clone()).map(|root| (vm, root)));
+                .and_then(|mut vm| {
+                    let roots = infos.iter().map(|i| vm.start_plugin(i.clone())).collect::<Result<Vec<u32>>>()?;
+                    Ok((vm, roots))
+                });
         let counter = if started.is_ok() { &stats.reload_success } else { &stats.reload_failure };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (vm, root) = started?;
-        self.root_id = root;
+        let (vm, roots) = started?;
+        for (r, root) in self.plugins.iter_mut().zip(roots) {
+            r.root_id = root;
+            r.next_tick = None;
+        }
         self.vm = vm;
         self.failed_at = None;
-        self.next_tick = None;
-        tracing::info!(target: "wasm", "plugin `{}`: a fresh VM replaces the failed one", self.info.name);
+        tracing::info!(target: "wasm", "plugin(s) {}: a fresh VM replaces the failed one", self.names());
         self.pump()
     }
 
@@ -427,12 +475,12 @@ impl Plugin {
             let events = std::mem::take(&mut *self.inbox.events.lock().unwrap_or_else(|e| e.into_inner()));
             for (root, queue) in events {
                 progressed = true;
-                if self.vm.failure().is_none() && root == self.root_id {
+                if self.vm.failure().is_none() && self.plugins.iter().any(|r| r.root_id == root) {
                     let r = self.vm.on_queue_ready(root, queue);
                     self.record_fault(r);
                 }
             }
-            self.arm_tick();
+            self.arm_ticks();
             if !progressed {
                 return Ok(());
             }
@@ -493,12 +541,13 @@ impl Plugin {
         Ok(())
     }
 
-    /// Shuts the plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
+    /// Shuts a plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
     /// Returns what `on_done` returned.
-    pub fn shutdown(&mut self) -> Result<bool> {
-        let done = self.vm.on_done(self.root_id)?;
+    pub fn shutdown(&mut self, plugin: PluginId) -> Result<bool> {
+        let root = self.root(plugin).root_id;
+        let done = self.vm.on_done(root)?;
         if done {
-            self.vm.on_delete(self.root_id)?;
+            self.vm.on_delete(root)?;
         }
         self.pump()?;
         Ok(done)

@@ -1,7 +1,7 @@
 //! TCP connections through a network filter: data both ways, pause and resume, closes, and the
 //! network order of the end (`on_done`, `on_log`, `on_delete`).
 
-use super::{Direction, Plugin, StreamId};
+use super::{Direction, FilterManager, PluginId, StreamId};
 use crate::abi::status::{PeerType, StreamType};
 use crate::error::{Error, Result};
 use crate::stream::{trailers_status, Access, FilterStatus, StreamInfo, TcpStreamState};
@@ -10,6 +10,8 @@ use crate::vm::FailurePolicy;
 /// The core's bookkeeping for one connection.
 #[derive(Debug, Default)]
 pub(crate) struct ConnDriver {
+    /// The plugin (network filter) this connection passes.
+    plugin: PluginId,
     ctx: Option<u32>,
     skip: bool,
     /// What the filter let through: [to the upstream, to the client].
@@ -20,21 +22,21 @@ pub(crate) struct ConnDriver {
     done: bool,
 }
 
-impl Plugin {
-    /// Accepts a connection whose facts (addresses, connection id, the listener's metadata) are
-    /// `info`: creates its context and calls `on_new_connection`.
-    pub fn open_tcp(&mut self, info: StreamInfo) -> Result<StreamId> {
+impl FilterManager {
+    /// Accepts a connection through `plugin` whose facts (addresses, connection id, the
+    /// listener's metadata) are `info`: creates its context and calls `on_new_connection`.
+    pub fn open_tcp(&mut self, plugin: PluginId, info: StreamInfo) -> Result<StreamId> {
         let id = self.new_stream_id();
-        self.connections.insert(id, ConnDriver::default());
-        self.maybe_reload()?;
+        self.connections.insert(id, ConnDriver { plugin, ..Default::default() });
+        self.maybe_reload(plugin)?;
         if self.vm.failure().is_some() {
-            match self.info.failure_policy {
+            match self.root(plugin).info.failure_policy {
                 FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => conn(self, id).skip = true,
                 _ => conn(self, id).closed = Some(PeerType::Local),
             }
             return Ok(id);
         }
-        let root = self.root_id;
+        let root = self.root(plugin).root_id;
         let ctx = match self.vm.create_tcp_context(root, TcpStreamState { info, ..Default::default() }) {
             Ok(c) => c,
             Err(e) if e.is_guest_fault() => {
@@ -158,17 +160,17 @@ impl Plugin {
     }
 }
 
-fn conn(p: &mut Plugin, id: StreamId) -> &mut ConnDriver {
+fn conn(p: &mut FilterManager, id: StreamId) -> &mut ConnDriver {
     // Every caller got `id` from an entry point that checked the connection exists.
     p.connections.get_mut(&id).expect("connection exists")
 }
 
-fn conn_of_ctx(p: &Plugin, ctx: u32) -> Option<StreamId> {
+fn conn_of_ctx(p: &FilterManager, ctx: u32) -> Option<StreamId> {
     p.contexts.get(&ctx).copied().filter(|id| p.connections.contains_key(id))
 }
 
 /// Lets what the filter holds on side `d` through.
-fn forward(p: &mut Plugin, id: StreamId, d: Direction) {
+fn forward(p: &mut FilterManager, id: StreamId, d: Direction) {
     let Some(ctx) = p.connections[&id].ctx else { return };
     let bytes = p.vm.tcp_state_mut(ctx).map(|s| {
         let b = match d {
@@ -185,7 +187,7 @@ fn forward(p: &mut Plugin, id: StreamId, d: Direction) {
     }
 }
 
-fn data(p: &mut Plugin, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
+fn data(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
     let Some(c) = p.connections.get_mut(&id) else { return Ok(FilterStatus::Ended) };
     if c.closed.is_some() || c.done {
         return Ok(FilterStatus::Ended);
@@ -235,7 +237,7 @@ fn data(p: &mut Plugin, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> 
 }
 
 /// `proxy_continue_stream(Downstream|Upstream)`.
-pub(crate) fn resume(p: &mut Plugin, ctx: u32, stream: StreamType) -> Result<()> {
+pub(crate) fn resume(p: &mut FilterManager, ctx: u32, stream: StreamType) -> Result<()> {
     let Some(id) = conn_of_ctx(p, ctx) else {
         return Ok(());
     };
@@ -248,7 +250,7 @@ pub(crate) fn resume(p: &mut Plugin, ctx: u32, stream: StreamType) -> Result<()>
 }
 
 /// `proxy_close_stream` on a connection: closed by the proxy (flush, then close).
-pub(crate) fn close(p: &mut Plugin, ctx: u32, _stream: StreamType) {
+pub(crate) fn close(p: &mut FilterManager, ctx: u32, _stream: StreamType) {
     if let Some(id) = conn_of_ctx(p, ctx) {
         forward(p, id, Direction::Request);
         forward(p, id, Direction::Response);
@@ -257,9 +259,9 @@ pub(crate) fn close(p: &mut Plugin, ctx: u32, _stream: StreamType) {
 }
 
 /// The VM failed: fail-open connections continue without the filter, others are closed.
-pub(crate) fn fail_connection(p: &mut Plugin, id: StreamId) {
-    let policy = p.info.failure_policy;
+pub(crate) fn fail_connection(p: &mut FilterManager, id: StreamId) {
     let Some(c) = p.connections.get_mut(&id) else { return };
+    let policy = p.plugins[c.plugin.0].info.failure_policy;
     if let Some(ctx) = c.ctx.take() {
         p.vm.drop_context(ctx);
         p.contexts.remove(&ctx);

@@ -84,7 +84,7 @@ impl OpenStream {
 }
 
 /// Delivers to the plugin (which then does what it asks for).
-fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::manager::Plugin)) {
+fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::manager::FilterManager)) {
     instance.with(f);
 }
 

@@ -16,11 +16,11 @@ use hyper::body::{Body as _, Frame};
 
 use super::body::{BodySender, PipeBody};
 use super::cluster::{UpstreamBody, UpstreamHead, UpstreamResponse};
-use super::instance::Instance;
+use super::instance::{Filter, Instance};
 use super::route;
 use super::Shared;
 use crate::config::{HttpListener, RouteAction, RoutePlan};
-use crate::manager::{Direction, Forwarded, Plugin, StreamId, BODY_CHUNK};
+use crate::manager::{Direction, FilterManager, Forwarded, StreamId, BODY_CHUNK};
 use crate::stream::{HeaderMap, StreamInfo};
 
 /// Per worker, per listener: the routes and the filter instance.
@@ -33,9 +33,9 @@ pub(crate) struct ListenerState {
     /// The connection manager's access logs, written when a request completes.
     pub access_logs: Vec<super::access_log::AccessLog>,
     /// The wasm filters, in order (swapped whole by `--watch`; a request keeps the ones it began with).
-    pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
+    pub filters: std::cell::RefCell<Vec<Filter>>,
     /// The `envoy.access_loggers.wasm` plugins, handed each request once it is complete.
-    pub access_loggers: Vec<Rc<Instance>>,
+    pub access_loggers: Vec<Filter>,
     pub shared: std::sync::Arc<Shared>,
 }
 
@@ -221,9 +221,9 @@ pub(crate) async fn handle(
     let wake = Rc::new(tokio::sync::Notify::new());
     if let Some(info) = &info {
         for f in filters {
-            let id = f.with(|p| p.open_http(info.clone(), state.plan.buffer_limit));
-            f.watch(id, wake.clone());
-            chain.push(Link { instance: f, id });
+            let id = f.instance.with(|p| p.open_http(f.plugin, info.clone(), state.plan.buffer_limit));
+            f.instance.watch(id, wake.clone());
+            chain.push(Link { instance: f.instance, id });
         }
     }
     let seen = (!state.access_logs.is_empty() || !state.access_loggers.is_empty()).then(|| {
@@ -296,7 +296,7 @@ struct Link {
 
 /// Feeds what arrived into one side of a filter's stream, as Envoy's filter manager would: headers,
 /// then the body in socket-sized chunks, then trailers; `end_of_stream` on the last of them.
-fn feed(p: &mut Plugin, id: StreamId, d: Direction, f: Forwarded) {
+fn feed(p: &mut FilterManager, id: StreamId, d: Direction, f: Forwarded) {
     // A step's error is the host's own (a guest fault is handled inside the core): the stream
     // then simply takes no more.
     let more = !f.body.is_empty() || f.trailers.is_some();
@@ -749,7 +749,7 @@ impl Exchange {
                     ..Default::default()
                 };
                 for logger in &self.state.access_loggers {
-                    if let Err(e) = logger.with(|p| p.log_stream(stream.clone())) {
+                    if let Err(e) = logger.instance.with(|p| p.log_stream(logger.plugin, stream.clone())) {
                         tracing::warn!(target: "wasm", "the access logger failed: {e}");
                     }
                 }

@@ -15,13 +15,22 @@ use tokio::sync::Notify;
 use super::cluster::{UpstreamResponse, CONNECT_FAILURE};
 use super::grpc_stream::OpenStream;
 use super::Shared;
-use crate::manager::{CalloutReply, Effect, Plugin, StreamId};
+use crate::manager::{CalloutReply, Effect, FilterManager, PluginId, StreamId};
 use crate::stream::HeaderMap;
 use crate::vm::{GrpcCallout, HttpCallout};
 
-/// A plugin instance of a worker.
+/// One plugin of an instance: what a listener's filter chain holds.
+#[derive(Clone)]
+pub(crate) struct Filter {
+    /// The VM it runs in.
+    pub instance: Rc<Instance>,
+    /// Which of the VM's plugins it is.
+    pub plugin: PluginId,
+}
+
+/// A VM of a worker, with the plugins that share it.
 pub(crate) struct Instance {
-    plugin: RefCell<Plugin>,
+    plugin: RefCell<FilterManager>,
     /// The signal of each request or connection with a stream here, by stream.
     wakers: RefCell<HashMap<StreamId, Rc<Notify>>>,
     /// gRPC streams the plugin opened, by token.
@@ -46,7 +55,7 @@ impl Drop for Instance {
 
 impl Instance {
     /// Wraps a started plugin. Call [`Instance::start`] inside the worker's task set.
-    pub(crate) fn new(plugin: Plugin, shared: Arc<Shared>) -> Rc<Self> {
+    pub(crate) fn new(plugin: FilterManager, shared: Arc<Shared>) -> Rc<Self> {
         Rc::new(Self {
             plugin: RefCell::new(plugin),
             wakers: Default::default(),
@@ -84,14 +93,20 @@ impl Instance {
     }
 
     /// Runs `f` on the plugin, then does what it asked for.
-    pub(crate) fn with<T>(self: &Rc<Self>, f: impl FnOnce(&mut Plugin) -> T) -> T {
+    pub(crate) fn with<T>(self: &Rc<Self>, f: impl FnOnce(&mut FilterManager) -> T) -> T {
         let out = f(&mut self.plugin.borrow_mut());
         self.dispatch();
         out
     }
 
+    /// Runs `f` on a manager that is not started yet (no task set needed: nothing is dispatched
+    /// until [`Instance::start`]).
+    pub(crate) fn with_unstarted<T>(&self, f: impl FnOnce(&mut FilterManager) -> T) -> T {
+        f(&mut self.plugin.borrow_mut())
+    }
+
     /// Reads the plugin without stepping it.
-    pub(crate) fn peek<T>(&self, f: impl FnOnce(&Plugin) -> T) -> T {
+    pub(crate) fn peek<T>(&self, f: impl FnOnce(&FilterManager) -> T) -> T {
         f(&self.plugin.borrow())
     }
 
@@ -168,7 +183,7 @@ impl Instance {
             this.timer.borrow_mut().take();
             this.with(|p| {
                 if let Err(e) = p.fire_due() {
-                    tracing::warn!(target: "wasm", "plugin `{}`: a timer failed: {e}", p.info().name);
+                    tracing::warn!(target: "wasm", "a timer of plugin `{}` failed: {e}", p.info(PluginId::FIRST).name);
                 }
             });
         });

@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 use crate::config::{ListenerKind, Plan, PluginSpec};
 use crate::error::{Error, Result};
-use crate::manager::Plugin;
+use crate::manager::FilterManager;
 use crate::runtime::Runtime;
 use crate::state::SharedState;
 use crate::vm::TracingLogSink;
@@ -94,6 +94,9 @@ pub struct ServeOptions {
     pub runtime: Arc<Runtime>,
     /// What admin `/logging` lists and changes (the process's log levels), if anything.
     pub log_control: Option<Arc<dyn LogControl>>,
+    /// The process's shared data and queues (shared with the canaries that started the plugins
+    /// first, as in Envoy, where a queue a canary registered keeps its id).
+    pub state: Arc<SharedState>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -158,9 +161,9 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Starts one instance of a plugin for this process: its VM sees the real clock, the proxy's
-/// clusters, node and shared state, and logs through `tracing` as Envoy's `wasm` logger.
-fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<Plugin> {
+/// Starts a VM with one plugin for this process: it sees the real clock, the proxy's clusters,
+/// node and shared state, and logs through `tracing` as Envoy's `wasm` logger.
+fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<FilterManager> {
     let module = shared.runtime.load(&spec.code)?;
     let mut env = crate::vm::ProxyEnv::new(shared.state.clone(), Arc::new(TracingLogSink), crate::vm::Clock::real());
     env.node = shared.node.clone();
@@ -169,9 +172,37 @@ fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> R
     for c in clusters {
         env.add_cluster(c.clone());
     }
+    FilterManager::start(&shared.runtime, module, Arc::new(env), plugin_info(spec), spec.vm.clone())
+}
+
+fn plugin_info(spec: &PluginSpec) -> crate::vm::PluginInfo {
     let mut info = spec.info.clone();
     info.vm_id = spec.vm.vm_id.clone();
-    Plugin::start(&shared.runtime, module, Arc::new(env), info, spec.vm.clone())
+    info
+}
+
+/// A thread's VMs: plugins with the same `vm_id`, VM configuration and code share one, each with
+/// its own root context, as Envoy's thread-local VMs do.
+struct Vms<'a> {
+    shared: &'a Arc<Shared>,
+    clusters: &'a [String],
+    all: Vec<Rc<instance::Instance>>,
+}
+
+impl Vms<'_> {
+    /// The plugin of `spec`, in the VM it shares with earlier plugins or in a new one.
+    fn filter(&mut self, spec: &PluginSpec) -> Result<instance::Filter> {
+        let module = self.shared.runtime.load(&spec.code)?;
+        for i in &self.all {
+            if i.peek(|p| p.shares_vm_with(&module, &spec.vm)) {
+                let plugin = i.with_unstarted(|p| p.add_plugin(plugin_info(spec)))?;
+                return Ok(instance::Filter { instance: i.clone(), plugin });
+            }
+        }
+        let i = instance::Instance::new(filter_instance(self.shared, spec, self.clusters)?, self.shared.clone());
+        self.all.push(i.clone());
+        Ok(instance::Filter { instance: i, plugin: crate::manager::PluginId::FIRST })
+    }
 }
 
 /// A listener's per-worker state.
@@ -179,6 +210,17 @@ fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> R
 enum Listener {
     Http(Rc<http::ListenerState>),
     Tcp(Rc<tcp::TcpListenerState>),
+}
+
+impl Listener {
+    /// Whether one of its filters runs in `vm`.
+    fn uses(&self, vm: &Rc<instance::Instance>) -> bool {
+        let same = |f: &instance::Filter| Rc::ptr_eq(&f.instance, vm);
+        match self {
+            Listener::Http(s) => s.filters.borrow().iter().any(same) || s.access_loggers.iter().any(same),
+            Listener::Tcp(s) => s.filters.borrow().iter().any(same),
+        }
+    }
 }
 
 /// Local tasks need a local executor for HTTP/2 connections.
@@ -217,10 +259,10 @@ fn worker(
     let local = tokio::task::LocalSet::new();
     let cluster_names: Vec<String> = plan.clusters.keys().cloned().collect();
     let mut states = Vec::new();
-    let mut instances = Vec::new();
+    let mut vms = Vms { shared: &shared, clusters: &cluster_names, all: Vec::new() };
     // Bootstrap services: one per thread, or only on the main thread when `singleton`.
     for spec in plan.services.iter().filter(|s| role == Role::Main || !s.singleton) {
-        instances.push(instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone()));
+        vms.filter(spec)?;
     }
     if role == Role::Main {
         for l in &plan.listeners {
@@ -229,8 +271,7 @@ fn worker(
                 ListenerKind::Tcp { filters, .. } => filters.iter().collect(),
             };
             for spec in specs {
-                instances
-                    .push(instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone()));
+                vms.filter(spec)?;
             }
         }
     }
@@ -239,18 +280,11 @@ fn worker(
             ListenerKind::Http(h) => &h.filters,
             ListenerKind::Tcp { filters, .. } => filters,
         };
-        let mut filters = Vec::new();
-        for spec in specs {
-            let i = instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone());
-            instances.push(i.clone());
-            filters.push(i);
-        }
+        let filters = specs.iter().map(|spec| vms.filter(spec)).collect::<Result<Vec<_>>>()?;
         let mut access_loggers = Vec::new();
         if let ListenerKind::Http(h) = &l.kind {
             for spec in &h.access_loggers {
-                let i = instance::Instance::new(filter_instance(&shared, spec, &cluster_names)?, shared.clone());
-                instances.push(i.clone());
-                access_loggers.push(i);
+                access_loggers.push(vms.filter(spec)?);
             }
         }
         let state = match &l.kind {
@@ -273,7 +307,7 @@ fn worker(
         };
         states.push((state, socket, index));
     }
-    let instances = Rc::new(std::cell::RefCell::new(instances));
+    let instances = Rc::new(std::cell::RefCell::new(vms.all));
     let listeners: Vec<Listener> = states.iter().map(|(l, _, _)| l.clone()).collect();
     local.block_on(&rt, async move {
         for i in instances.borrow().iter() {
@@ -438,7 +472,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         requests: AtomicU64::new(0),
         connections: AtomicU64::new(0),
         seed: u32::from_le_bytes(seed),
-        state: Arc::new(SharedState::default()),
+        state: options.state.clone(),
         runtime,
         started: Instant::now(),
         stop: Notify::new(),

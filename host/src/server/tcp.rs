@@ -7,7 +7,7 @@ use std::rc::Rc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::instance::Instance;
+use super::instance::{Filter, Instance};
 use super::Shared;
 use crate::abi::status::PeerType;
 use crate::manager::{Direction, StreamId};
@@ -17,7 +17,7 @@ use crate::stream::FilterStatus;
 pub(crate) struct TcpListenerState {
     /// The wasm network filters, in order (swapped whole by `--watch`; a connection keeps the ones
     /// it began with).
-    pub filters: std::cell::RefCell<Vec<Rc<Instance>>>,
+    pub filters: std::cell::RefCell<Vec<Filter>>,
     pub cluster: String,
     /// The listener's `metadata` (`xds.listener_metadata`).
     pub metadata: crate::stream::Metadata,
@@ -174,12 +174,12 @@ async fn proxy(
             connection_id: connection,
             ..Default::default()
         };
-        let id = match f.with(|p| p.open_tcp(info)) {
+        let id = match f.instance.with(|p| p.open_tcp(f.plugin, info)) {
             Ok(id) => id,
             Err(_) => return forget(&links),
         };
-        f.watch(id, wake.clone());
-        links.push(Link { instance: f, id });
+        f.instance.watch(id, wake.clone());
+        links.push(Link { instance: f.instance, id });
     }
     let chosen = links.iter().rev().find_map(|l| l.instance.peek(|p| p.tcp_filter_state(l.id, CLUSTER_FILTER_STATE)));
     let name = chosen.map_or_else(|| state.cluster.clone(), |c| String::from_utf8_lossy(&c).into_owned());

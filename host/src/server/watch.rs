@@ -6,9 +6,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::instance::Instance;
+use super::instance::{Filter, Instance};
 use super::{filter_instance, Listener, Shared};
 use crate::config::{ListenerKind, Plan};
+use crate::manager::PluginId;
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
@@ -56,7 +57,7 @@ pub(super) async fn run(
                     Ok(p) => {
                         let fresh = Instance::new(p, shared.clone());
                         fresh.start();
-                        fresh
+                        Filter { instance: fresh, plugin: PluginId::FIRST }
                     }
                     Err(e) => {
                         // A broken module does not take the old one down.
@@ -72,8 +73,12 @@ pub(super) async fn run(
                     Listener::Tcp(state) => std::mem::replace(&mut state.filters.borrow_mut()[fi], fresh.clone()),
                 };
                 let mut all = instances.borrow_mut();
-                all.retain(|i| !Rc::ptr_eq(i, &old));
-                all.push(fresh);
+                // The old VM stays while other plugins share it or a stream still uses it.
+                let still_used = listeners.iter().any(|l| l.uses(&old.instance));
+                if !still_used {
+                    all.retain(|i| !Rc::ptr_eq(i, &old.instance));
+                }
+                all.push(fresh.instance);
                 tracing::info!("--watch: reloaded {} for new streams", path.display());
             }
         }
