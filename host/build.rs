@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 const ENVOY_TYPES: &str = "envoy-types-0.7.7";
 
 fn main() {
+    // Only the server's configuration reader needs the schema.
+    if std::env::var_os("CARGO_FEATURE_SERVER").is_none() {
+        return;
+    }
     println!("cargo:rerun-if-env-changed=SLUICE_ENVOY_DESCRIPTORS");
     let source = match std::env::var_os("SLUICE_ENVOY_DESCRIPTORS") {
         Some(p) => PathBuf::from(p),

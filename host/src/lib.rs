@@ -2,7 +2,8 @@
 //!
 //! One core (the [`runtime`], the [`abi`] hostcalls, [`vm`]s and their [`stream`] state, process-wide
 //! [`state`], and the sans-IO filter [`manager`] over them) and two drivers: the in-process
-//! [`harness`] for unit tests of filters, and the `sluice` binary's server.
+//! [`harness`] for unit tests of filters, and the `sluice` binary's server (feature `server`, on by
+//! default; a filter's tests turn it off and build only the core and the harness).
 //!
 //! ```no_run
 //! use sluice_host::harness::Harness;
@@ -16,11 +17,13 @@
 
 pub mod abi;
 pub mod calendar;
+#[cfg(feature = "server")]
 pub mod config;
 mod error;
 pub mod harness;
 pub mod manager;
 pub mod runtime;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod state;
 pub mod stream;
