@@ -2,15 +2,19 @@
 //!
 //! - `instance_ready`: a fresh isolated instance ready to serve (instantiate, `_initialize`, root
 //!   context, `on_vm_start`, `on_configure`), pooling allocator with copy-on-write memory images.
-//! - `http_stream`: one whole HTTP exchange through a header-mutating filter (official SDK).
+//! - `http_stream`: one whole HTTP exchange through a header-mutating filter (official SDK),
+//!   driven through the core as `sluice serve` drives it; `harness_exchange`: the same through the
+//!   test harness (`Harness::exchange`, which also keeps every log line).
 //! - `hostcall/get_header_map_value`: one header read, measured as a loop of 1000 inside the guest.
 
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_host::harness::{Harness, Request, Response};
+use sluice_host::manager::{Direction, FilterManager, PluginId, DEFAULT_BUFFER_LIMIT};
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::state::SharedState;
+use sluice_host::stream::{HeaderMap, StreamInfo};
 use sluice_host::vm::{Clock, NoQueues, PluginInfo, ProxyEnv, TracingLogSink, Vm, VmOptions};
 use wasmtime::Val;
 
@@ -36,10 +40,47 @@ fn instance_ready(c: &mut Criterion) {
     });
 }
 
+/// One exchange driven through the core as `sluice serve` drives it: open, request headers, what
+/// went upstream, response headers, what went to the client, close (on_log, on_done, on_delete).
 fn http_stream(c: &mut Criterion) {
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
+    let module = runtime.load_file(wasm::reference_filter("headers")).unwrap();
+    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), Clock::real()));
+    let plugin = PluginInfo { name: "bench".into(), ..Default::default() };
+    let mut core = FilterManager::start(&runtime, module, env, plugin, VmOptions::default()).unwrap();
+    let request = HeaderMap::from_pairs([
+        (":authority", "example.com"),
+        (":path", "/bench"),
+        (":method", "GET"),
+        (":scheme", "http"),
+        ("x-echo-in", "hi"),
+        ("x-replaced", "old"),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "00000000-0000-4000-8000-000000000001"),
+    ]);
+    let response = HeaderMap::from_pairs([(":status", "200"), ("content-length", "0"), ("x-upstream-remove", "1")]);
+    let info = StreamInfo {
+        source: Some(([127, 0, 0, 1], 40000).into()),
+        destination: Some(([127, 0, 0, 1], 10000).into()),
+        protocol: Some("HTTP/1.1".into()),
+        connection_id: 1,
+        ..Default::default()
+    };
+    c.bench_function("http_stream", |b| {
+        b.iter(|| {
+            let id = core.open_http(PluginId::FIRST, info.clone(), DEFAULT_BUFFER_LIMIT);
+            core.headers(id, Direction::Request, request.clone(), true).unwrap();
+            let up = core.take_forwarded(id, Direction::Request);
+            core.headers(id, Direction::Response, response.clone(), true).unwrap();
+            let down = core.take_forwarded(id, Direction::Response);
+            core.close_http(id);
+            assert!(up.end_of_stream && down.end_of_stream);
+            core.take_effects()
+        })
+    });
     let mut h = Harness::builder().module_file(wasm::reference_filter("headers")).build().unwrap();
     let req = Request::get("/bench").header("x-echo-in", "hi").header("x-replaced", "old");
-    c.bench_function("http_stream", |b| {
+    c.bench_function("harness_exchange", |b| {
         b.iter(|| h.exchange(req.clone(), |_| Response::new(200).header("x-upstream-remove", "1")).unwrap())
     });
 }

@@ -1,7 +1,9 @@
-//! Load test: `sluice serve` against the real Envoy 1.40, one worker each, on a direct-response route,
-//! with and without the header-mutating reference filter, in alternating runs of `wrk`.
-//! Run: `cargo bench -p sluice-integration --bench serve` (needs `wrk`: `apt-get install wrk`).
-//! `BENCH_SECONDS` (default 5) and `BENCH_ROUNDS` (default 2) size it.
+//! Load test: `sluice serve` against the real Envoy 1.40, one worker each, with and without the
+//! header-mutating reference filter, in alternating runs of `wrk`: on a direct-response route, and
+//! routed to a local nginx upstream (both proxies to the same nginx, in the same run).
+//! Run: `cargo bench -p sluice-integration --bench serve` (needs `wrk` and `nginx`:
+//! `apt-get install wrk nginx-light`). `BENCH_SECONDS` (default 5) and `BENCH_ROUNDS` (default 2)
+//! size it.
 
 use std::process::Command;
 
@@ -40,13 +42,59 @@ fn wrk(port: u16, seconds: u64) -> Run {
     }
 }
 
+/// A local nginx answering `200 ok` to everything, one worker, no logs. Killed on drop.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn start() -> Nginx {
+        let port = sluice_integration::thirdparty::free_port();
+        let dir = std::env::temp_dir().join(format!("sluice-bench-nginx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               keepalive_requests 1000000;\n\
+               server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\"; }} }} }}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .args(["-p", &dir.display().to_string(), "-c", &dir.join("nginx.conf").display().to_string()])
+            .spawn()
+            .expect("nginx is installed (apt-get install nginx-light)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Nginx { child, port, _dir: dir };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("nginx did not start on {port}");
+    }
+}
+
 fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     let sluice = sluice_release_binary();
+    let nginx = Nginx::start();
     let configs = [
-        ("no filter", EnvoyConfig::http_without_filter().direct_response(200, "ok")),
-        ("ref_headers filter", EnvoyConfig::http(reference("headers", "")).direct_response(200, "ok")),
+        ("direct, no filter", EnvoyConfig::http_without_filter().direct_response(200, "ok")),
+        ("direct, ref_headers", EnvoyConfig::http(reference("headers", "")).direct_response(200, "ok")),
+        ("nginx, no filter", EnvoyConfig::http_without_filter().cluster("upstream", nginx.port)),
+        ("nginx, ref_headers", EnvoyConfig::http(reference("headers", "")).cluster("upstream", nginx.port)),
     ];
     let mut results: Vec<(String, String, Vec<Run>)> = Vec::new();
     for (label, config) in &configs {
@@ -60,11 +108,29 @@ fn main() {
         results.push(("Envoy 1.40".into(), label.to_string(), e_runs));
         results.push(("sluice serve".into(), label.to_string(), s_runs));
     }
-    println!("| proxy | filter | requests/s | p50 ms | p99 ms |");
+    println!("| proxy | route, filter | requests/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|");
+    let mean = |runs: &[Run], f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / runs.len() as f64;
     for (proxy, label, runs) in &results {
-        let n = runs.len() as f64;
-        let avg = |f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / n;
-        println!("| {proxy} | {label} | {:.0} | {:.3} | {:.3} |", avg(|r| r.rps), avg(|r| r.p50_ms), avg(|r| r.p99_ms));
+        let (rps, p50, p99) = (mean(runs, |r| r.rps), mean(runs, |r| r.p50_ms), mean(runs, |r| r.p99_ms));
+        println!("| {proxy} | {label} | {rps:.0} | {p50:.3} | {p99:.3} |");
+    }
+    // What the filter costs a request: 1/rps with it − 1/rps without it (one worker each).
+    println!();
+    println!("| route | proxy | filter cost µs/request | requests/s ÷ Envoy's | p99 ÷ Envoy's |");
+    println!("|---|---|---|---|---|");
+    for route in ["direct", "nginx"] {
+        let find = |proxy: &str, filter: &str| {
+            let label = format!("{route}, {filter}");
+            &results.iter().find(|(p, l, _)| p == proxy && *l == label).expect("measured").2
+        };
+        let envoy_with = find("Envoy 1.40", "ref_headers");
+        for proxy in ["Envoy 1.40", "sluice serve"] {
+            let (with, without) = (find(proxy, "ref_headers"), find(proxy, "no filter"));
+            let cost = 1e6 / mean(with, |r| r.rps) - 1e6 / mean(without, |r| r.rps);
+            let rps_ratio = mean(with, |r| r.rps) / mean(envoy_with, |r| r.rps);
+            let p99_ratio = mean(with, |r| r.p99_ms) / mean(envoy_with, |r| r.p99_ms);
+            println!("| {route} | {proxy} | {cost:.1} | {rps_ratio:.2} | {p99_ratio:.2} |");
+        }
     }
 }

@@ -234,10 +234,12 @@ impl FilterManager {
             Direction::Request => &mut drv.upstream,
             Direction::Response => &mut drv.downstream,
         };
+        // Moved, not copied: the guest's own copy (the context's map, read-only from now on) is
+        // what the access-log pass reads at the end.
         let mut f = Forwarded::default();
         if msg.headers_forwarded && !taken.headers {
             taken.headers = true;
-            f.headers = Some(msg.headers.clone());
+            f.headers = Some(std::mem::take(&mut msg.headers));
         }
         if taken.headers {
             f.body = std::mem::take(&mut msg.body);
@@ -247,7 +249,7 @@ impl FilterManager {
             f.end_of_stream = true;
             if !msg.trailers.is_empty() && !taken.trailers {
                 taken.trailers = true;
-                f.trailers = Some(msg.trailers.clone());
+                f.trailers = Some(std::mem::take(&mut msg.trailers));
             }
         }
         f
@@ -479,6 +481,9 @@ fn headers_step(
         }
     }
     let n = headers.len();
+    let mut headers = headers;
+    // Room for a filter's usual edits without growing the map on each one.
+    headers.reserve(256, 8);
     if let Some(s) = state(p, id) {
         *slot(s, d, false) = MapSlot { map: headers, access: Access::ReadWrite };
     }
@@ -870,10 +875,13 @@ fn complete(p: &mut FilterManager, id: StreamId) -> Result<()> {
     }
     drv.done = true;
     let Some(ctx) = drv.ctx else { return Ok(()) };
-    // Headers and trailers only: the bodies are not needed and may be large.
-    let req = drv.upstream.headers_forwarded.then(|| drv.upstream.headers.clone());
-    let resp = drv.downstream.headers_forwarded.then(|| drv.downstream.headers.clone());
-    let resp_trailers = drv.downstream.trailers.clone();
+    // Headers and trailers only: the bodies are not needed and may be large. What a driver took
+    // is still in the context's maps, as it left the filter; the rest is copied back from the
+    // messages (a local reply, a harness that inspects them).
+    let [req_taken, resp_taken] = drv.taken;
+    let req = (drv.upstream.headers_forwarded && !req_taken.headers).then(|| drv.upstream.headers.clone());
+    let resp = (drv.downstream.headers_forwarded && !resp_taken.headers).then(|| drv.downstream.headers.clone());
+    let resp_trailers = (!resp_taken.trailers).then(|| drv.downstream.trailers.clone());
     if let Some(s) = p.vm.http_state_mut(ctx) {
         // The access log sees the headers as they left each side.
         if let Some(req) = req {
@@ -882,7 +890,9 @@ fn complete(p: &mut FilterManager, id: StreamId) -> Result<()> {
         if let Some(resp) = resp {
             s.response_headers.map = resp;
         }
-        s.response_trailers.map = resp_trailers;
+        if let Some(t) = resp_trailers {
+            s.response_trailers.map = t;
+        }
         for m in [&mut s.request_headers, &mut s.request_trailers, &mut s.response_headers, &mut s.response_trailers] {
             m.access = Access::Read;
         }

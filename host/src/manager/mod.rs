@@ -39,7 +39,8 @@ mod http;
 mod ids;
 mod tcp;
 
-use std::collections::HashMap;
+// Keys are small integers the host hands out: no need for SipHash's resistance to chosen keys.
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -154,9 +155,9 @@ impl FilterManager {
             vm_options,
             http_callouts: Vec::new(),
             grpc_calls: Vec::new(),
-            streams: HashMap::new(),
-            connections: HashMap::new(),
-            contexts: HashMap::new(),
+            streams: HashMap::default(),
+            connections: HashMap::default(),
+            contexts: HashMap::default(),
             next_stream_id: 0,
             vm_failures: Vec::new(),
             failed_at: None,
@@ -280,10 +281,12 @@ impl FilterManager {
     }
 
     fn arm_ticks(&mut self) {
-        let now = self.env.clock.monotonic_nanos();
         for r in &mut self.plugins {
             match self.vm.tick_period(r.root_id) {
-                Some(p) if r.next_tick.is_none() => r.next_tick = Some(now + p.as_nanos() as i64),
+                // The clock is read only when a tick is armed (reading it costs a system call).
+                Some(p) if r.next_tick.is_none() => {
+                    r.next_tick = Some(self.env.clock.monotonic_nanos() + p.as_nanos() as i64)
+                }
                 None => r.next_tick = None,
                 _ => {}
             }

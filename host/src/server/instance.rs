@@ -4,7 +4,8 @@
 //! whose stream moved is woken by its own signal.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+// Keys are small integers the host hands out: no need for SipHash's resistance to chosen keys.
+use rustc_hash::FxHashMap as HashMap;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The data a VM's wasmtime `Store` holds: its contexts, the running callback, deferred actions.
 
-use std::collections::HashMap;
+// Keys are small integers the host hands out: no need for SipHash's resistance to chosen keys.
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -222,7 +223,7 @@ impl Host {
             env_vars: Arc::new(options.env_vars),
             notifier,
             phase: Phase::Starting,
-            contexts: HashMap::new(),
+            contexts: HashMap::default(),
             next_context_id: 0,
             current_context: 0,
             effective_context: 0,
@@ -232,11 +233,11 @@ impl Host {
             next_grpc_call_token: 1,
             next_grpc_stream_token: 2,
             http_callouts: Vec::new(),
-            grpc_callouts: HashMap::new(),
+            grpc_callouts: HashMap::default(),
             grpc_events: Vec::new(),
             callout_data: None,
             foreign_args: None,
-            metrics: HashMap::new(),
+            metrics: HashMap::default(),
             next_metric_id: 0,
             declared_properties: Default::default(),
             last_error_log: None,
