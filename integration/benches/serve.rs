@@ -75,9 +75,11 @@ impl Nginx {
             .args(["-p", &dir.display().to_string(), "-c", &dir.join("nginx.conf").display().to_string()])
             .spawn()
             .expect("nginx is installed (apt-get install nginx-light)");
+        // Owned at once: a panic below still kills it.
+        let nginx = Nginx { child, port, _dir: dir };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Nginx { child, port, _dir: dir };
+                return nginx;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
