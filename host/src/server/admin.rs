@@ -278,13 +278,9 @@ pub(super) fn start(
             rt.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                 loop {
-                    let stop = shared.stop.notified();
-                    if shared.is_stopped() {
-                        return;
-                    }
                     let stream = tokio::select! {
                         r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-                        _ = stop => return,
+                        _ = shared.stop.cancelled() => return,
                     };
                     let (shared, topology, healthy) = (shared.clone(), topology.clone(), healthy.clone());
                     let log_control = log_control.clone();

@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hyper_util::rt::TokioIo;
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerKind, Plan, PluginSpec};
 use crate::error::{Error, Result};
@@ -44,8 +45,8 @@ pub(crate) struct Shared {
     state: Arc<SharedState>,
     runtime: Arc<Runtime>,
     started: Instant,
-    stop: Notify,
-    stopped: std::sync::atomic::AtomicBool,
+    /// Cancelled once, when the server is told to stop; every accept loop and worker waits on it.
+    stop: CancellationToken,
     node: crate::vm::NodeInfo,
     /// The proxy's own stats, under Envoy's names.
     stats: Arc<stats::Registry>,
@@ -62,12 +63,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Tells every accept loop to stop.
     fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.stop.notify_waiters();
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
+        self.stop.cancel();
     }
 
     fn next_request(&self) -> u64 {
@@ -315,7 +311,8 @@ fn worker(
         }
         let watcher = watch
             .then(|| tokio::task::spawn_local(watch::run(shared.clone(), plan.clone(), listeners, instances.clone())));
-        let open = Rc::new(std::cell::Cell::new(0usize));
+        // Every connection's task, so that a stop can wait for the open ones to finish.
+        let connections = TaskTracker::new();
         let mut accepts = Vec::new();
         for (state, socket, index) in states {
             let listener = match tokio::net::TcpListener::from_std(socket) {
@@ -325,24 +322,19 @@ fn worker(
                     continue;
                 }
             };
-            let (shared, open) = (shared.clone(), open.clone());
+            let (shared, connections) = (shared.clone(), connections.clone());
             accepts.push(tokio::task::spawn_local(async move {
                 loop {
-                    let stop = shared.stop.notified();
-                    if shared.is_stopped() {
-                        break;
-                    }
                     let (stream, peer) = tokio::select! {
                         r = listener.accept() => match r {
                             Ok(c) => c,
                             Err(_) => continue,
                         },
-                        _ = stop => break,
+                        _ = shared.stop.cancelled() => break,
                     };
                     let local_addr = stream.local_addr().unwrap_or(peer);
                     let connection = shared.next_connection();
                     let _ = stream.set_nodelay(true);
-                    let guard = Open::new(&open);
                     let (ls, hs) = &shared.listener_stats[index];
                     ls.cx_total.fetch_add(1, Ordering::Relaxed);
                     let mut gauges = vec![&ls.cx_active];
@@ -354,21 +346,21 @@ fn worker(
                     match &state {
                         Listener::Http(state) => {
                             let state = state.clone();
-                            tokio::task::spawn_local(async move {
+                            connections.spawn_local(async move {
                                 let service = hyper::service::service_fn(move |req| {
                                     http::handle(state.clone(), req, peer, local_addr, connection)
                                 });
                                 let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
                                     .serve_connection(TokioIo::new(stream), service)
                                     .await;
-                                drop((guard, active));
+                                drop(active);
                             });
                         }
                         Listener::Tcp(state) => {
                             let state = state.clone();
-                            tokio::task::spawn_local(async move {
+                            connections.spawn_local(async move {
                                 tcp::handle(state, stream, connection).await;
-                                drop((guard, active));
+                                drop(active);
                             });
                         }
                     }
@@ -380,18 +372,10 @@ fn worker(
         }
         // A server without listeners (only bootstrap services, timers) serves until told to stop,
         // as Envoy does.
-        loop {
-            let stop = shared.stop.notified();
-            if shared.is_stopped() {
-                break;
-            }
-            stop.await;
-        }
+        shared.stop.cancelled().await;
         // Graceful stop: no new connections; let the open ones finish (up to the drain time).
-        let deadline = tokio::time::Instant::now() + drain;
-        while open.get() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        connections.close();
+        let _ = tokio::time::timeout(drain, connections.wait()).await;
         if let Some(w) = watcher {
             w.abort();
         }
@@ -401,22 +385,6 @@ fn worker(
 
 /// How long a stopping worker waits for open connections unless told otherwise.
 pub const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Counts a worker's open connections while alive.
-struct Open(Rc<std::cell::Cell<usize>>);
-
-impl Open {
-    fn new(count: &Rc<std::cell::Cell<usize>>) -> Self {
-        count.set(count.get() + 1);
-        Self(count.clone())
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
-}
 
 /// Binds every listener and starts the workers and the admin listener.
 pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
@@ -475,8 +443,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         state: options.state.clone(),
         runtime,
         started: Instant::now(),
-        stop: Notify::new(),
-        stopped: std::sync::atomic::AtomicBool::new(false),
+        stop: CancellationToken::new(),
         node: plan.node.clone(),
         stats: registry,
         listener_stats,

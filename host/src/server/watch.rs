@@ -1,5 +1,9 @@
 //! `--watch`: when a filter's `.wasm` file changes, new streams get a fresh instance of the new
 //! module; streams in flight keep the instance they started with until they finish.
+//!
+//! The directories of the modules are watched with `notify` (inotify on Linux): nothing runs
+//! until a file changes. Directories, not files, because build tools and editors replace a file
+//! by renaming a new one over it, which ends a watch on the file itself.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,7 +20,30 @@ fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// Polls the filters' files and swaps instances whose module changed.
+/// Starts watching the directories of `paths`; each change event wakes the returned receiver.
+fn watcher(
+    paths: &[&std::path::Path],
+) -> notify::Result<(notify::RecommendedWatcher, tokio::sync::mpsc::UnboundedReceiver<()>)> {
+    use notify::Watcher;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut w = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.send(());
+        }
+    })?;
+    let mut dirs: Vec<&std::path::Path> = paths
+        .iter()
+        .map(|p| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        w.watch(d, notify::RecursiveMode::NonRecursive)?;
+    }
+    Ok((w, rx))
+}
+
+/// Waits for the filters' files to change and swaps instances whose module changed.
 pub(super) async fn run(
     shared: Arc<Shared>,
     plan: Arc<Plan>,
@@ -34,9 +61,21 @@ pub(super) async fn run(
         .collect();
     let mut stamps: Vec<Vec<Option<(SystemTime, u64)>>> =
         specs.iter().map(|fs| fs.iter().map(|f| f.code_path.as_deref().and_then(stamp)).collect()).collect();
-    let mut interval = tokio::time::interval(Duration::from_millis(250));
+    let paths: Vec<&std::path::Path> = specs.iter().flatten().filter_map(|f| f.code_path.as_deref()).collect();
+    let (_watcher, mut changes) = match watcher(&paths) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("--watch: cannot watch the modules' directories: {e}");
+            return;
+        }
+    };
     loop {
-        interval.tick().await;
+        if changes.recv().await.is_none() {
+            return;
+        }
+        // A build writes a file in several steps: let it settle, then look once.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while changes.try_recv().is_ok() {}
         for (li, filters) in specs.iter().enumerate() {
             for (fi, spec) in filters.iter().enumerate() {
                 let Some(path) = &spec.code_path else { continue };
