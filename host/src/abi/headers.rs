@@ -80,10 +80,11 @@ fn get_value(caller: &mut Caller<'_, Host>, t: i32, kp: i32, kl: i32, ret_ptr: i
     let (mem, host) = split(caller)?;
     let key = slice(mem, kp, kl)?;
     let (m, _) = map(host, t).ok_or(Status::BadArgument)?;
-    let value = m.get(key).ok_or(Status::NotFound)?;
-    let (len, key) = (value.len(), key.to_vec());
+    let at = m.position(key).ok_or(Status::NotFound)?;
+    let len = m.value_at(at).map_or(0, <[u8]>::len);
     return_with(caller, len, ret_ptr, ret_len, |host, dst| {
-        if let Some(v) = map(host, t).and_then(|(m, _)| m.get(&key)) {
+        // The entry found above, unless the guest's allocator changed the map meanwhile.
+        if let Some(v) = map(host, t).and_then(|(m, _)| m.value_at(at)).filter(|v| v.len() == dst.len()) {
             dst.copy_from_slice(v);
         }
     })

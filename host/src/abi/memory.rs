@@ -114,8 +114,13 @@ pub(crate) fn return_bytes(caller: &mut Caller<'_, Host>, data: &[u8], ret_ptr: 
 /// Calls the guest's allocator (`malloc`, else `proxy_on_memory_allocate`). A null result is
 /// INVALID_MEMORY_ACCESS, as in Envoy; a trap inside the allocator fails the VM.
 pub(crate) fn allocate(caller: &mut Caller<'_, Host>, len: u32) -> CallResult<u32> {
-    let alloc = caller.data().allocator.clone().ok_or(Status::InvalidMemoryAccess)?;
-    let ptr = alloc.call(&mut *caller, len as i32).map_err(Fault::Trap)?;
+    // Taken out for the call rather than cloned (a clone of a typed function copies its type
+    // registration, a third of a header read). A guest allocator that itself asks the host for
+    // memory finds none: INVALID_MEMORY_ACCESS.
+    let alloc = caller.data_mut().allocator.take().ok_or(Status::InvalidMemoryAccess)?;
+    let r = alloc.call(&mut *caller, len as i32);
+    caller.data_mut().allocator = Some(alloc);
+    let ptr = r.map_err(Fault::Trap)?;
     if ptr == 0 {
         return Err(Status::InvalidMemoryAccess.into());
     }

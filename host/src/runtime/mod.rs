@@ -2,11 +2,11 @@
 //! import, and what a module declares (ABI version, imports, callbacks).
 
 mod cache;
+mod epoch;
 mod module;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +17,7 @@ pub use module::{AbiVersion, CompiledModule, ImportInfo, ImportSupport, ModuleIn
 use crate::error::{Error, Result};
 use crate::vm::Host;
 
-/// How often the epoch advances; callback deadlines are measured in these ticks.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub(crate) use epoch::{EpochTicker, EPOCH_TICK};
 
 /// Linear memory kept resident (and reset with memset) when a pooled slot is reused.
 const KEEP_RESIDENT: usize = 2 << 20;
@@ -55,7 +54,7 @@ pub struct Runtime {
     config: RuntimeConfig,
     linker: Mutex<Linker<Host>>,
     modules: Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>,
-    stop_ticker: Arc<AtomicBool>,
+    ticker: Arc<EpochTicker>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -89,21 +88,9 @@ impl Runtime {
         // need the same name with its own signature.
         linker.allow_shadowing(true);
         crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Runtime(format!("cannot define imports: {e}")))?;
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (weak_engine, stop) = (engine.weak(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("sluice-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    match weak_engine.upgrade() {
-                        Some(e) => e.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
+        let ticker = EpochTicker::start(engine.weak())
             .map_err(|e| Error::Runtime(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Self { engine, config, linker: Mutex::new(linker), modules: Mutex::new(HashMap::new()), stop_ticker })
+        Ok(Self { engine, config, linker: Mutex::new(linker), modules: Mutex::new(HashMap::new()), ticker })
     }
 
     /// The settings this runtime was made with.
@@ -147,6 +134,11 @@ impl Runtime {
     }
 
     /// Epoch ticks a callback may run.
+    /// The epoch clock guest calls of this engine run under.
+    pub(crate) fn ticker(&self) -> &Arc<EpochTicker> {
+        &self.ticker
+    }
+
     pub(crate) fn deadline_ticks(&self) -> u64 {
         (self.config.callback_deadline.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
     }
@@ -154,6 +146,6 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.stop_ticker.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }

@@ -87,6 +87,16 @@ impl HeaderMap {
         self.entries.reserve(entries);
     }
 
+    /// The index of the first entry named `key` (any case), for [`HeaderMap::value_at`].
+    pub fn position(&self, key: impl AsRef<[u8]>) -> Option<usize> {
+        self.find(key.as_ref())
+    }
+
+    /// The value of the entry at `index`.
+    pub fn value_at(&self, index: usize) -> Option<&[u8]> {
+        self.entries.get(index).map(|e| self.slice(e.value))
+    }
+
     /// Number of entries (repeated names count once per value).
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -60,6 +60,8 @@ pub struct Vm {
     module: Arc<CompiledModule>,
     failed: Option<String>,
     deadline_ticks: u64,
+    /// Keeps the epoch (and so the deadline) moving while this VM's guest code runs.
+    ticker: Arc<crate::runtime::EpochTicker>,
     deadline_ms: u128,
     memory_limit: usize,
 }
@@ -111,6 +113,7 @@ impl Vm {
             module,
             failed: None,
             deadline_ticks: runtime.deadline_ticks(),
+            ticker: runtime.ticker().clone(),
             deadline_ms: runtime.config().callback_deadline.as_millis(),
             memory_limit,
         };
@@ -180,7 +183,10 @@ impl Vm {
             h.limits.hit = false;
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let result = func.call(&mut self.store, params);
+        let result = {
+            let _running = self.ticker.enter();
+            func.call(&mut self.store, params)
+        };
         let h = self.store.data_mut();
         h.phase = Phase::Other;
         h.callout_data = None;
@@ -350,7 +356,10 @@ impl Vm {
             h.limits.hit = false;
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let r = instance_func.call(&mut self.store, params, &mut results);
+        let r = {
+            let _running = self.ticker.enter();
+            instance_func.call(&mut self.store, params, &mut results)
+        };
         self.store.data_mut().phase = Phase::Other;
         match r {
             Ok(()) => Ok(results),
