@@ -15,6 +15,17 @@ struct Run {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The proxy's CPU time (user + system) per request, in µs.
+    cpu_us: f64,
+}
+
+/// A process's CPU time so far (user + system), in µs.
+fn cpu_us(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+    // Linux reports these in USER_HZ, 100 per second.
+    ticks * 10_000.0
 }
 
 fn millis(s: &str) -> f64 {
@@ -28,14 +39,21 @@ fn millis(s: &str) -> f64 {
     }
 }
 
-fn wrk(port: u16, seconds: u64) -> Run {
+fn wrk(port: u16, pid: u32, seconds: u64) -> Run {
+    let cpu_before = cpu_us(pid);
     let out = Command::new("wrk")
         .args(["-t1", "-c16", &format!("-d{seconds}s"), "--latency", &format!("http://127.0.0.1:{port}/bench")])
         .output()
         .expect("wrk is installed (apt-get install wrk)");
+    let cpu = cpu_us(pid) - cpu_before;
     let text = String::from_utf8_lossy(&out.stdout);
     let find = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()));
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))
+        .unwrap_or(f64::NAN);
     Run {
+        cpu_us: cpu / requests,
         rps: find("Requests/sec:").and_then(|v| v.parse().ok()).unwrap_or(f64::NAN),
         p50_ms: find("50%").map(|v| millis(&v)).unwrap_or(f64::NAN),
         p99_ms: find("99%").map(|v| millis(&v)).unwrap_or(f64::NAN),
@@ -104,23 +122,25 @@ fn main() {
         let serve = SluiceServe::start_quiet(config, &sluice).expect("sluice starts");
         let (mut e_runs, mut s_runs) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            e_runs.push(wrk(envoy.port, seconds));
-            s_runs.push(wrk(serve.port, seconds));
+            e_runs.push(wrk(envoy.port, envoy.pid(), seconds));
+            s_runs.push(wrk(serve.port, serve.pid(), seconds));
         }
         results.push(("Envoy 1.40".into(), label.to_string(), e_runs));
         results.push(("sluice serve".into(), label.to_string(), s_runs));
     }
-    println!("| proxy | route, filter | requests/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|");
+    println!("| proxy | route, filter | requests/s | p50 ms | p99 ms | proxy CPU µs/request |");
+    println!("|---|---|---|---|---|---|");
     let mean = |runs: &[Run], f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / runs.len() as f64;
     for (proxy, label, runs) in &results {
         let (rps, p50, p99) = (mean(runs, |r| r.rps), mean(runs, |r| r.p50_ms), mean(runs, |r| r.p99_ms));
-        println!("| {proxy} | {label} | {rps:.0} | {p50:.3} | {p99:.3} |");
+        let cpu = mean(runs, |r| r.cpu_us);
+        println!("| {proxy} | {label} | {rps:.0} | {p50:.3} | {p99:.3} | {cpu:.1} |");
     }
-    // What the filter costs a request: 1/rps with it − 1/rps without it (one worker each).
+    // What the filter costs a request: 1/rps with it − 1/rps without it (one worker each), and
+    // the same in the proxy's own CPU time (steadier on a shared machine).
     println!();
-    println!("| route | proxy | filter cost µs/request | requests/s ÷ Envoy's | p99 ÷ Envoy's |");
-    println!("|---|---|---|---|---|");
+    println!("| route | proxy | filter cost µs/request (1/rps) | filter cost, proxy CPU µs/request | requests/s ÷ Envoy's | p99 ÷ Envoy's |");
+    println!("|---|---|---|---|---|---|");
     for route in ["direct", "nginx"] {
         let find = |proxy: &str, filter: &str| {
             let label = format!("{route}, {filter}");
@@ -130,9 +150,10 @@ fn main() {
         for proxy in ["Envoy 1.40", "sluice serve"] {
             let (with, without) = (find(proxy, "ref_headers"), find(proxy, "no filter"));
             let cost = 1e6 / mean(with, |r| r.rps) - 1e6 / mean(without, |r| r.rps);
+            let cpu_cost = mean(with, |r| r.cpu_us) - mean(without, |r| r.cpu_us);
             let rps_ratio = mean(with, |r| r.rps) / mean(envoy_with, |r| r.rps);
             let p99_ratio = mean(with, |r| r.p99_ms) / mean(envoy_with, |r| r.p99_ms);
-            println!("| {route} | {proxy} | {cost:.1} | {rps_ratio:.2} | {p99_ratio:.2} |");
+            println!("| {route} | {proxy} | {cost:.1} | {cpu_cost:.1} | {rps_ratio:.2} | {p99_ratio:.2} |");
         }
     }
 }

@@ -419,6 +419,11 @@ impl Envoy {
         crate::last_lines(&self.log(), 40)
     }
 
+    /// The process id (for reading its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Envoy's whole log.
     pub fn log(&self) -> String {
         let mut s = String::new();

@@ -170,6 +170,11 @@ impl SluiceServe {
         None
     }
 
+    /// The process id (for reading its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What it logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("sluice.log")).unwrap_or_default()
