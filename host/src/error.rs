@@ -74,6 +74,7 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// Why.
+        #[source]
         source: std::io::Error,
     },
     /// A wasmtime error outside a guest call (engine setup, instantiation).
@@ -88,10 +89,54 @@ fn because(logged: &Option<String>) -> String {
     logged.as_ref().map(|m| format!(" (it logged: {m})")).unwrap_or_default()
 }
 
+/// What kind of failure an [`Error`] is, for a caller that acts differently on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The module cannot be loaded (not wasm, does not compile or link, no ABI marker, no
+    /// allocator or memory, a file that cannot be read).
+    Load,
+    /// The plugin refused its VM or plugin configuration.
+    Configuration,
+    /// Guest code faulted (trap, deadline, memory cap): the VM is failed, its failure policy
+    /// applies.
+    GuestFault,
+    /// The VM failed earlier and runs no more callbacks.
+    VmFailed,
+    /// The host itself could not do its part (engine, instantiation).
+    Host,
+    /// The driver asked for something that does not exist or is out of order.
+    Usage,
+}
+
 impl Error {
     /// True if this error means the guest faulted (the VM is now failed).
     pub fn is_guest_fault(&self) -> bool {
-        matches!(self, Error::Trap { .. } | Error::Deadline { .. } | Error::MemoryLimit { .. })
+        self.kind() == ErrorKind::GuestFault
+    }
+
+    /// What kind of failure this is.
+    ///
+    /// ```
+    /// use sluice_host::{Error, ErrorKind};
+    /// assert_eq!(Error::NoAbiVersion.kind(), ErrorKind::Load);
+    /// assert!(Error::Trap { function: "proxy_on_tick".into(), message: "unreachable".into() }.is_guest_fault());
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotWasm(_)
+            | Error::Compile(_)
+            | Error::NoAbiVersion
+            | Error::NoAllocator
+            | Error::NoMemory
+            | Error::MissingImports(_)
+            | Error::Link(_)
+            | Error::Io { .. } => ErrorKind::Load,
+            Error::VmStartFailed { .. } | Error::ConfigureFailed { .. } => ErrorKind::Configuration,
+            Error::Trap { .. } | Error::Deadline { .. } | Error::MemoryLimit { .. } => ErrorKind::GuestFault,
+            Error::VmFailed(_) => ErrorKind::VmFailed,
+            Error::Runtime(_) => ErrorKind::Host,
+            Error::Usage(_) => ErrorKind::Usage,
+        }
     }
 }
 

@@ -29,5 +29,5 @@ pub mod state;
 pub mod stream;
 pub mod vm;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use stream::HeaderMap;
