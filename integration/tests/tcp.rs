@@ -60,14 +60,7 @@ fn a_chain_of_network_filters_is_served_like_envoy() {
     // Client data passes the filters in order: the reference filter upper-cases it, then the
     // `tcp-guard` sample counts it; a denied first chunk is closed by the first filter.
     let upstream = Upstream::start_tcp_echo().unwrap();
-    let guard = sluice_integration::envoy::WasmFilter {
-        wasm: sluice_integration::wasm::sample_filter("tcp-guard"),
-        name: "tcp-guard".into(),
-        root_id: "tcp-guard".into(),
-        vm_id: "tcp-guard".into(),
-        configuration: r#"{"deny_prefixes": ["hello"]}"#.into(),
-        failure_policy: None,
-    };
+    let guard = tcp_guard(r#"{"deny_prefixes": ["hello"]}"#);
     let config = EnvoyConfig::tcp(reference("tcp", "")).and_filter(guard).cluster("upstream", upstream.port);
     let envoy = Envoy::start(&config).unwrap();
     let sluice = sluice_integration::sluice::SluiceServe::start(&config).unwrap();
@@ -85,6 +78,18 @@ fn a_chain_of_network_filters_is_served_like_envoy() {
             "{name}: only the first connection reached the second filter"
         );
         assert_eq!(stat("wasmcustom.tcp_guard.bytes_out").as_deref(), Some("9"), "{name}");
+    }
+}
+
+/// The `tcp-guard` sample with `configuration`.
+fn tcp_guard(configuration: &str) -> sluice_integration::envoy::WasmFilter {
+    sluice_integration::envoy::WasmFilter {
+        wasm: sluice_integration::wasm::sample_filter("tcp-guard"),
+        name: "tcp-guard".into(),
+        root_id: "tcp-guard".into(),
+        vm_id: "tcp-guard".into(),
+        configuration: configuration.into(),
+        failure_policy: None,
     }
 }
 
@@ -113,14 +118,7 @@ fn each_tcp_client_is_told_apart_by_its_own_address_like_envoy() {
     // connection from 127.0.0.2 is closed, one from 127.0.0.3 is served: the host must report each
     // connection's real peer, never one address for everyone.
     let upstream = Upstream::start_tcp_echo().unwrap();
-    let guard = sluice_integration::envoy::WasmFilter {
-        wasm: sluice_integration::wasm::sample_filter("tcp-guard"),
-        name: "tcp-guard".into(),
-        root_id: "tcp-guard".into(),
-        vm_id: "tcp-guard".into(),
-        configuration: r#"{"max_connections_per_client": 1}"#.into(),
-        failure_policy: None,
-    };
+    let guard = tcp_guard(r#"{"max_connections_per_client": 1}"#);
     let config = EnvoyConfig::tcp(guard).cluster("upstream", upstream.port);
     let envoy = Envoy::start(&config).unwrap();
     let sluice = sluice_integration::sluice::SluiceServe::start(&config).unwrap();
