@@ -48,9 +48,6 @@ pub enum Direction {
 }
 
 impl Direction {
-    /// Both directions, request first.
-    pub const BOTH: [Direction; 2] = [Direction::Request, Direction::Response];
-
     pub(crate) fn index(self) -> usize {
         match self {
             Direction::Request => 0,

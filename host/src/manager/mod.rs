@@ -198,11 +198,6 @@ impl FilterManager {
         &mut self.vm
     }
 
-    /// The VM, read-only.
-    pub fn vm_ref(&self) -> &Vm {
-        &self.vm
-    }
-
     /// A plugin's configuration.
     pub fn info(&self, plugin: PluginId) -> &PluginInfo {
         &self.root(plugin).info
@@ -238,11 +233,6 @@ impl FilterManager {
     /// does something new.
     pub fn take_effects(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
-    }
-
-    /// Whether effects are waiting to be taken.
-    pub fn has_effects(&self) -> bool {
-        !self.effects.is_empty()
     }
 
     /// When [`FilterManager::fire_due`] next has work (a tick, a callout's timeout), in the clock's
