@@ -608,15 +608,10 @@ fn plugins_start_as_often_as_in_envoy() {
     let upstream = Upstream::start().unwrap();
     let original = thirdparty::original_config(Sdk::Go, "http_headers");
     let cwd = thirdparty::built(Sdk::Go);
-    let mut counts = Vec::new();
-    for which in [Which::Envoy, Which::Sluice] {
-        let config = thirdparty::rewrite(&original, Sdk::Go, upstream.port).unwrap();
-        let proxy = Proxy::start(which.clone(), &config, &cwd).unwrap();
+    let counts = thirdparty::in_both(&original, Sdk::Go, upstream.port, &cwd, |_, proxy| {
         std::thread::sleep(Duration::from_millis(1000));
-        let starts =
-            proxy.log().lines().filter(|l| l.contains("wasm log") && l.contains("loading plugin config")).count();
-        counts.push(starts);
-    }
+        proxy.log().lines().filter(|l| l.contains("wasm log") && l.contains("loading plugin config")).count()
+    });
     assert_eq!(counts[0], 3, "Envoy's count changed: {counts:?}");
     assert_eq!(counts[1], counts[0], "plugin starts (Envoy, sluice)");
 }
