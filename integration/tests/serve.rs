@@ -109,6 +109,26 @@ fn metrics_show_in_admin_stats() {
 }
 
 #[test]
+fn upstream_connections_are_pooled_alike() {
+    // Five requests one after another, each on its own client connection: both proxies carry them
+    // to the upstream on one kept-alive connection, and count it once.
+    let p = pair(reference("headers", ""), &[]);
+    for _ in 0..5 {
+        p.check(&Case::get("/pooled"));
+    }
+    let stat = |admin: u16, name: &str| {
+        let r = send(admin, "GET", &format!("/stats?filter=^{name}$"), &[], b"").unwrap();
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
+    };
+    for name in ["cluster.upstream.upstream_cx_total", "cluster.upstream.upstream_rq_total"] {
+        assert_eq!(stat(p.envoy.admin_port, name), stat(p.sluice.admin_port, name), "{name}");
+    }
+    assert_eq!(stat(p.sluice.admin_port, "cluster.upstream.upstream_cx_total").as_deref(), Some("1"));
+    assert_eq!(stat(p.sluice.admin_port, "cluster.upstream.upstream_rq_total").as_deref(), Some("5"));
+}
+
+#[test]
 fn a_network_filter_is_served_alike() {
     use std::io::{Read, Write};
     let upstream = Upstream::start_tcp_echo().unwrap();

@@ -1,22 +1,30 @@
 //! Upstream clusters: endpoints used round-robin, connections with the connect timeout, and
 //! Envoy's own answers when an upstream cannot be reached or is too slow.
+//!
+//! HTTP/1.1 requests go through hyper-util's pooling client (one per cluster and worker, so a
+//! worker's requests never wait on another worker's connection tasks); HTTP/2 needs no pool: one
+//! connection per endpoint and worker carries every stream.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
-use hyper::client::conn::http1;
+use hyper::Uri;
+use hyper_util::client::legacy::connect::{HttpConnector, HttpInfo};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::PipeBody;
+use super::stats::Stat;
 use crate::config::ClusterPlan;
 use crate::stream::HeaderMap;
 
-/// A pooled HTTP/1.1 connection and the address it reaches.
-type Sender = (http1::SendRequest<PipeBody>, std::net::SocketAddr);
 /// A shared HTTP/2 connection and the address it reaches.
 type H2Sender = (hyper::client::conn::http2::SendRequest<PipeBody>, std::net::SocketAddr);
 type Endpoint = (String, u16);
@@ -24,26 +32,45 @@ type Endpoint = (String, u16);
 /// Idle connections kept per endpoint and worker.
 const MAX_IDLE: usize = 64;
 
+/// How long an idle upstream connection is kept: Envoy's default `idle_timeout` for upstream
+/// connections (one hour).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 thread_local! {
-    /// This worker's idle upstream connections, by endpoint.
-    static POOL: std::cell::RefCell<std::collections::HashMap<Endpoint, Vec<Sender>>> = Default::default();
     /// This worker's HTTP/2 connections, one per endpoint, shared by all its streams.
     static H2: std::cell::RefCell<std::collections::HashMap<Endpoint, H2Sender>> = Default::default();
 }
 
-/// Keeps an idle connection for the next request of this worker.
-fn pool(endpoint: Endpoint, sender: Sender) {
-    if sender.0.is_closed() {
-        return;
-    }
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        let idle = p.entry(endpoint).or_default();
-        if idle.len() < MAX_IDLE {
-            idle.push(sender);
-        }
-    });
+/// Opens a cluster's upstream connections (connect timeout, `TCP_NODELAY`) and counts them in
+/// `upstream_cx_total`.
+#[derive(Clone)]
+struct Connector {
+    http: HttpConnector,
+    opened: Stat,
 }
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = <HttpConnector as tower_service::Service<Uri>>::Response;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.http.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.http.call(uri);
+        let opened = self.opened.clone();
+        Box::pin(async move {
+            let c = connecting.await?;
+            opened.fetch_add(1, Ordering::Relaxed);
+            Ok(c)
+        })
+    }
+}
+
+/// One worker's pooling HTTP/1.1 client for a cluster.
+type Http1Client = Client<Connector, PipeBody>;
 
 /// An upstream's answer, headers first.
 pub(crate) struct UpstreamHead {
@@ -74,23 +101,16 @@ impl From<UpstreamResponse> for UpstreamHead {
     }
 }
 
-/// A response body read from an upstream frame by frame; its connection goes back to the worker's
-/// pool when the body is complete.
+/// A response body read from an upstream frame by frame (an HTTP/1.1 connection goes back to the
+/// worker's pool when the body is complete).
 pub(crate) struct StreamingBody {
     body: Incoming,
-    connection: Option<(Endpoint, Sender)>,
 }
 
 impl StreamingBody {
     /// The next frame (data or trailers); `None` at the end; an error if the upstream broke off.
     pub(crate) async fn next(&mut self) -> Option<Result<Frame<Bytes>, hyper::Error>> {
-        let f = self.body.frame().await;
-        if f.is_none() {
-            if let Some((endpoint, sender)) = self.connection.take() {
-                pool(endpoint, sender);
-            }
-        }
-        f
+        self.body.frame().await
     }
 }
 
@@ -147,17 +167,50 @@ impl UpstreamResponse {
 }
 
 /// A cluster's endpoints and settings.
-#[derive(Debug)]
 pub(crate) struct Cluster {
     plan: ClusterPlan,
+    /// Each endpoint as a URI authority (what the HTTP/1.1 client's pool is keyed by); `None` for
+    /// a name no URI can hold, which is answered as a connect failure.
+    authorities: Vec<Option<hyper::http::uri::Authority>>,
     next: AtomicUsize,
     stats: super::stats::ClusterStats,
+    /// Each worker's HTTP/1.1 client.
+    http1: thread_local::ThreadLocal<Http1Client>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("plan", &self.plan).finish_non_exhaustive()
+    }
 }
 
 impl Cluster {
     pub(crate) fn new(plan: ClusterPlan, registry: &std::sync::Arc<super::stats::Registry>) -> Self {
         let stats = super::stats::ClusterStats::new(registry, &plan.name);
-        Self { plan, next: AtomicUsize::new(0), stats }
+        let authorities = plan
+            .endpoints
+            .iter()
+            .map(|(host, port)| {
+                let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+                format!("{host}:{port}").parse().ok()
+            })
+            .collect();
+        Self { plan, authorities, next: AtomicUsize::new(0), stats, http1: thread_local::ThreadLocal::new() }
+    }
+
+    /// This worker's HTTP/1.1 client.
+    fn http1(&self) -> &Http1Client {
+        self.http1.get_or(|| {
+            let mut http = HttpConnector::new();
+            http.set_connect_timeout(Some(self.plan.connect_timeout));
+            http.set_nodelay(true);
+            let connector = Connector { http, opened: self.stats.cx_total.clone() };
+            Client::builder(super::LocalExec)
+                .pool_max_idle_per_host(MAX_IDLE)
+                .pool_idle_timeout(IDLE_TIMEOUT)
+                .set_host(false)
+                .build(connector)
+        })
     }
 
     /// `metadata` (`xds.cluster_metadata`).
@@ -299,32 +352,30 @@ impl Cluster {
         Some((sender, peer))
     }
 
-    /// An idle pooled connection to `endpoint` of this worker, or a new one.
-    async fn connection(&self, endpoint: &Endpoint) -> Option<Sender> {
-        while let Some(mut s) = POOL.with(|p| p.borrow_mut().get_mut(endpoint).and_then(Vec::pop)) {
-            if !s.0.is_closed() && s.0.ready().await.is_ok() {
-                return Some(s);
-            }
-        }
-        let connect = TcpStream::connect((endpoint.0.as_str(), endpoint.1));
-        let stream = tokio::time::timeout(self.plan.connect_timeout, connect).await.ok()?.ok()?;
-        let _ = stream.set_nodelay(true);
-        let peer = stream.peer_addr().ok()?;
-        let (sender, conn) = http1::handshake::<_, PipeBody>(TokioIo::new(stream)).await.ok()?;
-        self.stats.cx_total.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_local(async move {
-            let _ = conn.await;
-        });
-        Some((sender, peer))
-    }
-
     async fn exchange(&self, headers: &HeaderMap, body: PipeBody) -> UpstreamHead {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
         let endpoint = &self.plan.endpoints[i];
         let authority = headers.get_str(":authority").unwrap_or(&self.plan.name).to_string();
         let path = headers.get_str(":path").unwrap_or("/");
         let mut req = hyper::Request::builder().method(headers.get_str(":method").unwrap_or("GET"));
-        req = if self.plan.http2 { req.uri(format!("http://{authority}{path}")) } else { req.uri(path) };
+        req = if self.plan.http2 {
+            req.uri(format!("http://{authority}{path}"))
+        } else {
+            // The pool is keyed by the endpoint; the client sends the path alone (origin form).
+            let (Ok(path), Some(endpoint)) =
+                (hyper::http::uri::PathAndQuery::try_from(path), self.authorities[i].clone())
+            else {
+                return UpstreamResponse::local(503, CONNECT_FAILURE).into();
+            };
+            let mut uri = hyper::http::uri::Parts::default();
+            uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+            uri.authority = Some(endpoint);
+            uri.path_and_query = Some(path);
+            let Ok(uri) = Uri::from_parts(uri) else {
+                return UpstreamResponse::local(503, CONNECT_FAILURE).into();
+            };
+            req.uri(uri)
+        };
         for (k, v) in headers.iter() {
             if k.starts_with(b":") {
                 continue;
@@ -339,22 +390,27 @@ impl Cluster {
         };
         let sent = std::time::Instant::now();
         self.stats.rq_total.fetch_add(1, Ordering::Relaxed);
-        let (resp, connection, address) = if self.plan.http2 {
+        // Connected, but no answer: the upstream hung up (or reset, or broke HTTP/2) before its headers.
+        let (resp, address) = if self.plan.http2 {
             let Some((mut sender, peer)) = self.h2_connection(endpoint).await else {
                 return UpstreamResponse::local(503, CONNECT_FAILURE).into();
             };
-            (sender.send_request(req).await, None, peer)
+            match sender.send_request(req).await {
+                Ok(r) => (r, peer),
+                Err(e) if is_protocol_error(&e) => return UpstreamResponse::local(503, PROTOCOL_ERROR).into(),
+                Err(_) => return UpstreamResponse::local(503, TERMINATION).into(),
+            }
         } else {
-            let Some((mut sender, peer)) = self.connection(endpoint).await else {
-                return UpstreamResponse::local(503, CONNECT_FAILURE).into();
-            };
-            (sender.send_request(req).await, Some((endpoint.clone(), (sender, peer))), peer)
-        };
-        // Connected, but no answer: the upstream hung up (or reset, or broke HTTP/2) before its headers.
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) if is_protocol_error(&e) => return UpstreamResponse::local(503, PROTOCOL_ERROR).into(),
-            Err(_) => return UpstreamResponse::local(503, TERMINATION).into(),
+            match self.http1().request(req).await {
+                Ok(r) => {
+                    let Some(peer) = r.extensions().get::<HttpInfo>().map(HttpInfo::remote_addr) else {
+                        return UpstreamResponse::local(503, TERMINATION).into();
+                    };
+                    (r, peer)
+                }
+                Err(e) if e.is_connect() => return UpstreamResponse::local(503, CONNECT_FAILURE).into(),
+                Err(_) => return UpstreamResponse::local(503, TERMINATION).into(),
+            }
         };
         self.stats.answered(resp.status().as_u16());
         let mut out = HeaderMap::from_pairs([(":status", resp.status().as_u16().to_string())]);
@@ -366,7 +422,7 @@ impl Cluster {
         out.replace("x-envoy-upstream-service-time", sent.elapsed().as_millis().to_string());
         UpstreamHead {
             headers: out,
-            body: UpstreamBody::Stream(StreamingBody { body: resp.into_body(), connection }),
+            body: UpstreamBody::Stream(StreamingBody { body: resp.into_body() }),
             address: Some(address),
             cluster: None,
         }
