@@ -2,6 +2,7 @@
 //! types, unavailable maps) and the exact status Envoy returns for each.
 
 use sluice_host::abi::status::Status;
+use sluice_host::harness::ContextId;
 use sluice_host::harness::Harness;
 use wasmtime::Val;
 
@@ -99,9 +100,9 @@ const WILD: i32 = 0x7fff_fff0;
 
 struct Probe {
     h: Harness,
-    stream: u32,
+    stream: ContextId,
     id: sluice_host::harness::StreamId,
-    root: u32,
+    root: ContextId,
 }
 
 fn i(v: i32) -> Val {
@@ -124,7 +125,7 @@ impl Probe {
         Self { h, stream, id, root }
     }
 
-    fn call(&mut self, name: &str, ctx: u32, args: &[Val]) -> i32 {
+    fn call(&mut self, name: &str, ctx: ContextId, args: &[Val]) -> i32 {
         let r = self.h.invoke(&format!("call_{name}"), ctx, args).expect("hostcall returns");
         r[0].unwrap_i32()
     }
@@ -386,7 +387,8 @@ fn grpc_callouts() {
     assert_eq!(p.s("proxy_grpc_close", &[stream]), OK);
     assert_eq!(p.s("proxy_grpc_cancel", &[call]), OK);
     // The cancelled call is gone; the half-closed stream still waits for the upstream's answer.
-    let open: Vec<_> = p.h.grpc_callouts().iter().map(|c| (c.token as i32, c.half_closed, c.messages.len())).collect();
+    let open: Vec<_> =
+        p.h.grpc_callouts().iter().map(|c| (c.token.get() as i32, c.half_closed, c.messages.len())).collect();
     assert_eq!(open, [(stream, true, 1)]);
 }
 
@@ -397,7 +399,7 @@ fn stream_control_and_contexts() {
     assert_eq!(p.s("proxy_continue_stream", &[3]), Status::Unimplemented as i32);
     assert_eq!(p.s("proxy_close_stream", &[9]), BAD);
     assert_eq!(p.s("proxy_set_effective_context", &[777]), BAD);
-    assert_eq!(p.s("proxy_set_effective_context", &[p.root as i32]), OK);
+    assert_eq!(p.s("proxy_set_effective_context", &[p.root.get() as i32]), OK);
     assert_eq!(p.s("proxy_done", &[]), NOT_FOUND, "nothing is pending");
     assert_eq!(p.s("proxy_get_status", &[RET + 8, RET, RET2]), OK);
     assert_eq!(p.s("proxy_get_status", &[WILD, RET, RET2]), IMA);

@@ -3,7 +3,8 @@
 //! routed to a local nginx upstream (both proxies to the same nginx, in the same run).
 //! Run: `cargo bench -p sluice-integration --bench serve` (needs `wrk` and `nginx`:
 //! `apt-get install wrk nginx-light`). `BENCH_SECONDS` (default 5) and `BENCH_ROUNDS` (default 2)
-//! size it.
+//! size it. `BENCH_BASELINE=/path/to/an/older/sluice` measures that binary too, in the same
+//! rounds, as "sluice baseline" (an A/B of a change, with Envoy beside both).
 
 use std::process::Command;
 
@@ -109,6 +110,7 @@ fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     let sluice = sluice_release_binary();
+    let baseline = std::env::var_os("BENCH_BASELINE").map(std::path::PathBuf::from);
     let nginx = Nginx::start();
     let configs = [
         ("direct, no filter", EnvoyConfig::http_without_filter().direct_response(200, "ok")),
@@ -120,14 +122,26 @@ fn main() {
     for (label, config) in &configs {
         let envoy = Envoy::start_quiet(config).expect("envoy starts");
         let serve = SluiceServe::start_quiet(config, &sluice).expect("sluice starts");
-        let (mut e_runs, mut s_runs) = (Vec::new(), Vec::new());
+        let base = baseline.as_ref().map(|b| SluiceServe::start_quiet(config, b).expect("the baseline starts"));
+        let (mut e_runs, mut s_runs, mut b_runs) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             e_runs.push(wrk(envoy.port, envoy.pid(), seconds));
             s_runs.push(wrk(serve.port, serve.pid(), seconds));
+            if let Some(b) = &base {
+                b_runs.push(wrk(b.port, b.pid(), seconds));
+            }
         }
         results.push(("Envoy 1.40".into(), label.to_string(), e_runs));
         results.push(("sluice serve".into(), label.to_string(), s_runs));
+        if base.is_some() {
+            results.push(("sluice baseline".into(), label.to_string(), b_runs));
+        }
     }
+    let proxies: &[&str] = if baseline.is_some() {
+        &["Envoy 1.40", "sluice serve", "sluice baseline"]
+    } else {
+        &["Envoy 1.40", "sluice serve"]
+    };
     println!("| proxy | route, filter | requests/s | p50 ms | p99 ms | proxy CPU µs/request |");
     println!("|---|---|---|---|---|---|");
     let mean = |runs: &[Run], f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / runs.len() as f64;
@@ -147,7 +161,7 @@ fn main() {
             &results.iter().find(|(p, l, _)| p == proxy && *l == label).expect("measured").2
         };
         let envoy_with = find("Envoy 1.40", "ref_headers");
-        for proxy in ["Envoy 1.40", "sluice serve"] {
+        for &proxy in proxies {
             let (with, without) = (find(proxy, "ref_headers"), find(proxy, "no filter"));
             let cost = 1e6 / mean(with, |r| r.rps) - 1e6 / mean(without, |r| r.rps);
             let cpu_cost = mean(with, |r| r.cpu_us) - mean(without, |r| r.cpu_us);

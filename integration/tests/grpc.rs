@@ -22,7 +22,7 @@ fn a_unary_call_is_made_and_answered() {
         (c.service.as_str(), c.method.as_str(), c.messages[0].as_slice()),
         ("pkg.Checker", "Check", &b"/item"[..])
     );
-    assert_eq!(c.token % 4, 1, "unary call tokens are 1 mod 4, as in Envoy");
+    assert_eq!(c.token.get() % 4, 1, "unary call tokens are 1 mod 4, as in Envoy");
     assert_eq!(c.metadata, vec![(b"x-md".to_vec(), b"1".to_vec())]);
     h.respond_grpc_call(c.token, Ok(b"allowed".to_vec())).unwrap();
     let s = h.http(id);

@@ -9,7 +9,7 @@ use super::codec;
 use super::memory::{finish, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::{GrpcCallout, GrpcEvent, Host};
+use crate::vm::{CalloutToken, ContextId, GrpcCallout, GrpcEvent, Host};
 
 fn varint(b: &[u8]) -> Option<(usize, usize)> {
     let mut v = 0usize;
@@ -71,10 +71,11 @@ fn start(
         host.next_grpc_call_token
     };
     write_u32(mem, ret, token)?;
+    let token = CalloutToken(token);
     let call = GrpcCallout {
         token,
-        context_id: host.effective_context,
-        root_id: host.effective_root_id(),
+        context_id: ContextId(host.effective_context),
+        root_id: ContextId(host.effective_root_id()),
         cluster: service_arg,
         service,
         method,
@@ -92,18 +93,19 @@ fn start(
 fn send(caller: &mut Caller<'_, Host>, token: i32, mp: i32, ml: i32, end: i32) -> CallResult {
     let (mem, host) = split(caller)?;
     let msg = slice(mem, mp, ml)?.to_vec();
-    let call = host.grpc_callouts.get_mut(&(token as u32)).ok_or(Status::NotFound)?;
+    let token = CalloutToken(token as u32);
+    let call = host.grpc_callouts.get_mut(&token).ok_or(Status::NotFound)?;
     if !call.streaming {
         return Err(Status::BadArgument.into());
     }
     call.messages.push(msg.clone());
     call.half_closed |= end != 0;
-    host.grpc_events.push(GrpcEvent::Send { token: token as u32, message: Some(msg), end_of_stream: end != 0 });
+    host.grpc_events.push(GrpcEvent::Send { token, message: Some(msg), end_of_stream: end != 0 });
     Ok(())
 }
 
 fn cancel(host: &mut Host, token: i32, close: bool) -> CallResult {
-    let token = token as u32;
+    let token = CalloutToken(token as u32);
     if close {
         let call = host.grpc_callouts.get_mut(&token).ok_or(Status::NotFound)?;
         call.half_closed = true;

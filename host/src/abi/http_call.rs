@@ -8,7 +8,7 @@ use super::codec;
 use super::memory::{finish, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::{Host, HttpCallout};
+use crate::vm::{CalloutToken, ContextId, Host, HttpCallout};
 
 #[allow(clippy::too_many_arguments)]
 fn http_call(
@@ -36,9 +36,9 @@ fn http_call(
     let token = host.next_http_token;
     write_u32(mem, ret, token)?;
     let callout = HttpCallout {
-        token,
-        context_id: host.effective_context,
-        root_id: host.effective_root_id(),
+        token: CalloutToken(token),
+        context_id: ContextId(host.effective_context),
+        root_id: ContextId(host.effective_root_id()),
         cluster,
         headers,
         body,

@@ -64,7 +64,7 @@ impl HttpStream<'_> {
     }
 
     /// The plugin's context id for this stream, once created.
-    pub fn context_id(&self) -> Option<u32> {
+    pub fn context_id(&self) -> Option<crate::vm::ContextId> {
         self.h.core.context_of(self.id)
     }
 

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::manager::{CalloutReply, Message, StreamId};
+pub use crate::vm::{CalloutToken, ContextId};
 pub use exchange::{Exchange, Request, Response, BODY_CHUNK};
 pub use http::HttpStream;
 pub use logs::LogCollector;
@@ -330,14 +331,19 @@ impl Harness {
     /// Calls any export of the module on context `context_id`, then does what Envoy does after a
     /// callback (deferred actions, queue events, callouts). A guest fault comes back as itself
     /// (see [`Error::is_guest_fault`]), after the failure policy has run.
-    pub fn invoke(&mut self, name: &str, context_id: u32, params: &[wasmtime::Val]) -> Result<Vec<wasmtime::Val>> {
+    pub fn invoke(
+        &mut self,
+        name: &str,
+        context_id: ContextId,
+        params: &[wasmtime::Val],
+    ) -> Result<Vec<wasmtime::Val>> {
         let r = self.core.invoke(name, context_id, params);
         self.settle()?;
         r
     }
 
     /// The root context id of the plugin.
-    pub fn root_id(&self) -> u32 {
+    pub fn root_id(&self) -> ContextId {
         self.core.root_id(PluginId::FIRST)
     }
 
@@ -436,7 +442,7 @@ impl Harness {
     }
 
     /// Answers a pending HTTP callout (a response, a timeout's 504, a connect failure's 503, or a reset).
-    pub fn respond_http_callout(&mut self, token: u32, reply: CalloutReply) -> Result<()> {
+    pub fn respond_http_callout(&mut self, token: CalloutToken, reply: CalloutReply) -> Result<()> {
         let r = self.core.answer_http_callout(token, reply);
         self.settle()?;
         r
@@ -444,21 +450,29 @@ impl Harness {
 
     /// Answers a unary gRPC call: `Ok(message)` is delivered to `proxy_on_grpc_receive`; `Err((status,
     /// message))` to `proxy_on_grpc_close` with the message readable through `proxy_get_status`.
-    pub fn respond_grpc_call(&mut self, token: u32, reply: std::result::Result<Vec<u8>, (u32, String)>) -> Result<()> {
+    pub fn respond_grpc_call(
+        &mut self,
+        token: CalloutToken,
+        reply: std::result::Result<Vec<u8>, (u32, String)>,
+    ) -> Result<()> {
         let r = self.core.respond_grpc_call(token, reply);
         self.settle()?;
         r
     }
 
     /// Delivers initial metadata on a gRPC stream.
-    pub fn grpc_stream_initial_metadata(&mut self, token: u32, metadata: crate::stream::HeaderMap) -> Result<()> {
+    pub fn grpc_stream_initial_metadata(
+        &mut self,
+        token: CalloutToken,
+        metadata: crate::stream::HeaderMap,
+    ) -> Result<()> {
         let r = self.core.grpc_stream_initial_metadata(token, metadata);
         self.settle()?;
         r
     }
 
     /// Delivers one message on a gRPC stream.
-    pub fn grpc_stream_message(&mut self, token: u32, message: impl Into<Vec<u8>>) -> Result<()> {
+    pub fn grpc_stream_message(&mut self, token: CalloutToken, message: impl Into<Vec<u8>>) -> Result<()> {
         let r = self.core.grpc_stream_message(token, message);
         self.settle()?;
         r
@@ -467,7 +481,7 @@ impl Harness {
     /// Delivers trailing metadata, then closes the stream with `status` and `message`.
     pub fn close_grpc_stream(
         &mut self,
-        token: u32,
+        token: CalloutToken,
         trailers: crate::stream::HeaderMap,
         status: u32,
         message: &str,

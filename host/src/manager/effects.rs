@@ -1,7 +1,7 @@
 //! What the core asks its driver to do: the only way work leaves it.
 
 use super::StreamId;
-use crate::vm::{GrpcCallout, HttpCallout};
+use crate::vm::{CalloutToken, GrpcCallout, HttpCallout};
 
 /// One thing a driver must do for the core, drained with
 /// [`FilterManager::take_effects`](super::FilterManager::take_effects) after each call into it.
@@ -20,14 +20,14 @@ pub enum Effect {
     /// Send one more message on an open gRPC stream (`end_of_stream`: the plugin half-closed it).
     GrpcSend {
         /// The stream's token.
-        token: u32,
+        token: CalloutToken,
         /// The message, without its length prefix (`None`: only the half-close).
         message: Option<Vec<u8>>,
         /// The plugin will send nothing more.
         end_of_stream: bool,
     },
     /// The plugin cancelled a gRPC call or stream: stop talking to the upstream.
-    GrpcCancel(u32),
+    GrpcCancel(CalloutToken),
     /// A stream moved on outside its driver's own step (a callout answer, a timer, a queue event,
     /// a failed VM): its driver should look at it again.
     Wake(StreamId),

@@ -3,9 +3,10 @@
 use super::FilterManager;
 use crate::error::{Error, Result};
 use crate::stream::HeaderMap;
+use crate::vm::CalloutToken;
 
 impl FilterManager {
-    fn check_grpc(&self, token: u32) -> Result<()> {
+    fn check_grpc(&self, token: CalloutToken) -> Result<()> {
         if self.grpc_calls.iter().any(|c| c.token == token) {
             Ok(())
         } else {
@@ -13,13 +14,17 @@ impl FilterManager {
         }
     }
 
-    fn forget_grpc(&mut self, token: u32) {
+    fn forget_grpc(&mut self, token: CalloutToken) {
         self.grpc_calls.retain(|c| c.token != token);
     }
 
     /// Answers a unary gRPC call: `Ok(message)` is delivered to `proxy_on_grpc_receive`; `Err((status,
     /// message))` to `proxy_on_grpc_close` with the message readable through `proxy_get_status`.
-    pub fn respond_grpc_call(&mut self, token: u32, reply: std::result::Result<Vec<u8>, (u32, String)>) -> Result<()> {
+    pub fn respond_grpc_call(
+        &mut self,
+        token: CalloutToken,
+        reply: std::result::Result<Vec<u8>, (u32, String)>,
+    ) -> Result<()> {
         self.check_grpc(token)?;
         let r = match reply {
             Ok(message) => {
@@ -34,21 +39,27 @@ impl FilterManager {
     }
 
     /// Delivers initial metadata on a gRPC stream.
-    pub fn grpc_stream_initial_metadata(&mut self, token: u32, metadata: HeaderMap) -> Result<()> {
+    pub fn grpc_stream_initial_metadata(&mut self, token: CalloutToken, metadata: HeaderMap) -> Result<()> {
         self.check_grpc(token)?;
         let r = self.vm.deliver_grpc_initial_metadata(token, metadata);
         self.after_guest_call(r)
     }
 
     /// Delivers one message on a gRPC stream.
-    pub fn grpc_stream_message(&mut self, token: u32, message: impl Into<Vec<u8>>) -> Result<()> {
+    pub fn grpc_stream_message(&mut self, token: CalloutToken, message: impl Into<Vec<u8>>) -> Result<()> {
         self.check_grpc(token)?;
         let r = self.vm.deliver_grpc_message(token, message.into());
         self.after_guest_call(r)
     }
 
     /// Delivers trailing metadata, then closes the stream with `status` and `message`.
-    pub fn close_grpc_stream(&mut self, token: u32, trailers: HeaderMap, status: u32, message: &str) -> Result<()> {
+    pub fn close_grpc_stream(
+        &mut self,
+        token: CalloutToken,
+        trailers: HeaderMap,
+        status: u32,
+        message: &str,
+    ) -> Result<()> {
         self.check_grpc(token)?;
         let r = self.vm.deliver_grpc_trailing_metadata(token, trailers);
         self.after_guest_call(r)?;

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::stream::{
     data_status, headers_status, trailers_status, Access, FilterStatus, HeaderMap, HttpStreamState, MapSlot, StreamInfo,
 };
-use crate::vm::{FailurePolicy, HostAction, LocalReply};
+use crate::vm::{ContextId, FailurePolicy, HostAction, LocalReply};
 
 /// How much of a body one data callback gets at most: what Envoy's codec reads from a socket at
 /// a time.
@@ -307,13 +307,13 @@ impl FilterManager {
     }
 
     /// The guest's context id for stream `id`, once created.
-    pub fn context_of(&self, id: StreamId) -> Option<u32> {
-        self.streams.get(&id)?.ctx
+    pub fn context_of(&self, id: StreamId) -> Option<ContextId> {
+        self.streams.get(&id)?.ctx.map(ContextId)
     }
 
     /// Stream `id` as the guest sees it (headers, bodies, properties), while its context lives.
     pub fn http_state(&self, id: StreamId) -> Option<&HttpStreamState> {
-        self.vm.http_state(self.context_of(id)?)
+        self.vm.http_state(self.context_of(id)?.0)
     }
 
     /// Records the upstream host that is answering (`upstream.address`, `upstream.port`), as

@@ -53,7 +53,10 @@ use crate::error::{Error, Result};
 use crate::runtime::{CompiledModule, Runtime};
 use crate::state::QueueNotifier;
 use crate::stream::HttpStreamState;
-use crate::vm::{FailurePolicy, GrpcCallout, GrpcEvent, HostAction, HttpCallout, PluginInfo, ProxyEnv, Vm, VmOptions};
+use crate::vm::{
+    CalloutToken, ContextId, FailurePolicy, GrpcCallout, GrpcEvent, HostAction, HttpCallout, PluginInfo, ProxyEnv, Vm,
+    VmOptions,
+};
 
 /// Envoy's base backoff before FAIL_RELOAD tries a fresh VM.
 const RELOAD_BACKOFF_NANOS: i64 = 1_000_000_000;
@@ -210,8 +213,8 @@ impl FilterManager {
     }
 
     /// The root context id of a plugin (it changes when FAIL_RELOAD brings a fresh VM).
-    pub fn root_id(&self, plugin: PluginId) -> u32 {
-        self.root(plugin).root_id
+    pub fn root_id(&self, plugin: PluginId) -> ContextId {
+        ContextId(self.root(plugin).root_id)
     }
 
     /// The environment (clusters, clock, shared state).
@@ -296,7 +299,7 @@ impl FilterManager {
     /// Answers a pending HTTP callout (a response, a timeout's 504, a connect failure's 503, or a
     /// reset). A callout that is no longer pending (it timed out first) is an error the driver may
     /// ignore.
-    pub fn answer_http_callout(&mut self, token: u32, reply: CalloutReply) -> Result<()> {
+    pub fn answer_http_callout(&mut self, token: CalloutToken, reply: CalloutReply) -> Result<()> {
         let at = self
             .http_callouts
             .iter()
@@ -313,7 +316,12 @@ impl FilterManager {
     /// Calls any export of the module on context `context_id`, then does what Envoy does after a
     /// callback (deferred actions, queue events, callouts). For tests that exercise hostcalls
     /// through a probe module.
-    pub fn invoke(&mut self, name: &str, context_id: u32, params: &[wasmtime::Val]) -> Result<Vec<wasmtime::Val>> {
+    pub fn invoke(
+        &mut self,
+        name: &str,
+        context_id: ContextId,
+        params: &[wasmtime::Val],
+    ) -> Result<Vec<wasmtime::Val>> {
         // The guest's own error comes back as it was (a trap stays a trap), after the failure
         // policy has run.
         match self.vm.invoke(name, context_id, params) {

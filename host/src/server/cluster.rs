@@ -149,6 +149,16 @@ pub(crate) fn via_upstream(message: &str) -> String {
     }
 }
 
+/// A `grpc-status` value as a code (a value that is not one of gRPC's codes reads as `Unknown`).
+pub(crate) fn grpc_code(status: &str) -> tonic::Code {
+    status.trim().parse().map_or(tonic::Code::Unknown, tonic::Code::from_i32)
+}
+
+/// A code as the number a plugin gets in `proxy_on_grpc_close`.
+pub(crate) fn code_number(code: tonic::Code) -> u32 {
+    i32::from(code).unsigned_abs()
+}
+
 /// A response from an upstream, or one Envoy would make up.
 #[derive(Debug, Clone)]
 pub(crate) struct UpstreamResponse {
@@ -284,10 +294,12 @@ impl Cluster {
         metadata: &[(Vec<u8>, Vec<u8>)],
         message: &[u8],
         timeout: Option<Duration>,
-    ) -> Result<Vec<u8>, (u32, String)> {
+    ) -> Result<Vec<u8>, tonic::Status> {
         let work = self.grpc_exchange(service, method, metadata, message);
         match timeout {
-            Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| Err((4, "deadline exceeded".into()))),
+            Some(t) => tokio::time::timeout(t, work)
+                .await
+                .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("deadline exceeded"))),
             None => work.await,
         }
     }
@@ -298,8 +310,8 @@ impl Cluster {
         method: &str,
         metadata: &[(Vec<u8>, Vec<u8>)],
         message: &[u8],
-    ) -> Result<Vec<u8>, (u32, String)> {
-        let unavailable = || (14, CONNECT_FAILURE.to_string());
+    ) -> Result<Vec<u8>, tonic::Status> {
+        let unavailable = || tonic::Status::unavailable(CONNECT_FAILURE);
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
         let (mut sender, _) = self.h2_connection(&self.plan.endpoints[i]).await.ok_or_else(unavailable)?;
         let framed = super::grpc_stream::framed(message);
@@ -311,7 +323,7 @@ impl Cluster {
         for (k, v) in metadata {
             req = req.header(k.as_slice(), v.as_slice());
         }
-        let req = req.body(PipeBody::full(framed, true)).map_err(|e| (13, e.to_string()))?;
+        let req = req.body(PipeBody::full(framed, true)).map_err(|e| tonic::Status::internal(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(|_| unavailable())?;
         let headers = resp.headers().clone();
         let collected = resp.into_body().collect().await.map_err(|_| unavailable())?;
@@ -320,13 +332,13 @@ impl Cluster {
         let field = |name: &str| {
             trailers.get(name).or_else(|| headers.get(name)).and_then(|v| v.to_str().ok()).map(str::to_string)
         };
-        let status: u32 = field("grpc-status").and_then(|s| s.parse().ok()).unwrap_or(2);
-        if status != 0 {
-            return Err((status, via_upstream(&field("grpc-message").unwrap_or_default())));
+        let status = field("grpc-status").map_or(tonic::Code::Unknown, |s| grpc_code(&s));
+        if status != tonic::Code::Ok {
+            return Err(tonic::Status::new(status, via_upstream(&field("grpc-message").unwrap_or_default())));
         }
         let body = collected.to_bytes();
         let len = body.get(1..5).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).unwrap_or(0);
-        body.get(5..5 + len).map(<[u8]>::to_vec).ok_or((13, "malformed gRPC message".into()))
+        body.get(5..5 + len).map(<[u8]>::to_vec).ok_or_else(|| tonic::Status::internal("malformed gRPC message"))
     }
 
     /// This worker's HTTP/2 connection to `endpoint`, opened if there is none (or it closed).

@@ -10,12 +10,10 @@ use hyper::body::Frame;
 use super::body::{BodySender, PipeBody};
 use super::cluster::{via_upstream, UpstreamBody, CONNECT_FAILURE};
 use super::instance::Instance;
+use tonic::Code;
+
 use crate::stream::HeaderMap;
 use crate::vm::GrpcCallout;
-
-/// gRPC's UNAVAILABLE and INTERNAL.
-const UNAVAILABLE: u32 = 14;
-const INTERNAL: u32 = 13;
 
 /// One open stream: where the plugin's next messages go.
 pub(crate) struct OpenStream {
@@ -88,22 +86,23 @@ fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::manager::FilterMa
     instance.with(f);
 }
 
-fn status_of(h: &HeaderMap) -> Option<(u32, String)> {
-    let status = h.get_str("grpc-status")?.parse().ok()?;
+/// The status in a reply's headers or trailers, if it has one.
+fn status_of(h: &HeaderMap) -> Option<(Code, String)> {
+    let status = super::cluster::grpc_code(h.get_str("grpc-status")?);
     Some((status, via_upstream(h.get_str("grpc-message").unwrap_or_default())))
 }
 
 async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
     let token = call.token;
-    let close = |status: u32, message: String, trailers: HeaderMap| {
+    let close = |status: Code, message: String, trailers: HeaderMap| {
         deliver(&instance, |h| {
-            let _ = h.close_grpc_stream(token, trailers, status, &message);
+            let _ = h.close_grpc_stream(token, trailers, super::cluster::code_number(status), &message);
         });
         instance.grpc_stream_ended(token);
     };
     let cluster = crate::abi::grpc::grpc_cluster(&call.cluster);
     let Some(c) = instance.shared().clusters.get(&cluster) else {
-        return close(UNAVAILABLE, CONNECT_FAILURE.into(), HeaderMap::new());
+        return close(Code::Unavailable, CONNECT_FAILURE.into(), HeaderMap::new());
     };
     let mut headers = HeaderMap::from_pairs([
         (":method", "POST".to_string()),
@@ -117,7 +116,7 @@ async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
     }
     let head = c.start(&headers, body, None).await;
     let UpstreamBody::Stream(mut stream) = head.body else {
-        return close(UNAVAILABLE, CONNECT_FAILURE.into(), HeaderMap::new());
+        return close(Code::Unavailable, CONNECT_FAILURE.into(), HeaderMap::new());
     };
     // A trailers-only reply carries the status in its headers.
     if let Some((status, message)) = status_of(&head.headers) {
@@ -133,7 +132,7 @@ async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
     let mut pending = BytesMut::new();
     while let Some(frame) = stream.next().await {
         let Ok(frame) = frame else {
-            return close(UNAVAILABLE, CONNECT_FAILURE.into(), HeaderMap::new());
+            return close(Code::Unavailable, CONNECT_FAILURE.into(), HeaderMap::new());
         };
         match frame.into_data() {
             Ok(data) => {
@@ -157,10 +156,10 @@ async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
                         trailers.add(k.as_str(), v.as_bytes());
                     }
                 }
-                let (status, message) = status_of(&trailers).unwrap_or((INTERNAL, "no grpc-status".into()));
+                let (status, message) = status_of(&trailers).unwrap_or((Code::Internal, "no grpc-status".into()));
                 return close(status, message, trailers);
             }
         }
     }
-    close(INTERNAL, "the stream ended without trailers".into(), HeaderMap::new());
+    close(Code::Internal, "the stream ended without trailers".into(), HeaderMap::new());
 }

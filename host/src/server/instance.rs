@@ -18,7 +18,7 @@ use super::grpc_stream::OpenStream;
 use super::Shared;
 use crate::manager::{CalloutReply, Effect, FilterManager, PluginId, StreamId};
 use crate::stream::HeaderMap;
-use crate::vm::{GrpcCallout, HttpCallout};
+use crate::vm::{CalloutToken, GrpcCallout, HttpCallout};
 
 /// One plugin of an instance: what a listener's filter chain holds.
 #[derive(Clone)]
@@ -35,7 +35,7 @@ pub(crate) struct Instance {
     /// The signal of each request or connection with a stream here, by stream.
     wakers: RefCell<HashMap<StreamId, Rc<Notify>>>,
     /// gRPC streams the plugin opened, by token.
-    grpc_streams: RefCell<HashMap<u32, OpenStream>>,
+    grpc_streams: RefCell<HashMap<CalloutToken, OpenStream>>,
     /// The armed timer: when it fires (the clock's monotonic nanoseconds) and its task.
     timer: RefCell<Option<(i64, tokio::task::JoinHandle<()>)>>,
     /// Delivers queue events when another VM enqueues.
@@ -157,7 +157,7 @@ impl Instance {
     }
 
     /// Forgets a gRPC stream that ended.
-    pub(crate) fn grpc_stream_ended(&self, token: u32) {
+    pub(crate) fn grpc_stream_ended(&self, token: CalloutToken) {
         self.grpc_streams.borrow_mut().remove(&token);
     }
 
@@ -201,8 +201,9 @@ impl Instance {
                     let message = call.messages.first().cloned().unwrap_or_default();
                     c.grpc_unary(&call.service, &call.method, &call.metadata, &message, call.timeout).await
                 }
-                None => Err((14, CONNECT_FAILURE.to_string())),
+                None => Err(tonic::Status::unavailable(CONNECT_FAILURE)),
             };
+            let reply = reply.map_err(|s| (super::cluster::code_number(s.code()), s.message().to_string()));
             // A call the plugin cancelled is no longer open: nothing to deliver.
             let _ = this.with(|p| p.respond_grpc_call(call.token, reply));
         });
@@ -230,7 +231,7 @@ impl Instance {
             }
             // A callout the plugin already timed out is no longer pending: nothing to do.
             let answered = this.with(|p| p.answer_http_callout(call.token, r)).is_ok();
-            tracing::debug!(token = call.token, answered, "callout to `{}` done", call.cluster);
+            tracing::debug!(token = call.token.get(), answered, "callout to `{}` done", call.cluster);
         });
     }
 }

@@ -9,6 +9,7 @@ use wasmtime::{Memory, TypedFunc};
 
 use super::actions::HostAction;
 use super::env::ProxyEnv;
+use super::ids::{CalloutToken, ContextId};
 use super::limiter::Limits;
 use super::plugin::PluginInfo;
 use super::VmOptions;
@@ -75,11 +76,11 @@ pub struct Context {
 #[derive(Debug, Clone)]
 pub struct HttpCallout {
     /// The token the guest got.
-    pub token: u32,
+    pub token: CalloutToken,
     /// The context that made the call (SDKs route the answer to it).
-    pub context_id: u32,
+    pub context_id: ContextId,
     /// The root context the answer is delivered to.
-    pub root_id: u32,
+    pub root_id: ContextId,
     /// The target cluster.
     pub cluster: String,
     /// Request headers, pseudo-headers included.
@@ -96,11 +97,11 @@ pub struct HttpCallout {
 #[derive(Debug, Clone)]
 pub struct GrpcCallout {
     /// Token (≡1 mod 4 for calls, ≡2 mod 4 for streams).
-    pub token: u32,
+    pub token: CalloutToken,
     /// The context that made the call.
-    pub context_id: u32,
+    pub context_id: ContextId,
     /// The root context answers go to.
-    pub root_id: u32,
+    pub root_id: ContextId,
     /// Cluster name (or the serialized `GrpcService`).
     pub cluster: Vec<u8>,
     /// Fully-qualified service name.
@@ -123,18 +124,18 @@ pub struct GrpcCallout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrpcEvent {
     /// `proxy_grpc_call` or `proxy_grpc_stream` opened the call with this token.
-    Open(u32),
+    Open(CalloutToken),
     /// `proxy_grpc_send` on a stream (or `proxy_grpc_close`: no message, end of stream).
     Send {
         /// The stream's token.
-        token: u32,
+        token: CalloutToken,
         /// The message, if one was sent.
         message: Option<Vec<u8>>,
         /// The plugin half-closed the stream.
         end_of_stream: bool,
     },
     /// `proxy_grpc_cancel`.
-    Cancel(u32),
+    Cancel(CalloutToken),
 }
 
 /// A response being delivered to `proxy_on_http_call_response` / gRPC callbacks.
@@ -162,7 +163,7 @@ pub struct LogRecord {
     /// Its vm id.
     pub vm_id: String,
     /// The context id that logged.
-    pub context_id: u32,
+    pub context_id: ContextId,
 }
 
 /// A VM's store data: everything hostcalls can see.
@@ -190,7 +191,7 @@ pub struct Host {
     pub(crate) next_grpc_call_token: u32,
     pub(crate) next_grpc_stream_token: u32,
     pub(crate) http_callouts: Vec<HttpCallout>,
-    pub(crate) grpc_callouts: HashMap<u32, GrpcCallout>,
+    pub(crate) grpc_callouts: HashMap<CalloutToken, GrpcCallout>,
     pub(crate) grpc_events: Vec<GrpcEvent>,
     pub(crate) callout_data: Option<CalloutData>,
     pub(crate) foreign_args: Option<Vec<u8>>,
@@ -310,7 +311,7 @@ impl Host {
             plugin,
             root_id,
             vm_id: self.vm_id.clone(),
-            context_id: self.effective_context,
+            context_id: ContextId(self.effective_context),
         });
     }
 }

@@ -6,6 +6,7 @@
 mod actions;
 mod env;
 mod host;
+mod ids;
 mod limiter;
 mod plugin;
 
@@ -18,6 +19,7 @@ pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink, VmStats};
 pub use host::{
     CalloutData, Context, ContextKind, GrpcCallout, GrpcEvent, Host, HttpCallout, LogRecord, Phase, RootState,
 };
+pub use ids::{CalloutToken, ContextId};
 pub use plugin::{FailurePolicy, PluginInfo};
 
 use crate::abi::callbacks::Callbacks;
@@ -325,7 +327,7 @@ impl Vm {
     }
 
     /// A gRPC call or stream the plugin has open, as it stands.
-    pub fn grpc_call(&self, token: u32) -> Option<&GrpcCallout> {
+    pub fn grpc_call(&self, token: CalloutToken) -> Option<&GrpcCallout> {
         self.store.data().grpc_callouts.get(&token)
     }
 
@@ -340,7 +342,12 @@ impl Vm {
     /// Calls any export by name with the host set up for `context_id`, as if Envoy had called a
     /// callback on it. For tools and tests that exercise hostcalls directly; the usual callbacks have
     /// typed methods below.
-    pub fn invoke(&mut self, name: &str, context_id: u32, params: &[wasmtime::Val]) -> Result<Vec<wasmtime::Val>> {
+    pub fn invoke(
+        &mut self,
+        name: &str,
+        context_id: ContextId,
+        params: &[wasmtime::Val],
+    ) -> Result<Vec<wasmtime::Val>> {
         if let Some(why) = &self.failed {
             return Err(Error::VmFailed(why.clone()));
         }
@@ -351,8 +358,8 @@ impl Vm {
         {
             let h = self.store.data_mut();
             h.phase = Phase::Other;
-            h.current_context = context_id;
-            h.effective_context = context_id;
+            h.current_context = context_id.0;
+            h.effective_context = context_id.0;
             h.limits.hit = false;
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
@@ -549,7 +556,7 @@ impl Vm {
     /// Delivers an HTTP callout's answer to `proxy_on_http_call_response` on the issuing root.
     /// `None` is a reset: (0, 0, 0) with status 11 "reset" from `proxy_get_status`.
     pub fn deliver_http_response(&mut self, callout: &HttpCallout, response: Option<CalloutData>) -> Result<()> {
-        let root = callout.root_id;
+        let root = callout.root_id.0;
         let (status, nh, nb, nt) = match &response {
             Some(d) => ((0, Vec::new()), d.headers.len(), d.body.as_ref().map(Vec::len).unwrap_or(0), d.trailers.len()),
             None => ((11, b"reset".to_vec()), 0, 0, 0),
@@ -567,13 +574,17 @@ impl Vm {
             f,
             root,
             Phase::HttpCallResponse,
-            (root as i32, callout.token as i32, nh as i32, nb as i32, nt as i32),
+            (root as i32, callout.token.0 as i32, nh as i32, nb as i32, nt as i32),
         )?;
         Ok(())
     }
 
     /// Delivers gRPC initial metadata for `token`.
-    pub fn deliver_grpc_initial_metadata(&mut self, token: u32, metadata: crate::stream::HeaderMap) -> Result<()> {
+    pub fn deliver_grpc_initial_metadata(
+        &mut self,
+        token: CalloutToken,
+        metadata: crate::stream::HeaderMap,
+    ) -> Result<()> {
         let Some(root) = self.grpc_root(token) else {
             return Ok(());
         };
@@ -585,25 +596,29 @@ impl Vm {
             f,
             root,
             Phase::GrpcReceive,
-            (root as i32, token as i32, n as i32),
+            (root as i32, token.0 as i32, n as i32),
         )?;
         Ok(())
     }
 
     /// Delivers one gRPC message for `token`.
-    pub fn deliver_grpc_message(&mut self, token: u32, message: Vec<u8>) -> Result<()> {
+    pub fn deliver_grpc_message(&mut self, token: CalloutToken, message: Vec<u8>) -> Result<()> {
         let Some(root) = self.grpc_root(token) else {
             return Ok(());
         };
         let n = message.len();
         self.store.data_mut().callout_data = Some(CalloutData { body: Some(message), ..Default::default() });
         let f = cb!(self, on_grpc_receive);
-        self.call("proxy_on_grpc_receive", f, root, Phase::GrpcReceive, (root as i32, token as i32, n as i32))?;
+        self.call("proxy_on_grpc_receive", f, root, Phase::GrpcReceive, (root as i32, token.0 as i32, n as i32))?;
         Ok(())
     }
 
     /// Delivers gRPC trailing metadata for `token`.
-    pub fn deliver_grpc_trailing_metadata(&mut self, token: u32, metadata: crate::stream::HeaderMap) -> Result<()> {
+    pub fn deliver_grpc_trailing_metadata(
+        &mut self,
+        token: CalloutToken,
+        metadata: crate::stream::HeaderMap,
+    ) -> Result<()> {
         let Some(root) = self.grpc_root(token) else {
             return Ok(());
         };
@@ -615,13 +630,13 @@ impl Vm {
             f,
             root,
             Phase::GrpcReceive,
-            (root as i32, token as i32, n as i32),
+            (root as i32, token.0 as i32, n as i32),
         )?;
         Ok(())
     }
 
     /// Closes a gRPC call or stream with `status` and `message` (read with `proxy_get_status`).
-    pub fn deliver_grpc_close(&mut self, token: u32, status: u32, message: &[u8]) -> Result<()> {
+    pub fn deliver_grpc_close(&mut self, token: CalloutToken, status: u32, message: &[u8]) -> Result<()> {
         let Some(root) = self.grpc_root(token) else {
             return Ok(());
         };
@@ -631,17 +646,17 @@ impl Vm {
             r.status = (status, message.to_vec());
         }
         let f = cb!(self, on_grpc_close);
-        self.call("proxy_on_grpc_close", f, root, Phase::Other, (root as i32, token as i32, status as i32))?;
+        self.call("proxy_on_grpc_close", f, root, Phase::Other, (root as i32, token.0 as i32, status as i32))?;
         Ok(())
     }
 
     /// Forgets a finished gRPC call (a unary call ends with its one message).
-    pub fn forget_grpc(&mut self, token: u32) {
+    pub fn forget_grpc(&mut self, token: CalloutToken) {
         self.store.data_mut().grpc_callouts.remove(&token);
     }
 
-    fn grpc_root(&self, token: u32) -> Option<u32> {
-        self.store.data().grpc_callouts.get(&token).map(|c| c.root_id)
+    fn grpc_root(&self, token: CalloutToken) -> Option<u32> {
+        self.store.data().grpc_callouts.get(&token).map(|c| c.root_id.0)
     }
 
     /// Calls `proxy_on_foreign_function(root, function_id, args)` with the arguments readable.
