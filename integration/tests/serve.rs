@@ -386,3 +386,33 @@ fn shared_data_is_shared_by_all_workers_alike() {
         assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "{name}");
     }
 }
+
+#[test]
+fn reloads_of_a_shared_vm_count_under_each_plugin_alike() {
+    // Two FAIL_RELOAD plugins in one VM (same vm_id and code). The first one's panic fails the VM
+    // for both; the next request finds it failed in each plugin and brings a fresh one.
+    let upstream = Upstream::start().unwrap();
+    let plugin = |name: &str| {
+        let mut f = reference("trap", "");
+        f.name = name.into();
+        f.vm_id = "shared".into();
+        f.failure_policy = Some("FAIL_RELOAD".into());
+        f
+    };
+    let config = EnvoyConfig::http(plugin("first")).and_filter(plugin("second")).cluster("upstream", upstream.port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = SluiceServe::start(&config).unwrap();
+    let stats = |admin: u16| {
+        let r = send(admin, "GET", "/stats?filter=vm_reload", &[], b"").unwrap();
+        String::from_utf8_lossy(&r.body).into_owned()
+    };
+    for port in [envoy.port, sluice.port] {
+        assert_eq!(send(port, "GET", "/boom", &[("x-fault", "panic")], b"").unwrap().status(), 503);
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let _ = send(port, "GET", "/ok", &[], b"").unwrap();
+    }
+    // Each plugin counts the fresh VM it came to (Envoy counts nothing in `vm_reload` itself).
+    let (e, s) = (stats(envoy.admin_port), stats(sluice.admin_port));
+    assert_eq!(e, s, "sluice log:\n{}", sluice.log());
+    assert!(s.contains("wasm.first.vm_reload_success: 1\n") && s.contains("wasm.second.vm_reload_success: 1\n"), "{s}");
+}

@@ -55,7 +55,7 @@ use crate::state::QueueNotifier;
 use crate::stream::HttpStreamState;
 use crate::vm::{
     CalloutToken, ContextId, FailurePolicy, GrpcCallout, GrpcEvent, HostAction, HttpCallout, PluginInfo, ProxyEnv, Vm,
-    VmOptions,
+    VmOptions, VmStats,
 };
 
 /// Envoy's base backoff before FAIL_RELOAD tries a fresh VM.
@@ -94,6 +94,10 @@ struct Root {
     root_id: u32,
     /// When the next tick is due (monotonic nanoseconds).
     next_tick: Option<i64>,
+    /// The plugin's own counters (`wasm.<plugin>.vm_reload*`).
+    stats: VmStats,
+    /// How many fresh VMs this plugin has seen (see [`FilterManager::maybe_reload`]).
+    seen_reloads: u64,
 }
 
 /// An HTTP callout waiting for its answer, and when it times out (monotonic nanoseconds).
@@ -124,6 +128,8 @@ pub struct FilterManager {
     vm_failures: Vec<String>,
     /// When the VM failed (monotonic nanoseconds).
     failed_at: Option<i64>,
+    /// Fresh VMs brought by FAIL_RELOAD so far.
+    reloads: u64,
     effects: Vec<Effect>,
     /// The stream whose driver is stepping it right now: it needs no [`Effect::Wake`].
     stepping: Option<StreamId>,
@@ -164,21 +170,25 @@ impl FilterManager {
             next_stream_id: 0,
             vm_failures: Vec::new(),
             failed_at: None,
+            reloads: 0,
             effects: Vec::new(),
             stepping: None,
         };
-        p.add_plugin(info)?;
+        let stats = p.env.vm_stats.clone();
+        p.add_plugin(info, stats)?;
         Ok(p)
     }
 
     /// Starts one more plugin in this VM (its own root context, with the next context id, then
-    /// `on_vm_start` and `on_configure`, as Envoy does for each plugin sharing a VM).
-    pub fn add_plugin(&mut self, mut info: PluginInfo) -> Result<PluginId> {
+    /// `on_vm_start` and `on_configure`, as Envoy does for each plugin sharing a VM); its
+    /// FAIL_RELOAD counters are `stats`' `reload*`.
+    pub fn add_plugin(&mut self, mut info: PluginInfo, stats: VmStats) -> Result<PluginId> {
         if info.vm_id.is_empty() {
             info.vm_id = self.vm_options.vm_id.clone();
         }
         let root_id = self.vm.start_plugin(info.clone())?;
-        self.plugins.push(Root { info, root_id, next_tick: None });
+        let seen_reloads = self.reloads;
+        self.plugins.push(Root { info, root_id, next_tick: None, stats, seen_reloads });
         self.pump()?;
         Ok(PluginId(self.plugins.len() - 1))
     }
@@ -427,17 +437,30 @@ impl FilterManager {
 
     /// For a FAIL_RELOAD plugin: a fresh VM (with every plugin of the VM started again in it, in
     /// order) once the backoff has passed since the failure.
+    ///
+    /// The counters are each plugin's, as in Envoy, where every plugin finds the failed VM on its
+    /// own and reloads it: a plugin counts one `vm_reload_success` for each fresh VM it comes to,
+    /// whichever plugin's stream brought it (pinned against Envoy 1.40, which counts nothing in
+    /// `vm_reload` itself for a reload).
     fn maybe_reload(&mut self, plugin: PluginId) -> Result<()> {
-        if self.root(plugin).info.failure_policy != FailurePolicy::FailReload || self.vm.failure().is_none() {
+        if self.root(plugin).info.failure_policy != FailurePolicy::FailReload {
             return Ok(());
         }
-        let stats = &self.env.vm_stats;
+        let stats = self.root(plugin).stats.clone();
+        if self.vm.failure().is_none() {
+            let reloads = self.reloads;
+            let root = &mut self.plugins[plugin.0];
+            if root.seen_reloads != reloads {
+                root.seen_reloads = reloads;
+                stats.reload_success.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            return Ok(());
+        }
         let now = self.env.clock.monotonic_nanos();
         if self.failed_at.is_some_and(|t| now - t < RELOAD_BACKOFF_NANOS) {
             stats.reload_backoff.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         }
-        stats.reload.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let infos: Vec<PluginInfo> = self.plugins.iter().map(|r| r.info.clone()).collect();
         let started =
             Vm::new(&self.runtime, self.module.clone(), self.vm_options.clone(), self.env.clone(), self.inbox.clone())
@@ -454,6 +477,8 @@ impl FilterManager {
         }
         self.vm = vm;
         self.failed_at = None;
+        self.reloads += 1;
+        self.plugins[plugin.0].seen_reloads = self.reloads;
         tracing::info!(target: "wasm", "plugin(s) {}: a fresh VM replaces the failed one", self.names());
         self.pump()
     }

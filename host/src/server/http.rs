@@ -417,11 +417,9 @@ impl Exchange {
     /// side's direction) let through.
     fn propagate(&self, d: Direction, links: &[Link]) -> Forwarded {
         let mut carry = Forwarded::default();
-        let order: Box<dyn Iterator<Item = &Link>> = match d {
-            Direction::Request => Box::new(links.iter()),
-            Direction::Response => Box::new(links.iter().rev()),
-        };
-        for (k, l) in order.enumerate() {
+        let n = links.len();
+        for k in 0..n {
+            let l = &links[if d == Direction::Request { k } else { n - 1 - k }];
             carry = l.instance.with(|p| {
                 if k > 0 && !carry.is_empty() {
                     feed(p, l.id, d, std::mem::take(&mut carry));

@@ -191,7 +191,8 @@ impl Vms<'_> {
         let module = self.shared.runtime.load(&spec.code)?;
         for i in &self.all {
             if i.peek(|p| p.shares_vm_with(&module, &spec.vm)) {
-                let plugin = i.with_unstarted(|p| p.add_plugin(plugin_info(spec)))?;
+                let stats = self.shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default();
+                let plugin = i.with_unstarted(|p| p.add_plugin(plugin_info(spec), stats))?;
                 return Ok(instance::Filter { instance: i.clone(), plugin });
             }
         }

@@ -120,7 +120,8 @@ pub struct VmStats {
     pub created: Arc<AtomicU64>,
     /// VMs alive (`wasm.<runtime>.active`).
     pub active: Arc<AtomicU64>,
-    /// FAIL_RELOAD: fresh VMs tried (`wasm.<plugin>.vm_reload`).
+    /// `wasm.<plugin>.vm_reload`: listed, as Envoy lists it; Envoy 1.40 counts nothing in it
+    /// when FAIL_RELOAD brings a fresh VM (observed), and neither does sluice.
     pub reload: Arc<AtomicU64>,
     /// … that started (`vm_reload_success`).
     pub reload_success: Arc<AtomicU64>,
