@@ -83,6 +83,14 @@ pub enum Error {
     /// The driver was used wrongly (unknown context, step out of order).
     #[error("{0}")]
     Usage(String),
+    /// A filter crate did not build for wasm32-wasip1 ([`harness::build_crate`](crate::harness::build_crate)).
+    #[error("building the filter crate in {} for wasm32-wasip1 failed: {message}", .dir.display())]
+    Build {
+        /// The crate's directory.
+        dir: PathBuf,
+        /// Cargo's error.
+        message: String,
+    },
 }
 
 fn because(logged: &Option<String>) -> String {
@@ -130,7 +138,8 @@ impl Error {
             | Error::NoMemory
             | Error::MissingImports(_)
             | Error::Link(_)
-            | Error::Io { .. } => ErrorKind::Load,
+            | Error::Io { .. }
+            | Error::Build { .. } => ErrorKind::Load,
             Error::VmStartFailed { .. } | Error::ConfigureFailed { .. } => ErrorKind::Configuration,
             Error::Trap { .. } | Error::Deadline { .. } | Error::MemoryLimit { .. } => ErrorKind::GuestFault,
             Error::VmFailed(_) => ErrorKind::VmFailed,

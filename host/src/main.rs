@@ -25,6 +25,8 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Read an Envoy bootstrap YAML; with --validate, check it and start every plugin once.
     Serve(Box<cli::serve::ServeArgs>),
+    /// Make a filter crate (HTTP, TCP or service) that builds, tests itself and loads in Envoy.
+    New(cli::new::NewArgs),
 }
 
 /// Invoked as `envoy` (a link named so on `PATH`), sluice is `sluice serve` with Envoy's argv.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Check(args) => cli::check::run(args),
         Command::Serve(args) => cli::serve::run(*args),
+        Command::New(args) => cli::new::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

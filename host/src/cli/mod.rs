@@ -2,4 +2,5 @@
 
 pub mod check;
 pub mod logging;
+pub mod new;
 pub mod serve;

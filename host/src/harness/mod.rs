@@ -20,6 +20,7 @@
 //! # Ok::<(), sluice_host::Error>(())
 //! ```
 
+mod build;
 mod exchange;
 mod http;
 mod logs;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 pub use crate::manager::{CalloutReply, Message, StreamId};
 pub use crate::vm::{CalloutToken, ContextId};
+pub use build::{build_crate, WASM_TARGET};
 pub use exchange::{Exchange, Request, Response, BODY_CHUNK};
 pub use http::HttpStream;
 pub use logs::LogCollector;
@@ -56,6 +58,8 @@ const EPOCH_2026_NANOS: i64 = 1_767_225_600_000_000_000;
 enum Source {
     Bytes(Vec<u8>),
     File(PathBuf),
+    /// A filter crate's directory, built when the harness is.
+    Crate(PathBuf),
 }
 
 type CalloutHandler = Box<dyn FnMut(&HttpCallout) -> Option<CalloutReply> + Send>;
@@ -111,6 +115,19 @@ impl HarnessBuilder {
     /// A `.wasm` file.
     pub fn module_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.source = Some(Source::File(path.into()));
+        self
+    }
+
+    /// The module of the filter crate in `dir`, built for `wasm32-wasip1` when [`build`](Self::build)
+    /// runs (see [`build_crate`]): a filter's own test names its crate, not a file, and never runs
+    /// a stale module.
+    ///
+    /// ```no_run
+    /// let h = sluice_host::harness::Harness::builder().module_crate(env!("CARGO_MANIFEST_DIR")).build()?;
+    /// # Ok::<(), sluice_host::Error>(())
+    /// ```
+    pub fn module_crate(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.source = Some(Source::Crate(dir.into()));
         self
     }
 
@@ -253,8 +270,10 @@ impl HarnessBuilder {
     /// Starts the VM and the plugin (`on_vm_start`, `on_configure`); fails as Envoy would refuse the
     /// configuration.
     pub fn build(self) -> Result<Harness> {
-        let source =
-            self.source.clone().ok_or_else(|| Error::Usage("no module: call module_file or module_bytes".into()))?;
+        let source = self
+            .source
+            .clone()
+            .ok_or_else(|| Error::Usage("no module: call module_file, module_crate or module_bytes".into()))?;
         let runtime = match &self.shared_runtime {
             Some(r) => r.clone(),
             None => Arc::new(Runtime::new(self.runtime.clone())?),
@@ -262,6 +281,7 @@ impl HarnessBuilder {
         let module = match &source {
             Source::Bytes(b) => runtime.load(b)?,
             Source::File(p) => runtime.load_file(p)?,
+            Source::Crate(dir) => runtime.load_file(build_crate(dir)?)?,
         };
         let logs = Arc::new(LogCollector::default());
         let shared = self.shared_state.clone().unwrap_or_default();
