@@ -31,7 +31,7 @@ pub const WASM_TARGET: &str = "wasm32-wasip1";
 /// [`Error::Build`] with cargo's first error line when the crate does not build, or with the
 /// command to run when the `wasm32-wasip1` target is not installed.
 pub fn build_crate(dir: impl AsRef<Path>) -> Result<PathBuf> {
-    static BUILT: OnceLock<Mutex<HashMap<PathBuf, Arc<OnceLock<Result<PathBuf, String>>>>>> = OnceLock::new();
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, Arc<Built>>>> = OnceLock::new();
     let dir = dir.as_ref();
     let dir = dir.canonicalize().map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
     let slot = {
@@ -41,6 +41,9 @@ pub fn build_crate(dir: impl AsRef<Path>) -> Result<PathBuf> {
     // Tests of one crate run in parallel: one builds, the others wait for its answer.
     slot.get_or_init(|| build(&dir)).clone().map_err(|message| Error::Build { dir, message })
 }
+
+/// One crate's build, made once: its `.wasm`, or why it failed.
+type Built = OnceLock<Result<PathBuf, String>>;
 
 fn build(dir: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
