@@ -381,7 +381,10 @@ impl FilterManager {
                 FailurePolicy::FailOpen | FailurePolicy::LegacyFailOpen => "its streams pass without it",
                 _ => "its streams are refused with 503",
             };
-            tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {why}; {then}", r.info.name);
+            // The guest's frames, if any, go last, under their heading.
+            let (what, frames) = why.split_once(crate::vm::BACKTRACE_HEADING).unwrap_or((&why, ""));
+            let heading = if frames.is_empty() { "" } else { crate::vm::BACKTRACE_HEADING };
+            tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {what}; {then}{heading}{frames}", r.info.name);
         }
         self.vm_failures.push(why);
         self.failed_at = Some(self.env.clock.monotonic_nanos());

@@ -4,6 +4,7 @@
 //! apply the [`HostAction`]s and callouts the guest asked for.
 
 mod actions;
+mod backtrace;
 mod env;
 mod host;
 mod ids;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 
 pub use actions::{HostAction, LocalReply};
+pub use backtrace::BACKTRACE_HEADING;
 pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink, VmStats};
 pub use host::{
     CalloutData, Context, ContextKind, GrpcCallout, GrpcEvent, Host, HttpCallout, LogRecord, Phase, RootState,
@@ -214,6 +216,9 @@ impl Vm {
         let mut message = e.root_cause().to_string();
         if let Some(msg) = &self.store.data().last_error_log {
             message.push_str(&format!(" (the module logged: {msg})"));
+        }
+        if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+            message.push_str(&backtrace::describe(bt));
         }
         Error::Trap { function, message }
     }
