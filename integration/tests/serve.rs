@@ -301,6 +301,32 @@ fn grpc_stream_callouts_are_served_alike() {
 }
 
 #[test]
+fn the_sdks_grpc_stream_answers_as_the_official_sdks_in_envoy() {
+    // The SDK's `GrpcStream` in the filter `grpc-stream` (sdk/test-filters), against the same
+    // upstream as the official SDK's reference filter above: the same answers, in Envoy and here.
+    let upstream = Upstream::start().unwrap();
+    let grpc = sluice_integration::grpc_upstream::GrpcUpstream::start().unwrap();
+    let filter = sluice_integration::envoy::WasmFilter {
+        wasm: sluice_integration::wasm::sdk_filter("grpc_stream"),
+        name: "sdk_grpc_stream".into(),
+        root_id: "sdk_grpc_stream".into(),
+        vm_id: "sdk_grpc_stream".into(),
+        ..Default::default()
+    };
+    let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port).http2_cluster("grpc", grpc.port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = SluiceServe::start(&config).unwrap();
+    let p = Pair { envoy, sluice, _upstream: upstream };
+    let o = p.check(&Case::get("/a/b/c"));
+    assert_eq!(
+        o.body,
+        "initial x-echo-md=1\nmessage echo:a\nmessage echo:b\nmessage echo:c\ntrailing x-echo-count=3\nclose 0 via_upstream\n"
+    );
+    let o = p.check(&Case::get("/unknown/x"));
+    assert_eq!(o.body, "initial x-echo-md=\ntrailing x-echo-count=\nclose 12 unknown method{via_upstream}\n");
+}
+
+#[test]
 fn a_panicking_filter_fails_closed_alike() {
     let p = pair(reference("trap", ""), &[]);
     assert!(p.check(&Case::get("/ok")).body.contains("x-trap-ok: yes"));

@@ -1,4 +1,5 @@
-//! HTTP callouts as futures: `HttpCall::get("auth", "/check").send().await`.
+//! Callouts as futures: `HttpCall::get("auth", "/check").send().await`, unary gRPC calls
+//! ([`GrpcCall`]) and gRPC streams ([`GrpcStream`]).
 //!
 //! The call is made when `send` is called; the future completes when Envoy delivers the answer to
 //! `proxy_on_http_call_response`. A timeout arrives as Envoy's own 504 response, not as an error.
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use crate::abi;
 use crate::error::{Error, Result};
+
+pub use crate::grpc_stream::{GrpcStream, GrpcStreamEvent};
 
 /// What a finished call produced.
 pub(crate) enum Answer {

@@ -58,6 +58,7 @@ mod codec;
 mod dispatch;
 mod error;
 mod executor;
+mod grpc_stream;
 pub mod http;
 mod log;
 pub mod metrics;

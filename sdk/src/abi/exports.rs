@@ -1,7 +1,7 @@
 //! The callbacks the host calls (`proxy_on_*`), the ABI marker and the allocator.
 
 use crate::dispatch::{self, http_handler};
-use crate::{abi, call, executor};
+use crate::{abi, call, executor, grpc_stream};
 
 extern "Rust" {
     /// Defined by `sluice::http_filter!`, `sluice::tcp_filter!` or `sluice::service!`.
@@ -78,14 +78,30 @@ pub extern "C" fn proxy_on_http_call_response(_root: u32, token: u32, headers: u
 }
 
 #[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive_initial_metadata(_root: u32, token: u32, _headers: usize) {
+    grpc_stream::on_metadata(token, true);
+    dispatch::run_tasks();
+}
+
+#[no_mangle]
 pub extern "C" fn proxy_on_grpc_receive(_root: u32, token: u32, size: usize) {
-    call::on_grpc_message(token, size);
+    if !grpc_stream::on_message(token, size) {
+        call::on_grpc_message(token, size);
+    }
+    dispatch::run_tasks();
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_grpc_receive_trailing_metadata(_root: u32, token: u32, _trailers: usize) {
+    grpc_stream::on_metadata(token, false);
     dispatch::run_tasks();
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_grpc_close(_root: u32, token: u32, status: u32) {
-    call::on_grpc_close(token, status);
+    if !grpc_stream::on_close(token, status) {
+        call::on_grpc_close(token, status);
+    }
     dispatch::run_tasks();
 }
 

@@ -48,6 +48,10 @@ hostcalls! {
     fn proxy_get_status(code: *mut u32, ret_ptr: *mut *mut u8, ret_len: *mut usize) -> u32;
     fn proxy_send_local_response(status: u32, d: *const u8, dl: usize, b: *const u8, bl: usize, h: *const u8, hl: usize, grpc: i32) -> u32;
     fn proxy_http_call(up: *const u8, upl: usize, h: *const u8, hl: usize, b: *const u8, bl: usize, t: *const u8, tl: usize, timeout: u32, ret: *mut u32) -> u32;
+    fn proxy_grpc_stream(up: *const u8, upl: usize, s: *const u8, sl: usize, m: *const u8, ml: usize, md: *const u8, mdl: usize, ret: *mut u32) -> u32;
+    fn proxy_grpc_send(token: u32, msg: *const u8, len: usize, end_of_stream: u32) -> u32;
+    fn proxy_grpc_cancel(token: u32) -> u32;
+    fn proxy_grpc_close(token: u32) -> u32;
     fn proxy_grpc_call(up: *const u8, upl: usize, s: *const u8, sl: usize, m: *const u8, ml: usize, md: *const u8, mdl: usize, msg: *const u8, msgl: usize, timeout: u32, ret: *mut u32) -> u32;
     fn proxy_define_metric(t: u32, n: *const u8, nl: usize, ret: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, delta: i64) -> u32;

@@ -253,6 +253,42 @@ pub(crate) fn grpc_call(
     Ok(token)
 }
 
+pub(crate) fn grpc_stream(cluster: &str, service: &str, method: &str, metadata: &[u8]) -> Result<u32> {
+    let mut token = 0;
+    // SAFETY: pointers and lengths describe the slices; `token` is a valid slot.
+    check("proxy_grpc_stream", unsafe {
+        imports::proxy_grpc_stream(
+            cluster.as_ptr(),
+            cluster.len(),
+            service.as_ptr(),
+            service.len(),
+            method.as_ptr(),
+            method.len(),
+            metadata.as_ptr(),
+            metadata.len(),
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
+pub(crate) fn grpc_send(token: u32, message: &[u8], end_of_stream: bool) -> Result<()> {
+    // SAFETY: pointer and length describe `message`.
+    check("proxy_grpc_send", unsafe {
+        imports::proxy_grpc_send(token, message.as_ptr(), message.len(), u32::from(end_of_stream))
+    })
+}
+
+pub(crate) fn grpc_cancel(token: u32) -> Result<()> {
+    // SAFETY: no pointers.
+    check("proxy_grpc_cancel", unsafe { imports::proxy_grpc_cancel(token) })
+}
+
+pub(crate) fn grpc_close(token: u32) -> Result<()> {
+    // SAFETY: no pointers.
+    check("proxy_grpc_close", unsafe { imports::proxy_grpc_close(token) })
+}
+
 pub(crate) fn define_metric(kind: u32, name: &str) -> Result<u32> {
     let mut id = 0;
     // SAFETY: name and out-pointer are valid.

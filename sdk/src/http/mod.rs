@@ -18,6 +18,8 @@ pub(crate) enum MapType {
     RequestTrailers = 1,
     ResponseHeaders = 2,
     ResponseTrailers = 3,
+    GrpcInitialMetadata = 4,
+    GrpcTrailingMetadata = 5,
     CallResponseHeaders = 6,
     CallResponseTrailers = 7,
 }
