@@ -82,6 +82,9 @@ macro_rules! callbacks {
             }
         }
 
+        /// Every callback (and start function) the host calls when a module exports it.
+        pub const CALLBACKS: &[&str] = &[$($name,)*];
+
         /// One instance's callbacks, each resolved on first use.
         #[derive(Default)]
         pub(crate) struct Callbacks {

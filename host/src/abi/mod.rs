@@ -21,6 +21,9 @@ pub(crate) mod wasi;
 
 use wasmtime::{Caller, Linker};
 
+pub use callbacks::CALLBACKS;
+pub use wasi::{WASI_FUNCTIONS, WASI_MODULES};
+
 use crate::vm::{Host, Phase};
 
 /// Every `env` import the host provides (0.2.1, 0.2.0 and 0.1.0 names, plus Emscripten helpers).
