@@ -27,6 +27,8 @@ enum Command {
     Serve(Box<cli::serve::ServeArgs>),
     /// Make a filter crate (HTTP, TCP or service) that builds, tests itself and loads in Envoy.
     New(cli::new::NewArgs),
+    /// Package a module as an OCI image layout (or archive), as Istio and Envoy Gateway pull it.
+    Package(cli::package::PackageArgs),
 }
 
 /// Invoked as `envoy` (a link named so on `PATH`), sluice is `sluice serve` with Envoy's argv.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Serve(args) => cli::serve::run(*args),
         Command::New(args) => cli::new::run(args),
+        Command::Package(args) => cli::package::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,4 +3,5 @@
 pub mod check;
 pub mod logging;
 pub mod new;
+pub mod package;
 pub mod serve;
