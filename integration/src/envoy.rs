@@ -424,6 +424,19 @@ impl Envoy {
         self.child.id()
     }
 
+    /// Sends SIGTERM and waits (up to `within`) for the process to exit; its exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Envoy's whole log.
     pub fn log(&self) -> String {
         let mut s = String::new();

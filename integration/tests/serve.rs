@@ -442,3 +442,29 @@ fn reloads_of_a_shared_vm_count_under_each_plugin_alike() {
     assert_eq!(e, s, "sluice log:\n{}", sluice.log());
     assert!(s.contains("wasm.first.vm_reload_success: 1\n") && s.contains("wasm.second.vm_reload_success: 1\n"), "{s}");
 }
+
+#[test]
+fn on_exit_every_live_vm_says_goodbye_alike() {
+    // SIGTERM: Envoy calls `on_done` on every live VM's root contexts (main thread and workers);
+    // the SDK's `Plugin::on_done` logs each time.
+    let upstream = Upstream::start().unwrap();
+    let filter = sluice_integration::envoy::WasmFilter {
+        wasm: sluice_integration::wasm::sdk_filter("shutdown"),
+        name: "goodbye".into(),
+        root_id: "goodbye".into(),
+        vm_id: "goodbye".into(),
+        ..Default::default()
+    };
+    let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port);
+    let mut envoy = Envoy::start(&config).unwrap();
+    let mut sluice = SluiceServe::start(&config).unwrap();
+    for port in [envoy.port, sluice.port] {
+        assert_eq!(send(port, "GET", "/", &[], b"").unwrap().status(), 200);
+    }
+    assert!(envoy.terminate(std::time::Duration::from_secs(10)).is_some(), "Envoy exits on SIGTERM");
+    assert!(sluice.terminate(std::time::Duration::from_secs(10)).is_some_and(|s| s.success()));
+    let (e, s) = (envoy.log(), sluice.log());
+    let goodbyes = |log: &str| log.matches("goodbye: on_done").count();
+    assert!(goodbyes(&e) > 0, "Envoy calls on_done at exit:\n{e}");
+    assert_eq!(goodbyes(&s), goodbyes(&e), "as many goodbyes as Envoy says\n--- envoy ---\n{e}\n--- sluice ---\n{s}");
+}

@@ -30,6 +30,8 @@ pub trait RootDyn {
     fn queue_ready(&self, queue: u32);
     #[doc(hidden)]
     fn new_stream(&self) -> Option<Stream>;
+    #[doc(hidden)]
+    fn done(&self) -> bool;
 }
 
 #[doc(hidden)]
@@ -136,6 +138,10 @@ impl<P: Plugin> RootDyn for Root<P> {
         }
     }
 
+    fn done(&self) -> bool {
+        self.plugin.as_ref().is_none_or(|p| p.on_done())
+    }
+
     fn queue_ready(&self, queue: u32) {
         if let Some(p) = &self.plugin {
             p.on_queue_ready(crate::queue::Queue::from_id(queue));
@@ -176,6 +182,9 @@ pub fn service_root<P: Plugin>() -> Box<dyn RootDyn> {
         }
         fn new_stream(&self) -> Option<Stream> {
             None
+        }
+        fn done(&self) -> bool {
+            self.0.done()
         }
     }
     Box::new(Service(Root::<P> { plugin: None, make: |_| unreachable!("a service plugin has no streams") }))
@@ -221,6 +230,9 @@ pub fn root_by_id(table: &'static [(&'static str, NewRoot)]) -> Box<dyn RootDyn>
         }
         fn new_stream(&self) -> Option<Stream> {
             self.chosen.as_ref().and_then(|r| r.new_stream())
+        }
+        fn done(&self) -> bool {
+            self.chosen.as_ref().is_none_or(|r| r.done())
         }
     }
     Box::new(ById { table, chosen: None })

@@ -70,6 +70,13 @@ pub mod tcp;
 
 pub use error::{Error, Result, Status};
 
+/// Tells the host a plugin that answered `false` in [`Plugin::on_done`] has finished shutting
+/// down. Call it from the plugin's own context (a task it spawned); from a stream it is
+/// `NotFound`, as in Envoy.
+pub fn done() -> Result<()> {
+    abi::done()
+}
+
 /// Calls one of Envoy's foreign functions (`compress`, `uncompress`, `clear_route_cache`, …).
 ///
 /// ```no_run

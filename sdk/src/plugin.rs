@@ -42,6 +42,14 @@ pub trait Plugin: Sized + 'static {
     fn on_queue_ready(self: &Rc<Self>, queue: crate::queue::Queue) {
         let _ = queue;
     }
+
+    /// The plugin is shutting down (Envoy is exiting, or its configuration is gone). Return
+    /// `true` when there is nothing left to do (the default); `false` to finish asynchronously
+    /// (in a [`spawn`](crate::spawn)ed task) and call [`done`](crate::done) when finished. Envoy
+    /// does not wait for a plugin that is not done.
+    fn on_done(self: &Rc<Self>) -> bool {
+        true
+    }
 }
 
 /// A plugin whose streams are HTTP streams.

@@ -582,6 +582,19 @@ impl FilterManager {
         Ok(done)
     }
 
+    /// Envoy's shutdown of the VM: `on_done` on every plugin's root context, then `on_delete` on
+    /// those that are done (Envoy does not wait for the others). A failed VM gets no callbacks.
+    pub fn shutdown_all(&mut self) {
+        for i in 0..self.plugins.len() {
+            if self.vm.failure().is_some() {
+                return;
+            }
+            if let Err(e) = self.shutdown(PluginId(i)) {
+                tracing::warn!(target: "wasm", "plugin `{}`: shutting down: {e}", self.plugins[i].info.name);
+            }
+        }
+    }
+
     fn new_stream_id(&mut self) -> StreamId {
         self.next_stream_id += 1;
         StreamId(self.next_stream_id)

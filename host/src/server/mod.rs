@@ -380,6 +380,10 @@ fn worker(
         if let Some(w) = watcher {
             w.abort();
         }
+        // Envoy's exit: every live VM's plugins get `on_done` (and `on_delete` when done).
+        for i in instances.borrow().iter() {
+            i.with(FilterManager::shutdown_all);
+        }
     });
     Ok(())
 }

@@ -211,8 +211,14 @@ pub extern "C" fn proxy_on_log(id: u32) {
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_on_done(_id: u32) -> u32 {
-    1
+pub extern "C" fn proxy_on_done(id: u32) -> u32 {
+    // Streams are done at once; a root asks its plugin.
+    let Some(root) = dispatch::root_ptr(id) else { return 1 };
+    dispatch::set_current(id);
+    // SAFETY: see `dispatch`'s invariants.
+    let done = unsafe { (*root).done() };
+    dispatch::run_tasks();
+    u32::from(done)
 }
 
 #[no_mangle]

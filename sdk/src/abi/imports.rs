@@ -51,6 +51,7 @@ hostcalls! {
     fn proxy_grpc_stream(up: *const u8, upl: usize, s: *const u8, sl: usize, m: *const u8, ml: usize, md: *const u8, mdl: usize, ret: *mut u32) -> u32;
     fn proxy_grpc_send(token: u32, msg: *const u8, len: usize, end_of_stream: u32) -> u32;
     fn proxy_grpc_cancel(token: u32) -> u32;
+    fn proxy_done() -> u32;
     fn proxy_grpc_close(token: u32) -> u32;
     fn proxy_grpc_call(up: *const u8, upl: usize, s: *const u8, sl: usize, m: *const u8, ml: usize, md: *const u8, mdl: usize, msg: *const u8, msgl: usize, timeout: u32, ret: *mut u32) -> u32;
     fn proxy_define_metric(t: u32, n: *const u8, nl: usize, ret: *mut u32) -> u32;

@@ -279,6 +279,11 @@ pub(crate) fn grpc_send(token: u32, message: &[u8], end_of_stream: bool) -> Resu
     })
 }
 
+pub(crate) fn done() -> Result<()> {
+    // SAFETY: no pointers.
+    check("proxy_done", unsafe { imports::proxy_done() })
+}
+
 pub(crate) fn grpc_cancel(token: u32) -> Result<()> {
     // SAFETY: no pointers.
     check("proxy_grpc_cancel", unsafe { imports::proxy_grpc_cancel(token) })
