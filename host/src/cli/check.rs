@@ -67,7 +67,15 @@ pub fn run(args: CheckArgs) -> Result<()> {
     for r in logs.records() {
         println!("log        [{}] {}", r.level.name(), r.message);
     }
-    result?;
+    if let Err(e) = result {
+        // The guest's frames go in the report; the error stays one line.
+        let text = e.to_string();
+        if let Some((what, frames)) = text.split_once(sluice_host::vm::BACKTRACE_HEADING) {
+            println!("backtrace  the guest's frames:{frames}");
+            bail!("{what}");
+        }
+        return Err(e.into());
+    }
     println!("vm start   ok");
     println!("configure  ok");
     Ok(())
