@@ -19,8 +19,9 @@ pub const WASM_TARGET: &str = "wasm32-wasip1";
 ///
 /// The build is the crate's release profile with line tables kept and nothing stripped (the same
 /// code as the module it ships, plus what a trap's backtrace needs for function names, files and
-/// lines). It goes to `target/sluice-harness/` under the crate's directory, a directory of its
-/// own, so it never waits for the `cargo test` that runs it.
+/// lines). It goes to `sluice-harness/` in the crate's target directory (the workspace's, as
+/// `cargo metadata` names it), a directory of its own, so it never waits for the `cargo test`
+/// that runs it.
 ///
 /// ```no_run
 /// let wasm = sluice_host::harness::build_crate(env!("CARGO_MANIFEST_DIR"))?;
@@ -45,15 +46,35 @@ pub fn build_crate(dir: impl AsRef<Path>) -> Result<PathBuf> {
 /// One crate's build, made once: its `.wasm`, or why it failed.
 type Built = OnceLock<Result<PathBuf, String>>;
 
+/// The crate's target directory, as cargo resolves it (its workspace's, `CARGO_TARGET_DIR`, …).
+fn target_dir(cargo: &std::ffi::OsStr, dir: &Path) -> Result<PathBuf, String> {
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(failure(&String::from_utf8_lossy(&out.stderr)));
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata gave no JSON: {e}"))?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata named no target directory".into())
+}
+
 fn build(dir: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
+    let target = target_dir(&cargo, dir)?.join("sluice-harness");
+    let out = Command::new(&cargo)
         .args(["build", "--release", "--target", WASM_TARGET, "--message-format=json-render-diagnostics"])
         .args(["--config", "profile.release.debug=\"line-tables-only\"", "--config", "profile.release.strip=false"])
         .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(dir.join("target").join("sluice-harness"))
+        .arg(&target)
         .current_dir(dir)
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
