@@ -76,6 +76,13 @@ pub struct WasmFilter {
     pub failure_policy: Option<String>,
 }
 
+impl WasmFilter {
+    /// The module at `wasm` as a plugin named `name`, with `name` as its root id and vm id too.
+    pub fn named(wasm: PathBuf, name: &str) -> Self {
+        WasmFilter { wasm, name: name.into(), root_id: name.into(), vm_id: name.into(), ..Default::default() }
+    }
+}
+
 /// Builds an Envoy bootstrap for one listener with one wasm HTTP filter.
 #[derive(Debug, Clone, Default)]
 pub struct EnvoyConfig {

@@ -55,13 +55,7 @@ fn the_harness_error_names_the_frames_with_file_and_line() {
 #[test]
 fn sluice_serve_logs_the_frames_where_envoy_logs_its_backtrace() {
     ensure_target("wasm32-wasip1").unwrap();
-    let filter = WasmFilter {
-        wasm: build_crate(crate_dir()).unwrap_or_else(|e| panic!("{e}")),
-        name: "deep".into(),
-        root_id: "deep".into(),
-        vm_id: "deep".into(),
-        ..Default::default()
-    };
+    let filter = WasmFilter::named(build_crate(crate_dir()).unwrap_or_else(|e| panic!("{e}")), "deep");
     let upstream = Upstream::start().unwrap();
     let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port);
     let envoy = Envoy::start(&config).unwrap();

@@ -306,13 +306,10 @@ fn the_sdks_grpc_stream_answers_as_the_official_sdks_in_envoy() {
     // upstream as the official SDK's reference filter above: the same answers, in Envoy and here.
     let upstream = Upstream::start().unwrap();
     let grpc = sluice_integration::grpc_upstream::GrpcUpstream::start().unwrap();
-    let filter = sluice_integration::envoy::WasmFilter {
-        wasm: sluice_integration::wasm::sdk_filter("grpc_stream"),
-        name: "sdk_grpc_stream".into(),
-        root_id: "sdk_grpc_stream".into(),
-        vm_id: "sdk_grpc_stream".into(),
-        ..Default::default()
-    };
+    let filter = sluice_integration::envoy::WasmFilter::named(
+        sluice_integration::wasm::sdk_filter("grpc_stream"),
+        "sdk_grpc_stream",
+    );
     let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port).http2_cluster("grpc", grpc.port);
     let envoy = Envoy::start(&config).unwrap();
     let sluice = SluiceServe::start(&config).unwrap();
@@ -448,13 +445,8 @@ fn on_exit_every_live_vm_says_goodbye_alike() {
     // SIGTERM: Envoy calls `on_done` on every live VM's root contexts (main thread and workers);
     // the SDK's `Plugin::on_done` logs each time.
     let upstream = Upstream::start().unwrap();
-    let filter = sluice_integration::envoy::WasmFilter {
-        wasm: sluice_integration::wasm::sdk_filter("shutdown"),
-        name: "goodbye".into(),
-        root_id: "goodbye".into(),
-        vm_id: "goodbye".into(),
-        ..Default::default()
-    };
+    let filter =
+        sluice_integration::envoy::WasmFilter::named(sluice_integration::wasm::sdk_filter("shutdown"), "goodbye");
     let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port);
     let mut envoy = Envoy::start(&config).unwrap();
     let mut sluice = SluiceServe::start(&config).unwrap();
