@@ -424,7 +424,8 @@ impl Harness {
         self.core.tick_period(PluginId::FIRST)
     }
 
-    /// Why the VM failed, for each failure so far (a FAIL_RELOAD plugin can fail more than once).
+    /// Why the VM failed, in order (the first 16 failures and the latest 16; see
+    /// [`FilterManager::vm_failures`]).
     pub fn vm_failures(&self) -> &[String] {
         self.core.vm_failures()
     }

@@ -232,7 +232,8 @@ impl FilterManager {
         &self.env
     }
 
-    /// Why the VM failed, for each failure so far (a FAIL_RELOAD plugin can fail more than once).
+    /// Why the VM failed, in order (a FAIL_RELOAD plugin can fail more than once): the first 16
+    /// failures and the latest 16, so that a VM failing forever does not grow without bound.
     pub fn vm_failures(&self) -> &[String] {
         &self.vm_failures
     }
@@ -385,6 +386,10 @@ impl FilterManager {
             let (what, frames) = why.split_once(crate::vm::BACKTRACE_HEADING).unwrap_or((&why, ""));
             let heading = if frames.is_empty() { "" } else { crate::vm::BACKTRACE_HEADING };
             tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {what}; {then}{heading}{frames}", r.info.name);
+        }
+        // A FAIL_RELOAD plugin can fail forever: keep the first failures and the latest, not all.
+        if self.vm_failures.len() >= MAX_KEPT_FAILURES {
+            self.vm_failures.remove(MAX_KEPT_FAILURES / 2);
         }
         self.vm_failures.push(why);
         self.failed_at = Some(self.env.clock.monotonic_nanos());
@@ -600,6 +605,9 @@ impl FilterManager {
         StreamId(self.next_stream_id)
     }
 }
+
+/// How many VM failure reasons a manager keeps (the first half, then the latest).
+const MAX_KEPT_FAILURES: usize = 32;
 
 fn action_context(action: &HostAction) -> u32 {
     match action {
