@@ -316,6 +316,8 @@ impl CaseFile {
             vm_id: self.filter.clone(),
             configuration: json_config(&self.config)?,
             failure_policy: None,
+            allow_on_headers_stop_iteration: false,
+            vm_configuration: String::new(),
         })
     }
 
@@ -329,6 +331,8 @@ impl CaseFile {
             vm_id: self.filter.clone(),
             configuration: json_config(&s.config)?,
             failure_policy: None,
+            allow_on_headers_stop_iteration: false,
+            vm_configuration: String::new(),
         }))
     }
 }

@@ -105,6 +105,8 @@ impl SideBySide {
             .root_id(&filter.root_id)
             .vm_id(&filter.vm_id)
             .plugin_config(filter.configuration.as_bytes())
+            .allow_on_headers_stop_iteration(filter.allow_on_headers_stop_iteration)
+            .vm_config(filter.vm_configuration.as_bytes())
             .cluster("upstream")
             .property(&["xds", "route_name"], "route0")
             .property(&["xds", "cluster_name"], "upstream")
@@ -160,5 +162,7 @@ pub fn reference(name: &str, configuration: &str) -> WasmFilter {
         vm_id: format!("{name}_vm"),
         configuration: configuration.into(),
         failure_policy: None,
+        allow_on_headers_stop_iteration: false,
+        vm_configuration: String::new(),
     }
 }

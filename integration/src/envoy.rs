@@ -74,6 +74,10 @@ pub struct WasmFilter {
     pub configuration: String,
     /// `failure_policy` (e.g. `FAIL_CLOSED`), if any.
     pub failure_policy: Option<String>,
+    /// `allow_on_headers_stop_iteration`: a headers Pause is a real StopIteration.
+    pub allow_on_headers_stop_iteration: bool,
+    /// The VM configuration (`vm_config.configuration`, a StringValue); empty for none.
+    pub vm_configuration: String,
 }
 
 impl WasmFilter {
@@ -172,8 +176,17 @@ impl EnvoyConfig {
             yaml_str(&f.vm_id),
             yaml_str(&f.wasm.display().to_string()),
         );
+        if !f.vm_configuration.is_empty() {
+            y.push_str(&format!(
+                "{pad}  configuration: {{ \"@type\": type.googleapis.com/google.protobuf.StringValue, value: {} }}\n",
+                yaml_str(&f.vm_configuration)
+            ));
+        }
         if let Some(p) = &f.failure_policy {
             y.push_str(&format!("{pad}failure_policy: {p}\n"));
+        }
+        if f.allow_on_headers_stop_iteration {
+            y.push_str(&format!("{pad}allow_on_headers_stop_iteration: true\n"));
         }
         y
     }

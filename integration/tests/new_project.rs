@@ -72,7 +72,7 @@ fn a_new_http_filter_builds_tests_and_validates() {
     // A changed source is what the next `cargo test` runs: never a stale module.
     let lib = project.join("src/lib.rs");
     let source = std::fs::read_to_string(&lib).unwrap();
-    std::fs::write(&lib, source.replace("Reply::new(403)", "Reply::new(401)")).unwrap();
+    std::fs::write(&lib, source.replace("StatusCode::FORBIDDEN", "StatusCode::UNAUTHORIZED")).unwrap();
     let out = cargo_command(&project, &["test"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "the test of the 403 fails once the filter answers 401:\n{text}");

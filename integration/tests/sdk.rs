@@ -22,6 +22,8 @@ fn features(config: &str) -> WasmFilter {
         vm_id: "sdk_vm".into(),
         configuration: config.into(),
         failure_policy: None,
+        allow_on_headers_stop_iteration: false,
+        vm_configuration: String::new(),
     }
 }
 
@@ -177,7 +179,7 @@ fn grpc_calls_await_their_reply() {
             assert_eq!(s.upstream_request().headers.get_str("x-grpc-reply"), Some("yes"));
         } else {
             let r = s.local_reply().unwrap();
-            assert_eq!((r.status, r.body.as_slice()), (403, &b"gRPC status 7: denied"[..]));
+            assert_eq!((r.status, r.body.as_slice()), (403, &b"gRPC status 7 (PERMISSION_DENIED): denied"[..]));
         }
     }
 }
@@ -245,6 +247,8 @@ fn the_rest_of_the_api_works_in_the_harness() {
     assert_eq!(api("shared").as_deref(), Some("Ok(Some(\"hello\"))"));
     assert_eq!(api("bad-utf8").as_deref(), Some("None"), "non-UTF-8 is None, not a panic");
     assert_eq!(api("raw").as_deref(), Some("Some([255, 254, 32, 111, 107])"));
+    assert_eq!(api("map-bytes").as_deref(), Some("true"), "the header map's byte size");
+    assert_eq!(api("method").as_deref(), Some("Some(GET)"));
     assert!(matches!(h.metric("sdk_hist"), Some(MetricValue::Histogram { count: 1, sum: 42, .. })));
     assert_eq!(h.metric("sdk_gauge"), Some(MetricValue::Gauge(3)));
 }
@@ -266,4 +270,65 @@ fn manual_resume_reset_and_grpc_replies_match_envoy() {
         .exchange(sluice_host::harness::Request::get("/reset"), sluice_integration::upstream::respond_to)
         .unwrap();
     assert!(ex.reset && ex.status().is_none());
+}
+
+#[test]
+fn headers_held_by_the_handler_are_edited_from_the_body_alike() {
+    // With `allow_on_headers_stop_iteration`, a Pause at the headers holds them while the body
+    // arrives; the body handler reaches them through the stream and its Continue releases both.
+    let filter = WasmFilter { allow_on_headers_stop_iteration: true, ..features(GOOD) };
+    let mut s = SideBySide::start(filter, &[], |b| b).unwrap();
+    let o = check(&mut s, Case::post("/hold", "twelve bytes"));
+    assert_eq!(o.status, 200, "{} {:?}", o.body, s.harness.logs_at(LogLevel::Error));
+    assert!(o.body.contains("x-held-body-size: 12\n") && o.body.contains("body=twelve bytes!\n"), "{}", o.body);
+    // After an edit the body's length is right, as the SDK keeps it and as the host reports it.
+    assert!(o.body.contains("x-body-len: 13 13\n"), "{}", o.body);
+}
+
+#[test]
+fn a_hostcall_error_returned_with_a_question_mark_answers_500_alike() {
+    // The handler writes response headers while the request is read: the host refuses, `?`
+    // returns the error, and the SDK answers 500 and logs which handler failed.
+    let mut s = SideBySide::start(features(GOOD), &[], |b| b).unwrap();
+    let o = check(&mut s, Case::get("/fail"));
+    assert_eq!(o.status, 500);
+    assert!(!o.body.contains("x-too-early"), "the request did not reach the upstream: {}", o.body);
+    let errors = s.harness.logs_at(LogLevel::Error);
+    assert!(
+        errors.iter().any(|l| l.starts_with("on_request_headers failed: proxy_replace_header_map_value failed")),
+        "{errors:?}"
+    );
+    let log = s.envoy.log();
+    assert!(log.contains("on_request_headers failed: proxy_replace_header_map_value failed"), "{log}");
+}
+
+#[test]
+fn the_vm_start_hook_can_refuse_the_vm_and_foreign_functions_reach_the_plugin() {
+    let mut h = Harness::builder()
+        .module_file(sdk_filter("features"))
+        .plugin_config(GOOD)
+        .vm_config(r#""fast""#)
+        .build()
+        .unwrap();
+    assert!(h.logs_at(LogLevel::Info).contains(&"vm start with 6 bytes of VM configuration".to_string()));
+    h.on_foreign_function(7, "from the host").unwrap();
+    assert!(h.logs_at(LogLevel::Info).contains(&"foreign function 7: from the host".to_string()));
+    let err = Harness::builder()
+        .module_file(sdk_filter("features"))
+        .plugin_config(GOOD)
+        .vm_config(r#""refuse""#)
+        .build()
+        .unwrap_err();
+    match &err {
+        Error::VmStartFailed { logged: Some(m) } => assert!(m.contains("the VM configuration says refuse"), "{m}"),
+        other => panic!("{other}"),
+    }
+    // The real Envoy refuses the VM too, with the SDK's reason in its log.
+    let up = Upstream::start().unwrap();
+    let refused = WasmFilter { vm_configuration: r#""refuse""#.into(), ..features(GOOD) };
+    let err = match Envoy::start(&EnvoyConfig::http(refused).cluster("upstream", up.port)) {
+        Ok(_) => panic!("Envoy started a VM whose start hook refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("on_vm_start failed: invalid configuration: the VM configuration says refuse"), "{err}");
 }

@@ -390,6 +390,8 @@ fn shared_data_is_shared_by_all_workers_alike() {
         vm_id: "ratelimit".into(),
         configuration: r#"{"key_header": "x-k", "capacity": 3, "refill_per_second": 0.001}"#.into(),
         failure_policy: None,
+        allow_on_headers_stop_iteration: false,
+        vm_configuration: String::new(),
     };
     let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port);
     let envoy = Envoy::start_with_workers(&config, 2).unwrap();

@@ -90,6 +90,8 @@ fn tcp_guard(configuration: &str) -> sluice_integration::envoy::WasmFilter {
         vm_id: "tcp-guard".into(),
         configuration: configuration.into(),
         failure_policy: None,
+        allow_on_headers_stop_iteration: false,
+        vm_configuration: String::new(),
     }
 }
 

@@ -11,6 +11,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use http::{Method, StatusCode};
+
 use crate::abi;
 use crate::error::{Error, Result};
 
@@ -41,7 +43,7 @@ thread_local! {
 ///     .timeout(std::time::Duration::from_millis(300))
 ///     .send()
 ///     .await?;
-/// if reply.status() == 200 { /* … */ }
+/// if reply.status() == Some(http::StatusCode::OK) { /* … */ }
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -55,11 +57,11 @@ pub struct HttpCall {
 
 impl HttpCall {
     /// A request with this method and path to `cluster` (`:authority` is the cluster name until set).
-    pub fn new(method: &str, cluster: &str, path: &str) -> Self {
+    pub fn new(method: Method, cluster: &str, path: &str) -> Self {
         Self {
             cluster: cluster.to_string(),
             headers: vec![
-                (":method".into(), method.as_bytes().to_vec()),
+                (":method".into(), method.as_str().as_bytes().to_vec()),
                 (":path".into(), path.as_bytes().to_vec()),
                 (":authority".into(), cluster.as_bytes().to_vec()),
             ],
@@ -71,17 +73,17 @@ impl HttpCall {
 
     /// A GET.
     pub fn get(cluster: &str, path: &str) -> Self {
-        Self::new("GET", cluster, path)
+        Self::new(Method::GET, cluster, path)
     }
 
     /// A POST with a body.
     pub fn post(cluster: &str, path: &str, body: impl Into<Vec<u8>>) -> Self {
-        Self::new("POST", cluster, path).body(body)
+        Self::new(Method::POST, cluster, path).body(body)
     }
 
     /// Sets a header (pseudo-headers like `:authority` replace the default).
-    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        let name = name.to_ascii_lowercase();
+    pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Self {
+        let name = name.as_ref().to_ascii_lowercase();
         if name.starts_with(':') {
             self.headers.retain(|(k, _)| *k != name);
         }
@@ -96,8 +98,8 @@ impl HttpCall {
     }
 
     /// Adds a trailer.
-    pub fn trailer(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        self.trailers.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+    pub fn trailer(mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Self {
+        self.trailers.push((name.as_ref().to_ascii_lowercase(), value.as_ref().to_vec()));
         self
     }
 
@@ -231,8 +233,8 @@ impl GrpcCall {
     }
 
     /// Adds initial metadata.
-    pub fn metadata(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        self.metadata.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+    pub fn metadata(mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Self {
+        self.metadata.push((name.as_ref().to_ascii_lowercase(), value.as_ref().to_vec()));
         self
     }
 
@@ -273,18 +275,19 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
-    /// The `:status` (0 if missing).
-    pub fn status(&self) -> u16 {
-        self.header_str(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+    /// The `:status`; `None` if missing or not a status code.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.header(":status").and_then(|s| StatusCode::from_bytes(s).ok())
     }
 
     /// The first value of a header, as bytes.
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
+    pub fn header(&self, name: impl AsRef<str>) -> Option<&[u8]> {
+        let name = name.as_ref().as_bytes();
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     /// The first value of a header, if it is UTF-8.
-    pub fn header_str(&self, name: &str) -> Option<&str> {
+    pub fn header_str(&self, name: impl AsRef<str>) -> Option<&str> {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
@@ -333,6 +336,7 @@ pub(crate) fn on_grpc_message(token: u32, size: usize) {
 pub(crate) fn on_grpc_close(token: u32, status: u32) {
     if status != 0 {
         let (_, message) = abi::get_status();
+        let status = crate::grpc::Code::from_u32(status);
         complete(token, Err(Error::Grpc { status, message: String::from_utf8_lossy(&message).into_owned() }));
     }
 }

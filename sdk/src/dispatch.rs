@@ -13,17 +13,21 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use crate::executor::{self, TaskDone, TaskFuture};
-use crate::http::{Action, Body, BufferType, HttpFilter, Request, Response, Trailers};
+use crate::http::{Action, Body, HttpFilter, HttpStream, MapType, Request, Response, Trailers};
 use crate::plugin::{parse_config, HttpPlugin, Plugin, Setup, TcpPlugin};
 use crate::tcp::TcpFilter;
 use crate::Result;
 
-type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Action> + 'a>>;
+type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Action>> + 'a>>;
 
 /// A plugin behind a trait object.
 pub trait RootDyn {
     #[doc(hidden)]
+    fn vm_start(&mut self, vm_config: &[u8]) -> Result<()>;
+    #[doc(hidden)]
     fn configure(&mut self, config: &[u8]) -> Result<()>;
+    #[doc(hidden)]
+    fn foreign_function(&self, function_id: u32, arguments: Vec<u8>);
     #[doc(hidden)]
     fn tick(&self);
     #[doc(hidden)]
@@ -43,10 +47,10 @@ pub enum Stream {
 #[doc(hidden)]
 pub trait HttpDyn {
     fn buffers(&self, request: bool) -> bool;
-    fn headers(&mut self, request: bool, eos: bool) -> HandlerFuture<'_>;
-    fn body(&mut self, request: bool, size: usize, eos: bool) -> HandlerFuture<'_>;
-    fn trailers(&mut self, request: bool) -> HandlerFuture<'_>;
-    fn log(&mut self);
+    fn headers(&mut self, id: u32, request: bool, eos: bool) -> HandlerFuture<'_>;
+    fn body(&mut self, id: u32, request: bool, size: usize, eos: bool) -> HandlerFuture<'_>;
+    fn trailers(&mut self, id: u32, request: bool) -> HandlerFuture<'_>;
+    fn log(&mut self, id: u32);
 }
 
 impl<F: HttpFilter> HttpDyn for F {
@@ -58,54 +62,56 @@ impl<F: HttpFilter> HttpDyn for F {
         }
     }
 
-    fn headers(&mut self, request: bool, eos: bool) -> HandlerFuture<'_> {
+    fn headers(&mut self, id: u32, request: bool, eos: bool) -> HandlerFuture<'_> {
         if request {
-            Box::pin(self.on_request_headers(Request::new(), eos))
+            Box::pin(self.on_request_headers(Request::new(id), eos))
         } else {
-            Box::pin(self.on_response_headers(Response::new(), eos))
+            Box::pin(self.on_response_headers(Response::new(id), eos))
         }
     }
 
-    fn body(&mut self, request: bool, size: usize, eos: bool) -> HandlerFuture<'_> {
+    fn body(&mut self, id: u32, request: bool, size: usize, eos: bool) -> HandlerFuture<'_> {
+        let body = Body::new(id, request, size);
         if request {
-            Box::pin(self.on_request_body(Body::new(BufferType::RequestBody, size), eos))
+            Box::pin(self.on_request_body(body, eos))
         } else {
-            Box::pin(self.on_response_body(Body::new(BufferType::ResponseBody, size), eos))
+            Box::pin(self.on_response_body(body, eos))
         }
     }
 
-    fn trailers(&mut self, request: bool) -> HandlerFuture<'_> {
+    fn trailers(&mut self, id: u32, request: bool) -> HandlerFuture<'_> {
         if request {
-            Box::pin(self.on_request_trailers(Trailers::request()))
+            Box::pin(self.on_request_trailers(Trailers::new(id, MapType::RequestTrailers)))
         } else {
-            Box::pin(self.on_response_trailers(Trailers::response()))
+            Box::pin(self.on_response_trailers(Trailers::new(id, MapType::ResponseTrailers)))
         }
     }
 
-    fn log(&mut self) {
-        self.on_log()
+    fn log(&mut self, id: u32) {
+        self.on_log(&HttpStream::new(id))
     }
 }
 
 #[doc(hidden)]
 pub trait TcpFilterObj {
-    fn new_connection(&mut self) -> crate::tcp::TcpAction;
-    fn downstream(&mut self, size: usize, eos: bool) -> crate::tcp::TcpAction;
-    fn upstream(&mut self, size: usize, eos: bool) -> crate::tcp::TcpAction;
+    fn new_connection(&mut self, id: u32) -> u32;
+    fn data(&mut self, id: u32, downstream: bool, size: usize, eos: bool) -> u32;
     fn downstream_close(&mut self, peer: u32);
     fn upstream_close(&mut self, peer: u32);
     fn log(&mut self);
 }
 
 impl<F: TcpFilter> TcpFilterObj for F {
-    fn new_connection(&mut self) -> crate::tcp::TcpAction {
-        self.on_new_connection()
+    fn new_connection(&mut self, id: u32) -> u32 {
+        tcp_code(id, "on_new_connection", self.on_new_connection(crate::tcp::TcpConnection::new(id)))
     }
-    fn downstream(&mut self, size: usize, eos: bool) -> crate::tcp::TcpAction {
-        self.on_downstream_data(crate::tcp::downstream(size), eos)
-    }
-    fn upstream(&mut self, size: usize, eos: bool) -> crate::tcp::TcpAction {
-        self.on_upstream_data(crate::tcp::upstream(size), eos)
+    fn data(&mut self, id: u32, downstream: bool, size: usize, eos: bool) -> u32 {
+        let data = crate::tcp::Data::new(id, downstream, size);
+        if downstream {
+            tcp_code(id, "on_downstream_data", self.on_downstream_data(data, eos))
+        } else {
+            tcp_code(id, "on_upstream_data", self.on_upstream_data(data, eos))
+        }
     }
     fn downstream_close(&mut self, peer: u32) {
         self.on_downstream_close(crate::tcp::Peer::from_code(peer))
@@ -118,6 +124,21 @@ impl<F: TcpFilter> TcpFilterObj for F {
     }
 }
 
+/// The host's code for a TCP handler's answer; an error closes the connection.
+fn tcp_code(id: u32, handler: &str, action: Result<crate::tcp::TcpAction>) -> u32 {
+    match action {
+        Ok(crate::tcp::TcpAction::Continue) => 0,
+        Ok(crate::tcp::TcpAction::Pause) => 1,
+        Err(e) => {
+            log::error!("{handler} failed, closing the connection: {e}");
+            if let Err(e) = crate::tcp::TcpConnection::new(id).close_downstream() {
+                log::error!("closing the connection failed: {e}");
+            }
+            1
+        }
+    }
+}
+
 /// Adapts a [`Plugin`] with a way to make its streams.
 struct Root<P: Plugin> {
     plugin: Option<Rc<P>>,
@@ -125,6 +146,16 @@ struct Root<P: Plugin> {
 }
 
 impl<P: Plugin> RootDyn for Root<P> {
+    fn vm_start(&mut self, vm_config: &[u8]) -> Result<()> {
+        P::on_vm_start(vm_config)
+    }
+
+    fn foreign_function(&self, function_id: u32, arguments: Vec<u8>) {
+        if let Some(p) = &self.plugin {
+            p.on_foreign_function(function_id, arguments);
+        }
+    }
+
     fn configure(&mut self, config: &[u8]) -> Result<()> {
         let config = parse_config::<P::Config>(config)?;
         let mut setup = Setup::default();
@@ -171,8 +202,14 @@ pub fn service_root<P: Plugin>() -> Box<dyn RootDyn> {
     crate::log::init();
     struct Service<P: Plugin>(Root<P>);
     impl<P: Plugin> RootDyn for Service<P> {
+        fn vm_start(&mut self, vm_config: &[u8]) -> Result<()> {
+            self.0.vm_start(vm_config)
+        }
         fn configure(&mut self, config: &[u8]) -> Result<()> {
             self.0.configure(config)
+        }
+        fn foreign_function(&self, function_id: u32, arguments: Vec<u8>) {
+            self.0.foreign_function(function_id, arguments)
         }
         fn tick(&self) {
             self.0.tick()
@@ -203,8 +240,8 @@ pub fn root_by_id(table: &'static [(&'static str, NewRoot)]) -> Box<dyn RootDyn>
         table: &'static [(&'static str, NewRoot)],
         chosen: Option<Box<dyn RootDyn>>,
     }
-    impl RootDyn for ById {
-        fn configure(&mut self, config: &[u8]) -> Result<()> {
+    impl ById {
+        fn choose(&mut self) -> Result<&mut Box<dyn RootDyn>> {
             if self.chosen.is_none() {
                 let id = crate::properties::string(&["plugin_root_id"])?.unwrap_or_default();
                 let Some((_, make)) = self.table.iter().find(|(name, _)| *name == id) else {
@@ -216,7 +253,25 @@ pub fn root_by_id(table: &'static [(&'static str, NewRoot)]) -> Box<dyn RootDyn>
                 };
                 self.chosen = Some(make());
             }
-            self.chosen.as_mut().map_or(Ok(()), |r| r.configure(config))
+            Ok(self.chosen.as_mut().expect("chosen just above"))
+        }
+    }
+    impl RootDyn for ById {
+        fn vm_start(&mut self, vm_config: &[u8]) -> Result<()> {
+            // The root id is known at VM start in Envoy; a host that does not tell it yet gets
+            // the choice made at configure time, without the start hook.
+            match self.choose() {
+                Ok(root) => root.vm_start(vm_config),
+                Err(_) => Ok(()),
+            }
+        }
+        fn configure(&mut self, config: &[u8]) -> Result<()> {
+            self.choose()?.configure(config)
+        }
+        fn foreign_function(&self, function_id: u32, arguments: Vec<u8>) {
+            if let Some(r) = &self.chosen {
+                r.foreign_function(function_id, arguments)
+            }
         }
         fn tick(&self) {
             if let Some(r) = &self.chosen {
@@ -256,6 +311,23 @@ pub(crate) fn current_context() -> u32 {
 
 pub(crate) fn set_current(id: u32) {
     CURRENT.with(|c| c.set(id));
+}
+
+/// Runs `f` with `context` as the host's effective context, and switches back after: a handle of
+/// one stream used from another context's callback acts on its own stream, and leaves the caller's
+/// context as it was. Inside the stream's own callbacks this costs nothing.
+pub(crate) fn within<T>(context: u32, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let caller = current_context();
+    if caller == context {
+        return f();
+    }
+    // Fails when the context is gone (the stream ended): the caller gets that error.
+    crate::abi::set_effective_context(context)?;
+    set_current(context);
+    let result = f();
+    let _ = crate::abi::set_effective_context(caller);
+    set_current(caller);
+    result
 }
 
 pub(crate) fn insert_root(id: u32, root: Box<dyn RootDyn>) {
@@ -309,6 +381,7 @@ pub(crate) fn remove(id: u32) {
 pub(crate) fn http_handler(
     id: u32,
     request: bool,
+    handler: &'static str,
     call: impl for<'a> FnOnce(&'a mut dyn HttpDyn) -> HandlerFuture<'a>,
 ) -> u32 {
     executor::cancel_handlers(id);
@@ -317,13 +390,22 @@ pub(crate) fn http_handler(
     // SAFETY: see the module invariants; the filter box outlives the future, which is dropped first
     // (on the next callback of this stream, or when the context is removed).
     let future: HandlerFuture<'static> = unsafe { std::mem::transmute(call(&mut *filter)) };
-    let task: TaskFuture = Box::pin(async move { TaskDone::Action { request, action: future.await } });
+    let task: TaskFuture =
+        Box::pin(
+            async move { TaskDone::Action { request, action: future.await.unwrap_or_else(|e| failed(handler, e)) } },
+        );
     let code = match executor::start(id, true, task) {
         Some(TaskDone::Action { action, .. }) => sync_code(action),
         _ => 1,
     };
     run_tasks();
     code
+}
+
+/// What a handler that failed answers: a 500, logged with the handler's name and the error.
+fn failed(handler: &str, error: crate::Error) -> Action {
+    log::error!("{handler} failed: {error}");
+    Action::Respond(crate::http::Reply::new(http::StatusCode::INTERNAL_SERVER_ERROR).details("sluice_filter_error"))
 }
 
 fn sync_code(action: Action) -> u32 {

@@ -2,6 +2,7 @@
 
 /// A status the host returned for a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     /// The key, token or value does not exist.
     NotFound,
@@ -45,6 +46,7 @@ impl Status {
 
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A hostcall returned a failure status.
     #[error("{call} failed: {status:?}")]
@@ -64,7 +66,7 @@ pub enum Error {
     #[error("gRPC status {status}: {message}")]
     Grpc {
         /// The gRPC status code.
-        status: u32,
+        status: crate::grpc::Code,
         /// The status message.
         message: String,
     },

@@ -19,10 +19,10 @@ pub enum GrpcStreamEvent {
     Message(Vec<u8>),
     /// The response trailers (gRPC trailing metadata).
     TrailingMetadata(Vec<(Vec<u8>, Vec<u8>)>),
-    /// The stream ended: its gRPC status (0 is OK) and message. Nothing follows.
+    /// The stream ended: its gRPC status and message. Nothing follows.
     Closed {
         /// The gRPC status code.
-        status: u32,
+        status: crate::grpc::Code,
         /// The status message (Envoy appends the response-code details, e.g. `{via_upstream}`).
         message: String,
     },
@@ -175,5 +175,6 @@ pub(crate) fn on_close(token: u32, status: u32) -> bool {
         return false;
     }
     let (_, message) = abi::get_status();
+    let status = crate::grpc::Code::from_u32(status);
     push(token, GrpcStreamEvent::Closed { status, message: String::from_utf8_lossy(&message).into_owned() }, true)
 }

@@ -34,12 +34,10 @@
 //! struct Filter { plugin: Rc<AddHeader> }
 //!
 //! impl HttpFilter for Filter {
-//!     async fn on_request_headers(&mut self, req: Request, _eos: bool) -> Action {
+//!     async fn on_request_headers(&mut self, req: Request<'_>, _eos: bool) -> sluice::Result<Action> {
 //!         let c = &self.plugin.config;
-//!         if let Err(e) = req.set_header(&c.name, &c.value) {
-//!             log::warn!("could not set {}: {e}", c.name);
-//!         }
-//!         Action::Continue
+//!         req.set_header(&c.name, &c.value)?;
+//!         Ok(Action::Continue)
 //!     }
 //! }
 //!
@@ -58,6 +56,7 @@ mod codec;
 mod dispatch;
 mod error;
 mod executor;
+pub mod grpc;
 mod grpc_stream;
 pub mod http;
 mod log;
@@ -93,9 +92,12 @@ pub use plugin::{HttpPlugin, Plugin, Setup, TcpPlugin};
 /// Everything a filter usually needs: `use sluice::prelude::*;`.
 pub mod prelude {
     pub use crate::call::{HttpCall, HttpResponse};
-    pub use crate::http::{Action, Body, Headers, HttpFilter, Reply, Request, Response, Trailers};
+    pub use crate::grpc::Code;
+    pub use crate::http::{
+        Action, Body, Headers, HttpFilter, HttpStream, Method, Reply, Request, Response, StatusCode, Trailers,
+    };
     pub use crate::metrics::{Counter, Gauge, Histogram};
-    pub use crate::tcp::{Data, TcpAction, TcpFilter};
+    pub use crate::tcp::{Data, TcpAction, TcpConnection, TcpFilter};
     pub use crate::{Error, HttpPlugin, Plugin, Result, Setup, TcpPlugin};
 }
 

@@ -35,6 +35,20 @@ pub trait Plugin: Sized + 'static {
     /// Builds the plugin. An error makes `on_configure` fail (Envoy rejects the configuration).
     fn configure(config: Self::Config, setup: &mut Setup) -> Result<Self>;
 
+    /// The VM is starting (`proxy_on_vm_start`), before this plugin is configured; given the VM
+    /// configuration's bytes. An error fails the start, and Envoy refuses the VM (and with it
+    /// the listener's configuration).
+    fn on_vm_start(vm_configuration: &[u8]) -> Result<()> {
+        let _ = vm_configuration;
+        Ok(())
+    }
+
+    /// The host called one of this plugin's foreign functions (`proxy_on_foreign_function`),
+    /// with its arguments. Envoy 1.40 itself never calls it; hosts with extensions do.
+    fn on_foreign_function(self: &Rc<Self>, function_id: u32, arguments: Vec<u8>) {
+        let _ = (function_id, arguments);
+    }
+
     /// The tick period set with [`Setup::tick_every`] elapsed.
     fn on_tick(self: &Rc<Self>) {}
 

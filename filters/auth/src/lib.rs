@@ -60,6 +60,7 @@ struct Config {
 
 struct Auth {
     config: Config,
+    status_on_error: StatusCode,
     allowed: Counter,
     denied: Counter,
     errors: Counter,
@@ -75,11 +76,15 @@ impl Plugin for Auth {
         if !config.path.starts_with('/') {
             return Err(Error::Config(format!("`path` must start with '/', not {:?}", config.path)));
         }
-        if !(200..=599).contains(&config.status_on_error) {
-            return Err(Error::Config(format!("`status_on_error` {} is not an HTTP status", config.status_on_error)));
-        }
+        let status_on_error = StatusCode::from_u16(config.status_on_error)
+            .ok()
+            .filter(|s| (200..=599).contains(&s.as_u16()))
+            .ok_or_else(|| {
+                Error::Config(format!("`status_on_error` {} is not an HTTP status", config.status_on_error))
+            })?;
         Ok(Auth {
             config,
+            status_on_error,
             allowed: Counter::new("auth.allowed")?,
             denied: Counter::new("auth.denied")?,
             errors: Counter::new("auth.errors")?,
@@ -101,51 +106,49 @@ struct AuthFilter {
 
 impl AuthFilter {
     /// The service could not answer: let through or refuse, as configured.
-    fn on_error(&self, req: &Request, why: &str) -> Action {
-        let c = &self.plugin.config;
+    fn on_error(&self, req: &Request<'_>, why: &str) -> sluice::Result<Action> {
         self.plugin.errors.inc();
-        if c.failure_mode_allow {
+        if self.plugin.config.failure_mode_allow {
             log::warn!("auth: {why}; letting the request through (failure_mode_allow)");
-            let _ = req.set_header("x-auth-failure-mode-allowed", "true");
-            return Action::Continue;
+            req.set_header("x-auth-failure-mode-allowed", "true")?;
+            return Ok(Action::Continue);
         }
         log::warn!("auth: {why}; refusing the request");
-        Reply::new(c.status_on_error).details("auth_service_unavailable").into()
+        Ok(Reply::new(self.plugin.status_on_error).details("auth_service_unavailable").into())
     }
 }
 
 impl HttpFilter for AuthFilter {
-    async fn on_request_headers(&mut self, req: Request, _end_of_stream: bool) -> Action {
+    async fn on_request_headers(&mut self, req: Request<'_>, _end_of_stream: bool) -> sluice::Result<Action> {
         let c = &self.plugin.config;
         let mut call = HttpCall::get(&c.cluster, &c.path).timeout(Duration::from_millis(c.timeout_ms));
         for name in &c.request_headers {
-            if let Some(v) = req.header(name) {
+            if let Some(v) = req.header(name)? {
                 call = call.header(name, v);
             }
         }
-        call = call.header("x-original-method", req.method().unwrap_or_default());
-        call = call.header("x-original-path", req.path().unwrap_or_default());
+        call = call.header("x-original-method", req.header(":method")?.unwrap_or_default());
+        call = call.header("x-original-path", req.path()?.unwrap_or_default());
         let answer = match call.send().await {
             Ok(a) => a,
             Err(e) => return self.on_error(&req, &format!("cannot call cluster `{}`: {e}", c.cluster)),
         };
-        match answer.status() {
-            200 => {
+        let Some(status) = answer.status() else {
+            return self.on_error(&req, "the service answered without a status");
+        };
+        match status {
+            StatusCode::OK => {
                 self.plugin.allowed.inc();
                 for name in &c.upstream_headers {
                     match answer.header(name) {
-                        Some(v) => {
-                            let _ = req.set_header(name, v);
-                        }
+                        Some(v) => req.set_header(name, v)?,
                         // The client must not be able to claim an identity the service did not give.
-                        None => {
-                            let _ = req.remove_header(name);
-                        }
+                        None => req.remove_header(name)?,
                     }
                 }
-                Action::Continue
+                Ok(Action::Continue)
             }
-            s if s >= 500 => self.on_error(&req, &format!("the service answered {s}")),
+            s if s.is_server_error() => self.on_error(&req, &format!("the service answered {}", s.as_u16())),
             s => {
                 self.plugin.denied.inc();
                 let mut reply = Reply::new(s).body(answer.body().to_vec()).details("auth_denied");
@@ -154,7 +157,7 @@ impl HttpFilter for AuthFilter {
                         reply = reply.header(name, v);
                     }
                 }
-                reply.into()
+                Ok(reply.into())
             }
         }
     }

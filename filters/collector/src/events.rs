@@ -79,7 +79,7 @@ fn text(path: &[&str]) -> String {
 }
 
 impl HttpFilter for EventFilter {
-    fn on_log(&mut self) {
+    fn on_log(&mut self, _stream: &HttpStream) {
         let event = Event {
             method: text(&["request", "method"]),
             path: text(&["request", "path"]),

@@ -109,8 +109,8 @@ impl Plugin for Collector {
                 .header("content-type", "application/x-ndjson")
                 .timeout(Duration::from_millis(c.timeout_ms));
             let outcome = match call.send().await {
-                Ok(r) if (200..300).contains(&r.status()) => Ok(()),
-                Ok(r) => Err(format!("the collector answered {}", r.status())),
+                Ok(r) if r.status().is_some_and(|s| s.is_success()) => Ok(()),
+                Ok(r) => Err(format!("the collector answered {}", r.status().map_or(0, |s| s.as_u16()))),
                 Err(e) => Err(e.to_string()),
             };
             match outcome {

@@ -26,28 +26,29 @@ struct Edits {
 }
 
 impl Edits {
-    fn apply(&self, h: &impl Headers) {
-        let pairs = if self.rename.is_empty() { Vec::new() } else { h.pairs() };
+    fn apply(&self, h: &impl Headers) -> sluice::Result<()> {
+        let pairs = if self.rename.is_empty() { Vec::new() } else { h.pairs()? };
         for (old, new) in &self.rename {
             let values: Vec<&Vec<u8>> =
                 pairs.iter().filter(|(k, _)| k.eq_ignore_ascii_case(old.as_bytes())).map(|(_, v)| v).collect();
             if values.is_empty() {
                 continue;
             }
-            let _ = h.remove_header(old);
+            h.remove_header(old)?;
             for v in values {
-                let _ = h.add_header(new, v);
+                h.add_header(new, v)?;
             }
         }
         for name in &self.remove {
-            let _ = h.remove_header(name);
+            h.remove_header(name)?;
         }
         for (k, v) in &self.set {
-            let _ = h.set_header(k, v);
+            h.set_header(k, v)?;
         }
         for (k, v) in &self.add {
-            let _ = h.add_header(k, v);
+            h.add_header(k, v)?;
         }
+        Ok(())
     }
 }
 
@@ -83,14 +84,14 @@ struct HeadersFilter {
 }
 
 impl HttpFilter for HeadersFilter {
-    async fn on_request_headers(&mut self, req: Request, _end_of_stream: bool) -> Action {
-        self.plugin.config.request.apply(&req);
-        Action::Continue
+    async fn on_request_headers(&mut self, req: Request<'_>, _end_of_stream: bool) -> sluice::Result<Action> {
+        self.plugin.config.request.apply(&req)?;
+        Ok(Action::Continue)
     }
 
-    async fn on_response_headers(&mut self, resp: Response, _end_of_stream: bool) -> Action {
-        self.plugin.config.response.apply(&resp);
-        Action::Continue
+    async fn on_response_headers(&mut self, resp: Response<'_>, _end_of_stream: bool) -> sluice::Result<Action> {
+        self.plugin.config.response.apply(&resp)?;
+        Ok(Action::Continue)
     }
 }
 

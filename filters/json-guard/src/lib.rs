@@ -104,9 +104,13 @@ fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 }
 
 impl GuardFilter {
-    fn reject(&self, status: u16, why: String) -> Action {
+    fn reject(&self, status: StatusCode, why: String) -> sluice::Result<Action> {
         self.plugin.rejected.inc();
-        Reply::new(status).header("content-type", "text/plain").body(why + "\n").details("json_guard_rejected").into()
+        Ok(Reply::new(status)
+            .header("content-type", "text/plain")
+            .body(why + "\n")
+            .details("json_guard_rejected")
+            .into())
     }
 }
 
@@ -119,46 +123,46 @@ impl HttpFilter for GuardFilter {
         !self.plugin.config.response_replacements.is_empty()
     }
 
-    async fn on_request_headers(&mut self, req: Request, end_of_stream: bool) -> Action {
-        let method = req.method().unwrap_or_default();
+    async fn on_request_headers(&mut self, req: Request<'_>, end_of_stream: bool) -> sluice::Result<Action> {
+        let method = req.method()?.map(|m| m.to_string()).unwrap_or_default();
         self.check = self.plugin.config.methods.iter().any(|m| m.eq_ignore_ascii_case(&method));
         if self.check && end_of_stream {
-            return self.reject(400, format!("{method} needs a JSON body"));
+            return self.reject(StatusCode::BAD_REQUEST, format!("{method} needs a JSON body"));
         }
-        Action::Continue
+        Ok(Action::Continue)
     }
 
-    async fn on_request_body(&mut self, body: Body, end_of_stream: bool) -> Action {
+    async fn on_request_body(&mut self, body: Body<'_>, end_of_stream: bool) -> sluice::Result<Action> {
         if !self.check || !end_of_stream {
-            return Action::Continue;
+            return Ok(Action::Continue);
         }
         let c = &self.plugin.config;
         if body.len() > c.max_body_bytes {
-            return self
-                .reject(413, format!("the body has {} bytes; at most {} are accepted", body.len(), c.max_body_bytes));
+            let why = format!("the body has {} bytes; at most {} are accepted", body.len(), c.max_body_bytes);
+            return self.reject(StatusCode::PAYLOAD_TOO_LARGE, why);
         }
         let bytes = match body.read() {
             Ok(b) => b,
-            Err(e) => return self.reject(500, format!("cannot read the body: {e}")),
+            Err(e) => return self.reject(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the body: {e}")),
         };
         let value: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
-            Err(e) => return self.reject(400, format!("the body is not JSON: {e}")),
+            Err(e) => return self.reject(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")),
         };
         if !c.required_fields.is_empty() && !value.is_object() {
-            return self.reject(400, "the body must be a JSON object".into());
+            return self.reject(StatusCode::BAD_REQUEST, "the body must be a JSON object".into());
         }
         if let Some(field) = missing_field(&value, &c.required_fields) {
-            return self.reject(400, format!("the body lacks the field `{field}`"));
+            return self.reject(StatusCode::BAD_REQUEST, format!("the body lacks the field `{field}`"));
         }
-        Action::Continue
+        Ok(Action::Continue)
     }
 
-    async fn on_response_body(&mut self, body: Body, end_of_stream: bool) -> Action {
+    async fn on_response_body(&mut self, mut body: Body<'_>, end_of_stream: bool) -> sluice::Result<Action> {
         if !end_of_stream || body.is_empty() {
-            return Action::Continue;
+            return Ok(Action::Continue);
         }
-        let Ok(bytes) = body.read() else { return Action::Continue };
+        let Ok(bytes) = body.read() else { return Ok(Action::Continue) };
         let mut out = bytes.clone();
         for r in &self.plugin.config.response_replacements {
             out = replace_all(&out, r.from.as_bytes(), r.to.as_bytes());
@@ -168,7 +172,7 @@ impl HttpFilter for GuardFilter {
                 log::error!("json-guard: cannot rewrite the response body: {e}");
             }
         }
-        Action::Continue
+        Ok(Action::Continue)
     }
 }
 

@@ -98,26 +98,30 @@ fn header_value(v: &Value) -> String {
 }
 
 impl JwtFilter {
-    fn refuse(&self, why: Refusal) -> Action {
+    fn refuse(&self, why: Refusal) -> sluice::Result<Action> {
         self.plugin.denied.inc();
         let realm = &self.plugin.config.realm;
         let challenge = match &why {
             Refusal::Missing => format!("Bearer realm=\"{realm}\""),
             other => format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{other}\""),
         };
-        Reply::new(401).header("www-authenticate", challenge).body(why.to_string()).details("jwt_authn_failed").into()
+        Ok(Reply::new(StatusCode::UNAUTHORIZED)
+            .header("www-authenticate", challenge)
+            .body(why.to_string())
+            .details("jwt_authn_failed")
+            .into())
     }
 }
 
 impl HttpFilter for JwtFilter {
-    async fn on_request_headers(&mut self, req: Request, _end_of_stream: bool) -> Action {
+    async fn on_request_headers(&mut self, req: Request<'_>, _end_of_stream: bool) -> sluice::Result<Action> {
         let p = &self.plugin;
         let c = &p.config;
         // Claim headers come only from a verified token, never from the client.
         for h in c.claims_to_headers.values() {
-            let _ = req.remove_header(h);
+            req.remove_header(h)?;
         }
-        let raw = req.header_str(&c.header).unwrap_or_default();
+        let raw = req.header_str(&c.header)?.unwrap_or_default();
         let token = match raw.split_once(' ') {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
             _ if raw.is_empty() => return self.refuse(Refusal::Missing),
@@ -134,14 +138,14 @@ impl HttpFilter for JwtFilter {
         }
         for (claim, header) in &c.claims_to_headers {
             if let Some(v) = claims.get(claim) {
-                let _ = req.set_header(header, header_value(v));
+                req.set_header(header, header_value(v))?;
             }
         }
         if !c.forward_token {
-            let _ = req.remove_header(&c.header);
+            req.remove_header(&c.header)?;
         }
         p.allowed.inc();
-        Action::Continue
+        Ok(Action::Continue)
     }
 }
 

@@ -101,15 +101,15 @@ fn property(path: &[&str]) -> String {
 }
 
 impl HttpFilter for ObserveFilter {
-    async fn on_request_headers(&mut self, req: Request, _end_of_stream: bool) -> Action {
+    async fn on_request_headers(&mut self, req: Request<'_>, _end_of_stream: bool) -> sluice::Result<Action> {
         for h in &self.plugin.config.log_headers {
-            let v = req.header_str(h).unwrap_or_else(|| "-".into());
+            let v = req.header_str(h)?.unwrap_or_else(|| "-".into());
             self.logged_headers.push(format!("{h}={v}"));
         }
-        Action::Continue
+        Ok(Action::Continue)
     }
 
-    fn on_log(&mut self) {
+    fn on_log(&mut self, _stream: &HttpStream) {
         let route = sluice::properties::string(&["xds", "route_name"]).ok().flatten().unwrap_or_else(|| "none".into());
         let status = sluice::properties::int(&["response", "code"]).ok().flatten().unwrap_or(0);
         let duration =

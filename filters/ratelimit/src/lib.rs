@@ -63,10 +63,10 @@ fn now_nanos() -> u64 {
 }
 
 impl HttpFilter for Limiter {
-    async fn on_request_headers(&mut self, req: Request, _end_of_stream: bool) -> Action {
+    async fn on_request_headers(&mut self, req: Request<'_>, _end_of_stream: bool) -> sluice::Result<Action> {
         let c = &self.plugin.config;
         let key = match &c.key_header {
-            Some(h) => req.header_str(h).unwrap_or_default(),
+            Some(h) => req.header_str(h)?.unwrap_or_default(),
             None => sluice::properties::source_ip().ok().flatten().map(|ip| ip.to_string()).unwrap_or_default(),
         };
         let now = now_nanos();
@@ -82,7 +82,7 @@ impl HttpFilter for Limiter {
             }
             b
         });
-        match result {
+        Ok(match result {
             Ok(bucket) if !allowed => {
                 self.plugin.limited.inc();
                 let wait = if c.refill_per_second > 0.0 {
@@ -90,7 +90,7 @@ impl HttpFilter for Limiter {
                 } else {
                     3600
                 };
-                Reply::new(429)
+                Reply::new(StatusCode::TOO_MANY_REQUESTS)
                     .header("retry-after", wait.to_string())
                     .body("rate limited\n")
                     .details("rate_limited")
@@ -105,7 +105,7 @@ impl HttpFilter for Limiter {
                 log::warn!("ratelimit: {e}; allowing the request");
                 Action::Continue
             }
-        }
+        })
     }
 }
 

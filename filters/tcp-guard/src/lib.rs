@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 use sluice::prelude::*;
-use sluice::tcp::{close_downstream, Peer};
+use sluice::tcp::Peer;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,12 +69,10 @@ struct Conn {
 }
 
 impl Conn {
-    fn close(&mut self) -> TcpAction {
+    fn close(&mut self, connection: &TcpConnection) -> sluice::Result<TcpAction> {
         self.closed = true;
-        if let Err(e) = close_downstream() {
-            log::error!("tcp-guard: cannot close the connection: {e}");
-        }
-        TcpAction::Pause
+        connection.close_downstream()?;
+        Ok(TcpAction::Pause)
     }
 
     /// Gives back this connection's place in its client's count.
@@ -88,9 +86,9 @@ impl Conn {
 }
 
 impl TcpFilter for Conn {
-    fn on_new_connection(&mut self) -> TcpAction {
+    fn on_new_connection(&mut self, connection: TcpConnection) -> sluice::Result<TcpAction> {
         self.client = sluice::properties::source_ip().ok().flatten().map(|ip| ip.to_string()).unwrap_or_default();
-        let Some(max) = self.plugin.config.max_connections_per_client else { return TcpAction::Continue };
+        let Some(max) = self.plugin.config.max_connections_per_client else { return Ok(TcpAction::Continue) };
         let key = format!("tcp_guard:open:{}", self.client);
         let mut admitted = false;
         let result = sluice::shared::update(&key, |n: Option<u32>| {
@@ -105,40 +103,40 @@ impl TcpFilter for Conn {
         match result {
             Ok(_) if admitted => {
                 self.counted_as = Some(key);
-                TcpAction::Continue
+                Ok(TcpAction::Continue)
             }
             Ok(n) => {
                 log::info!("tcp-guard: {} already has {n} connections; closing", self.client);
                 self.plugin.limited.inc();
-                self.close()
+                self.close(&connection)
             }
             Err(e) => {
                 // Shared data failed: serve the client rather than refuse everyone.
                 log::warn!("tcp-guard: {e}; not limiting this connection");
-                TcpAction::Continue
+                Ok(TcpAction::Continue)
             }
         }
     }
 
-    fn on_downstream_data(&mut self, data: Data, _end_of_stream: bool) -> TcpAction {
+    fn on_downstream_data(&mut self, data: Data<'_>, _end_of_stream: bool) -> sluice::Result<TcpAction> {
         if self.closed {
-            return TcpAction::Pause;
+            return Ok(TcpAction::Pause);
         }
         self.plugin.bytes_in.add(data.len() as u64);
         if std::mem::take(&mut self.first) && !data.is_empty() && !self.plugin.config.deny_prefixes.is_empty() {
-            let bytes = data.read().unwrap_or_default();
+            let bytes = data.read()?;
             if self.plugin.config.deny_prefixes.iter().any(|p| bytes.starts_with(p.as_bytes())) {
                 log::info!("tcp-guard: denied first bytes from {}", self.client);
                 self.plugin.denied.inc();
-                return self.close();
+                return self.close(&data.connection());
             }
         }
-        TcpAction::Continue
+        Ok(TcpAction::Continue)
     }
 
-    fn on_upstream_data(&mut self, data: Data, _end_of_stream: bool) -> TcpAction {
+    fn on_upstream_data(&mut self, data: Data<'_>, _end_of_stream: bool) -> sluice::Result<TcpAction> {
         self.plugin.bytes_out.add(data.len() as u64);
-        TcpAction::Continue
+        Ok(TcpAction::Continue)
     }
 
     fn on_downstream_close(&mut self, _peer: Peer) {

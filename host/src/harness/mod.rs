@@ -521,6 +521,14 @@ impl Harness {
         r
     }
 
+    /// Calls the plugin's `proxy_on_foreign_function` with `function_id` and `args` readable as
+    /// its arguments, as a host extension would (Envoy 1.40 never calls it itself).
+    pub fn on_foreign_function(&mut self, function_id: u32, args: impl Into<Vec<u8>>) -> Result<()> {
+        let r = self.core.foreign_function(PluginId::FIRST, function_id, args.into());
+        self.settle()?;
+        r
+    }
+
     /// Shuts the plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
     /// Returns what `on_done` returned.
     pub fn shutdown(&mut self) -> Result<bool> {

@@ -575,6 +575,17 @@ impl FilterManager {
         Ok(())
     }
 
+    /// Calls the plugin's `proxy_on_foreign_function(root, function_id, args)`, as a host
+    /// extension would (Envoy 1.40 itself never does); a fault there runs the failure policy.
+    pub fn foreign_function(&mut self, plugin: PluginId, function_id: u32, args: Vec<u8>) -> Result<()> {
+        self.maybe_reload(plugin)?;
+        if self.vm.failure().is_some() {
+            return Ok(());
+        }
+        let r = self.vm.on_foreign_function(self.root(plugin).root_id, function_id, args);
+        self.after_guest_call(r)
+    }
+
     /// Shuts a plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
     /// Returns what `on_done` returned.
     pub fn shutdown(&mut self, plugin: PluginId) -> Result<bool> {

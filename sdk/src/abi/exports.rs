@@ -32,8 +32,28 @@ pub extern "C" fn proxy_on_context_create(id: u32, root_id: u32) {
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_on_vm_start(_root_id: u32, _size: usize) -> u32 {
-    1
+pub extern "C" fn proxy_on_vm_start(id: u32, size: usize) -> u32 {
+    dispatch::set_current(id);
+    let Some(root) = dispatch::root_ptr(id) else { return 1 };
+    let config = abi::get_buffer(crate::http::BufferType::VmConfiguration as u32, 0, size).ok().flatten();
+    // SAFETY: see `dispatch`'s invariants.
+    match unsafe { (*root).vm_start(&config.unwrap_or_default()) } {
+        Ok(()) => 1,
+        Err(e) => {
+            log::error!("on_vm_start failed: {e}");
+            0
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_foreign_function(id: u32, function_id: u32, size: usize) {
+    dispatch::set_current(id);
+    let Some(root) = dispatch::root_ptr(id) else { return };
+    let arguments = abi::get_buffer(crate::http::BufferType::ForeignFunctionArguments as u32, 0, size);
+    // SAFETY: see `dispatch`'s invariants.
+    unsafe { (*root).foreign_function(function_id, arguments.ok().flatten().unwrap_or_default()) };
+    dispatch::run_tasks();
 }
 
 #[no_mangle]
@@ -113,7 +133,7 @@ pub extern "C" fn proxy_on_request_headers(id: u32, _n: usize, eos: u32) -> u32 
             let _ = abi::remove_map_value(crate::http::MapType::RequestHeaders as u32, b"content-length");
         }
     }
-    http_handler(id, true, |f| f.headers(true, eos != 0))
+    http_handler(id, true, "on_request_headers", |f| f.headers(id, true, eos != 0))
 }
 
 #[no_mangle]
@@ -123,7 +143,7 @@ pub extern "C" fn proxy_on_request_body(id: u32, size: usize, eos: u32) -> u32 {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_request_trailers(id: u32, _n: usize) -> u32 {
-    http_handler(id, true, |f| f.trailers(true))
+    http_handler(id, true, "on_request_trailers", |f| f.trailers(id, true))
 }
 
 #[no_mangle]
@@ -134,7 +154,7 @@ pub extern "C" fn proxy_on_response_headers(id: u32, _n: usize, eos: u32) -> u32
             let _ = abi::remove_map_value(crate::http::MapType::ResponseHeaders as u32, b"content-length");
         }
     }
-    http_handler(id, false, |f| f.headers(false, eos != 0))
+    http_handler(id, false, "on_response_headers", |f| f.headers(id, false, eos != 0))
 }
 
 #[no_mangle]
@@ -144,7 +164,7 @@ pub extern "C" fn proxy_on_response_body(id: u32, size: usize, eos: u32) -> u32 
 
 #[no_mangle]
 pub extern "C" fn proxy_on_response_trailers(id: u32, _n: usize) -> u32 {
-    http_handler(id, false, |f| f.trailers(false))
+    http_handler(id, false, "on_response_trailers", |f| f.trailers(id, false))
 }
 
 fn body(id: u32, request: bool, size: usize, eos: bool) -> u32 {
@@ -154,22 +174,23 @@ fn body(id: u32, request: bool, size: usize, eos: bool) -> u32 {
         // Keep buffering; the filter sees the whole body at the end.
         return 1;
     }
-    http_handler(id, request, |f| f.body(request, size, eos))
+    let name = if request { "on_request_body" } else { "on_response_body" };
+    http_handler(id, request, name, |f| f.body(id, request, size, eos))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_new_connection(id: u32) -> u32 {
-    tcp(id, |f| f.new_connection() as u32)
+    tcp(id, |f| f.new_connection(id))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_downstream_data(id: u32, size: usize, eos: u32) -> u32 {
-    tcp(id, |f| f.downstream(size, eos != 0) as u32)
+    tcp(id, |f| f.data(id, true, size, eos != 0))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_upstream_data(id: u32, size: usize, eos: u32) -> u32 {
-    tcp(id, |f| f.upstream(size, eos != 0) as u32)
+    tcp(id, |f| f.data(id, false, size, eos != 0))
 }
 
 #[no_mangle]
@@ -203,7 +224,7 @@ pub extern "C" fn proxy_on_log(id: u32) {
     executor::cancel_handlers(id);
     if let Some(f) = dispatch::http_ptr(id) {
         // SAFETY: see `dispatch`'s invariants.
-        unsafe { (*f).log() };
+        unsafe { (*f).log(id) };
     } else if let Some(f) = dispatch::tcp_ptr(id) {
         // SAFETY: see `dispatch`'s invariants.
         unsafe { (*f).log() };

@@ -31,6 +31,8 @@ hostcalls! {
     fn proxy_set_buffer_bytes(t: u32, start: usize, size: usize, data: *const u8, len: usize) -> u32;
     fn proxy_get_header_map_pairs(t: u32, ret_ptr: *mut *mut u8, ret_len: *mut usize) -> u32;
     fn proxy_set_header_map_pairs(t: u32, data: *const u8, len: usize) -> u32;
+    fn proxy_get_header_map_size(t: u32, ret: *mut usize) -> u32;
+    fn proxy_get_buffer_status(t: u32, ret_len: *mut usize, ret_flags: *mut u32) -> u32;
     fn proxy_get_header_map_value(t: u32, k: *const u8, kl: usize, ret_ptr: *mut *mut u8, ret_len: *mut usize) -> u32;
     fn proxy_add_header_map_value(t: u32, k: *const u8, kl: usize, v: *const u8, vl: usize) -> u32;
     fn proxy_replace_header_map_value(t: u32, k: *const u8, kl: usize, v: *const u8, vl: usize) -> u32;

@@ -318,6 +318,20 @@ pub(crate) fn get_metric(id: u32) -> Result<u64> {
     Ok(v)
 }
 
+pub(crate) fn get_header_map_size(t: u32) -> Result<usize> {
+    let mut size = 0usize;
+    // SAFETY: `size` is a valid slot.
+    check("proxy_get_header_map_size", unsafe { imports::proxy_get_header_map_size(t, &mut size) })?;
+    Ok(size)
+}
+
+pub(crate) fn get_buffer_status(t: u32) -> Result<(usize, u32)> {
+    let (mut len, mut flags) = (0usize, 0u32);
+    // SAFETY: `len` and `flags` are valid slots.
+    check("proxy_get_buffer_status", unsafe { imports::proxy_get_buffer_status(t, &mut len, &mut flags) })?;
+    Ok((len, flags))
+}
+
 pub(crate) fn set_effective_context(id: u32) -> Result<()> {
     // SAFETY: no pointers.
     check("proxy_set_effective_context", unsafe { imports::proxy_set_effective_context(id) })

@@ -1,133 +1,193 @@
 //! Views of the header and trailer maps. Values are bytes; nothing panics on non-UTF-8 input.
+//!
+//! A view exists only inside the callback (or the paused handler) that was given it, or borrowed
+//! from the [`HttpStream`] it belongs to: none can be made from nothing, kept in the filter, or
+//! moved into a spawned task. Each names its stream, so it reads and writes that stream's maps
+//! whichever context's callback is running.
+
+use std::marker::PhantomData;
 
 use http::header::{HeaderName, HeaderValue};
+use http::{Method, StatusCode};
 
-use super::MapType;
+use super::{HttpStream, MapType};
 use crate::abi;
+use crate::dispatch::within;
 use crate::error::Result;
 
-/// Operations shared by every header map view.
-pub trait Headers {
-    #[doc(hidden)]
-    fn map_type(&self) -> u32;
+mod sealed {
+    /// Keeps [`Headers`](super::Headers) implemented by this crate's views only.
+    pub trait Sealed {
+        fn map(&self) -> (u32, u32);
+    }
+}
 
+/// Operations shared by every header map view ([`Request`], [`Response`], [`Trailers`]). Header
+/// names are `&str` (pseudo-headers such as `:path` included) or [`HeaderName`]s; values are
+/// bytes, `&str` or [`HeaderValue`]s.
+///
+/// Every read returns the host's failure as an error (for instance `BadArgument` when the map is
+/// not available in this callback, as the response headers are not while the request is read).
+pub trait Headers: sealed::Sealed {
     /// The first value of `name`, as bytes; `None` if absent.
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        abi::get_map_value(self.map_type(), name.as_bytes()).ok().flatten()
+    fn header(&self, name: impl AsRef<str>) -> Result<Option<Vec<u8>>> {
+        let (context, map) = self.map();
+        within(context, || abi::get_map_value(map, name.as_ref().as_bytes()))
     }
 
-    /// The first value of `name` if it is UTF-8.
-    fn header_str(&self, name: &str) -> Option<String> {
-        self.header(name).and_then(|v| String::from_utf8(v).ok())
+    /// The first value of `name` if it is present and UTF-8.
+    fn header_str(&self, name: impl AsRef<str>) -> Result<Option<String>> {
+        Ok(self.header(name)?.and_then(|v| String::from_utf8(v).ok()))
     }
 
     /// Every entry in order, pseudo-headers included, as bytes.
-    fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        abi::get_map(self.map_type()).unwrap_or_default()
+    fn pairs(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (context, map) = self.map();
+        within(context, || abi::get_map(map))
     }
 
-    /// The regular headers as an [`http::HeaderMap`] (pseudo-headers and invalid entries left out).
-    fn to_header_map(&self) -> http::HeaderMap {
-        let mut map = http::HeaderMap::new();
-        for (k, v) in self.pairs() {
+    /// The regular headers as an [`http::HeaderMap`] (pseudo-headers and entries that are not
+    /// valid HTTP left out).
+    fn to_header_map(&self) -> Result<http::HeaderMap> {
+        let mut out = http::HeaderMap::new();
+        for (k, v) in self.pairs()? {
             if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(&k), HeaderValue::from_bytes(&v)) {
-                map.append(k, v);
+                out.append(k, v);
             }
         }
-        map
+        Ok(out)
+    }
+
+    /// The map's size as Envoy counts it: the bytes of every name and value
+    /// (`proxy_get_header_map_size`).
+    fn byte_size(&self) -> Result<usize> {
+        let (context, map) = self.map();
+        within(context, || abi::get_header_map_size(map))
     }
 
     /// Sets `name` to `value`, replacing every existing value.
-    fn set_header(&self, name: &str, value: impl AsRef<[u8]>) -> Result<()> {
-        abi::replace_map_value(self.map_type(), name.as_bytes(), value.as_ref())
+    fn set_header(&self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Result<()> {
+        let (context, map) = self.map();
+        within(context, || abi::replace_map_value(map, name.as_ref().as_bytes(), value.as_ref()))
     }
 
     /// Adds a value, keeping existing ones.
-    fn add_header(&self, name: &str, value: impl AsRef<[u8]>) -> Result<()> {
-        abi::add_map_value(self.map_type(), name.as_bytes(), value.as_ref())
+    fn add_header(&self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Result<()> {
+        let (context, map) = self.map();
+        within(context, || abi::add_map_value(map, name.as_ref().as_bytes(), value.as_ref()))
     }
 
     /// Removes every value of `name`.
-    fn remove_header(&self, name: &str) -> Result<()> {
-        abi::remove_map_value(self.map_type(), name.as_bytes())
+    fn remove_header(&self, name: impl AsRef<str>) -> Result<()> {
+        let (context, map) = self.map();
+        within(context, || abi::remove_map_value(map, name.as_ref().as_bytes()))
     }
 
     /// Replaces the whole map.
     fn set_pairs(&self, pairs: &[(&str, &[u8])]) -> Result<()> {
+        let (context, map) = self.map();
         let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_bytes(), *v)).collect();
-        abi::set_map(self.map_type(), &refs)
+        within(context, || abi::set_map(map, &refs))
     }
 }
 
-/// The request headers, readable and writable in [`on_request_headers`](super::HttpFilter::on_request_headers)
-/// (and while the request is paused there).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Request(());
+/// The request headers: given to
+/// [`on_request_headers`](super::HttpFilter::on_request_headers), or borrowed from the stream
+/// with [`HttpStream::request_headers`] (while the request is paused, Envoy lets a body handler
+/// change them).
+#[derive(Debug)]
+pub struct Request<'a> {
+    context: u32,
+    _callback: PhantomData<&'a ()>,
+}
 
-impl Request {
-    pub(crate) fn new() -> Self {
-        Self(())
+impl Request<'_> {
+    pub(crate) fn new(context: u32) -> Self {
+        Self { context, _callback: PhantomData }
     }
 
-    /// `:method`.
-    pub fn method(&self) -> Option<String> {
-        self.header_str(":method")
+    /// `:method`; `None` if absent or not a method.
+    pub fn method(&self) -> Result<Option<Method>> {
+        Ok(self.header(":method")?.and_then(|m| Method::from_bytes(&m).ok()))
     }
 
     /// `:path`, with the query.
-    pub fn path(&self) -> Option<String> {
+    pub fn path(&self) -> Result<Option<String>> {
         self.header_str(":path")
     }
 
     /// `:authority`.
-    pub fn authority(&self) -> Option<String> {
+    pub fn authority(&self) -> Result<Option<String>> {
         self.header_str(":authority")
     }
-}
 
-impl Headers for Request {
-    fn map_type(&self) -> u32 {
-        MapType::RequestHeaders as u32
+    /// The stream these headers belong to: a handle that may outlive the callback.
+    pub fn stream(&self) -> HttpStream {
+        HttpStream::new(self.context)
     }
 }
 
-/// The response headers, readable and writable in [`on_response_headers`](super::HttpFilter::on_response_headers).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Response(());
+impl sealed::Sealed for Request<'_> {
+    fn map(&self) -> (u32, u32) {
+        (self.context, MapType::RequestHeaders as u32)
+    }
+}
+impl Headers for Request<'_> {}
 
-impl Response {
-    pub(crate) fn new() -> Self {
-        Self(())
+/// The response headers: given to
+/// [`on_response_headers`](super::HttpFilter::on_response_headers), or borrowed from the stream
+/// with [`HttpStream::response_headers`].
+#[derive(Debug)]
+pub struct Response<'a> {
+    context: u32,
+    _callback: PhantomData<&'a ()>,
+}
+
+impl Response<'_> {
+    pub(crate) fn new(context: u32) -> Self {
+        Self { context, _callback: PhantomData }
     }
 
-    /// `:status`, if present and numeric.
-    pub fn status(&self) -> Option<u16> {
-        self.header_str(":status").and_then(|s| s.parse().ok())
+    /// `:status`; `None` if absent or not a status code.
+    pub fn status(&self) -> Result<Option<StatusCode>> {
+        Ok(self.header(":status")?.and_then(|s| StatusCode::from_bytes(&s).ok()))
+    }
+
+    /// The stream these headers belong to: a handle that may outlive the callback.
+    pub fn stream(&self) -> HttpStream {
+        HttpStream::new(self.context)
     }
 }
 
-impl Headers for Response {
-    fn map_type(&self) -> u32 {
-        MapType::ResponseHeaders as u32
+impl sealed::Sealed for Response<'_> {
+    fn map(&self) -> (u32, u32) {
+        (self.context, MapType::ResponseHeaders as u32)
+    }
+}
+impl Headers for Response<'_> {}
+
+/// Request or response trailers: given to the trailer handlers, or borrowed from the stream.
+#[derive(Debug)]
+pub struct Trailers<'a> {
+    context: u32,
+    map: MapType,
+    _callback: PhantomData<&'a ()>,
+}
+
+impl Trailers<'_> {
+    pub(crate) fn new(context: u32, map: MapType) -> Self {
+        Self { context, map, _callback: PhantomData }
+    }
+
+    /// The stream these trailers belong to: a handle that may outlive the callback.
+    pub fn stream(&self) -> HttpStream {
+        HttpStream::new(self.context)
     }
 }
 
-/// Request or response trailers.
-#[derive(Debug, Clone, Copy)]
-pub struct Trailers(MapType);
-
-impl Trailers {
-    pub(crate) fn request() -> Self {
-        Self(MapType::RequestTrailers)
-    }
-
-    pub(crate) fn response() -> Self {
-        Self(MapType::ResponseTrailers)
+impl sealed::Sealed for Trailers<'_> {
+    fn map(&self) -> (u32, u32) {
+        (self.context, self.map as u32)
     }
 }
-
-impl Headers for Trailers {
-    fn map_type(&self) -> u32 {
-        self.0 as u32
-    }
-}
+impl Headers for Trailers<'_> {}

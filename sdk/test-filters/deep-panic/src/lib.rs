@@ -40,11 +40,11 @@ fn check_inner(value: &[u8]) -> usize {
 }
 
 impl HttpFilter for DeepPanic {
-    async fn on_request_headers(&mut self, req: Request, _eos: bool) -> Action {
-        if let Some(v) = req.header("x-panic") {
+    async fn on_request_headers(&mut self, req: Request<'_>, _eos: bool) -> sluice::Result<Action> {
+        if let Some(v) = req.header("x-panic")? {
             std::hint::black_box(check_outer(std::hint::black_box(&v)));
         }
-        Action::Continue
+        Ok(Action::Continue)
     }
 }
 

@@ -1,11 +1,13 @@
-//! Exercises the SDK: typed config, async callouts (one or two in flight), local replies, whole-body
-//! buffering and replacement, metrics, shared data, properties and logging.
+//! Exercises the SDK: typed config, the VM start and foreign function hooks, async callouts (one or
+//! two in flight), local replies, whole-body buffering and replacement, headers held and edited
+//! from the body, hostcall errors through `?`, metrics, shared data, properties and logging.
 use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use sluice::call::HttpCall;
-use sluice::http::{Action, Body, Headers, HttpFilter, Reply, Request, Response};
+use sluice::grpc::Code;
+use sluice::http::{Action, Body, Headers, HttpFilter, HttpStream, Reply, Request, Response, StatusCode};
 use sluice::metrics::Counter;
 use sluice::{HttpPlugin, Plugin, Setup};
 
@@ -35,18 +37,31 @@ impl Plugin for Features {
         log::info!("vm config: {vm:?}");
         Ok(Features { config, requests: Counter::new("sdk_requests")?, denied: Counter::new("sdk_denied")? })
     }
+
+    fn on_vm_start(vm_configuration: &[u8]) -> sluice::Result<()> {
+        if vm_configuration == br#""refuse""# {
+            return Err(sluice::Error::Config("the VM configuration says refuse".into()));
+        }
+        log::info!("vm start with {} bytes of VM configuration", vm_configuration.len());
+        Ok(())
+    }
+
+    fn on_foreign_function(self: &Rc<Self>, function_id: u32, arguments: Vec<u8>) {
+        log::info!("foreign function {function_id}: {}", String::from_utf8_lossy(&arguments));
+    }
 }
 
 impl HttpPlugin for Features {
     type Filter = Stream;
     fn new_filter(self: &Rc<Self>) -> Stream {
-        Stream { plugin: self.clone(), rewrite: false }
+        Stream { plugin: self.clone(), rewrite: false, hold: false }
     }
 }
 
 struct Stream {
     plugin: Rc<Features>,
     rewrite: bool,
+    hold: bool,
 }
 
 impl Stream {
@@ -62,88 +77,121 @@ impl HttpFilter for Stream {
         true
     }
 
-    async fn on_request_headers(&mut self, req: Request, _eos: bool) -> Action {
+    async fn on_request_headers(&mut self, req: Request<'_>, _eos: bool) -> sluice::Result<Action> {
         let p = &self.plugin;
         p.requests.inc();
-        let _ = req.set_header("x-tag", &p.config.tag);
-        self.rewrite = req.path().is_some_and(|p| p.starts_with("/rewrite"));
-        if req.path().as_deref() == Some("/panic") {
+        req.set_header("x-tag", &p.config.tag)?;
+        let path = req.path()?.unwrap_or_default();
+        self.rewrite = path.starts_with("/rewrite");
+        if path == "/panic" {
             panic!("the features filter was asked to panic");
         }
         let hits = sluice::shared::update("sdk_hits", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap_or(0);
-        let _ = req.set_header("x-hits", hits.to_string());
-        let route = sluice::properties::string(&["xds", "route_name"]).ok().flatten().unwrap_or_default();
-        let _ = req.set_header("x-route", route);
-        match req.path().as_deref() {
-            Some("/reset") => {
-                let _ = sluice::http::reset();
-                return Action::Pause;
+        req.set_header("x-hits", hits.to_string())?;
+        let route = sluice::properties::string(&["xds", "route_name"])?.unwrap_or_default();
+        req.set_header("x-route", route)?;
+        match path.as_str() {
+            "/reset" => {
+                req.stream().reset()?;
+                return Ok(Action::Pause);
             }
-            Some("/grpc-deny") => return Reply::new(403).body("no").grpc_status(16).into(),
-            Some("/manual") => {
+            "/grpc-deny" => {
+                return Ok(Reply::new(StatusCode::FORBIDDEN).body("no").grpc_status(Code::Unauthenticated).into())
+            }
+            "/manual" => {
                 // Pause now; a detached task resumes the request by hand once its callout answers.
                 let cluster = self.plugin.config.auth_cluster.clone();
+                let stream = req.stream();
                 sluice::spawn(async move {
                     let ok = HttpCall::get(&cluster, "/auth").header("x-user", "alice").send().await.is_ok();
-                    let _ = Request::default().set_header("x-manual", ok.to_string());
-                    let _ = sluice::http::resume_request();
+                    let _ = stream.request_headers().set_header("x-manual", ok.to_string());
+                    let _ = stream.resume_request();
                 });
-                return Action::Pause;
+                return Ok(Action::Pause);
+            }
+            "/hold" => {
+                // Hold the headers; the body handler edits them and releases them (Envoy allows
+                // it with `allow_on_headers_stop_iteration`).
+                self.hold = true;
+                return Ok(Action::Pause);
+            }
+            "/fail" => {
+                // A hostcall failure returned with `?`: response headers do not exist yet.
+                req.stream().response_headers().set_header("x-too-early", "1")?;
+                return Ok(Action::Continue);
+            }
+            "/api" => {
+                api_tour(&req)?;
+                return Ok(Action::Continue);
+            }
+            "/grpc" => {
+                return Ok(
+                    match sluice::call::GrpcCall::new("grpc", "pkg.Checker", "Check", b"/grpc".to_vec()).send().await {
+                        Ok(reply) => {
+                            req.set_header("x-grpc-reply", reply)?;
+                            Action::Continue
+                        }
+                        Err(e) => Reply::new(StatusCode::FORBIDDEN).body(e.to_string()).into(),
+                    },
+                );
             }
             _ => {}
         }
-        if req.path().as_deref() == Some("/api") {
-            api_tour(&req);
-            return Action::Continue;
-        }
-        if req.path().as_deref() == Some("/grpc") {
-            return match sluice::call::GrpcCall::new("grpc", "pkg.Checker", "Check", b"/grpc".to_vec()).send().await {
-                Ok(reply) => {
-                    let _ = req.set_header("x-grpc-reply", reply);
-                    Action::Continue
-                }
-                Err(e) => Reply::new(403).body(e.to_string()).into(),
-            };
-        }
-        let Some(user) = req.header_str("x-user") else { return Action::Continue };
-        if let Some(second) = req.header_str("x-also") {
+        let Some(user) = req.header_str("x-user")? else { return Ok(Action::Continue) };
+        if let Some(second) = req.header_str("x-also")? {
             // Two callouts in flight at once; the stream resumes when both are answered.
             let (a, b) = join(self.auth(&user).send(), self.auth(&second).send()).await;
-            let ok = |r: &sluice::Result<sluice::call::HttpResponse>| r.as_ref().is_ok_and(|r| r.status() == 200);
-            let _ = req.set_header("x-both", format!("{} {}", ok(&a), ok(&b)));
-            return Action::Continue;
+            let ok = |r: &sluice::Result<sluice::call::HttpResponse>| {
+                r.as_ref().is_ok_and(|r| r.status() == Some(StatusCode::OK))
+            };
+            req.set_header("x-both", format!("{} {}", ok(&a), ok(&b)))?;
+            return Ok(Action::Continue);
         }
-        match self.auth(&user).send().await {
-            Ok(r) if r.status() == 200 => {
-                let _ = req.set_header("x-auth-user", r.header("x-user").unwrap_or_default());
+        Ok(match self.auth(&user).send().await {
+            Ok(r) if r.status() == Some(StatusCode::OK) => {
+                req.set_header("x-auth-user", r.header("x-user").unwrap_or_default())?;
                 Action::Continue
             }
             Ok(r) => {
                 p.denied.inc();
-                Reply::new(403).header("x-auth-status", r.status().to_string()).body(r.body().to_vec()).into()
+                let status = r.status().map(|s| s.as_u16()).unwrap_or(0);
+                Reply::new(StatusCode::FORBIDDEN)
+                    .header("x-auth-status", status.to_string())
+                    .body(r.body().to_vec())
+                    .into()
             }
-            Err(e) => Reply::new(500).body(format!("auth failed: {e}")).into(),
-        }
+            Err(e) => Reply::new(StatusCode::INTERNAL_SERVER_ERROR).body(format!("auth failed: {e}")).into(),
+        })
     }
 
-    async fn on_request_body(&mut self, body: Body, _eos: bool) -> Action {
+    async fn on_request_body(&mut self, mut body: Body<'_>, eos: bool) -> sluice::Result<Action> {
+        if self.hold {
+            // Headers held since `on_request_headers`: still writable here (once they have gone
+            // on, Envoy refuses with BadArgument).
+            let stream = body.stream();
+            let headers = stream.request_headers();
+            headers.set_header("x-held-body-size", body.len().to_string())?;
+            body.append(b"!")?;
+            headers.set_header("x-body-len", format!("{} {}", body.len(), body.host_len()?))?;
+            return Ok(if eos { Action::Continue } else { Action::Pause });
+        }
         if self.rewrite {
-            let text = String::from_utf8_lossy(&body.read().unwrap_or_default()).to_uppercase();
-            let _ = body.replace(text.as_bytes());
-            let _ = body.prepend(b"<");
-            let _ = body.append(b">");
+            let text = String::from_utf8_lossy(&body.read()?).to_uppercase();
+            body.replace(text.as_bytes())?;
+            body.prepend(b"<")?;
+            body.append(b">")?;
         }
-        Action::Continue
+        Ok(Action::Continue)
     }
 
-    async fn on_response_headers(&mut self, resp: Response, _eos: bool) -> Action {
-        let _ = resp.set_header("x-sdk", "sluice");
-        Action::Continue
+    async fn on_response_headers(&mut self, resp: Response<'_>, _eos: bool) -> sluice::Result<Action> {
+        resp.set_header("x-sdk", "sluice")?;
+        Ok(Action::Continue)
     }
 
-    fn on_log(&mut self) {
+    fn on_log(&mut self, stream: &HttpStream) {
         // Tell the collector service (if one runs in this vm_id) about the request.
-        let path = sluice::properties::string(&["request", "path"]).ok().flatten().unwrap_or_default();
+        let path = stream.request_headers().path().ok().flatten().unwrap_or_default();
         if let Ok(Some(q)) = sluice::queue::Queue::resolve("", "events") {
             let _ = q.push(path.as_bytes());
         }
@@ -151,10 +199,10 @@ impl HttpFilter for Stream {
 }
 
 /// Uses the rest of the API and reports each result as an `x-api-*` request header.
-fn api_tour(req: &Request) {
+fn api_tour(req: &Request<'_>) -> sluice::Result<()> {
     use sluice::properties as p;
     let set = |k: &str, v: String| {
-        let _ = req.set_header(&format!("x-api-{k}"), v);
+        let _ = req.set_header(format!("x-api-{k}"), v);
     };
     set("port", format!("{:?}", p::int(&["source", "port"]).map(|v| v.is_some())));
     set("time", format!("{:?}", p::timestamp(&["request", "time"]).map(|t| t.is_some())));
@@ -178,9 +226,12 @@ fn api_tour(req: &Request) {
     set("queue-empty", format!("{:?}", q.pop()));
     let _ = sluice::shared::set("api_k", &"hello");
     set("shared", format!("{:?}", sluice::shared::get::<String>("api_k").map(|v| v.map(|v| v.value))));
-    set("map", format!("{}", req.to_header_map().len()));
-    set("bad-utf8", format!("{:?}", req.header_str("x-binary")));
-    set("raw", format!("{:?}", req.header("x-binary")));
+    set("map", format!("{}", req.to_header_map()?.len()));
+    set("map-bytes", format!("{}", req.byte_size()? > 0));
+    set("bad-utf8", format!("{:?}", req.header_str("x-binary")?));
+    set("raw", format!("{:?}", req.header("x-binary")?));
+    set("method", format!("{:?}", req.method()?));
+    Ok(())
 }
 
 /// Awaits two futures together.

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use sluice::call::{GrpcStream, GrpcStreamEvent};
-use sluice::http::{Action, Headers, HttpFilter, Reply, Request};
+use sluice::http::{Action, HttpFilter, Reply, Request, StatusCode};
 use sluice::{HttpPlugin, Plugin, Setup};
 
 struct Echo;
@@ -32,19 +32,23 @@ fn value(pairs: &[(Vec<u8>, Vec<u8>)], name: &str) -> String {
 }
 
 impl HttpFilter for Echo {
-    async fn on_request_headers(&mut self, req: Request, _eos: bool) -> Action {
-        let path = req.header_str(":path").unwrap_or_default();
+    async fn on_request_headers(&mut self, req: Request<'_>, _eos: bool) -> sluice::Result<Action> {
+        let path = req.path()?.unwrap_or_default();
         let method = if path.starts_with("/unknown") { "Nope" } else { "Stream" };
         let mut stream = match GrpcStream::open("grpc", "pkg.Echo", method, &[("x-md", b"1")]) {
             Ok(s) => s,
-            Err(e) => return Reply::new(500).body(format!("grpc stream failed: {e}")).into(),
+            Err(e) => {
+                return Ok(Reply::new(StatusCode::INTERNAL_SERVER_ERROR)
+                    .body(format!("grpc stream failed: {e}"))
+                    .into())
+            }
         };
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         for (i, p) in parts.iter().enumerate() {
-            let _ = stream.send(p, i + 1 == parts.len());
+            stream.send(p, i + 1 == parts.len())?;
         }
         if parts.is_empty() {
-            let _ = stream.close_send();
+            stream.close_send()?;
         }
         let mut log = Vec::new();
         while let Some(event) = stream.next().await {
@@ -52,10 +56,10 @@ impl HttpFilter for Echo {
                 GrpcStreamEvent::InitialMetadata(md) => format!("initial x-echo-md={}", value(&md, "x-echo-md")),
                 GrpcStreamEvent::Message(m) => format!("message {}", String::from_utf8_lossy(&m)),
                 GrpcStreamEvent::TrailingMetadata(t) => format!("trailing x-echo-count={}", value(&t, "x-echo-count")),
-                GrpcStreamEvent::Closed { status, message } => format!("close {status} {message}"),
+                GrpcStreamEvent::Closed { status, message } => format!("close {} {message}", status as u32),
             });
         }
-        Reply::new(200).body(log.join("\n") + "\n").into()
+        Ok(Reply::new(StatusCode::OK).body(log.join("\n") + "\n").into())
     }
 }
 

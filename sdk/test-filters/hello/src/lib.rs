@@ -21,9 +21,9 @@ impl HttpPlugin for Hello {
 }
 
 impl HttpFilter for Hello {
-    async fn on_response_headers(&mut self, resp: Response, _eos: bool) -> Action {
-        let _ = resp.set_header("x-hello", "world");
-        Action::Continue
+    async fn on_response_headers(&mut self, resp: Response<'_>, _eos: bool) -> sluice::Result<Action> {
+        resp.set_header("x-hello", "world")?;
+        Ok(Action::Continue)
     }
 }
 

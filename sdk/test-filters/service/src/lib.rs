@@ -41,7 +41,7 @@ impl Plugin for Collector {
             let n = batch.len();
             let result = HttpCall::post("collector", "/events", batch.join("\n")).send().await;
             match result {
-                Ok(r) => log::info!("flushed {n} events: {}", r.status()),
+                Ok(r) => log::info!("flushed {n} events: {}", r.status().map_or(0, |s| s.as_u16())),
                 Err(e) => log::error!("flushing {n} events failed: {e}"),
             }
         });

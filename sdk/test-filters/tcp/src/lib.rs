@@ -1,7 +1,7 @@
 //! Network filter with the SDK: upper-cases client data, closes connections that start with `DENY`.
 use std::rc::Rc;
 
-use sluice::tcp::{close_downstream, Data, TcpAction, TcpFilter};
+use sluice::tcp::{Data, TcpAction, TcpFilter};
 use sluice::{Plugin, Setup, TcpPlugin};
 
 struct Upper;
@@ -25,18 +25,18 @@ struct Conn {
 }
 
 impl TcpFilter for Conn {
-    fn on_downstream_data(&mut self, data: Data, _eos: bool) -> TcpAction {
+    fn on_downstream_data(&mut self, mut data: Data<'_>, _eos: bool) -> sluice::Result<TcpAction> {
         if data.is_empty() {
-            return TcpAction::Continue;
+            return Ok(TcpAction::Continue);
         }
-        let bytes = data.read().unwrap_or_default();
+        let bytes = data.read()?;
         if std::mem::take(&mut self.first) && bytes.starts_with(b"DENY") {
             log::warn!("denied connection");
-            let _ = close_downstream();
-            return TcpAction::Pause;
+            data.connection().close_downstream()?;
+            return Ok(TcpAction::Pause);
         }
-        let _ = data.replace(&bytes.to_ascii_uppercase());
-        TcpAction::Continue
+        data.replace(&bytes.to_ascii_uppercase())?;
+        Ok(TcpAction::Continue)
     }
 }
 
