@@ -7,6 +7,15 @@ use crate::buffer::Buffer;
 
 /// The request or response body the filter holds now (the chunk, or when buffering the whole
 /// body): [`Buffer`]'s reads and edits, and the [`HttpStream`] it belongs to.
+///
+/// There is one view of a body, not copies whose lengths could disagree after an edit:
+///
+/// ```compile_fail
+/// fn twice(body: sluice::http::Body<'_>) {
+///     let a = body;
+///     let b = body;
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Body<'a>(Buffer<'a>);
 

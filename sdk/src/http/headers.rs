@@ -95,6 +95,22 @@ pub trait Headers: sealed::Sealed {
 /// [`on_request_headers`](super::HttpFilter::on_request_headers), or borrowed from the stream
 /// with [`HttpStream::request_headers`] (while the request is paused, Envoy lets a body handler
 /// change them).
+///
+/// A view cannot be made from nothing:
+///
+/// ```compile_fail
+/// let req = sluice::http::Request::default();
+/// ```
+///
+/// nor outlive its callback (a task takes the stream's handle instead, see [`HttpStream`]):
+///
+/// ```compile_fail
+/// fn keep(req: sluice::http::Request<'_>) {
+///     sluice::spawn(async move {
+///         let _ = req.path();
+///     });
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Request<'a> {
     context: u32,
