@@ -69,6 +69,9 @@ impl Request {
     }
 }
 
+/// The upstream host an [`Harness::exchange`] reaches, as the `upstream.*` properties report it.
+pub const UPSTREAM_ADDRESS: ([u8; 4], u16) = ([127, 0, 0, 1], 10001);
+
 /// What the upstream answers in [`Harness::exchange`].
 #[derive(Debug, Clone, Default)]
 pub struct Response {
@@ -124,7 +127,8 @@ impl Exchange {
 impl Harness {
     /// Sends one request through the plugin as Envoy's HTTP connection manager would (adding
     /// `x-forwarded-proto` and `x-request-id` first), lets `upstream` answer whatever reaches it,
-    /// and returns what the client gets. Callouts are answered by the handler given to
+    /// and returns what the client gets. The upstream host is [`UPSTREAM_ADDRESS`] (the
+    /// `upstream.address` property once the request reached it). Callouts are answered by the handler given to
     /// [`HarnessBuilder::on_http_callout`](super::HarnessBuilder::on_http_callout); a stream left
     /// waiting is an error that says what it waits for.
     pub fn exchange(&mut self, request: Request, upstream: impl FnOnce(&Message) -> Response) -> Result<Exchange> {
@@ -155,6 +159,8 @@ impl Harness {
             if !reached {
                 return Err(self.stalled("the request never reached the upstream"));
             }
+            // The upstream host is chosen (Envoy's router sets `upstream.address` here).
+            self.http(id).set_upstream_address(UPSTREAM_ADDRESS.into());
             let upstream_request = self.http(id).upstream_request().clone();
             let resp = upstream(&upstream_request);
             let mut pairs = vec![(":status".to_string(), resp.status.to_string())];

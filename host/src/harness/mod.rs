@@ -34,7 +34,7 @@ use std::time::Duration;
 pub use crate::manager::{CalloutReply, Message, StreamId};
 pub use crate::vm::{CalloutToken, ContextId};
 pub use build::{build_crate, WASM_TARGET};
-pub use exchange::{Exchange, Request, Response, BODY_CHUNK};
+pub use exchange::{Exchange, Request, Response, BODY_CHUNK, UPSTREAM_ADDRESS};
 pub use http::HttpStream;
 pub use logs::LogCollector;
 pub use tcp::TcpStream;
