@@ -283,6 +283,7 @@ fn headers_held_by_the_handler_are_edited_from_the_body_alike() {
     assert!(o.body.contains("x-held-body-size: 12\n") && o.body.contains("body=twelve bytes!\n"), "{}", o.body);
     // After an edit the body's length is right, as the SDK keeps it and as the host reports it.
     assert!(o.body.contains("x-body-len: 13 13\n"), "{}", o.body);
+    assert!(o.body.contains("x-map-size: true\n"), "the header map's size is its names' and values' bytes: {}", o.body);
 }
 
 #[test]

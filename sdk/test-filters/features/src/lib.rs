@@ -171,6 +171,9 @@ impl HttpFilter for Stream {
             let stream = body.stream();
             let headers = stream.request_headers();
             headers.set_header("x-held-body-size", body.len().to_string())?;
+            // Envoy's map size is the bytes of every name and value.
+            let counted: usize = headers.pairs()?.iter().map(|(k, v)| k.len() + v.len()).sum();
+            headers.set_header("x-map-size", format!("{}", headers.byte_size()? == counted))?;
             body.append(b"!")?;
             headers.set_header("x-body-len", format!("{} {}", body.len(), body.host_len()?))?;
             return Ok(if eos { Action::Continue } else { Action::Pause });
