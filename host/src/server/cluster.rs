@@ -126,6 +126,39 @@ pub(crate) const PROTOCOL_ERROR: &str =
 /// Envoy's body for a timeout.
 pub(crate) const TIMEOUT: &str = "upstream request timeout";
 
+/// How many headers a request can carry upstream: the most an [`http::HeaderMap`] holds.
+const MAX_UPSTREAM_HEADERS: usize = 1 << 15;
+
+/// Why a request (as the filters left it) cannot go upstream, as the client is answered: Envoy's
+/// router refuses a header value HTTP does not allow (a filter's CR, LF or NUL) with 503 and
+/// `invalid header value for: NAME`; more headers than sluice's HTTP stack holds (Envoy would send
+/// them) get a 503 that says so. Both are logged, naming the header or the count.
+fn unsendable(headers: &HeaderMap) -> Option<UpstreamResponse> {
+    let mut count = 0usize;
+    for (k, v) in headers.iter() {
+        if k.starts_with(b":") {
+            continue;
+        }
+        count += 1;
+        let name = String::from_utf8_lossy(k);
+        if http::HeaderName::from_bytes(k).is_err() {
+            tracing::warn!(target: "router", "not sending the request upstream: invalid header name {name:?}");
+            return Some(UpstreamResponse::local(503, &format!("invalid header name: {name}")));
+        }
+        if http::HeaderValue::from_bytes(v).is_err() {
+            tracing::warn!(target: "router", "not sending the request upstream: invalid value of header {name:?}");
+            return Some(UpstreamResponse::local(503, &format!("invalid header value for: {name}")));
+        }
+    }
+    (count > MAX_UPSTREAM_HEADERS).then(|| {
+        tracing::warn!(
+            target: "router",
+            "not sending the request upstream: it has {count} headers, more than the {MAX_UPSTREAM_HEADERS} sluice can send"
+        );
+        UpstreamResponse::local(503, &format!("the request has {count} headers; at most {MAX_UPSTREAM_HEADERS} can go upstream"))
+    })
+}
+
 /// Whether an upstream request failed because the peer broke HTTP/2 (Envoy's "protocol error").
 fn is_protocol_error(e: &hyper::Error) -> bool {
     let mut source = std::error::Error::source(e);
@@ -388,6 +421,9 @@ impl Cluster {
             };
             req.uri(uri)
         };
+        if let Some(refused) = unsendable(headers) {
+            return refused.into();
+        }
         for (k, v) in headers.iter() {
             if k.starts_with(b":") {
                 continue;
