@@ -5,6 +5,8 @@
 
 #[path = "../../fuzz/src/checks.rs"]
 mod checks;
+#[path = "../../fuzz/src/front.rs"]
+mod front;
 
 use std::path::PathBuf;
 
@@ -44,6 +46,47 @@ fn kept_module_inputs_do_not_panic() {
 #[test]
 fn kept_hostcall_scripts_do_not_panic() {
     replay("hostcalls", checks::hostcalls);
+}
+
+#[test]
+fn kept_client_byte_streams_never_reach_the_upstream_unless_whole() {
+    let dir = std::env::temp_dir().join(format!("sluice-front-replay-{}", std::process::id()));
+    let mut f = front::Front::start(
+        &sluice_integration::sluice::sluice_binary(),
+        &sluice_integration::wasm::reference_filter("hello"),
+        &dir,
+    );
+    let files = inputs("front");
+    assert!(files.len() >= 9, "the seeds and regressions are there");
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.check(&data))) {
+            let why = e.downcast_ref::<String>().cloned().unwrap_or_default();
+            panic!("fuzz/{}: the `front` check failed: {why}", file.display());
+        }
+    }
+    drop(f);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The front check is not vacuous: the well-formed seeds do reach the upstream whole, and the
+/// upstream would be caught taking a request the client never finished.
+#[test]
+fn the_front_check_sees_whole_and_broken_requests() {
+    let dir = std::env::temp_dir().join(format!("sluice-front-seeds-{}", std::process::id()));
+    let mut f = front::Front::start(
+        &sluice_integration::sluice::sluice_binary(),
+        &sluice_integration::wasm::reference_filter("hello"),
+        &dir,
+    );
+    let root = sluice_integration::wasm::workspace_root().join("fuzz/corpus/front");
+    for (seed, whole) in [("get", 1), ("post", 1), ("chunked", 1), ("pipelined", 3)] {
+        let before = f.received();
+        f.check(&std::fs::read(root.join(seed)).unwrap());
+        assert_eq!(f.received() - before, whole, "{seed}: requests that reached the upstream");
+    }
+    drop(f);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The hostcall-script module itself loads and runs a script (else the `hostcalls` target would
