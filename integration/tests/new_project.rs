@@ -1,12 +1,15 @@
 //! `sluice new`: the crate it makes builds, passes its own `cargo test` (which builds the module
-//! through the harness, with no build step before it), and its `envoy.yaml` is accepted by Envoy's
-//! and by sluice's `--mode validate`.
+//! through the harness, with no build step before it), its `envoy.yaml` is accepted by Envoy's
+//! and by sluice's `--mode validate`, and the HTTP filter's answers through it, run as its README
+//! says, are the same in Envoy and `sluice serve`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sluice_integration::client::send;
 use sluice_integration::envoy::envoy_binary;
 use sluice_integration::sluice::sluice_binary;
+use sluice_integration::thirdparty;
 use sluice_integration::wasm::{ensure_target, workspace_root};
 
 /// Where the generated crates go: under this repository, so that its `rust-toolchain.toml` (and
@@ -69,6 +72,17 @@ fn made(kind: &str, tests: usize) -> PathBuf {
 #[test]
 fn a_new_http_filter_builds_tests_and_validates() {
     let project = made("http", 3);
+    // Its envoy.yaml, run as its README says (from the project), answers alike in Envoy and sluice.
+    let original = std::fs::read_to_string(project.join("envoy.yaml")).unwrap();
+    let answers = thirdparty::in_both(&original, thirdparty::Sdk::Rust, 1, &project, |which, proxy| {
+        let port = proxy.ports[&10000];
+        let ok = send(port, "GET", "/", &[], b"").unwrap_or_else(|e| panic!("{which:?}: {e:#}"));
+        let denied = send(port, "GET", "/", &[("x-deny", "1")], b"").unwrap();
+        let hello = ok.headers.iter().find(|(k, _)| k == "x-hello").map(|(_, v)| v.clone());
+        (ok.status(), hello, denied.status(), String::from_utf8_lossy(&denied.body).into_owned())
+    });
+    assert_eq!(answers[0], (200, Some("world".into()), 403, "denied by demo-http\n".into()), "Envoy");
+    assert_eq!(answers[1], answers[0], "sluice serve answers as Envoy");
     // A changed source is what the next `cargo test` runs: never a stale module.
     let lib = project.join("src/lib.rs");
     let source = std::fs::read_to_string(&lib).unwrap();
