@@ -1,7 +1,8 @@
 //! Soak: a bounded load through a filter with the proxy's memory sampled, Envoy beside sluice;
 //! then FAIL_RELOAD churn: a VM that fails and is replaced over and over, memory sampled.
 //! Run: `cargo bench -p sluice-integration --bench soak` (needs `wrk`: `apt-get install wrk`).
-//! `SOAK_SECONDS` (default 60) sizes the load, `CHURN_RELOADS` (default 2000) the churn.
+//! `SOAK_SECONDS` (default 60; 0 runs the churn alone) sizes the load, `CHURN_RELOADS` (default
+//! 2000) the churn.
 //!
 //! Prints, for each proxy: requests, errors (non-2xx and socket errors as wrk counts them), the
 //! resident set at the start and end, and its slope (least squares, KiB per minute); for the
@@ -96,18 +97,30 @@ fn churn(reloads: usize) {
             ys.push(rss_kib(me));
         }
     }
+    // The harness keeps every log line by design (a test reads them): their size, to tell it
+    // apart from what the VMs' turnover itself leaves behind.
+    let logs = h.logs();
+    let kept: usize = logs.iter().map(|l| l.message.len() + l.plugin.len() + l.root_id.len() + l.vm_id.len()).sum();
     println!(
-        "| FAIL_RELOAD churn (harness) | {reloads} reloads in {:.1} s | RSS {:.0} → {:.0} KiB | {:+.0} KiB per 1000 reloads |",
+        "| FAIL_RELOAD churn (harness) | {reloads} reloads in {:.1} s | RSS {:.0} → {:.0} KiB | {:+.0} KiB per 1000 reloads | {} log lines kept, {:.0} KiB of text ({:.0} KiB per 1000 reloads) |",
         started.elapsed().as_secs_f64(),
         ys[0],
         ys[ys.len() - 1],
-        slope(&xs, &ys)
+        slope(&xs, &ys),
+        logs.len(),
+        kept as f64 / 1024.0,
+        kept as f64 / 1024.0 / (reloads as f64 / 1000.0)
     );
 }
 
 fn main() {
     let seconds: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     let reloads: usize = std::env::var("CHURN_RELOADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    if seconds == 0 {
+        // The churn alone (no proxies, no release build).
+        churn(reloads);
+        return;
+    }
     let sluice = sluice_release_binary();
     let config = EnvoyConfig::http(reference("headers", "")).direct_response(200, "ok");
     println!("| proxy | requests | errors | RSS start KiB | RSS end KiB | RSS slope KiB/min |");
