@@ -111,3 +111,12 @@ pub fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
 pub fn get(port: u16, path: &str) -> Result<Raw> {
     send(port, "GET", path, &[], b"")
 }
+
+/// A stat's value as an Envoy-style admin endpoint at `admin_port` lists it in `/stats` (e.g.
+/// `http.ingress.downstream_rq_2xx`), `None` when it is not listed; an error when the admin does not
+/// answer.
+pub fn stat(admin_port: u16, name: &str) -> Result<Option<String>> {
+    let r = get(admin_port, &format!("/stats?filter=^{name}$"))?;
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    Ok(text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string())))
+}

@@ -468,9 +468,7 @@ impl Envoy {
 
     /// A stat's value from `/stats` (e.g. `wasmcustom.ref_requests`).
     pub fn stat(&self, name: &str) -> Option<String> {
-        let r = crate::client::get(self.admin_port, &format!("/stats?filter=^{name}$")).ok()?;
-        let text = String::from_utf8_lossy(&r.body).into_owned();
-        text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
+        crate::client::stat(self.admin_port, name).ok().flatten()
     }
 
     /// The directory with the config and log.

@@ -343,9 +343,7 @@ impl Place for Proxy {
     }
 
     fn stat(&mut self, name: &str) -> Result<Option<u64>> {
-        let r = crate::client::get(self.admin_port, &format!("/stats?filter=^{name}$"))?;
-        let text = String::from_utf8_lossy(&r.body).into_owned();
-        Ok(text.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))?.trim().parse().ok()))
+        Ok(crate::client::stat(self.admin_port, name)?.and_then(|v| v.parse().ok()))
     }
 
     fn log(&self) -> String {

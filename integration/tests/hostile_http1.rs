@@ -87,6 +87,11 @@ fn the_codecs_refusals_are_envoys() {
             assert_eq!(shape(&s), shape(&e), "{what}");
         }
     }
+    // Each refusal (431, 426, 426) is a connection ended for breaking the protocol, in both.
+    std::thread::sleep(Duration::from_millis(200));
+    let name = "http.ingress.downstream_cx_protocol_error";
+    let s = sluice_integration::client::stat(p.sluice.admin_port, name).unwrap();
+    assert_eq!((p.envoy.stat(name), s), (Some("3".into()), Some("3".into())), "{name} (Envoy, sluice)");
 }
 
 #[test]
@@ -117,9 +122,10 @@ fn a_body_that_breaks_off_never_reaches_the_upstream_as_whole() {
         let raw = format!("{head}{}zz\r\n", chunk(format!("{who}-bad\n")));
         let (answer, _) = exchange(port, raw.as_bytes(), false);
         assert_eq!(shape(&answer)[0], "HTTP/1.1 400 Bad Request", "{who}: {answer:?}");
-        // A client that half-closes after one chunk.
+        // A client that half-closes after one chunk: the connection is closed, with no answer.
         let raw = format!("{head}{}", chunk(format!("{who}-half\n")));
-        exchange(port, raw.as_bytes(), true);
+        let (answer, _) = exchange(port, raw.as_bytes(), true);
+        assert_eq!(answer, "", "{who}");
         // The same body, whole: it does reach the upstream (so the store works).
         let raw = format!("{head}{}0\r\n\r\n", chunk(format!("{who}-whole\n")));
         let (answer, _) = exchange(port, raw.as_bytes(), false);
@@ -127,6 +133,10 @@ fn a_body_that_breaks_off_never_reaches_the_upstream_as_whole() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(collected(), "envoy-whole\nsluice-whole\n", "only whole requests reached the upstream");
+    // The bad chunk broke the protocol; the half-close did not.
+    let name = "http.ingress.downstream_cx_protocol_error";
+    let s = sluice_integration::client::stat(p.sluice.admin_port, name).unwrap();
+    assert_eq!((p.envoy.stat(name), s), (Some("1".into()), Some("1".into())), "{name} (Envoy, sluice)");
 }
 
 /// Where sluice answers otherwise than Envoy, on purpose or because its HTTP/1 parser (hyper) does:

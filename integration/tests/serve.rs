@@ -116,11 +116,7 @@ fn upstream_connections_are_pooled_alike() {
     for _ in 0..5 {
         p.check(&Case::get("/pooled"));
     }
-    let stat = |admin: u16, name: &str| {
-        let r = send(admin, "GET", &format!("/stats?filter=^{name}$"), &[], b"").unwrap();
-        let text = String::from_utf8_lossy(&r.body).into_owned();
-        text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
-    };
+    let stat = |admin: u16, name: &str| sluice_integration::client::stat(admin, name).unwrap();
     for name in ["cluster.upstream.upstream_cx_total", "cluster.upstream.upstream_rq_total"] {
         assert_eq!(stat(p.envoy.admin_port, name), stat(p.sluice.admin_port, name), "{name}");
     }

@@ -96,9 +96,7 @@ fn tcp_guard(configuration: &str) -> sluice_integration::envoy::WasmFilter {
 }
 
 fn admin_stat(port: u16, name: &str) -> Option<String> {
-    let r = sluice_integration::client::get(port, &format!("/stats?filter=^{name}$")).ok()?;
-    let text = String::from_utf8_lossy(&r.body).into_owned();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
+    sluice_integration::client::stat(port, name).unwrap()
 }
 
 /// Sends `data` on an open connection and reads what comes back (nothing once it is closed).

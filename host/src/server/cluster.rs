@@ -159,8 +159,9 @@ fn unsendable(headers: &HeaderMap) -> Option<UpstreamResponse> {
     })
 }
 
-/// Whether an upstream request failed because the peer broke HTTP/2 (Envoy's "protocol error").
-fn is_protocol_error(e: &hyper::Error) -> bool {
+/// Whether an exchange failed because the peer broke HTTP/2 (Envoy's "protocol error"): an upstream
+/// request, or a downstream connection.
+pub(super) fn is_protocol_error(e: &hyper::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(h2) = s.downcast_ref::<h2::Error>() {

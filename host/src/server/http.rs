@@ -272,6 +272,7 @@ fn front_refusal(state: &ListenerState, parts: &hyper::http::request::Parts) -> 
         }
         431
     };
+    state.stats.cx_protocol_error.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let text = super::reason::envoy_reason(status);
     let mut headers = HeaderMap::from_pairs([(":status", status.to_string())]);
     headers.add("content-length", text.len().to_string());
@@ -279,6 +280,16 @@ fn front_refusal(state: &ListenerState, parts: &hyper::http::request::Parts) -> 
     let mut response = to_response(&headers, PipeBody::full(Bytes::from(text.as_bytes().to_vec()), true), state);
     response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
     Some(response)
+}
+
+/// Whether a request body failed because the client's bytes were malformed (a bad chunk), rather
+/// than because the client went away mid-body (hyper: an incomplete message, or an early EOF in a
+/// chunk).
+fn malformed(e: &hyper::Error) -> bool {
+    let eof = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+    !e.is_incomplete_message() && !eof
 }
 
 /// Whether the router answers this request itself (a direct response, a redirect, no route): then
@@ -514,8 +525,8 @@ impl Exchange {
                         input = Some(Forwarded { end_of_stream: true, ..Default::default() });
                     }
                     // A malformed body (a bad chunk) or a client gone mid-body: the upstream
-                    // request is reset, never ended as if whole; a client still there gets
-                    // Envoy's 400.
+                    // request is reset, never ended as if whole; a malformed one is a protocol
+                    // error and gets Envoy's 400.
                     Some(Err(e)) => {
                         if let Some(tx) = &sink {
                             let _ = tx.send(Err(Reset)).await;
@@ -523,7 +534,8 @@ impl Exchange {
                         if let Some(Upstream::Task(u)) = upstream.take() {
                             u.abort();
                         }
-                        if !e.is_incomplete_message() {
+                        if malformed(&e) {
+                            self.state.stats.cx_protocol_error.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             if let Some(reply) = self.reply.take() {
                                 let text = super::reason::envoy_reason(400);
                                 let mut h = HeaderMap::from_pairs([(":status", "400")]);

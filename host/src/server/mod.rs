@@ -12,6 +12,7 @@ mod config_dump;
 mod grpc_stream;
 mod http;
 mod instance;
+mod preface;
 mod reason;
 mod route;
 mod stats;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -220,6 +222,12 @@ impl Listener {
     }
 }
 
+/// Whether a downstream connection ended because the client broke HTTP/1 (a request hyper could
+/// not parse) or HTTP/2 (hyper's h2 sent GOAWAY for it): Envoy's `downstream_cx_protocol_error`.
+fn broke_protocol(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    e.downcast_ref::<hyper::Error>().is_some_and(|e| e.is_parse() || cluster::is_protocol_error(e))
+}
+
 /// Local tasks need a local executor for HTTP/2 connections.
 #[derive(Clone, Copy)]
 pub(crate) struct LocalExec;
@@ -348,12 +356,28 @@ fn worker(
                         Listener::Http(state) => {
                             let state = state.clone();
                             connections.spawn_local(async move {
+                                let mut stream = stream;
+                                let head = match preface::read_start(&mut stream).await {
+                                    Ok(Some(head)) => head,
+                                    Ok(None) => {
+                                        state.stats.cx_protocol_error.fetch_add(1, Ordering::Relaxed);
+                                        return;
+                                    }
+                                    Err(_) => return,
+                                };
+                                // hyper reads what `read_start` read first, then the socket.
+                                let (read, write) = stream.into_split();
+                                let io = tokio::io::join(std::io::Cursor::new(head).chain(read), write);
+                                let stats = state.stats.clone();
                                 let service = hyper::service::service_fn(move |req| {
                                     http::handle(state.clone(), req, peer, local_addr, connection)
                                 });
-                                let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
-                                    .serve_connection(TokioIo::new(stream), service)
+                                let r = hyper_util::server::conn::auto::Builder::new(LocalExec)
+                                    .serve_connection(TokioIo::new(io), service)
                                     .await;
+                                if r.is_err_and(|e| broke_protocol(&*e)) {
+                                    stats.cx_protocol_error.fetch_add(1, Ordering::Relaxed);
+                                }
                                 drop(active);
                             });
                         }

@@ -156,6 +156,8 @@ impl ByClass {
 pub(crate) struct HttpStats {
     pub cx_total: Stat,
     pub cx_active: Stat,
+    /// Connections ended for breaking the protocol (`downstream_cx_protocol_error`).
+    pub cx_protocol_error: Stat,
     pub rq_total: Stat,
     rq_completed: Stat,
     rq_class: ByClass,
@@ -169,6 +171,7 @@ impl HttpStats {
         Self {
             cx_total: c("downstream_cx_total", StatKind::Counter),
             cx_active: c("downstream_cx_active", StatKind::Gauge),
+            cx_protocol_error: c("downstream_cx_protocol_error", StatKind::Counter),
             rq_total: c("downstream_rq_total", StatKind::Counter),
             rq_completed: c("downstream_rq_completed", StatKind::Counter),
             rq_class: ByClass::new(r, &format!("{p}downstream_rq"), "http_downstream_rq_xx", &l),
