@@ -222,6 +222,15 @@ impl Listener {
     }
 }
 
+/// The most an HTTP/1 connection buffers of a request head before hyper answers 431 itself: the
+/// listener's `max_request_headers_kb` (checked exactly by `http::front_refusal`, which counts names,
+/// values and the target) plus room for the request line's and each header line's framing. Kept
+/// under hyper's own 64 KiB limit on the request target for the default 60 KiB, so that a longer
+/// request line gets Envoy's 431 rather than hyper's 414. hyper wants at least 8 KiB.
+fn http1_read_buffer(max_request_headers_bytes: usize) -> usize {
+    (max_request_headers_bytes + 3 * 1024).max(8 * 1024)
+}
+
 /// Whether a downstream connection ended because the client broke HTTP/1 (a request hyper could
 /// not parse) or HTTP/2 (hyper's h2 sent GOAWAY for it): Envoy's `downstream_cx_protocol_error`.
 fn broke_protocol(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
@@ -355,6 +364,7 @@ fn worker(
                     match &state {
                         Listener::Http(state) => {
                             let state = state.clone();
+                            let read_buffer = http1_read_buffer(state.plan.max_request_headers_bytes);
                             connections.spawn_local(async move {
                                 let mut stream = stream;
                                 let head = match preface::read_start(&mut stream).await {
@@ -372,9 +382,9 @@ fn worker(
                                 let service = hyper::service::service_fn(move |req| {
                                     http::handle(state.clone(), req, peer, local_addr, connection)
                                 });
-                                let r = hyper_util::server::conn::auto::Builder::new(LocalExec)
-                                    .serve_connection(TokioIo::new(io), service)
-                                    .await;
+                                let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
+                                builder.http1().max_buf_size(read_buffer);
+                                let r = builder.serve_connection(TokioIo::new(io), service).await;
                                 if r.is_err_and(|e| broke_protocol(&*e)) {
                                     stats.cx_protocol_error.fetch_add(1, Ordering::Relaxed);
                                 }
