@@ -5,6 +5,7 @@ pub mod cases;
 pub mod client;
 pub mod compare;
 pub mod envoy;
+pub mod fuzz;
 pub mod grpc_client;
 pub mod grpc_upstream;
 pub mod observed;
