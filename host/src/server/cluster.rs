@@ -194,6 +194,10 @@ pub(crate) fn code_number(code: tonic::Code) -> u32 {
 }
 
 /// A response from an upstream, or one Envoy would make up.
+/// A response that broke off after its headers: the upstream closed or reset before the body ended.
+#[derive(Debug)]
+pub(crate) struct BrokeOff;
+
 #[derive(Debug, Clone)]
 pub(crate) struct UpstreamResponse {
     pub headers: HeaderMap,
@@ -263,8 +267,15 @@ impl Cluster {
     }
 
     /// Sends one request (pseudo-headers give method, path, authority) and reads the whole response.
-    /// Connect failures and timeouts come back as Envoy's 503 and 504.
-    pub(crate) async fn send(&self, headers: &HeaderMap, body: Bytes, timeout: Option<Duration>) -> UpstreamResponse {
+    /// Connect failures and timeouts come back as Envoy's 503 and 504; a response that breaks off
+    /// after its headers (a short body, a missing last chunk, a reset) as [`BrokeOff`], since the
+    /// headers are out and Envoy's async client then reports a reset, not an answer.
+    pub(crate) async fn send(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<UpstreamResponse, BrokeOff> {
         let work = async {
             let head = self.exchange(headers, PipeBody::full(body, true)).await;
             let mut out = UpstreamResponse { headers: head.headers, body: Bytes::new(), trailers: HeaderMap::new() };
@@ -273,7 +284,7 @@ impl Cluster {
                 UpstreamBody::Stream(mut s) => {
                     let mut data = bytes::BytesMut::new();
                     while let Some(frame) = s.next().await {
-                        let Ok(frame) = frame else { return UpstreamResponse::local(503, CONNECT_FAILURE) };
+                        let Ok(frame) = frame else { return Err(BrokeOff) };
                         match frame.into_data() {
                             Ok(d) => data.extend_from_slice(&d),
                             Err(f) => {
@@ -288,10 +299,12 @@ impl Cluster {
                     out.body = data.freeze();
                 }
             }
-            out
+            Ok(out)
         };
         match timeout {
-            Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| UpstreamResponse::local(504, TIMEOUT)),
+            Some(t) => {
+                tokio::time::timeout(t, work).await.unwrap_or_else(|_| Ok(UpstreamResponse::local(504, TIMEOUT)))
+            }
             None => work.await,
         }
     }

@@ -218,20 +218,29 @@ impl Instance {
                     let headers = HeaderMap::from_pairs(call.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
                     c.send(&headers, Bytes::from(call.body), call.timeout).await
                 }
-                None => UpstreamResponse::local(503, CONNECT_FAILURE),
+                None => Ok(UpstreamResponse::local(503, CONNECT_FAILURE)),
             };
-            let status = reply.headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(503);
-            let mut r = CalloutReply::new(status);
-            for (k, v) in reply.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
-                r = r.header(&String::from_utf8_lossy(k), v);
-            }
-            let mut r = r.body(reply.body.to_vec());
-            for (k, v) in reply.trailers.iter() {
-                r = r.trailer(&String::from_utf8_lossy(k), v);
-            }
+            let r = match reply {
+                Ok(reply) => callout_reply(reply),
+                Err(super::cluster::BrokeOff) => CalloutReply::reset(),
+            };
             // A callout the plugin already timed out is no longer pending: nothing to do.
             let answered = this.with(|p| p.answer_http_callout(call.token, r)).is_ok();
             tracing::debug!(token = call.token.get(), answered, "callout to `{}` done", call.cluster);
         });
     }
+}
+
+/// A whole upstream response as the plugin's callout answer.
+fn callout_reply(reply: UpstreamResponse) -> CalloutReply {
+    let status = reply.headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(503);
+    let mut r = CalloutReply::new(status);
+    for (k, v) in reply.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
+        r = r.header(&String::from_utf8_lossy(k), v);
+    }
+    let mut r = r.body(reply.body.to_vec());
+    for (k, v) in reply.trailers.iter() {
+        r = r.trailer(&String::from_utf8_lossy(k), v);
+    }
+    r
 }
