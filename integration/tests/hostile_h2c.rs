@@ -99,6 +99,12 @@ fn a_bad_first_frame_gets_envoys_goaway_and_counts_as_a_protocol_error() {
     let kinds: Vec<(u8, u8)> = frames(&good).iter().map(|f| (f.0, f.1)).collect();
     assert!(kinds.starts_with(&[(0x4, 0)]) && kinds.contains(&(0x4, 0x1)), "sluice after a good preface: {kinds:?}");
     assert!(goaway(&good).is_none_or(|(code, _)| code == 0), "sluice after a good preface: {kinds:?}");
+    // A client that sends the magic alone and waits gets the server's SETTINGS from both (sluice
+    // waits half a second for the first frame first).
+    for (who, port) in [("Envoy", envoy.port), ("sluice", sluice.port)] {
+        let first = frames(&answer(port, MAGIC)).first().map(|f| (f.0, f.1));
+        assert_eq!(first, Some((0x4, 0)), "{who} to a client that waits after the magic");
+    }
     std::thread::sleep(Duration::from_millis(200));
     let counted =
         (envoy.stat(PROTOCOL_ERRORS), sluice_integration::client::stat(sluice.admin_port, PROTOCOL_ERRORS).unwrap());

@@ -23,6 +23,9 @@ const GOAWAY: u8 = 0x7;
 const ACK: u8 = 0x1;
 const PROTOCOL_ERROR: u32 = 0x1;
 const FRAME_SIZE_ERROR: u32 = 0x6;
+/// How long the first frame's header may take after the magic before hyper takes the connection as
+/// it is (and sends the server's SETTINGS, which such a client may be waiting for).
+const FIRST_FRAME_WAIT: Duration = Duration::from_millis(500);
 /// How long a refused client gets to read the GOAWAY before the socket closes (Envoy's default
 /// `delayed_close_timeout`): closing with its unread bytes in our receive buffer would send a RST
 /// that can overtake the GOAWAY.
@@ -69,6 +72,15 @@ pub(crate) async fn read_start<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut S) 
     loop {
         match verdict(&head) {
             Verdict::Serve => return Ok(Some(head)),
+            Verdict::NeedMore if head.len() >= MAGIC.len() => {
+                // The magic is in; a client should send its SETTINGS with it (RFC 9113 §3.4). One
+                // that waits for the server's first gets hyper, which sends them, after a moment.
+                match tokio::time::timeout(FIRST_FRAME_WAIT, conn.read_buf(&mut head)).await {
+                    Ok(Ok(0)) | Err(_) => return Ok(Some(head)),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e),
+                }
+            }
             Verdict::NeedMore => {
                 if conn.read_buf(&mut head).await? == 0 {
                     // The client left: hyper sees the same end.
