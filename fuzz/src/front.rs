@@ -3,7 +3,10 @@
 //! read (as many as the input holds whole requests, or until the server closes or goes quiet; the
 //! write side stays open, as Envoy and sluice drop a request whose client half-closed). The check fails (panics) when `sluice serve` has
 //! exited, or when the upstream received a request the client never sent whole: more complete
-//! requests than the input holds, or a body that is not one of the input's request bodies.
+//! requests than the inputs so far held, or a body that is not one of a recent input's whole
+//! request bodies. (A request can reach the upstream after the next input began, when the proxy
+//! was slow to forward it: so requests are counted over the whole run, and a body is looked for
+//! in the last few inputs, not in the current one only.)
 //!
 //! Shared by the cargo-fuzz target `front` and by `cargo test`'s replay of the kept inputs, like
 //! `checks.rs`. The proxy is started by [`Front::start`] and killed when dropped (and, through
@@ -27,7 +30,16 @@ pub struct Front {
     child: Child,
     port: u16,
     received: Arc<Mutex<Received>>,
+    /// How many whole requests all inputs so far held.
+    allowed: usize,
+    /// How many received requests were checked already.
+    checked: usize,
+    /// The whole request bodies of the last few inputs, newest last.
+    recent: std::collections::VecDeque<Vec<Vec<u8>>>,
 }
+
+/// How many inputs back a late request's body is looked for.
+const RECENT_INPUTS: usize = 8;
 
 impl Front {
     /// Starts `binary serve` with `module` as the listener's wasm filter, in `dir`.
@@ -86,7 +98,7 @@ admin:
             });
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let mut front = Front { child, port, received };
+        let mut front = Front { child, port, received, allowed: 0, checked: 0, recent: Default::default() };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "sluice serve did not listen within 60 s");
@@ -103,7 +115,6 @@ admin:
 
     /// One client connection with `data` as everything it sends.
     pub fn check(&mut self, data: &[u8]) {
-        let before = self.received.lock().unwrap().bodies.len();
         let whole = whole_requests(data);
         if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) {
             // No half-close: Envoy (and sluice) drop a request whose client closed its side.
@@ -111,17 +122,25 @@ admin:
             read_answers(&mut c, whole.len());
         }
         assert!(self.child.try_wait().unwrap().is_none(), "sluice serve exited on this input");
-        let received = self.received.lock().unwrap();
-        let got = &received.bodies[before..];
-        assert!(
-            got.len() <= whole.len(),
-            "the upstream got {} complete requests; the client sent {} whole",
-            got.len(),
-            whole.len()
-        );
-        for body in got {
-            assert!(whole.contains(body), "the upstream got a body the client never sent whole: {body:?}");
+        self.allowed += whole.len();
+        if self.recent.len() == RECENT_INPUTS {
+            self.recent.pop_front();
         }
+        self.recent.push_back(whole);
+        let received = self.received.lock().unwrap();
+        assert!(
+            received.bodies.len() <= self.allowed,
+            "the upstream got {} complete requests; the inputs so far held {} whole",
+            received.bodies.len(),
+            self.allowed
+        );
+        for body in &received.bodies[self.checked..] {
+            assert!(
+                self.recent.iter().any(|w| w.contains(body)),
+                "the upstream got a body no recent input sent whole: {body:?}"
+            );
+        }
+        self.checked = received.bodies.len();
     }
 }
 

@@ -131,5 +131,14 @@ pub fn run(
         .filter_map(|e| Some(e.ok()?.path()))
         .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("slow-unit-")))
         .collect();
-    Ok(Run { executions, edges, findings, clean_exit: out.status.success(), log_tail: crate::last_lines(&log, 40) })
+    // The panic's own message comes before the backtrace that ends the log: keep both.
+    let lines: Vec<&str> = log.lines().collect();
+    let panics: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("panicked at"))
+        .flat_map(|(i, _)| lines[i..(i + 3).min(lines.len())].iter().copied())
+        .collect();
+    let log_tail = format!("{}\n…\n{}", panics.join("\n"), crate::last_lines(&log, 30));
+    Ok(Run { executions, edges, findings, clean_exit: out.status.success(), log_tail })
 }
