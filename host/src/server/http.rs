@@ -16,6 +16,7 @@ use hyper::body::{Body as _, Frame};
 
 use super::body::{BodySender, PipeBody};
 use super::cluster::{UpstreamBody, UpstreamHead, UpstreamResponse};
+use super::head_check::Refusal;
 use super::instance::{Filter, Instance};
 use super::route;
 use super::Shared;
@@ -184,11 +185,12 @@ pub(crate) async fn handle(
     peer: SocketAddr,
     local: SocketAddr,
     connection: u64,
+    refused: Option<Refusal>,
 ) -> Result<hyper::Response<PipeBody>, Reset> {
     let n = state.shared.next_request();
     state.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (parts, body) = req.into_parts();
-    if let Some(refusal) = front_refusal(&state, &parts) {
+    if let Some(refusal) = front_refusal(&state, &parts, refused) {
         return Ok(refusal);
     }
     let authority = parts
@@ -253,31 +255,35 @@ pub(crate) async fn handle(
     rx.await.map_err(|_| Reset)
 }
 
-/// Envoy's HTTP/1 codec refusals, answered before any filter runs, each closing the connection:
-/// HTTP/1.0 (426: Envoy's default `accept_http_10: false`), `content-length` together with
-/// `transfer-encoding` (400: a request-smuggling shape), and more header bytes than
-/// `max_request_headers_kb` (431; the request line counts).
-fn front_refusal(state: &ListenerState, parts: &hyper::http::request::Parts) -> Option<hyper::Response<PipeBody>> {
-    let status = if parts.version == hyper::Version::HTTP_10 || parts.version == hyper::Version::HTTP_09 {
-        426
-    } else if parts.headers.contains_key(hyper::header::CONTENT_LENGTH)
-        && parts.headers.contains_key(hyper::header::TRANSFER_ENCODING)
-    {
-        400
-    } else {
+/// Envoy's refusals, answered before any filter runs, each closing the connection: an HTTP/1 head
+/// Envoy's codec refuses (`refused`, found by [`head_check`](super::head_check) on the raw bytes), or an
+/// HTTP/2 request with more header bytes than `max_request_headers_kb` (431; the path counts).
+fn front_refusal(
+    state: &ListenerState,
+    parts: &hyper::http::request::Parts,
+    refused: Option<Refusal>,
+) -> Option<hyper::Response<PipeBody>> {
+    let refusal = refused.or_else(|| {
         let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
         let bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum::<usize>() + target;
-        if bytes <= state.plan.max_request_headers_bytes {
-            return None;
-        }
-        431
-    };
-    state.stats.cx_protocol_error.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let text = super::reason::envoy_reason(status);
+        (parts.version == hyper::Version::HTTP_2 && bytes > state.plan.max_request_headers_bytes)
+            .then_some(Refusal::HeadersTooLarge)
+    })?;
+    let status = refusal.status();
     let mut headers = HeaderMap::from_pairs([(":status", status.to_string())]);
+    // The codec's refusals carry the status's text; the connection manager's have no body.
+    let text = if refusal.is_protocol_error() {
+        state.stats.cx_protocol_error.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        super::reason::envoy_reason(status)
+    } else {
+        ""
+    };
     headers.add("content-length", text.len().to_string());
-    headers.add("content-type", "text/plain");
-    let mut response = to_response(&headers, PipeBody::full(Bytes::from(text.as_bytes().to_vec()), true), state);
+    if !text.is_empty() {
+        headers.add("content-type", "text/plain");
+    }
+    tracing::debug!(target: "http", "refused a request: {}", refusal.details());
+    let mut response = to_response(&headers, PipeBody::full(Bytes::from_static(text.as_bytes()), true), state);
     response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
     Some(response)
 }

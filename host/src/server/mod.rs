@@ -8,6 +8,7 @@ mod access_log;
 mod admin;
 mod body;
 mod cluster;
+mod head_check;
 mod config_dump;
 mod grpc_stream;
 mod http;
@@ -222,10 +223,11 @@ impl Listener {
     }
 }
 
-/// The most an HTTP/1 connection buffers of a request head before hyper answers 431 itself: the
-/// listener's `max_request_headers_kb` (checked exactly by `http::front_refusal`, which counts names,
-/// values and the target) plus room for the request line's and each header line's framing. Kept
-/// under hyper's own 64 KiB limit on the request target for the default 60 KiB, so that a longer
+/// The most an HTTP/1 connection buffers of a request head before it is refused with 431 unended:
+/// the listener's `max_request_headers_kb` (checked exactly once a head ends, counting names, values
+/// and the target: `codec.rs`) plus room for the request line's and each header line's framing.
+/// hyper's buffer is the same size, so that hyper's own 431 (without Envoy's body) never comes first;
+/// kept under hyper's 64 KiB limit on the request target for the default 60 KiB, so that a longer
 /// request line gets Envoy's 431 rather than hyper's 414. hyper wants at least 8 KiB.
 fn http1_read_buffer(max_request_headers_bytes: usize) -> usize {
     (max_request_headers_bytes + 3 * 1024).max(8 * 1024)
@@ -375,12 +377,23 @@ fn worker(
                                     }
                                     Err(_) => return,
                                 };
-                                // hyper reads what `read_start` read first, then the socket.
+                                // hyper reads what `read_start` read first, then the socket; an
+                                // HTTP/1 request head only once Envoy's codec checks let it by.
+                                let heads = if preface::is_http2(&head) {
+                                    head_check::Heads::unchecked()
+                                } else {
+                                    head_check::Heads::new(state.plan.max_request_headers_bytes, read_buffer)
+                                };
+                                let verdict = head_check::Verdict::default();
                                 let (read, write) = stream.into_split();
-                                let io = tokio::io::join(std::io::Cursor::new(head).chain(read), write);
+                                let read = head_check::Checked::new(std::io::Cursor::new(head).chain(read), heads, verdict.clone());
+                                let io = tokio::io::join(read, write);
                                 let stats = state.stats.clone();
+                                let served = std::cell::Cell::new(0u64);
                                 let service = hyper::service::service_fn(move |req| {
-                                    http::handle(state.clone(), req, peer, local_addr, connection)
+                                    let n = served.replace(served.get() + 1);
+                                    let refused = verdict.get().filter(|(at, _)| *at == n).map(|(_, r)| r);
+                                    http::handle(state.clone(), req, peer, local_addr, connection, refused)
                                 });
                                 let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
                                 builder.http1().max_buf_size(read_buffer);

@@ -62,6 +62,11 @@ fn verdict(head: &[u8]) -> Verdict {
     }
 }
 
+/// Whether the bytes [`read_start`] returned begin an HTTP/2 connection.
+pub(crate) fn is_http2(start: &[u8]) -> bool {
+    start.starts_with(MAGIC)
+}
+
 /// Reads the start of `conn` until it is clearly not HTTP/2, or until the first frame's header is
 /// in. Returns the bytes read, to be served before the rest of `conn`, or `None` when the client
 /// was refused (its GOAWAY is written and the connection is done).
