@@ -8,9 +8,9 @@ mod access_log;
 mod admin;
 mod body;
 mod cluster;
-mod head_check;
 mod config_dump;
 mod grpc_stream;
+mod head_check;
 mod http;
 mod instance;
 mod preface;
@@ -386,13 +386,16 @@ fn worker(
                                 };
                                 let verdict = head_check::Verdict::default();
                                 let (read, write) = stream.into_split();
-                                let read = head_check::Checked::new(std::io::Cursor::new(head).chain(read), heads, verdict.clone());
+                                let read = head_check::Checked::new(
+                                    std::io::Cursor::new(head).chain(read),
+                                    heads,
+                                    verdict.clone(),
+                                );
                                 let io = tokio::io::join(read, write);
                                 let stats = state.stats.clone();
-                                let served = std::cell::Cell::new(0u64);
-                                let service = hyper::service::service_fn(move |req| {
-                                    let n = served.replace(served.get() + 1);
-                                    let refused = verdict.get().filter(|(at, _)| *at == n).map(|(_, r)| r);
+                                let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                                    let stand_in = req.headers().contains_key(head_check::STAND_IN_HEADER);
+                                    let refused = verdict.get().filter(|_| stand_in);
                                     http::handle(state.clone(), req, peer, local_addr, connection, refused)
                                 });
                                 let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
