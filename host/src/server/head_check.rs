@@ -338,10 +338,11 @@ fn old_client(data: &[u8]) -> bool {
     let line = data[start..].split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    let known = |m: &[u8]| METHODS.iter().any(|k| k.as_bytes() == m);
     match words[..] {
-        [method, target] => !method.is_empty() && !target.is_empty() && !target.starts_with(b"HTTP/"),
+        [method, target] => known(method) && !target.is_empty() && !target.starts_with(b"HTTP/"),
         [method, target, version] => {
-            !method.is_empty()
+            known(method)
                 && !target.is_empty()
                 && version.starts_with(b"HTTP/")
                 && !matches!(version, b"HTTP/1.1" | b"HTTP/1.0")
@@ -700,6 +701,7 @@ mod tests {
             (b"GET http://x/a#x HTTP/1.1\r\n\r\n", Refusal::Fragment),
             (b"GET /a#b HTTP/1.0\r\nHost: x\r\n\r\n", Refusal::LowVersion),
             (b"GET HTTP/1.1\r\nHost: x\r\n\r\n", Refusal::CodecError),
+            (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", Refusal::CodecError),
             (b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", Refusal::CodecError),
             (b"get / HTTP/1.1\r\nHost: x\r\n\r\n", Refusal::CodecError),
             (b"M-SEARCH / HTTP/1.1\r\nHost: x\r\n\r\n", Refusal::CodecError),
