@@ -202,8 +202,8 @@ impl Drop for Front {
 }
 
 /// The bodies of the requests at the start of `data` that are complete (head, and all of the
-/// body its framing announces), in the framing hyper accepts: `chunked` wins over a
-/// `Content-Length` sent with it (documented as a difference from Envoy's 400).
+/// body its framing announces) and that Envoy's codec takes: the first it refuses ends the
+/// connection, so nothing after it can reach the upstream either.
 fn whole_requests(mut data: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while let Some((used, body)) = one_request(data) {
@@ -213,7 +213,8 @@ fn whole_requests(mut data: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// One request: bytes used and its body, if it is whole.
+/// One request: bytes used and its body, if it is whole and none of Envoy's refusals (a length
+/// with a coding, two lengths, a coding other than one `chunked`, a fragment) applies.
 fn one_request(data: &[u8]) -> Option<(usize, Vec<u8>)> {
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut headers);
@@ -221,17 +222,19 @@ fn one_request(data: &[u8]) -> Option<(usize, Vec<u8>)> {
         Ok(httparse::Status::Complete(n)) => n,
         _ => return None,
     };
-    let chunked = req.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("transfer-encoding")
-            && String::from_utf8_lossy(h.value).to_ascii_lowercase().contains("chunked")
-    });
+    let named = |name: &'static str| req.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
+    let (lengths, codings) = (named("content-length").count(), named("transfer-encoding").count());
+    let chunked =
+        codings == 1 && named("transfer-encoding").all(|h| h.value.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    if (lengths > 0 && codings > 0) || lengths > 1 || (codings > 0 && !chunked) || req.path?.contains('#') {
+        return None;
+    }
     let rest = &data[head..];
     if chunked {
         let (used, body) = dechunk(rest)?;
         return Some((head + used, body));
     }
-    let length = req.headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-length"));
-    let n: usize = match length {
+    let n: usize = match named("content-length").next() {
         Some(h) => std::str::from_utf8(h.value).ok()?.trim().parse().ok()?,
         None => 0,
     };

@@ -85,6 +85,19 @@ fn the_front_check_sees_whole_and_broken_requests() {
         f.check(&std::fs::read(root.join(seed)).unwrap());
         assert_eq!(f.received() - before, whole, "{seed}: requests that reached the upstream");
     }
+    // Envoy's refusals: the refused request and what it hides never reach it; a request before
+    // it does.
+    let regressions = sluice_integration::wasm::workspace_root().join("fuzz/regressions/front");
+    for (input, whole) in [
+        ("fragment-then-request", 0),
+        ("two-lengths-then-request", 0),
+        ("gzip-chunked", 0),
+        ("pipelined-content-length-and-chunked", 1),
+    ] {
+        let before = f.received();
+        f.check(&std::fs::read(regressions.join(input)).unwrap());
+        assert_eq!(f.received() - before, whole, "{input}: requests that reached the upstream");
+    }
     drop(f);
     let _ = std::fs::remove_dir_all(dir);
 }
