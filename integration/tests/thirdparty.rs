@@ -450,7 +450,8 @@ fn stats_have_envoys_names_and_values() {
 }
 
 /// The connection manager's access log, in Envoy's default format and in a custom one, written by
-/// Envoy and by sluice for the same requests (a direct response, a proxied POST with a body).
+/// Envoy and by sluice for the same requests (a direct response, a proxied POST with a body, a head
+/// the codec refuses and one the connection manager refuses).
 #[test]
 fn http_access_logs_match_envoys() {
     let upstream = Upstream::start().unwrap();
@@ -514,9 +515,22 @@ admin:
             admin_port: admin,
             has_admin: true,
         };
-        let proxy = Proxy::start(which, &config, &dir).unwrap();
+        let proxy = Proxy::start(which.clone(), &config, &dir).unwrap();
         assert_eq!(client::send(port, "GET", "/direct", &[("user-agent", "curl/8.5")], b"").unwrap().status(), 202);
         assert_eq!(client::send(port, "POST", "/echo", &[], b"hello body").unwrap().status(), 200);
+        // Two refusals: the codec's (no request in the line, flag DPE) and the connection
+        // manager's (the request as it read it).
+        for raw in [
+            &b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+            b"GET /a#x HTTP/1.1\r\nHost: x\r\nUser-Agent: frag/1.0\r\n\r\n",
+        ] {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            std::io::Write::write_all(&mut s, raw).unwrap();
+            let mut answer = String::new();
+            let _ = std::io::Read::read_to_string(&mut s, &mut answer);
+            assert!(answer.starts_with("HTTP/1.1 400"), "{which:?}: {answer:?}");
+        }
         std::thread::sleep(Duration::from_millis(600));
         drop(proxy);
         let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
@@ -531,7 +545,8 @@ admin:
     };
     assert_eq!(lines[1].1, lines[0].1, "the custom format, unmasked");
     assert_eq!(masked(&lines[1].0), masked(&lines[0].0), "the default format, times and ids masked");
-    assert_eq!(lines[0].1.lines().count(), 2, "{}", lines[0].1);
+    assert_eq!(lines[0].1.lines().count(), 4, "{}", lines[0].1);
+    assert!(lines[0].0.contains(" 400 DPE "), "Envoy flags the codec's refusal: {}", lines[0].0);
 }
 
 /// `/config_dump` of the examples' own configs (TypedStruct wrappers, lower-case enums, one value

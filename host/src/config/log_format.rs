@@ -23,7 +23,7 @@ pub enum Operator {
     Protocol,
     /// `%RESPONSE_CODE%` (0 for TCP).
     ResponseCode,
-    /// `%RESPONSE_FLAGS%` (`-`: sluice sets none).
+    /// `%RESPONSE_FLAGS%` (`DPE` for a request the HTTP/1 codec refused; sluice sets no other).
     ResponseFlags,
     /// `%BYTES_RECEIVED%` from the client.
     BytesReceived,

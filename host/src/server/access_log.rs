@@ -20,6 +20,8 @@ pub(crate) struct Entry<'a> {
     pub response: Option<&'a HeaderMap>,
     pub protocol: Option<&'a str>,
     pub response_code: u16,
+    /// `%RESPONSE_FLAGS%` (Envoy's short names, such as `DPE`), when there are any.
+    pub response_flags: Option<&'a str>,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub upstream_host: Option<SocketAddr>,
@@ -89,7 +91,7 @@ fn render(format: &[Piece], e: &Entry<'_>) -> String {
                 Operator::Response(names, max) => header(e.response, names, *max),
                 Operator::Protocol => or_dash(e.protocol.map(str::to_string)),
                 Operator::ResponseCode => e.response_code.to_string(),
-                Operator::ResponseFlags => "-".to_string(),
+                Operator::ResponseFlags => or_dash(e.response_flags.map(str::to_string)),
                 Operator::BytesReceived => e.bytes_received.to_string(),
                 Operator::BytesSent => e.bytes_sent.to_string(),
                 Operator::Duration => e.duration.as_millis().to_string(),

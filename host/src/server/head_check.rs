@@ -17,13 +17,15 @@
 //! would fail a body (a bad chunk) the connection ends there, and wherever the two could disagree
 //! (an upgrade, a `CONNECT`) the checks stop for the rest of the connection rather than guess.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::stream::HeaderMap;
 
 /// Why Envoy refuses a request head, and how it answers: each a local reply that closes the
 /// connection, with the response code details Envoy logs.
@@ -204,18 +206,20 @@ pub(crate) struct Heads {
     passed: u64,
     /// How much of the pending head is known to have no end yet.
     looked: usize,
+    /// The refused request as the connection manager read it, for a refusal of its own.
+    refused_request: Option<HeaderMap>,
 }
 
 impl Heads {
     /// Checks for a listener whose `max_request_headers_kb` is `limit` bytes; a head that has not
     /// ended after `most` bytes is refused as too large.
     pub(crate) fn new(limit: usize, most: usize) -> Self {
-        Self { framing: Framing::Head, limit, most, passed: 0, looked: 0 }
+        Self { framing: Framing::Head, limit, most, passed: 0, looked: 0, refused_request: None }
     }
 
     /// No checks: an HTTP/2 connection, whose requests hyper's h2 reads whole.
     pub(crate) fn unchecked() -> Self {
-        Self { framing: Framing::Off, limit: 0, most: 0, passed: 0, looked: 0 }
+        Self { framing: Framing::Off, limit: 0, most: 0, passed: 0, looked: 0, refused_request: None }
     }
 
     /// How many heads have been passed on (the number of the next request).
@@ -300,7 +304,15 @@ impl Heads {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut slots);
         let verdict = match req.parse(data) {
-            Ok(httparse::Status::Complete(len)) => Some(check(&req, self.limit).map(|next| (len, next))),
+            Ok(httparse::Status::Complete(len)) => {
+                let checked = check(&req, self.limit);
+                if let Err(refusal) = checked {
+                    // The connection manager's refusals are of a request it read: its access log
+                    // shows the request.
+                    self.refused_request = (!refusal.is_protocol_error()).then(|| request_headers(&req));
+                }
+                Some(checked.map(|next| (len, next)))
+            }
             Ok(httparse::Status::Partial) => None,
             // Envoy reads the whole head before it judges it: a bad byte early in a head that
             // grows past the limit is still a 431.
@@ -311,6 +323,20 @@ impl Heads {
         }
         verdict
     }
+}
+
+/// A parsed head as the connection manager's request headers.
+fn request_headers(req: &httparse::Request<'_, '_>) -> HeaderMap {
+    let mut h =
+        HeaderMap::from_pairs([(":method", req.method.unwrap_or_default()), (":path", req.path.unwrap_or_default())]);
+    for header in req.headers.iter() {
+        if header.name.eq_ignore_ascii_case("host") {
+            h.add(":authority", header.value);
+        } else {
+            h.add(header.name, header.value);
+        }
+    }
+    h
 }
 
 /// Whether `data` holds the end of a head (an empty line after the first line), whatever the
@@ -500,9 +526,17 @@ fn check(req: &httparse::Request<'_, '_>, limit: usize) -> Result<Framing, Refus
     })
 }
 
+/// A refused request head.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub refusal: Refusal,
+    /// The request, when the connection manager refused it (not the codec).
+    pub request: Option<HeaderMap>,
+}
+
 /// Why the connection's request head was refused: set by [`Checked`] before hyper reads the
-/// stand-in, read by the service when the stand-in comes.
-pub(crate) type Verdict = Rc<Cell<Option<Refusal>>>;
+/// stand-in, taken by the service when the stand-in comes.
+pub(crate) type Verdict = Rc<RefCell<Option<Refused>>>;
 
 /// A connection's read side, with its request heads checked before hyper reads them.
 pub(crate) struct Checked<R> {
@@ -529,7 +563,7 @@ impl<R> Checked<R> {
 
     /// The head after what was let through is refused: the stand-in goes next, then nothing.
     fn refuse(&mut self, refusal: Refusal) {
-        self.verdict.set(Some(refusal));
+        *self.verdict.borrow_mut() = Some(Refused { refusal, request: self.heads.refused_request.take() });
         self.ready.extend_from_slice(STAND_IN);
         self.refused = true;
     }
@@ -853,7 +887,7 @@ mod tests {
                     async move {
                         let stand_in = req.headers().contains_key(STAND_IN_HEADER);
                         let path = if stand_in { "stand-in".to_string() } else { req.uri().to_string() };
-                        assert_eq!(stand_in, verdict.get().is_some() && stand_in, "a stand-in without a refusal");
+                        assert_eq!(stand_in, verdict.borrow().is_some() && stand_in, "a stand-in without a refusal");
                         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         log.borrow_mut().push((path, String::from_utf8_lossy(&body).into_owned()));
                         let mut answer = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::new()));

@@ -16,7 +16,7 @@ use hyper::body::{Body as _, Frame};
 
 use super::body::{BodySender, PipeBody};
 use super::cluster::{UpstreamBody, UpstreamHead, UpstreamResponse};
-use super::head_check::Refusal;
+use super::head_check::{Refusal, Refused};
 use super::instance::{Filter, Instance};
 use super::route;
 use super::Shared;
@@ -185,12 +185,12 @@ pub(crate) async fn handle(
     peer: SocketAddr,
     local: SocketAddr,
     connection: u64,
-    refused: Option<Refusal>,
+    refused: Option<Refused>,
 ) -> Result<hyper::Response<PipeBody>, Reset> {
     let n = state.shared.next_request();
     state.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (parts, body) = req.into_parts();
-    if let Some(refusal) = front_refusal(&state, &parts, refused) {
+    if let Some(refusal) = front_refusal(&state, &parts, refused, peer, local) {
         return Ok(refusal);
     }
     let authority = parts
@@ -256,23 +256,28 @@ pub(crate) async fn handle(
 }
 
 /// Envoy's refusals, answered before any filter runs, each closing the connection: an HTTP/1 head
-/// Envoy's codec refuses (`refused`, found by [`head_check`](super::head_check) on the raw bytes), or an
+/// Envoy refuses (`refused`, found by [`head_check`](super::head_check) on the raw bytes), or an
 /// HTTP/2 request with more header bytes than `max_request_headers_kb` (431; the path counts).
+/// Each is written to the access logs as Envoy writes it: a codec refusal with flag `DPE` and no
+/// request (`- -`), the connection manager's with the request it read.
 fn front_refusal(
     state: &ListenerState,
     parts: &hyper::http::request::Parts,
-    refused: Option<Refusal>,
+    refused: Option<Refused>,
+    peer: SocketAddr,
+    local: SocketAddr,
 ) -> Option<hyper::Response<PipeBody>> {
-    let refusal = refused.or_else(|| {
+    let refused = refused.or_else(|| {
         let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
         let bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum::<usize>() + target;
         (parts.version == hyper::Version::HTTP_2 && bytes > state.plan.max_request_headers_bytes)
-            .then_some(Refusal::HeadersTooLarge)
+            .then_some(Refused { refusal: Refusal::HeadersTooLarge, request: None })
     })?;
+    let (refusal, codec) = (refused.refusal, refused.refusal.is_protocol_error());
     let status = refusal.status();
     let mut headers = HeaderMap::from_pairs([(":status", status.to_string())]);
     // The codec's refusals carry the status's text; the connection manager's have no body.
-    let text = if refusal.is_protocol_error() {
+    let text = if codec {
         state.stats.cx_protocol_error.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         super::reason::envoy_reason(status)
     } else {
@@ -285,6 +290,22 @@ fn front_refusal(
     tracing::debug!(target: "http", "refused a request: {}", refusal.details());
     let mut response = to_response(&headers, PipeBody::full(Bytes::from_static(text.as_bytes()), true), state);
     response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    if !state.access_logs.is_empty() {
+        let e = super::access_log::Entry {
+            start: Some(std::time::SystemTime::now()),
+            request: refused.request.as_ref(),
+            response: Some(&headers),
+            // Envoy writes HTTP/1.1 for a refused HTTP/1.0 head too (the stand-in's version).
+            protocol: Some(if parts.version == hyper::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" }),
+            response_code: status,
+            response_flags: codec.then_some("DPE"),
+            bytes_sent: text.len() as u64,
+            downstream_remote: Some(peer),
+            downstream_local: Some(local),
+            ..Default::default()
+        };
+        state.access_logs.iter().for_each(|l| l.write(&e));
+    }
     Some(response)
 }
 
@@ -737,6 +758,7 @@ impl Exchange {
                 response: seen.response.as_ref(),
                 protocol: Some(seen.protocol),
                 response_code: code,
+                response_flags: None,
                 bytes_received: seen.received,
                 bytes_sent: seen.sent,
                 upstream_host: seen.upstream,

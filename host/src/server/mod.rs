@@ -395,7 +395,7 @@ fn worker(
                                 let stats = state.stats.clone();
                                 let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
                                     let stand_in = req.headers().contains_key(head_check::STAND_IN_HEADER);
-                                    let refused = verdict.get().filter(|_| stand_in);
+                                    let refused = if stand_in { verdict.borrow_mut().take() } else { None };
                                     http::handle(state.clone(), req, peer, local_addr, connection, refused)
                                 });
                                 let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
