@@ -97,6 +97,7 @@ pub struct EnvoyConfig {
     services: Vec<WasmFilter>,
     route_timeout_ms: Option<u64>,
     buffer_limit: Option<u32>,
+    manager_options: Vec<String>,
 }
 
 fn yaml_str(s: &str) -> String {
@@ -140,6 +141,12 @@ impl EnvoyConfig {
     /// The listener's `per_connection_buffer_limit_bytes` (Envoy's default is 1 MiB).
     pub fn buffer_limit(mut self, bytes: u32) -> Self {
         self.buffer_limit = Some(bytes);
+        self
+    }
+
+    /// A field of the HTTP connection manager, as one YAML line (`http_protocol_options: {...}`).
+    pub fn connection_manager_option(mut self, line: &str) -> Self {
+        self.manager_options.push(line.to_string());
         self
     }
 
@@ -304,6 +311,7 @@ impl EnvoyConfig {
         };
         let wasm = self.wasm_filters("http", 10);
         let extras = self.listener_extras();
+        let manager: String = self.manager_options.iter().map(|l| format!("          {l}\n")).collect();
         format!(
             r#"static_resources:
   listeners:
@@ -315,7 +323,7 @@ impl EnvoyConfig {
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress
-          route_config:
+{manager}          route_config:
             name: rc0
             virtual_hosts:
             - name: vh0

@@ -173,6 +173,36 @@ pub struct HttpConnectionManager {
     /// Access logs, written when a request completes.
     #[serde(default)]
     pub access_log: Vec<AccessLog>,
+    /// HTTP/1 options: HTTP/1.0, `Content-Length` with chunked.
+    pub http_protocol_options: Option<Http1ProtocolOptions>,
+    /// Options of every HTTP version: the most headers.
+    pub common_http_protocol_options: Option<HttpProtocolOptions>,
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub other: Other,
+}
+
+/// `http_protocol_options` (`envoy.config.core.v3.Http1ProtocolOptions`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Http1ProtocolOptions {
+    /// Serve HTTP/1.0 (default: refuse it with 426).
+    #[serde(default)]
+    pub accept_http_10: bool,
+    /// The authority of an HTTP/1.0 request without `Host`.
+    pub default_host_for_http_10: Option<String>,
+    /// Serve `Content-Length` with `Transfer-Encoding: chunked` as chunked (default: refuse with 400).
+    #[serde(default)]
+    pub allow_chunked_length: bool,
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub other: Other,
+}
+
+/// `common_http_protocol_options` (`envoy.config.core.v3.HttpProtocolOptions`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HttpProtocolOptions {
+    /// The most headers a request may have (default 100): more gets 431.
+    pub max_headers_count: Option<u32>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub other: Other,

@@ -90,6 +90,8 @@ pub struct HttpListener {
     /// `max_request_headers_kb` in bytes (default 60 KiB): a request with more header bytes gets
     /// 431, as in Envoy.
     pub max_request_headers_bytes: usize,
+    /// The HTTP/1 codec's options (`http_protocol_options`, `common_http_protocol_options`).
+    pub http1: Http1Options,
     /// `stat_prefix`: the connection manager's stats are `http.<stat_prefix>.*`.
     pub stat_prefix: String,
     /// Access logs written when a request completes.
@@ -220,4 +222,23 @@ pub struct AccessLogPlan {
     pub path: String,
     /// The line's format (Envoy's default when the config gives none).
     pub format: Vec<super::log_format::Piece>,
+}
+
+/// What Envoy's HTTP/1 codec takes beyond its defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http1Options {
+    /// `accept_http_10`: serve HTTP/1.0 rather than answer 426.
+    pub accept_http_10: bool,
+    /// `default_host_for_http_10`: the authority of an HTTP/1.0 request without `Host`.
+    pub default_host_for_http_10: Option<String>,
+    /// `allow_chunked_length`: serve `Content-Length` with chunked as chunked rather than 400.
+    pub allow_chunked_length: bool,
+    /// `max_headers_count` (default 100): a request with more headers gets 431.
+    pub max_headers: usize,
+}
+
+impl Default for Http1Options {
+    fn default() -> Self {
+        Self { accept_http_10: false, default_host_for_http_10: None, allow_chunked_length: false, max_headers: 100 }
+    }
 }

@@ -397,6 +397,23 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
     }
     let server_name = hcm.server_name.clone().unwrap_or_else(|| "envoy".to_string());
     let (access_logs, access_loggers) = access_logs(ctx, &hcm.access_log, path, true)?;
+    let mut http1 = crate::config::plan::Http1Options::default();
+    if let Some(o) = &hcm.http_protocol_options {
+        ctx.other(&o.other, &format!("{path}.http_protocol_options"))?;
+        http1.accept_http_10 = o.accept_http_10;
+        http1.default_host_for_http_10 = o.default_host_for_http_10.clone().filter(|h| !h.is_empty());
+        http1.allow_chunked_length = o.allow_chunked_length;
+    }
+    if let Some(o) = &hcm.common_http_protocol_options {
+        let at = format!("{path}.common_http_protocol_options");
+        ctx.other(&o.other, &at)?;
+        match o.max_headers_count {
+            // Envoy's schema: at least 1.
+            Some(0) => return Err(ConfigError::new(format!("{at}.max_headers_count"), "must be at least 1")),
+            Some(n) => http1.max_headers = n as usize,
+            None => {}
+        }
+    }
     Ok(HttpListener {
         filters,
         virtual_hosts,
@@ -404,6 +421,7 @@ fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, lim
         codec,
         server_name,
         max_request_headers_bytes: hcm.max_request_headers_kb.unwrap_or(60) as usize * 1024,
+        http1,
         stat_prefix: hcm.stat_prefix.clone(),
         access_logs,
         access_loggers,

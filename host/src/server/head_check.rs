@@ -97,8 +97,8 @@ impl Refusal {
     }
 }
 
-/// As many header slots as hyper's parser has (and Envoy's default `max_headers_count`).
-const MAX_HEADERS: usize = 100;
+/// Header slots kept on the stack: Envoy's default `max_headers_count` (and hyper's).
+const STACK_HEADERS: usize = 100;
 /// hyper's limits on chunk extensions and trailers: past them it fails the body.
 const CHUNK_EXTENSIONS_LIMIT: u64 = 16 * 1024;
 const TRAILERS_LIMIT: usize = 16 * 1024;
@@ -109,6 +109,41 @@ const TRAILERS_LIMIT: usize = 16 * 1024;
 pub(crate) const STAND_IN_HEADER: &str = "x-sluice-refused-head";
 /// The request a refused head is replaced with: it reaches the service, which answers the refusal.
 const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nhost: refused\r\nx-sluice-refused-head: 1\r\n\r\n";
+/// The same for an HTTP/1.0 request the connection manager refuses (with `accept_http_10`): it
+/// answers in the request's version.
+const STAND_IN_10: &[u8] = b"GET / HTTP/1.0\r\nhost: refused\r\nx-sluice-refused-head: 1\r\n\r\n";
+
+/// What a listener's codec takes: its limits and `http_protocol_options`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rules {
+    /// `max_request_headers_kb` in bytes: names, values and the target.
+    pub limit: usize,
+    /// How many bytes of a head may come before its end: past them, 431.
+    pub most: usize,
+    /// `max_headers_count`.
+    pub max_headers: usize,
+    /// `accept_http_10`.
+    pub accept_http_10: bool,
+    /// Whether `default_host_for_http_10` is set (an HTTP/1.0 request may then lack `Host`).
+    pub default_host_for_http_10: bool,
+    /// `allow_chunked_length`.
+    pub allow_chunked_length: bool,
+}
+
+impl Rules {
+    /// Envoy's defaults for `max_request_headers_kb` = `limit` bytes.
+    #[cfg(test)]
+    fn defaults(limit: usize, most: usize) -> Self {
+        Self {
+            limit,
+            most,
+            max_headers: 100,
+            accept_http_10: false,
+            default_host_for_http_10: false,
+            allow_chunked_length: false,
+        }
+    }
+}
 
 /// What became of the bytes given to [`Heads::scan`].
 #[derive(Debug, PartialEq, Eq)]
@@ -198,28 +233,33 @@ fn chunk_step(state: Chunked, b: u8) -> Result<Option<Chunked>, ()> {
 #[derive(Debug)]
 pub(crate) struct Heads {
     framing: Framing,
-    /// `max_request_headers_kb` in bytes: names, values and the target.
-    limit: usize,
-    /// How many bytes of a head may come before its end: past them, 431.
-    most: usize,
+    rules: Rules,
     /// Heads passed so far: the number of the next one (hyper's requests count the same).
     passed: u64,
     /// How much of the pending head is known to have no end yet.
     looked: usize,
-    /// The refused request as the connection manager read it, for a refusal of its own.
-    refused_request: Option<HeaderMap>,
+    /// The refused request as the connection manager read it, for a refusal of its own, and
+    /// whether it was HTTP/1.0.
+    refused_request: Option<(HeaderMap, bool)>,
 }
 
 impl Heads {
-    /// Checks for a listener whose `max_request_headers_kb` is `limit` bytes; a head that has not
-    /// ended after `most` bytes is refused as too large.
-    pub(crate) fn new(limit: usize, most: usize) -> Self {
-        Self { framing: Framing::Head, limit, most, passed: 0, looked: 0, refused_request: None }
+    /// Checks by a listener's `rules`.
+    pub(crate) fn new(rules: Rules) -> Self {
+        Self { framing: Framing::Head, rules, passed: 0, looked: 0, refused_request: None }
     }
 
     /// No checks: an HTTP/2 connection, whose requests hyper's h2 reads whole.
     pub(crate) fn unchecked() -> Self {
-        Self { framing: Framing::Off, limit: 0, most: 0, passed: 0, looked: 0, refused_request: None }
+        let rules = Rules {
+            limit: 0,
+            most: 0,
+            max_headers: 0,
+            accept_http_10: false,
+            default_host_for_http_10: false,
+            allow_chunked_length: false,
+        };
+        Self { framing: Framing::Off, rules, passed: 0, looked: 0, refused_request: None }
     }
 
     /// How many heads have been passed on (the number of the next request).
@@ -274,7 +314,7 @@ impl Heads {
                         return Step::Pass(at);
                     }
                     match self.head(rest) {
-                        None if rest.len() > self.most => {
+                        None if rest.len() > self.rules.most => {
                             return Step::Refuse { pass: at, refusal: Refusal::HeadersTooLarge };
                         }
                         None => return Step::Pass(at),
@@ -301,15 +341,23 @@ impl Heads {
             self.looked = data.len();
             return None;
         }
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut slots);
+        let (mut stack, mut heap);
+        let slots: &mut [httparse::Header<'_>] = if self.rules.max_headers <= STACK_HEADERS {
+            stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+            &mut stack[..self.rules.max_headers]
+        } else {
+            heap = vec![httparse::EMPTY_HEADER; self.rules.max_headers];
+            &mut heap
+        };
+        let mut req = httparse::Request::new(slots);
         let verdict = match req.parse(data) {
             Ok(httparse::Status::Complete(len)) => {
-                let checked = check(&req, self.limit);
+                let checked = check(&req, &self.rules);
                 if let Err(refusal) = checked {
                     // The connection manager's refusals are of a request it read: its access log
-                    // shows the request.
-                    self.refused_request = (!refusal.is_protocol_error()).then(|| request_headers(&req));
+                    // shows the request, and it answers in the request's version.
+                    self.refused_request =
+                        (!refusal.is_protocol_error()).then(|| (request_headers(&req), req.version == Some(0)));
                 }
                 Some(checked.map(|next| (len, next)))
             }
@@ -454,10 +502,10 @@ fn target_refusal(method: &str, target: &str) -> Option<Refusal> {
 }
 
 /// Envoy's checks of a complete head, in its order; the framing of what follows when it passes.
-fn check(req: &httparse::Request<'_, '_>, limit: usize) -> Result<Framing, Refusal> {
+fn check(req: &httparse::Request<'_, '_>, rules: &Rules) -> Result<Framing, Refusal> {
     let target = req.path.unwrap_or_default();
     let bytes: usize = req.headers.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>() + target.len();
-    if bytes > limit {
+    if bytes > rules.limit {
         return Err(Refusal::HeadersTooLarge);
     }
     let method = req.method.unwrap_or_default();
@@ -490,21 +538,34 @@ fn check(req: &httparse::Request<'_, '_>, limit: usize) -> Result<Framing, Refus
             content_type = true;
         }
     }
+    let one_chunked = codings == 1 && chunked;
     if lengths > 0 && codings > 0 {
-        return Err(Refusal::ContentLengthAndChunked);
+        // With `allow_chunked_length` the length gives way to one `chunked` (hyper drops it too);
+        // with any other coding Envoy's codec still refuses.
+        if !rules.allow_chunked_length {
+            return Err(Refusal::ContentLengthAndChunked);
+        } else if !one_chunked {
+            return Err(Refusal::CodecError);
+        }
     }
-    if codings > 0 && !(codings == 1 && chunked) {
+    if codings > 0 && !one_chunked {
         return Err(Refusal::InvalidTransferEncoding);
     }
-    if req.version != Some(1) {
+    let http10 = req.version == Some(0);
+    if http10 && !rules.accept_http_10 {
         return Err(Refusal::LowVersion);
+    }
+    if http10 && codings > 0 {
+        // Envoy serves it; hyper's parser refuses a coding in HTTP/1.0 (RFC 9112 §6.1): Envoy's
+        // 400 rather than hyper's.
+        return Err(Refusal::CodecError);
     }
     let absolute = target.contains("://");
     match host {
         Some(h) if !h.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@[]%".contains(&b)) => {
             return Err(Refusal::InvalidAuthority);
         }
-        None if !absolute => return Err(Refusal::MissingHost),
+        None if !(absolute || http10 && rules.default_host_for_http_10) => return Err(Refusal::MissingHost),
         _ => {}
     }
     if target.contains('#') {
@@ -563,8 +624,12 @@ impl<R> Checked<R> {
 
     /// The head after what was let through is refused: the stand-in goes next, then nothing.
     fn refuse(&mut self, refusal: Refusal) {
-        *self.verdict.borrow_mut() = Some(Refused { refusal, request: self.heads.refused_request.take() });
-        self.ready.extend_from_slice(STAND_IN);
+        let (request, http10) = match self.heads.refused_request.take() {
+            Some((request, http10)) => (Some(request), http10),
+            None => (None, false),
+        };
+        *self.verdict.borrow_mut() = Some(Refused { refusal, request });
+        self.ready.extend_from_slice(if http10 { STAND_IN_10 } else { STAND_IN });
         self.refused = true;
     }
 }
@@ -644,7 +709,7 @@ mod tests {
     use super::*;
 
     fn heads() -> Heads {
-        Heads::new(60 * 1024, 63 * 1024)
+        Heads::new(Rules::defaults(60 * 1024, 63 * 1024))
     }
 
     /// Scans `stream` in pieces of `piece` bytes, holding back what the checks hold, as
@@ -755,6 +820,43 @@ mod tests {
             verdict(format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes()),
             Some(Refusal::TooManyHeaders)
         );
+    }
+
+    #[test]
+    fn http_protocol_options_loosen_what_envoy_loosens() {
+        let rules = Rules {
+            accept_http_10: true,
+            allow_chunked_length: true,
+            max_headers: 150,
+            ..Rules::defaults(60 * 1024, 63 * 1024)
+        };
+        let judge = |raw: &[u8]| match Heads::new(rules).scan(raw) {
+            Step::Pass(n) => {
+                assert_eq!(n, raw.len(), "{:?}", String::from_utf8_lossy(raw));
+                None
+            }
+            Step::Refuse { refusal, .. } => Some(refusal),
+        };
+        assert_eq!(judge(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(judge(b"GET / HTTP/1.0\r\n\r\n"), Some(Refusal::MissingHost));
+        let with_default = Rules { default_host_for_http_10: true, ..rules };
+        assert_eq!(Heads::new(with_default).scan(b"GET / HTTP/1.0\r\n\r\n"), Step::Pass(18));
+        assert_eq!(
+            judge(b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            Some(Refusal::CodecError)
+        );
+        // The length gives way to chunked: the body is framed as chunked.
+        assert_eq!(
+            judge(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            judge(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Some(Refusal::CodecError)
+        );
+        let headers = |n: usize| format!("GET / HTTP/1.1\r\nHost: x\r\n{}\r\n", "X-A: b\r\n".repeat(n)).into_bytes();
+        assert_eq!(judge(&headers(120)), None);
+        assert_eq!(judge(&headers(150)), Some(Refusal::TooManyHeaders));
     }
 
     #[test]
@@ -879,7 +981,10 @@ mod tests {
                 let (client, server) = tokio::io::duplex(1 << 20);
                 let (read, write) = tokio::io::split(server);
                 let verdict = Verdict::default();
-                let io = tokio::io::join(Checked::new(read, Heads::new(60 * 1024, 63 * 1024), verdict.clone()), write);
+                let io = tokio::io::join(
+                    Checked::new(read, Heads::new(Rules::defaults(60 * 1024, 63 * 1024)), verdict.clone()),
+                    write,
+                );
                 let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
                 let log = seen.clone();
                 let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {

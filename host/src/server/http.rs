@@ -193,11 +193,22 @@ pub(crate) async fn handle(
     if let Some(refusal) = front_refusal(&state, &parts, refused, peer, local) {
         return Ok(refusal);
     }
+    // An HTTP/1.0 connection closes after the response unless the client asked to keep it, and
+    // Envoy says so (hyper would only close it).
+    let close_10 = parts.version == hyper::Version::HTTP_10
+        && !parts
+            .headers
+            .get_all(hyper::header::CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive"))));
     let authority = parts
         .uri
         .authority()
         .map(|a| a.to_string())
         .or_else(|| parts.headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            (parts.version == hyper::Version::HTTP_10).then(|| state.plan.http1.default_host_for_http_10.clone())?
+        })
         .unwrap_or_default();
     let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let mut headers = HeaderMap::new();
@@ -252,7 +263,11 @@ pub(crate) async fn handle(
     tokio::task::spawn_local(
         Exchange { state, chain, client_done: body.is_end_stream(), reply: Some(tx), seen, wake }.run(headers, body),
     );
-    rx.await.map_err(|_| Reset)
+    let mut response = rx.await.map_err(|_| Reset)?;
+    if close_10 {
+        response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }
 
 /// Envoy's refusals, answered before any filter runs, each closing the connection: an HTTP/1 head
@@ -295,8 +310,12 @@ fn front_refusal(
             start: Some(std::time::SystemTime::now()),
             request: refused.request.as_ref(),
             response: Some(&headers),
-            // Envoy writes HTTP/1.1 for a refused HTTP/1.0 head too (the stand-in's version).
-            protocol: Some(if parts.version == hyper::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" }),
+            // The stand-in's version: HTTP/1.1 for the codec's refusals, whatever the head said.
+            protocol: Some(match parts.version {
+                hyper::Version::HTTP_2 => "HTTP/2",
+                hyper::Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            }),
             response_code: status,
             response_flags: codec.then_some("DPE"),
             bytes_sent: text.len() as u64,

@@ -367,6 +367,7 @@ fn worker(
                         Listener::Http(state) => {
                             let state = state.clone();
                             let read_buffer = http1_read_buffer(state.plan.max_request_headers_bytes);
+                            let max_headers = state.plan.http1.max_headers;
                             connections.spawn_local(async move {
                                 let mut stream = stream;
                                 let head = match preface::read_start(&mut stream).await {
@@ -382,7 +383,15 @@ fn worker(
                                 let heads = if preface::is_http2(&head) {
                                     head_check::Heads::unchecked()
                                 } else {
-                                    head_check::Heads::new(state.plan.max_request_headers_bytes, read_buffer)
+                                    let o = &state.plan.http1;
+                                    head_check::Heads::new(head_check::Rules {
+                                        limit: state.plan.max_request_headers_bytes,
+                                        most: read_buffer,
+                                        max_headers: o.max_headers,
+                                        accept_http_10: o.accept_http_10,
+                                        default_host_for_http_10: o.default_host_for_http_10.is_some(),
+                                        allow_chunked_length: o.allow_chunked_length,
+                                    })
                                 };
                                 let verdict = head_check::Verdict::default();
                                 let (read, write) = stream.into_split();
@@ -399,7 +408,7 @@ fn worker(
                                     http::handle(state.clone(), req, peer, local_addr, connection, refused)
                                 });
                                 let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
-                                builder.http1().max_buf_size(read_buffer);
+                                builder.http1().max_buf_size(read_buffer).max_headers(max_headers);
                                 let r = builder.serve_connection(TokioIo::new(io), service).await;
                                 if r.is_err_and(|e| broke_protocol(&*e)) {
                                     stats.cx_protocol_error.fetch_add(1, Ordering::Relaxed);
