@@ -77,7 +77,7 @@ impl Drop for Nginx {
 
 impl Nginx {
     fn start() -> Nginx {
-        let port = sluice_integration::thirdparty::free_port();
+        let port = sluice_integration::ports::free_port();
         let dir = std::env::temp_dir().join(format!("sluice-bench-nginx-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();

@@ -10,6 +10,7 @@ pub mod grpc_client;
 pub mod grpc_upstream;
 pub mod observed;
 pub mod places;
+pub mod ports;
 pub mod skopeo;
 pub mod sluice;
 pub mod thirdparty;

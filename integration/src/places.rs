@@ -10,7 +10,7 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -157,12 +157,6 @@ pub fn start_each(case: &CaseFile) -> Vec<(String, Result<()>)> {
     out
 }
 
-/// A port on 127.0.0.1 that is free now (for a host to bind).
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
 /// A port on 127.0.0.1 where nothing listens, held (bound, never listening) as long as the returned
 /// socket lives, so no other listener of the test run can take it: connecting is refused.
 fn dead_port() -> Result<(u16, tokio::net::TcpSocket)> {
@@ -246,7 +240,7 @@ impl Proxy {
 
 /// Starts another host on `config` with fixed ports and waits until its listener accepts.
 fn start_other(cmd: &str, config: &EnvoyConfig) -> Result<(String, u16, u16, Running)> {
-    let (port, admin_port) = (free_port()?, free_port()?);
+    let (port, admin_port) = (crate::ports::free_port(), crate::ports::free_port());
     let dir = std::env::temp_dir().join(format!("sluice-other-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir)?;
     let mut yaml = config.render().replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);

@@ -214,11 +214,6 @@ pub fn original_config(sdk: Sdk, example: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// A port on 127.0.0.1 that nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
-}
-
 /// What [`rewrite`] changed: each listener's (and the admin's) original port and its new one.
 #[derive(Debug, Clone, Default)]
 pub struct Rewritten {
@@ -249,9 +244,9 @@ pub fn rewrite_with(original: &str, sdk: Sdk, upstream_port: u16, per_cluster: &
     let mut listener_ports = Vec::new();
     collect_listener_ports(&tree, &mut listener_ports);
     for p in listener_ports {
-        out.ports.insert(p, free_port());
+        out.ports.insert(p, crate::ports::free_port());
     }
-    out.admin_port = free_port();
+    out.admin_port = crate::ports::free_port();
     let modules = match sdk {
         Sdk::Rust => Some(built(Sdk::Rust)),
         Sdk::Go => None,

@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sluice_integration::client::send;
-use sluice_integration::thirdparty::{free_port, Proxy, Rewritten, Which};
+use sluice_integration::ports::free_port;
+use sluice_integration::thirdparty::{Proxy, Rewritten, Which};
 use sluice_integration::wasm::{reference_filter, workspace_root};
 use sluice_integration::Upstream;
 

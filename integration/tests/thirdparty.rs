@@ -459,7 +459,7 @@ fn http_access_logs_match_envoys() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut lines = Vec::new();
     for (n, which) in [Which::Envoy, Which::Sluice].into_iter().enumerate() {
-        let (port, admin) = (thirdparty::free_port(), thirdparty::free_port());
+        let (port, admin) = (sluice_integration::ports::free_port(), sluice_integration::ports::free_port());
         let (default_log, custom_log) = (dir.join(format!("default-{n}.log")), dir.join(format!("custom-{n}.log")));
         let yaml = format!(
             r#"static_resources:
@@ -572,7 +572,7 @@ fn config_dumps_match_envoys() {
             let mut config = thirdparty::rewrite(&original, sdk, upstream.port).unwrap();
             if !config.has_admin {
                 // The Rust SDK's examples have no admin listener: the test adds one.
-                config.admin_port = thirdparty::free_port();
+                config.admin_port = sluice_integration::ports::free_port();
                 config.yaml.push_str(&format!(
                     "\nadmin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}}}\n",
                     config.admin_port
