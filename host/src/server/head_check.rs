@@ -234,7 +234,7 @@ fn chunk_step(state: Chunked, b: u8) -> Result<Option<Chunked>, ()> {
 pub(crate) struct Heads {
     framing: Framing,
     rules: Rules,
-    /// Heads passed so far: the number of the next one (hyper's requests count the same).
+    /// Heads passed so far (the tests read it: hyper serves as many).
     passed: u64,
     /// How much of the pending head is known to have no end yet.
     looked: usize,

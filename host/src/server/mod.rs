@@ -225,7 +225,7 @@ impl Listener {
 
 /// The most an HTTP/1 connection buffers of a request head before it is refused with 431 unended:
 /// the listener's `max_request_headers_kb` (checked exactly once a head ends, counting names, values
-/// and the target: `codec.rs`) plus room for the request line's and each header line's framing.
+/// and the target: `head_check.rs`) plus room for the request line's and each header line's framing.
 /// hyper's buffer is the same size, so that hyper's own 431 (without Envoy's body) never comes first;
 /// kept under hyper's 64 KiB limit on the request target for the default 60 KiB, so that a longer
 /// request line gets Envoy's 431 rather than hyper's 414. hyper wants at least 8 KiB.
@@ -368,6 +368,15 @@ fn worker(
                             let state = state.clone();
                             let read_buffer = http1_read_buffer(state.plan.max_request_headers_bytes);
                             let max_headers = state.plan.http1.max_headers;
+                            let o = &state.plan.http1;
+                            let rules = head_check::Rules {
+                                limit: state.plan.max_request_headers_bytes,
+                                most: read_buffer,
+                                max_headers,
+                                accept_http_10: o.accept_http_10,
+                                default_host_for_http_10: o.default_host_for_http_10.is_some(),
+                                allow_chunked_length: o.allow_chunked_length,
+                            };
                             connections.spawn_local(async move {
                                 let mut stream = stream;
                                 let head = match preface::read_start(&mut stream).await {
@@ -383,15 +392,7 @@ fn worker(
                                 let heads = if preface::is_http2(&head) {
                                     head_check::Heads::unchecked()
                                 } else {
-                                    let o = &state.plan.http1;
-                                    head_check::Heads::new(head_check::Rules {
-                                        limit: state.plan.max_request_headers_bytes,
-                                        most: read_buffer,
-                                        max_headers: o.max_headers,
-                                        accept_http_10: o.accept_http_10,
-                                        default_host_for_http_10: o.default_host_for_http_10.is_some(),
-                                        allow_chunked_length: o.allow_chunked_length,
-                                    })
+                                    head_check::Heads::new(rules)
                                 };
                                 let verdict = head_check::Verdict::default();
                                 let (read, write) = stream.into_split();
