@@ -282,10 +282,14 @@ fn front_refusal(
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Option<hyper::Response<PipeBody>> {
+    // HTTP/1 heads were measured by `head_check` already: only HTTP/2 requests are counted here.
     let refused = refused.or_else(|| {
+        if parts.version != hyper::Version::HTTP_2 {
+            return None;
+        }
         let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
         let bytes: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum::<usize>() + target;
-        (parts.version == hyper::Version::HTTP_2 && bytes > state.plan.max_request_headers_bytes)
+        (bytes > state.plan.max_request_headers_bytes)
             .then_some(Refused { refusal: Refusal::HeadersTooLarge, request: None })
     })?;
     let (refusal, codec) = (refused.refusal, refused.refusal.is_protocol_error());
