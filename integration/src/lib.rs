@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod client;
 pub mod compare;
+pub mod debian;
 pub mod envoy;
 pub mod fuzz;
 pub mod grpc_client;
@@ -11,6 +12,8 @@ pub mod grpc_upstream;
 pub mod observed;
 pub mod places;
 pub mod ports;
+pub mod proxy;
+pub mod proxy_log;
 pub mod skopeo;
 pub mod sluice;
 pub mod thirdparty;

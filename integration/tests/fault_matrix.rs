@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sluice_integration::client::send;
 use sluice_integration::ports::free_port;
-use sluice_integration::thirdparty::{Proxy, Rewritten, Which};
+use sluice_integration::proxy::{Proxy, Rewritten, Which};
 use sluice_integration::wasm::{reference_filter, workspace_root};
 use sluice_integration::Upstream;
 

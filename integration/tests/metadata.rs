@@ -6,7 +6,7 @@
 //! Envoy (`n: 2.5` reads back as `"2.5"`), an integer a number.
 
 use sluice_integration::client;
-use sluice_integration::thirdparty::{self, Sdk};
+use sluice_integration::proxy;
 use sluice_integration::wasm::reference_filter;
 use sluice_integration::Upstream;
 
@@ -65,7 +65,7 @@ static_resources:
 fn metadata_and_node_properties_are_envoys() {
     let upstream = Upstream::start().unwrap();
     let original = bootstrap(&reference_filter("properties"));
-    let seen = thirdparty::in_both(&original, Sdk::Rust, upstream.port, std::path::Path::new("."), |which, proxy| {
+    let seen = proxy::in_both(&original, upstream.port, std::path::Path::new("."), |which, proxy| {
         let raw = client::get(proxy.ports[&10000], "/props").unwrap();
         assert_eq!(raw.status(), 200, "{which:?}");
         raw.headers

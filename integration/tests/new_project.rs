@@ -8,8 +8,8 @@ use std::process::Command;
 
 use sluice_integration::client::send;
 use sluice_integration::envoy::envoy_binary;
+use sluice_integration::proxy;
 use sluice_integration::sluice::sluice_binary;
-use sluice_integration::thirdparty;
 use sluice_integration::wasm::{ensure_target, workspace_root};
 
 /// Where the generated crates go: under this repository, so that its `rust-toolchain.toml` (and
@@ -74,7 +74,7 @@ fn a_new_http_filter_builds_tests_and_validates() {
     let project = made("http", 3);
     // Its envoy.yaml, run as its README says (from the project), answers alike in Envoy and sluice.
     let original = std::fs::read_to_string(project.join("envoy.yaml")).unwrap();
-    let answers = thirdparty::in_both(&original, thirdparty::Sdk::Rust, 1, &project, |which, proxy| {
+    let answers = proxy::in_both(&original, 1, &project, |which, proxy| {
         let port = proxy.ports[&10000];
         let ok = send(port, "GET", "/", &[], b"").unwrap_or_else(|e| panic!("{which:?}: {e:#}"));
         let denied = send(port, "GET", "/", &[("x-deny", "1")], b"").unwrap();

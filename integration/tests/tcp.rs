@@ -125,7 +125,7 @@ fn each_tcp_client_is_told_apart_by_its_own_address_like_envoy() {
     for (name, port, admin) in
         [("envoy", envoy.port, envoy.admin_port), ("sluice serve", sluice.port, sluice.admin_port)]
     {
-        let connect = |ip: &str| sluice_integration::thirdparty::connect_from(ip, port).unwrap();
+        let connect = |ip: &str| sluice_integration::proxy::connect_from(ip, port).unwrap();
         let mut first = connect("127.0.0.2");
         assert_eq!(round_trip(&mut first, b"one"), b"one", "{name}");
         let mut other = connect("127.0.0.3");

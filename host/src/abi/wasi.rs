@@ -157,16 +157,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             errno(two_zeros(&mut c, cp, sp))
         })?;
         linker.func_wrap(m, "args_get", |_: Caller<'_, Host>, _p: i32, _b: i32| SUCCESS)?;
-        // Envoy logs these and carries on; a module that exits keeps running.
+        // Envoy says so at trace level (not as the guest's log) and carries on: a module that
+        // exits keeps running (and traps on the `unreachable` its libc puts after the call).
         linker.func_wrap(m, "proc_exit", |mut c: Caller<'_, Host>, _code: i32| {
-            c.data_mut().log(LogLevel::Error, "wasi_unstable proc_exit".into());
+            c.data_mut().host_error("wasi_unstable proc_exit");
         })?;
         linker.func_wrap(m, "fd_seek", |mut c: Caller<'_, Host>, _fd: i32, _off: i64, _whence: i32, _ret: i32| {
-            c.data_mut().log(LogLevel::Error, "wasi_unstable fd_seek".into());
+            c.data_mut().host_error("wasi_unstable fd_seek");
             SUCCESS
         })?;
         linker.func_wrap(m, "fd_close", |mut c: Caller<'_, Host>, _fd: i32| {
-            c.data_mut().log(LogLevel::Error, "wasi_unstable fd_close".into());
+            c.data_mut().host_error("wasi_unstable fd_close");
             SUCCESS
         })?;
         linker.func_wrap(m, "fd_prestat_get", |_: Caller<'_, Host>, _fd: i32, _ret: i32| BADF)?;

@@ -297,6 +297,14 @@ impl Host {
     }
 
     /// Records a guest log line with the effective context's plugin identity.
+    /// What Envoy's host reports with its context's `error` (WASI calls it only pretends to
+    /// serve): a trace line of the `wasm` component, not a guest log line, kept as the last error
+    /// so that a trap right after it names it.
+    pub(crate) fn host_error(&mut self, message: &str) {
+        tracing::trace!(target: "wasm", "{message}");
+        self.last_error_log = Some(message.to_string());
+    }
+
     pub(crate) fn log(&mut self, level: LogLevel, message: String) {
         if level >= LogLevel::Error {
             self.last_error_log = Some(message.clone());

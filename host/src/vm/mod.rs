@@ -215,7 +215,7 @@ impl Vm {
         }
         let mut message = e.root_cause().to_string();
         if let Some(msg) = &self.store.data().last_error_log {
-            message.push_str(&format!(" (the module logged: {msg})"));
+            message.push_str(&format!(" (after: {msg})"));
         }
         if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
             message.push_str(&backtrace::describe(bt));
