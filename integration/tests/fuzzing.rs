@@ -1,7 +1,11 @@
 //! Every fuzz target of `fuzz/` (FUZZING.md) run by cargo-fuzz for a bounded time, from the kept
 //! seeds and regressions: a crash, a hang (an input over 120 s), a leak or out-of-memory that
 //! libFuzzer finds fails the test with the input it wrote. `SLUICE_FUZZ_SECONDS` sets the time per
-//! target (default 30). The first run installs cargo-fuzz and builds the targets (minutes).
+//! target (default 30). The first run installs cargo-fuzz and builds the targets with coverage
+//! instrumentation: a second build of everything, wasmtime included (about 5 minutes on 2 cores).
+//! That is why `cargo test --workspace` reports it as ignored, with the reason, and leaves it to
+//! the fuzz tier: `cargo test -p sluice-integration --test fuzzing -- --ignored`, which `.ci/run`
+//! runs. The inputs the targets keep are replayed by every `cargo test` (`fuzz_inputs.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +26,7 @@ fn kept(target: &str) -> Vec<PathBuf> {
 }
 
 #[test]
+#[ignore = "the fuzz tier: builds the fuzz targets (~5 min); run with --ignored, as .ci/run does"]
 fn every_fuzz_target_survives_a_bounded_run() {
     let root = workspace_root();
     // Grown corpora and findings of this run; the kept seeds are only read.
