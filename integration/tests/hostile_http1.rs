@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use sluice_integration::sluice::SluiceServe;
 use sluice_integration::{Envoy, EnvoyConfig, Upstream};
 
-/// What came back for `raw` (read until the proxy closes, or 3 s), and how long the first byte took.
+/// What came back for `raw` (read until the proxy closes, until it has answered every request line
+/// in `raw` and sent nothing more for 100 ms, or 3 s), and how long the first byte took.
 fn exchange(port: u16, raw: &[u8], half_close: bool) -> (String, Duration) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let requests = request_lines(raw);
     let start = Instant::now();
     s.write_all(raw).unwrap();
     if half_close {
@@ -23,6 +25,10 @@ fn exchange(port: u16, raw: &[u8], half_close: bool) -> (String, Duration) {
     let mut first = None;
     let mut buf = [0u8; 65536];
     loop {
+        // A keep-alive connection that answered everything only ends when the client gives up:
+        // once every request has its whole response, a short wait for anything extra is enough.
+        let answered = complete_responses(&out) >= requests;
+        let _ = s.set_read_timeout(Some(if answered { Duration::from_millis(100) } else { Duration::from_secs(3) }));
         match s.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
@@ -32,6 +38,54 @@ fn exchange(port: u16, raw: &[u8], half_close: bool) -> (String, Duration) {
         }
     }
     (String::from_utf8_lossy(&out).into_owned(), first.unwrap_or_else(|| start.elapsed()))
+}
+
+/// How many lines of `raw` look like request lines (`METHOD TARGET HTTP/…`): the most answers a
+/// proxy can owe (a body may hold one that is no request).
+fn request_lines(raw: &[u8]) -> usize {
+    raw.split(|b| *b == b'\n')
+        .filter(|l| {
+            let mut words = l.split(|b| *b == b' ');
+            let method = words.next().unwrap_or_default();
+            !method.is_empty()
+                && method.iter().all(u8::is_ascii_alphabetic)
+                && words.next().is_some()
+                && words.next().is_some_and(|v| v.starts_with(b"HTTP/"))
+        })
+        .count()
+}
+
+/// How many whole responses `bytes` starts with (each framed by its content-length, or chunked
+/// up to its last chunk).
+fn complete_responses(mut bytes: &[u8]) -> usize {
+    let mut n = 0;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(head)) = response.parse(bytes) else { return n };
+        let header = |name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value))
+        };
+        let rest = &bytes[head..];
+        let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            match rest.windows(5).position(|w| w == b"0\r\n\r\n") {
+                Some(at) => at + 5,
+                None => return n,
+            }
+        } else {
+            let length = header("content-length").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+            if rest.len() < length {
+                return n;
+            }
+            length
+        };
+        n += 1;
+        bytes = &rest[body..];
+    }
 }
 
 /// The status line, and the headers a client acts on, of an answer.
