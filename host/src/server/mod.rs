@@ -14,6 +14,7 @@ mod head_check;
 mod http;
 mod instance;
 mod preface;
+mod readiness;
 mod reason;
 mod route;
 mod stats;
@@ -260,6 +261,11 @@ enum Role {
     Main,
 }
 
+/// Sets up a thread's plugins and listeners, says so on `ready`, then serves until the stop.
+///
+/// # Errors
+/// If a plugin will not start or a listener cannot be served (before `ready` is told), or the
+/// runtime cannot be built.
 fn worker(
     shared: Arc<Shared>,
     plan: Arc<Plan>,
@@ -267,6 +273,7 @@ fn worker(
     role: Role,
     watch: bool,
     drain: std::time::Duration,
+    ready: &std::sync::mpsc::Sender<Result<()>>,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -325,6 +332,21 @@ fn worker(
     }
     let instances = Rc::new(std::cell::RefCell::new(vms.all));
     let listeners: Vec<Listener> = states.iter().map(|(l, _, _)| l.clone()).collect();
+    // The sockets join this thread's runtime before the thread says it is ready: a listener it
+    // cannot serve fails the start instead of going quiet.
+    let states = {
+        let _runtime = rt.enter();
+        states
+            .into_iter()
+            .map(|(state, socket, index)| {
+                let listener = tokio::net::TcpListener::from_std(socket).map_err(|e| {
+                    Error::Runtime(format!("cannot serve listener {}: {e}", plan.listeners[index].name))
+                })?;
+                Ok((state, listener, index))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    let _ = ready.send(Ok(()));
     local.block_on(&rt, async move {
         for i in instances.borrow().iter() {
             i.start();
@@ -334,14 +356,7 @@ fn worker(
         // Every connection's task, so that a stop can wait for the open ones to finish.
         let connections = TaskTracker::new();
         let mut accepts = Vec::new();
-        for (state, socket, index) in states {
-            let listener = match tokio::net::TcpListener::from_std(socket) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!("listener: {e}");
-                    continue;
-                }
-            };
+        for (state, listener, index) in states {
             let (shared, connections) = (shared.clone(), connections.clone());
             accepts.push(tokio::task::spawn_local(async move {
                 loop {
@@ -534,16 +549,14 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         let t = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                // Report setup failures (a plugin that will not start) before serving.
-                let r = worker(shared, plan, sockets, role, watch, drain);
-                let _ = ready.send(r);
+                readiness::reporting(&ready, |ready| worker(shared, plan, sockets, role, watch, drain, ready))
             })
             .map_err(|e| Error::Runtime(format!("cannot start a worker thread: {e}")))?;
         threads.push(t);
     }
     drop(ready_tx);
-    // A worker that fails at setup returns at once; give them a moment to do so.
-    if let Ok(Err(e)) = ready_rx.recv_timeout(std::time::Duration::from_millis(300)) {
+    // Every thread (the workers and the main one) says it is ready, or why it is not.
+    if let Err(e) = readiness::wait(&ready_rx, workers + 1) {
         shared.stop();
         return Err(e);
     }

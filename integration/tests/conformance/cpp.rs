@@ -65,18 +65,20 @@ static_resources:
     )
 }
 
-/// The project's own C++ probe ([`exit_probe.cc`](probes/exit_probe.cc)), built with `toolchain`,
-/// under `failure_policy`: a request that makes the guest call `exit(3)` (WASI's `proc_exit`),
-/// one that makes it `abort()`, WASI file calls, and plain requests before, between and after.
+/// The project's own C++ probe ([`libc_probe.cc`](probes/libc_probe.cc)), built with `toolchain`,
+/// under `failure_policy`: requests that make the guest grow its memory by 40 MiB, make WASI file
+/// calls, call `exit(3)` (WASI's `proc_exit`) and `abort()`, with plain ones before, between and
+/// after.
 /// Envoy and sluice must give the same answers and the same guest lines, and log the WASI calls
 /// alike (`proc_exit` at trace level, as the host's line, not the guest's).
-pub fn exit_probe(toolchain: Toolchain, failure_policy: &str) -> Result<(), String> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/probes/exit_probe.cc");
+pub fn libc_probe(toolchain: Toolchain, failure_policy: &str) -> Result<(), String> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/probes/libc_probe.cc");
     let module = thirdparty::cpp_module(toolchain, &source).map_err(|e| format!("{e:#}"))?;
     let upstream = Upstream::start().map_err(|e| e.to_string())?;
     let plain = || get(10000, "/");
     let requests = [
         plain(),
+        Req { headers: &[("x-grow", "40")], ..plain() },
         Req { headers: &[("x-fd", "seek")], ..plain() },
         Req { headers: &[("x-fd", "close")], ..plain() },
         Req { headers: &[("x-exit", "3")], ..plain() },
@@ -107,6 +109,9 @@ pub fn exit_probe(toolchain: Toolchain, failure_policy: &str) -> Result<(), Stri
     }
     if !envoy.2.iter().any(|l| l == "trace wasm wasi_unstable proc_exit") {
         problems.push(format!("Envoy logged no proc_exit line at trace level: {:#?}", envoy.2));
+    }
+    if !envoy.1.iter().any(|m| m.contains("grew by # MiB")) {
+        problems.push("Envoy's guest never grew its memory: the probe did not run".into());
     }
     if !envoy.1.iter().any(|m| m.contains("exiting with #")) {
         problems.push("Envoy's guest never reached exit(3): the probe did not run".into());

@@ -31,8 +31,8 @@ fn checks() -> Vec<Check> {
     for toolchain in Toolchain::ALL {
         for policy in ["FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"] {
             out.push((
-                format!("cpp::{}/exit_probe/{policy}", toolchain.name()),
-                Box::new(move || cpp::exit_probe(toolchain, policy)),
+                format!("cpp::{}/libc_probe/{policy}", toolchain.name()),
+                Box::new(move || cpp::libc_probe(toolchain, policy)),
             ));
         }
     }

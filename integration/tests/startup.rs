@@ -1,0 +1,84 @@
+//! A plugin that refuses its configuration after taking its time (600 ms of `on_configure`) fails
+//! the start in Envoy and in `sluice serve` alike, with the same exit code: nothing is served. (How
+//! the server's threads report such a failure, at any time, is pinned in
+//! `host/src/server/readiness.rs`.)
+
+use std::path::Path;
+use std::time::Duration;
+
+use sluice_integration::proxy::{self, Which};
+use sluice_integration::wasm::workspace_root;
+
+/// A module whose `on_configure` spins on WASI's monotonic clock for `ms`, then refuses.
+fn late_refusal(ms: u64) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $now (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (local $start i64)
+    (drop (call $now (i32.const 1) (i64.const 0) (i32.const 0)))
+    (local.set $start (i64.load (i32.const 0)))
+    (block $done
+      (loop $spin
+        (drop (call $now (i32.const 1) (i64.const 0) (i32.const 0)))
+        (br_if $done (i64.gt_u (i64.sub (i64.load (i32.const 0)) (local.get $start)) (i64.const {ns})))
+        (br $spin)))
+    (i32.const 0)))"#,
+        ns = ms * 1_000_000
+    ))
+    .expect("the module's text")
+}
+
+#[test]
+fn a_plugin_that_refuses_its_configuration_late_fails_the_start_in_both() {
+    let dir = workspace_root().join("target/startup-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("late_refusal.wasm");
+    std::fs::write(&module, late_refusal(600)).unwrap();
+    let yaml = format!(
+        r#"static_resources:
+  listeners:
+  - name: main
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes: [{{ match: {{ prefix: "/" }}, direct_response: {{ status: 200 }} }}]
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: late
+                vm_config: {{ runtime: envoy.wasm.runtime.v8, code: {{ local: {{ filename: "{module}" }} }} }}
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9901 }} }}
+"#,
+        module = module.display()
+    );
+    let mut seen = Vec::new();
+    for which in [Which::Envoy, Which::Sluice] {
+        let config = proxy::loopback(&yaml, 1).unwrap();
+        let (code, log) = proxy::run_to_exit(which.clone(), &config, Path::new("."), Duration::from_secs(30)).unwrap();
+        seen.push((which, code, log));
+    }
+    let (envoy, sluice) = (&seen[0], &seen[1]);
+    assert_ne!(envoy.1, Some(0), "Envoy refuses the start:\n{}", envoy.2);
+    assert!(envoy.1.is_some(), "Envoy exits:\n{}", envoy.2);
+    assert_eq!(sluice.1, envoy.1, "sluice exits as Envoy does:\n{}", sluice.2);
+    assert!(sluice.2.contains("late"), "sluice names the plugin:\n{}", sluice.2);
+}
