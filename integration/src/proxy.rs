@@ -298,7 +298,8 @@ impl Proxy {
 
     /// Everything it logged (stdout and stderr).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("proxy.log")).unwrap_or_default()
+        // Lossy: a guest may log bytes that are not UTF-8, and Envoy writes them as they are.
+        std::fs::read(self.dir.join("proxy.log")).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 }
 

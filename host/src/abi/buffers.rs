@@ -46,11 +46,17 @@ pub(crate) fn buffer(host: &Host, t: BufferType) -> Result<&[u8], Status> {
 
 fn buffer_mut(host: &mut Host, t: BufferType) -> Result<&mut BufferSlot, Status> {
     let ctx = host.effective_mut().ok_or(Status::NotFound)?;
-    let slot = match (&mut ctx.kind, t) {
-        (ContextKind::Http(s), BufferType::HttpRequestBody) => &mut s.request_body,
-        (ContextKind::Http(s), BufferType::HttpResponseBody) => &mut s.response_body,
-        (ContextKind::Tcp(s), BufferType::DownstreamData) => &mut s.downstream,
-        (ContextKind::Tcp(s), BufferType::UpstreamData) => &mut s.upstream,
+    // In an HTTP stream Envoy answers BAD_ARGUMENT for every body it is not passing through the
+    // filter right now (the other direction, a body during the headers or on_log, a network
+    // buffer), as the C++ SDK probe observed; for network filters such a write is NOT_FOUND.
+    let (slot, absent) = match (&mut ctx.kind, t) {
+        (ContextKind::Http(s), BufferType::HttpRequestBody) => (&mut s.request_body, Status::BadArgument),
+        (ContextKind::Http(s), BufferType::HttpResponseBody) => (&mut s.response_body, Status::BadArgument),
+        (ContextKind::Http(_), BufferType::DownstreamData | BufferType::UpstreamData) => {
+            return Err(Status::BadArgument)
+        }
+        (ContextKind::Tcp(s), BufferType::DownstreamData) => (&mut s.downstream, Status::NotFound),
+        (ContextKind::Tcp(s), BufferType::UpstreamData) => (&mut s.upstream, Status::NotFound),
         (_, BufferType::HttpRequestBody | BufferType::HttpResponseBody)
         | (_, BufferType::DownstreamData | BufferType::UpstreamData) => return Err(Status::NotFound),
         _ => return Err(Status::BadArgument),
@@ -58,7 +64,7 @@ fn buffer_mut(host: &mut Host, t: BufferType) -> Result<&mut BufferSlot, Status>
     match slot.access {
         Access::ReadWrite => Ok(slot),
         Access::Read => Err(Status::BadArgument),
-        Access::None => Err(Status::NotFound),
+        Access::None => Err(absent),
     }
 }
 

@@ -28,7 +28,17 @@ fn lookup(host: &Host, id: i32) -> Result<&Metric, Status> {
     host.metrics.get(&id).map(|m| &**m).ok_or(Status::NotFound)
 }
 
+/// Envoy reads and increments counters and gauges only: for a histogram's id, known or not, it
+/// answers BAD_ARGUMENT before looking it up.
+fn not_a_histogram(id: i32) -> Result<(), Status> {
+    if id as u32 & 3 == MetricType::Histogram as u32 {
+        return Err(Status::BadArgument);
+    }
+    Ok(())
+}
+
 fn get(caller: &mut Caller<'_, Host>, id: i32, ret: i32) -> CallResult {
+    not_a_histogram(id)?;
     let (mem, host) = split(caller)?;
     let value = lookup(host, id)?.get()?;
     Ok(write_u64(mem, ret, value)?)
@@ -41,7 +51,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     })?;
     linker.func_wrap("env", "proxy_increment_metric", |c: Caller<'_, Host>, id: i32, delta: i64| {
         require_running(&c, "proxy_increment_metric")?;
-        finish(lookup(c.data(), id).and_then(|m| m.increment(delta)).map_err(Into::into))
+        finish(
+            not_a_histogram(id)
+                .and_then(|()| lookup(c.data(), id))
+                .and_then(|m| m.increment(delta))
+                .map_err(Into::into),
+        )
     })?;
     linker.func_wrap("env", "proxy_record_metric", |c: Caller<'_, Host>, id: i32, value: i64| {
         require_running(&c, "proxy_record_metric")?;

@@ -58,7 +58,25 @@ fn request_attr(req: &MapSlot, info: &StreamInfo, field: &[u8], rest: &[&[u8]]) 
         b"time" => return info.request_time_nanos.map(PropertyValue::Timestamp).ok_or(Status::NotFound),
         b"protocol" => return opt_text(info.protocol.as_ref()),
         b"duration" => return info.request_duration_nanos.map(PropertyValue::Duration).ok_or(Status::NotFound),
-        b"size" => return Ok(PropertyValue::Int(info.request_body_bytes as i64)),
+        // Envoy's: the request's content-length while it has one (so the size is known at the
+        // headers), else the body bytes received so far.
+        b"size" => {
+            let length = if req.access.readable() { req.map.get("content-length") } else { None };
+            return match length {
+                Some(v) => std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .map(PropertyValue::Int)
+                    .ok_or(Status::NotFound),
+                None => Ok(PropertyValue::Int(info.request_body_bytes as i64)),
+            };
+        }
+        // Envoy's: the body bytes received so far and the headers' bytes (names and values),
+        // while the headers are there to count.
+        b"total_size" => {
+            let headers = if req.access.readable() { req.map.byte_size() } else { 0 };
+            return Ok(PropertyValue::Int((info.request_body_bytes as usize + headers) as i64));
+        }
         b"headers" => return headers_attr(req, rest),
         _ => {}
     }
@@ -92,6 +110,18 @@ fn response_attr(resp: &MapSlot, trailers: &MapSlot, info: &StreamInfo, field: &
         b"code" => info.response_code.map(|c| PropertyValue::Int(c.into())).ok_or(Status::NotFound),
         b"code_details" => opt_text(info.response_code_details.as_ref()),
         b"size" => Ok(PropertyValue::Int(info.response_body_bytes as i64)),
+        // Envoy's: the body bytes sent and the bytes of the headers and trailers it has.
+        b"total_size" => {
+            let bytes = |slot: &MapSlot| if slot.access.readable() { slot.map.byte_size() } else { 0 };
+            Ok(PropertyValue::Int((info.response_body_bytes as usize + bytes(resp) + bytes(trailers)) as i64))
+        }
+        b"headers_bytes" => {
+            Ok(PropertyValue::Int(if resp.access.readable() { resp.map.byte_size() as i64 } else { 0 }))
+        }
+        // Envoy's legacy response-flag bits. sluice raises none of them on a stream a filter sees
+        // yet (its access logs set only DPE, for heads no filter sees), so this is 0, as Envoy's
+        // is for every stream that neither failed upstream nor was cut off.
+        b"flags" => Ok(PropertyValue::Int(0)),
         b"headers" if rest.is_empty() && !resp.access.readable() => Ok(PropertyValue::Map(Vec::new())),
         b"headers" => headers_attr(resp, rest),
         b"trailers" if rest.is_empty() && !trailers.access.readable() => Ok(PropertyValue::Map(Vec::new())),

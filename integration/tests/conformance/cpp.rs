@@ -2,6 +2,7 @@
 //! clang for wasm32-wasi, from Debian's packages), on a bootstrap of ours (the SDK ships none):
 //! the same requests in Envoy and in sluice must get the same answers and guest log lines.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -65,16 +66,67 @@ static_resources:
     )
 }
 
-/// The project's own C++ probe ([`libc_probe.cc`](probes/libc_probe.cc)), built with `toolchain`,
-/// under `failure_policy`: requests that make the guest grow its memory by 40 MiB, make WASI file
-/// calls, call `exit(3)` (WASI's `proc_exit`) and `abort()`, with plain ones before, between and
-/// after.
-/// Envoy and sluice must give the same answers and the same guest lines, and log the WASI calls
-/// alike (`proc_exit` at trace level, as the host's line, not the guest's).
-pub fn libc_probe(toolchain: Toolchain, failure_policy: &str) -> Result<(), String> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/probes/libc_probe.cc");
+/// A probe of the project's own (`probes/NAME.cc`), built with `toolchain`, run under
+/// `failure_policy` in Envoy and in sluice with the same `requests`: the same answers, the same
+/// guest lines and the same host lines about WASI calls; and Envoy's guest log holds each of
+/// `must_log`, so that agreeing on nothing cannot pass.
+fn probe(
+    name: &str,
+    toolchain: Toolchain,
+    failure_policy: &str,
+    requests: &[Req],
+    must_log: &[&str],
+) -> Result<(BTreeSet<String>, Vec<String>), String> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/conformance/probes/{name}.cc"));
     let module = thirdparty::cpp_module(toolchain, &source).map_err(|e| format!("{e:#}"))?;
     let upstream = Upstream::start().map_err(|e| e.to_string())?;
+    let original = bootstrap_failing(&module, failure_policy);
+    let seen = proxy::in_both(&original, upstream.port, &workspace_root(), |_, p| {
+        let answers: Vec<String> = requests.iter().map(|r| play(p, r)).collect();
+        // Envoy writes the last stream's `on_log` lines after the client saw its answer.
+        std::thread::sleep(Duration::from_millis(300));
+        let log = p.log();
+        let wasi: Vec<String> = log.lines().filter_map(host_wasi_line).collect();
+        (answers, guest_messages(&log), wasi, log)
+    });
+    let (envoy, sluice) = (&seen[0], &seen[1]);
+    let mut problems = Vec::new();
+    if envoy.0 != sluice.0 {
+        problems.push(format!("answers differ:\n--- envoy ---\n{:#?}\n--- sluice ---\n{:#?}", envoy.0, sluice.0));
+    }
+    if envoy.1 != sluice.1 {
+        let only_envoy: Vec<_> = envoy.1.difference(&sluice.1).collect();
+        let only_sluice: Vec<_> = sluice.1.difference(&envoy.1).collect();
+        problems.push(format!("guest logs differ:\nonly in envoy: {only_envoy:#?}\nonly in sluice: {only_sluice:#?}"));
+    }
+    if envoy.2 != sluice.2 {
+        problems.push(format!(
+            "the host's WASI lines differ:\n--- envoy ---\n{:#?}\n--- sluice ---\n{:#?}",
+            envoy.2, sluice.2
+        ));
+    }
+    for wanted in must_log {
+        if !envoy.1.iter().any(|m| m.contains(wanted)) {
+            problems.push(format!("Envoy's guest log lacks {wanted:?}: the probe did not run as meant"));
+        }
+    }
+    if problems.is_empty() {
+        Ok((envoy.1.clone(), envoy.2.clone()))
+    } else {
+        Err(format!(
+            "{}\n--- envoy log ---\n{}\n--- sluice log ---\n{}",
+            problems.join("\n"),
+            last_lines(&envoy.3, 40),
+            last_lines(&sluice.3, 40)
+        ))
+    }
+}
+
+/// [`libc_probe.cc`](probes/libc_probe.cc) under `failure_policy`: requests that make the guest
+/// grow its memory by 40 MiB, make WASI file calls, call `exit(3)` (WASI's `proc_exit`) and
+/// `abort()`, with plain ones before, between and after. The WASI calls are logged alike
+/// (`proc_exit` at trace level, as the host's line, not the guest's).
+pub fn libc_probe(toolchain: Toolchain, failure_policy: &str) -> Result<(), String> {
     let plain = || get(10000, "/");
     let requests = [
         plain(),
@@ -86,46 +138,33 @@ pub fn libc_probe(toolchain: Toolchain, failure_policy: &str) -> Result<(), Stri
         Req { headers: &[("x-abort", "1")], ..plain() },
         plain(),
     ];
-    let original = bootstrap_failing(&module, failure_policy);
-    let seen = proxy::in_both(&original, upstream.port, &workspace_root(), |_, p| {
-        let answers: Vec<String> = requests.iter().map(|r| play(p, r)).collect();
-        let log = p.log();
-        let exits: Vec<String> = log.lines().filter_map(host_wasi_line).collect();
-        (answers, guest_messages(&log), exits, log)
-    });
-    let (envoy, sluice) = (&seen[0], &seen[1]);
-    let mut problems = Vec::new();
-    if envoy.0 != sluice.0 {
-        problems.push(format!("answers differ:\n--- envoy ---\n{:#?}\n--- sluice ---\n{:#?}", envoy.0, sluice.0));
+    let (_, wasi) = probe("libc_probe", toolchain, failure_policy, &requests, &["grew by # MiB", "exiting with #"])?;
+    if !wasi.iter().any(|l| l == "trace wasm wasi_unstable proc_exit") {
+        return Err(format!("Envoy logged no proc_exit line at trace level: {wasi:#?}"));
     }
-    if envoy.1 != sluice.1 {
-        problems.push(format!("guest logs differ:\n--- envoy ---\n{:#?}\n--- sluice ---\n{:#?}", envoy.1, sluice.1));
-    }
-    if envoy.2 != sluice.2 {
-        problems.push(format!(
-            "the host's WASI lines differ:\n--- envoy ---\n{:#?}\n--- sluice ---\n{:#?}",
-            envoy.2, sluice.2
-        ));
-    }
-    if !envoy.2.iter().any(|l| l == "trace wasm wasi_unstable proc_exit") {
-        problems.push(format!("Envoy logged no proc_exit line at trace level: {:#?}", envoy.2));
-    }
-    if !envoy.1.iter().any(|m| m.contains("grew by # MiB")) {
-        problems.push("Envoy's guest never grew its memory: the probe did not run".into());
-    }
-    if !envoy.1.iter().any(|m| m.contains("exiting with #")) {
-        problems.push("Envoy's guest never reached exit(3): the probe did not run".into());
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}\n--- envoy log ---\n{}\n--- sluice log ---\n{}",
-            problems.join("\n"),
-            last_lines(&envoy.3, 40),
-            last_lines(&sluice.3, 40)
-        ))
-    }
+    Ok(())
+}
+
+/// [`api_probe.cc`](probes/api_probe.cc): the C++ SDK's API as filters call it (properties,
+/// headers, shared data and queues, metrics, buffers, a callout to a missing cluster, a local
+/// reply), every result logged by the guest, on a GET, a POST with a body and a request answered
+/// locally.
+pub fn api_probe(toolchain: Toolchain) -> Result<(), String> {
+    let requests = [
+        Req {
+            headers: &[("x-probe", "one"), ("user-agent", "probe/1"), ("referer", "http://r/")],
+            ..get(10000, "/anything?a=b")
+        },
+        Req { method: "POST", body: b"a request body", headers: &[("x-probe", "two")], ..get(10000, "/echo") },
+        Req { headers: &[("x-local", "1")], ..get(10000, "/local") },
+    ];
+    let must_log = [
+        "property request.path: # bytes [/anything?a=b]",
+        "read the counter: ",
+        "local reply: ",
+        "request body is [a request body]",
+    ];
+    probe("api_probe", toolchain, "UNSPECIFIED", &requests, &must_log).map(|_| ())
 }
 
 /// A line the host logs about a WASI call it only pretends to serve, as `LEVEL COMPONENT

@@ -29,6 +29,7 @@ fn checks() -> Vec<Check> {
         out.push((format!("sdk_examples::{sdk}/{}", example.name), Box::new(move || sdk_examples::run(&example))));
     }
     for toolchain in Toolchain::ALL {
+        out.push((format!("cpp::{}/api_probe", toolchain.name()), Box::new(move || cpp::api_probe(toolchain))));
         for policy in ["FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"] {
             out.push((
                 format!("cpp::{}/libc_probe/{policy}", toolchain.name()),
