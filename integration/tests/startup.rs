@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sluice_integration::envoy::WasmFilter;
 use sluice_integration::proxy::{self, Which};
 use sluice_integration::wasm::workspace_root;
+use sluice_integration::EnvoyConfig;
 
 /// A module whose `on_configure` spins on WASI's monotonic clock for `ms`, then refuses.
 fn late_refusal(ms: u64) -> Vec<u8> {
@@ -40,45 +42,18 @@ fn a_plugin_that_refuses_its_configuration_late_fails_the_start_in_both() {
     std::fs::create_dir_all(&dir).unwrap();
     let module = dir.join("late_refusal.wasm");
     std::fs::write(&module, late_refusal(600)).unwrap();
-    let yaml = format!(
-        r#"static_resources:
-  listeners:
-  - name: main
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes: [{{ match: {{ prefix: "/" }}, direct_response: {{ status: 200 }} }}]
-          http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: late
-                vm_config: {{ runtime: envoy.wasm.runtime.v8, code: {{ local: {{ filename: "{module}" }} }} }}
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9901 }} }}
-"#,
-        module = module.display()
-    );
+    let yaml = EnvoyConfig::http(WasmFilter::named(module, "late")).direct_response(200, "").render();
     let mut seen = Vec::new();
     for which in [Which::Envoy, Which::Sluice] {
         let config = proxy::loopback(&yaml, 1).unwrap();
         let (code, log) = proxy::run_to_exit(which.clone(), &config, Path::new("."), Duration::from_secs(30)).unwrap();
         seen.push((which, code, log));
     }
+    // Each exits before it is ready (what `run_to_exit` reports as exit code 1, with the status).
     let (envoy, sluice) = (&seen[0], &seen[1]);
-    assert_ne!(envoy.1, Some(0), "Envoy refuses the start:\n{}", envoy.2);
-    assert!(envoy.1.is_some(), "Envoy exits:\n{}", envoy.2);
-    assert_eq!(sluice.1, envoy.1, "sluice exits as Envoy does:\n{}", sluice.2);
-    assert!(sluice.2.contains("late"), "sluice names the plugin:\n{}", sluice.2);
+    for (which, code, log) in &seen {
+        assert_eq!(*code, Some(1), "{which:?} refuses the start:\n{log}");
+        assert!(log.contains("exited with exit status: 1 before it was ready"), "{which:?} exits with 1:\n{log}");
+    }
+    assert!(envoy.2.contains("late") && sluice.2.contains("late"), "both name the plugin:\n{}\n{}", envoy.2, sluice.2);
 }
