@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod client;
 pub mod compare;
+pub mod cpp_toolchain;
 pub mod debian;
 pub mod envoy;
 pub mod fuzz;
