@@ -6,64 +6,34 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use sluice_integration::envoy::WasmFilter;
 use sluice_integration::proxy;
 use sluice_integration::proxy_log::guest_messages;
 use sluice_integration::thirdparty::{self, Sdk, Toolchain, CPP_EXAMPLES};
 use sluice_integration::wasm::workspace_root;
-use sluice_integration::{last_lines, Upstream};
+use sluice_integration::{last_lines, EnvoyConfig, Upstream};
 
 use crate::sdk_examples::{get, play, Example, Req};
 
-/// One listener on port 10000 whose only filter before the router is the module (root id empty,
-/// as the examples register their root context), proxying to one upstream; an admin listener.
+/// The port the bootstrap's listener has before it is made to run on loopback.
+const LISTENER: u16 = 0;
+
+/// One HTTP listener whose only filter before the router is the module (root id empty, as the
+/// examples register their root context), proxying to one cluster.
 pub fn bootstrap(module: &Path) -> String {
     bootstrap_failing(module, "UNSPECIFIED")
 }
 
 /// [`bootstrap`] with the plugin's `failure_policy`.
 fn bootstrap_failing(module: &Path, failure_policy: &str) -> String {
-    format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 0.0.0.0, port_value: 9901 }} }}
-static_resources:
-  listeners:
-  - name: main
-    address: {{ socket_address: {{ address: 0.0.0.0, port_value: 10000 }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          route_config:
-            virtual_hosts:
-            - name: backend
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: backend }}
-          http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: cpp_example
-                failure_policy: {failure_policy}
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: "{module}" }} }}
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-  clusters:
-  - name: backend
-    connect_timeout: 1s
-    type: STRICT_DNS
-    load_assignment:
-      cluster_name: backend
-      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: backend, port_value: 80 }} }} }} }}] }}]
-"#,
-        module = module.display()
-    )
+    let plugin = WasmFilter {
+        wasm: module.to_path_buf(),
+        name: "cpp_example".into(),
+        failure_policy: Some(failure_policy.into()),
+        ..WasmFilter::default()
+    };
+    // The cluster's port is any: the loopback rewrite sends it to the test's upstream.
+    EnvoyConfig::http(plugin).cluster("upstream", 1).render()
 }
 
 /// A probe of the project's own (`probes/NAME.cc`), built with `toolchain`, run under
@@ -127,7 +97,7 @@ fn probe(
 /// `abort()`, with plain ones before, between and after. The WASI calls are logged alike
 /// (`proc_exit` at trace level, as the host's line, not the guest's).
 pub fn libc_probe(toolchain: Toolchain, failure_policy: &str) -> Result<(), String> {
-    let plain = || get(10000, "/");
+    let plain = || get(LISTENER, "/");
     let requests = [
         plain(),
         Req { headers: &[("x-grow", "40")], ..plain() },
@@ -153,10 +123,10 @@ pub fn api_probe(toolchain: Toolchain) -> Result<(), String> {
     let requests = [
         Req {
             headers: &[("x-probe", "one"), ("user-agent", "probe/1"), ("referer", "http://r/")],
-            ..get(10000, "/anything?a=b")
+            ..get(LISTENER, "/anything?a=b")
         },
-        Req { method: "POST", body: b"a request body", headers: &[("x-probe", "two")], ..get(10000, "/echo") },
-        Req { headers: &[("x-local", "1")], ..get(10000, "/local") },
+        Req { method: "POST", body: b"a request body", headers: &[("x-probe", "two")], ..get(LISTENER, "/echo") },
+        Req { headers: &[("x-local", "1")], ..get(LISTENER, "/local") },
     ];
     let must_log = [
         "property request.path: # bytes [/anything?a=b]",
@@ -186,9 +156,9 @@ pub fn examples() -> Vec<Example> {
     for toolchain in Toolchain::ALL {
         for name in CPP_EXAMPLES {
             let requests = vec![
-                Req { headers: &[("x-probe", "one"), ("user-agent", "probe/1")], ..get(10000, "/anything") },
-                Req { method: "POST", body: b"a request body", ..get(10000, "/echo") },
-                get(10000, "/status/404"),
+                Req { headers: &[("x-probe", "one"), ("user-agent", "probe/1")], ..get(LISTENER, "/anything") },
+                Req { method: "POST", body: b"a request body", ..get(LISTENER, "/echo") },
+                get(LISTENER, "/status/404"),
             ];
             let must_log: &[&str] = match name {
                 "http_wasm_example" => &[
