@@ -17,6 +17,7 @@
 
 pub mod abi;
 pub mod calendar;
+pub mod chain;
 #[cfg(feature = "server")]
 pub mod config;
 mod error;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use sluice_host::harness::{CalloutReply, Harness, HarnessBuilder, Request};
+use sluice_host::harness::{CalloutReply, Filter, Harness, HarnessBuilder, Request};
 use sluice_host::vm::HttpCallout;
 
 use crate::envoy::{Envoy, EnvoyConfig, WasmFilter};
@@ -74,6 +74,45 @@ pub fn callout_reply(collected: &Collected, c: &HttpCallout) -> CalloutReply {
     reply.body(r.body)
 }
 
+/// A harness set up as `config` sets up Envoy: its wasm filters as the harness's chain, in order;
+/// the cluster `upstream` and the `extra_clusters`; the names of the route, virtual host and
+/// cluster [`EnvoyConfig`] gives them; callouts answered as the test upstream answers Envoy's.
+pub fn harness_like(config: &EnvoyConfig, extra_clusters: &[&str]) -> HarnessBuilder {
+    let mut filters = config.filters().iter();
+    let mut b = Harness::builder();
+    if let Some(f) = filters.next() {
+        b = b
+            .module_file(&f.wasm)
+            .name(&f.name)
+            .root_id(&f.root_id)
+            .vm_id(&f.vm_id)
+            .plugin_config(f.configuration.as_bytes())
+            .allow_on_headers_stop_iteration(f.allow_on_headers_stop_iteration)
+            .vm_config(f.vm_configuration.as_bytes());
+    }
+    for f in filters {
+        b = b.filter(
+            Filter::module_file(&f.wasm)
+                .name(&f.name)
+                .root_id(&f.root_id)
+                .vm_id(&f.vm_id)
+                .plugin_config(f.configuration.as_bytes())
+                .allow_on_headers_stop_iteration(f.allow_on_headers_stop_iteration)
+                .vm_config(f.vm_configuration.as_bytes()),
+        );
+    }
+    b = b
+        .cluster("upstream")
+        .property(&["xds", "route_name"], "route0")
+        .property(&["xds", "cluster_name"], "upstream")
+        .property(&["xds", "virtual_host_name"], "vh0")
+        .on_http_callout(upstream_callouts);
+    for c in extra_clusters {
+        b = b.cluster(*c);
+    }
+    b
+}
+
 /// Both sides of one comparison: a running Envoy with the filter, and a harness with the same plugin.
 pub struct SideBySide {
     /// The configuration both run.
@@ -99,23 +138,7 @@ impl SideBySide {
             config = config.cluster(c, upstream.port);
         }
         let envoy = Envoy::start(&config)?;
-        let mut b = Harness::builder()
-            .module_file(&filter.wasm)
-            .name(&filter.name)
-            .root_id(&filter.root_id)
-            .vm_id(&filter.vm_id)
-            .plugin_config(filter.configuration.as_bytes())
-            .allow_on_headers_stop_iteration(filter.allow_on_headers_stop_iteration)
-            .vm_config(filter.vm_configuration.as_bytes())
-            .cluster("upstream")
-            .property(&["xds", "route_name"], "route0")
-            .property(&["xds", "cluster_name"], "upstream")
-            .property(&["xds", "virtual_host_name"], "vh0")
-            .on_http_callout(upstream_callouts);
-        for c in extra_clusters {
-            b = b.cluster(*c);
-        }
-        let harness = customize(b).build()?;
+        let harness = customize(harness_like(&config, extra_clusters)).build()?;
         Ok(Self { config, envoy, harness, _upstream: upstream })
     }
 
@@ -127,8 +150,7 @@ impl SideBySide {
 
     /// Sends `case` through the harness.
     pub fn harness(&mut self, case: &Case) -> Result<Observed> {
-        let ex = self.harness.exchange(case.request(), respond_to)?;
-        Ok(Observed::from(&ex))
+        harness_answer(&mut self.harness, case)
     }
 
     /// Sends `case` through both and fails with both answers if they differ. Returns the answer.
@@ -151,6 +173,12 @@ impl SideBySide {
         std::thread::sleep(d);
         Ok(self.harness.advance_time(d)?)
     }
+}
+
+/// What the client of `harness` gets for `case`, with the test upstream answering.
+pub fn harness_answer(harness: &mut Harness, case: &Case) -> Result<Observed> {
+    let ex = harness.exchange(case.request(), respond_to)?;
+    Ok(Observed::from(&ex))
 }
 
 /// A filter config for reference filter `name` with these settings.

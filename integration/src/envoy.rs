@@ -198,6 +198,11 @@ impl EnvoyConfig {
         y
     }
 
+    /// The wasm filters of the listener's chain, in order.
+    pub fn filters(&self) -> &[WasmFilter] {
+        &self.filters
+    }
+
     /// The wasm filters as list items of a filter chain (`kind`: `http` or `network`), `indent`
     /// spaces in.
     fn wasm_filters(&self, kind: &str, indent: usize) -> String {

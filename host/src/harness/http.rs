@@ -1,24 +1,28 @@
 //! HTTP streams driven by a test, one step at a time.
 
-use super::Harness;
+use super::{ChainStream, Harness};
+use crate::chain::HttpChain;
 use crate::error::Result;
-use crate::manager::{Direction, Message, PluginId, StreamId};
+use crate::manager::{Direction, FilterManager, Message, StreamId};
 use crate::stream::{FilterStatus, HeaderMap, StreamInfo};
 use crate::vm::LocalReply;
 
-/// One HTTP stream through the plugin. Borrowed from the [`Harness`]; get it back later with
-/// [`Harness::http`].
+/// One HTTP stream through the plugin (or the chain of them). Borrowed from the [`Harness`]; get
+/// it back later with [`Harness::http`].
 pub struct HttpStream<'h> {
     h: &'h mut Harness,
     id: StreamId,
 }
 
 impl Harness {
-    /// Opens a new HTTP stream from a local HTTP/1.1 client (its context is created at the first
+    /// Opens a new HTTP stream from a local HTTP/1.1 client (its contexts are created at the first
     /// request headers, as in Envoy; [`HttpStream::set_info`] changes its facts before that).
     pub fn http_stream(&mut self) -> HttpStream<'_> {
         let info = self.default_http_info();
-        let id = self.core.open_http(PluginId::FIRST, info, self.buffer_limit);
+        let chain = HttpChain::open(&mut self.vms, self.filters.iter().copied(), &info, self.buffer_limit);
+        let id = self.new_stream_id();
+        let stream = ChainStream { chain, upstream: Message::default(), downstream: Message::default() };
+        self.streams.insert(id, stream);
         HttpStream { h: self, id }
     }
 
@@ -28,13 +32,15 @@ impl Harness {
     /// If the harness has no stream with that id (it was closed with
     /// [`Harness::close_http_stream`]): a bug in the test, not in the plugin.
     pub fn http(&mut self, id: StreamId) -> HttpStream<'_> {
-        assert!(self.core.stream_end(id).is_some(), "no HTTP stream with id {id}");
+        assert!(self.streams.contains_key(&id), "no HTTP stream with id {id}");
         HttpStream { h: self, id }
     }
 
     /// Closes and forgets stream `id` (a stream not complete yet gets no more callbacks).
     pub fn close_http_stream(&mut self, id: StreamId) {
-        self.core.close_http(id);
+        if let Some(s) = self.streams.remove(&id) {
+            s.chain.close(&mut self.vms);
+        }
     }
 }
 
@@ -54,18 +60,41 @@ impl HttpStream<'_> {
     /// client.
     pub fn set_info(&mut self, mut info: StreamInfo) {
         self.h.complete_info(&mut info);
-        self.h.core.set_http_info(self.id, info);
+        let h = &mut *self.h;
+        for l in h.streams[&self.id].chain.links() {
+            h.vms[l.vm].set_http_info(l.stream, info.clone());
+        }
     }
 
     /// Records the upstream host that is answering (`upstream.address`, `upstream.port`), as
     /// Envoy's router does once it has a connection.
     pub fn set_upstream_address(&mut self, addr: std::net::SocketAddr) {
-        self.h.core.set_upstream_address(self.id, addr);
+        let h = &mut *self.h;
+        h.streams[&self.id].chain.set_upstream_address(&mut h.vms, addr);
     }
 
-    /// The plugin's context id for this stream, once created.
+    /// The stream in the chain's first filter: its VM and its id there.
+    fn first(&self) -> (&FilterManager, StreamId) {
+        let l = &self.stream().chain.links()[0];
+        (&self.h.vms[l.vm], l.stream)
+    }
+
+    fn stream(&self) -> &ChainStream {
+        // `Harness::http` checked the stream exists, and only `close_http_stream` removes it.
+        &self.h.streams[&self.id]
+    }
+
+    /// The (first) plugin's context id for this stream, once created.
     pub fn context_id(&self) -> Option<crate::vm::ContextId> {
-        self.h.core.context_of(self.id)
+        let (vm, id) = self.first();
+        vm.context_of(id)
+    }
+
+    /// The context id of the chain's filter `k` (0 is the first the request passes) for this
+    /// stream, once created.
+    pub fn context_id_of(&self, k: usize) -> Option<crate::vm::ContextId> {
+        let l = self.stream().chain.links().get(k)?;
+        self.h.vms[l.vm].context_of(l.stream)
     }
 
     fn headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
@@ -74,14 +103,18 @@ impl HttpStream<'_> {
         headers: impl IntoIterator<Item = (K, V)>,
         end_of_stream: bool,
     ) -> Result<FilterStatus> {
-        let r = self.h.core.headers(self.id, d, HeaderMap::from_pairs(headers), end_of_stream);
-        self.h.settle()?;
+        let h = &mut *self.h;
+        let s = h.streams.get_mut(&self.id).expect("the stream is open");
+        let r = s.chain.push_headers(&mut h.vms, d, HeaderMap::from_pairs(headers), end_of_stream);
+        h.settle()?;
         r
     }
 
     fn body(&mut self, d: Direction, chunk: &[u8], end_of_stream: bool) -> Result<FilterStatus> {
-        let r = self.h.core.data(self.id, d, chunk, end_of_stream);
-        self.h.settle()?;
+        let h = &mut *self.h;
+        let s = h.streams.get_mut(&self.id).expect("the stream is open");
+        let r = s.chain.push_data(&mut h.vms, d, chunk, end_of_stream);
+        h.settle()?;
         r
     }
 
@@ -90,8 +123,10 @@ impl HttpStream<'_> {
         d: Direction,
         trailers: impl IntoIterator<Item = (K, V)>,
     ) -> Result<FilterStatus> {
-        let r = self.h.core.trailers(self.id, d, HeaderMap::from_pairs(trailers));
-        self.h.settle()?;
+        let h = &mut *self.h;
+        let s = h.streams.get_mut(&self.id).expect("the stream is open");
+        let r = s.chain.push_trailers(&mut h.vms, d, HeaderMap::from_pairs(trailers));
+        h.settle()?;
         r
     }
 
@@ -139,54 +174,66 @@ impl HttpStream<'_> {
         self.trailers(Direction::Response, trailers)
     }
 
-    fn message(&self, d: Direction) -> &Message {
-        // `Harness::http` checked the stream exists, and only `close_http_stream` removes it.
-        self.h.core.message(self.id, d).expect("the stream is open")
-    }
-
-    /// What went upstream so far.
+    /// What went upstream so far (what the chain's last filter let through).
     pub fn upstream_request(&self) -> &Message {
-        self.message(Direction::Request)
+        &self.stream().upstream
     }
 
-    /// What the client received so far.
+    /// What the client received so far (what the chain's first filter let through).
     pub fn downstream_response(&self) -> &Message {
-        self.message(Direction::Response)
+        &self.stream().downstream
     }
 
-    /// The local reply the filter sent (or the host sent for it: 413, `wasm_fail_stream`).
+    /// The local reply a filter sent (or the host sent for it: 413, `wasm_fail_stream`): the
+    /// first filter's that answered.
     pub fn local_reply(&self) -> Option<&LocalReply> {
-        self.h.core.local_reply(self.id)
+        let links = self.stream().chain.links();
+        links.iter().find_map(|l| self.h.vms[l.vm].local_reply(l.stream))
     }
 
-    /// True if the stream was reset (`proxy_close_stream`, or a reply too late to send).
+    /// True if the stream was reset (`proxy_close_stream`, a reply too late to send, or a host
+    /// error in a filter).
     pub fn is_reset(&self) -> bool {
-        self.h.core.stream_end(self.id).is_some_and(|e| e.reset)
+        let s = self.stream();
+        s.chain.answer().is_some_and(|a| a.reset)
+            || s.chain.links().iter().any(|l| self.h.vms[l.vm].stream_end(l.stream).is_some_and(|e| e.reset))
     }
 
-    /// True once `on_log`/`on_done`/`on_delete` ran (or the stream ended without a context).
+    /// True once `on_log`/`on_done`/`on_delete` ran in every filter that saw the stream (or the
+    /// stream ended without a context).
     pub fn is_complete(&self) -> bool {
-        self.h.core.stream_end(self.id).is_some_and(|e| e.done)
+        let (vm, id) = self.first();
+        vm.stream_end(id).is_some_and(|e| e.done)
+            && self.stream().chain.links().iter().all(|l| {
+                let vm = &self.h.vms[l.vm];
+                vm.context_of(l.stream).is_none() || vm.stream_end(l.stream).is_some_and(|e| e.done)
+            })
     }
 
     /// The current request headers as the filter sees them (before they are forwarded).
     pub fn current_request_headers(&self) -> Option<&HeaderMap> {
-        self.h.core.http_state(self.id).map(|s| &s.request_headers.map)
+        self.first_state().map(|s| &s.request_headers.map)
     }
 
     /// The current response headers as the filter sees them.
     pub fn current_response_headers(&self) -> Option<&HeaderMap> {
-        self.h.core.http_state(self.id).map(|s| &s.response_headers.map)
+        self.first_state().map(|s| &s.response_headers.map)
     }
 
     /// The request body the filter holds (buffered) right now.
     pub fn buffered_request_body(&self) -> Option<&[u8]> {
-        self.h.core.http_state(self.id).map(|s| s.request_body.bytes.as_slice())
+        self.first_state().map(|s| s.request_body.bytes.as_slice())
     }
 
     /// A value the filter stored with `proxy_set_property`, by path.
     pub fn filter_state(&self, path: &[&str]) -> Option<Vec<u8>> {
         let key = path.join("\0").into_bytes();
-        self.h.core.http_state(self.id)?.filter_state.get(&key).cloned()
+        self.first_state()?.filter_state.get(&key).cloned()
+    }
+
+    /// The stream as the first filter sees it, while its context lives.
+    fn first_state(&self) -> Option<&crate::stream::HttpStreamState> {
+        let (vm, id) = self.first();
+        vm.http_state(id)
     }
 }

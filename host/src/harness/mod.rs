@@ -22,6 +22,7 @@
 
 mod build;
 mod exchange;
+mod filter;
 mod http;
 mod logs;
 mod tcp;
@@ -29,19 +30,24 @@ mod tcp;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+// Keys are small integers the harness hands out.
+use rustc_hash::FxHashMap as HashMap;
 use std::time::Duration;
 
 pub use crate::manager::{CalloutReply, Message, StreamId};
 pub use crate::vm::{CalloutToken, ContextId};
 pub use build::{build_crate, WASM_TARGET};
 pub use exchange::{Exchange, Request, Response, BODY_CHUNK, UPSTREAM_ADDRESS};
+pub use filter::Filter;
 pub use http::HttpStream;
 pub use logs::LogCollector;
 pub use tcp::TcpStream;
 
 use crate::abi::status::LogLevel;
+use crate::chain::{HttpChain, TcpChain};
 use crate::error::{Error, Result};
-use crate::manager::{Effect, FilterManager, PluginId, DEFAULT_BUFFER_LIMIT};
+use crate::manager::{Effect, FilterManager, Forwarded, PluginId, DEFAULT_BUFFER_LIMIT};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, SharedState};
 use crate::stream::{HttpStreamState, PropertyValue, StreamInfo};
@@ -53,14 +59,7 @@ use crate::vm::{
 /// Default start of the virtual clock: 2026-01-01T00:00:00Z.
 const EPOCH_2026_NANOS: i64 = 1_767_225_600_000_000_000;
 
-/// Where the module comes from.
-#[derive(Debug, Clone)]
-enum Source {
-    Bytes(Vec<u8>),
-    File(PathBuf),
-    /// A filter crate's directory, built when the harness is.
-    Crate(PathBuf),
-}
+use filter::Source;
 
 type CalloutHandler = Box<dyn FnMut(&HttpCallout) -> Option<CalloutReply> + Send>;
 
@@ -81,6 +80,8 @@ pub struct HarnessBuilder {
     vm_stats: VmStats,
     log_sink: Option<Arc<dyn crate::vm::LogSink>>,
     buffer_limit: usize,
+    /// The filters after the first, in order.
+    more: Vec<Filter>,
 }
 
 impl Default for HarnessBuilder {
@@ -101,6 +102,7 @@ impl Default for HarnessBuilder {
             vm_stats: VmStats::default(),
             log_sink: None,
             buffer_limit: DEFAULT_BUFFER_LIMIT,
+            more: Vec::new(),
         }
     }
 }
@@ -261,6 +263,16 @@ impl HarnessBuilder {
         self
     }
 
+    /// Adds a filter after the ones before it: the harness then drives a chain, requests through
+    /// the filters in order and responses in reverse, as Envoy's filter manager does (the
+    /// builder's own module is the first filter). Each filter runs in the VM it shares with
+    /// earlier ones (same module, `vm_id` and VM configuration) or in a VM of its own; every VM
+    /// shares this harness's clock, clusters, logs and shared state.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.more.push(filter);
+        self
+    }
+
     /// Answers HTTP callouts as they are made; return `None` to leave one pending.
     pub fn on_http_callout(mut self, f: impl FnMut(&HttpCallout) -> Option<CalloutReply> + Send + 'static) -> Self {
         self.handler = Some(Box::new(f));
@@ -278,10 +290,10 @@ impl HarnessBuilder {
             Some(r) => r.clone(),
             None => Arc::new(Runtime::new(self.runtime.clone())?),
         };
-        let module = match &source {
-            Source::Bytes(b) => runtime.load(b)?,
-            Source::File(p) => runtime.load_file(p)?,
-            Source::Crate(dir) => runtime.load_file(build_crate(dir)?)?,
+        let load = |source: &Source| match source {
+            Source::Bytes(b) => runtime.load(b),
+            Source::File(p) => runtime.load_file(p),
+            Source::Crate(dir) => runtime.load_file(build_crate(dir)?),
         };
         let logs = Arc::new(LogCollector::default());
         let shared = self.shared_state.clone().unwrap_or_default();
@@ -301,9 +313,32 @@ impl HarnessBuilder {
         if plugin.vm_id.is_empty() {
             plugin.vm_id = self.vm.vm_id.clone();
         }
-        let core = FilterManager::start(&runtime, module, env, plugin, self.vm)?;
+        let first = Filter { source, plugin, vm: self.vm };
+        let mut vms: Vec<FilterManager> = Vec::new();
+        let mut filters = Vec::new();
+        for f in std::iter::once(first).chain(self.more) {
+            let module = load(&f.source)?;
+            let mut plugin = f.plugin;
+            if plugin.vm_id.is_empty() {
+                plugin.vm_id = f.vm.vm_id.clone();
+            }
+            match vms.iter().position(|vm| vm.shares_vm_with(&module, &f.vm)) {
+                Some(k) => {
+                    let id = vms[k].add_plugin(plugin, env.vm_stats.clone())?;
+                    filters.push((k, id));
+                }
+                None => {
+                    vms.push(FilterManager::start(&runtime, module, env.clone(), plugin, f.vm)?);
+                    filters.push((vms.len() - 1, PluginId::FIRST));
+                }
+            }
+        }
         let mut h = Harness {
-            core,
+            vms,
+            filters,
+            streams: HashMap::default(),
+            connections: HashMap::default(),
+            next_stream: 0,
             logs,
             properties: self.properties,
             handler: self.handler,
@@ -315,10 +350,17 @@ impl HarnessBuilder {
     }
 }
 
-/// A plugin running in one VM, with a virtual clock and in-memory streams: the test driver of
-/// the [`manager`](crate::manager) core.
+/// A plugin (or a chain of them, see [`HarnessBuilder::filter`]) with a virtual clock and
+/// in-memory streams: the test driver of the core ([`chain`](crate::chain) over
+/// [`manager`](crate::manager)).
 pub struct Harness {
-    core: FilterManager,
+    /// The VMs; the first filter's is the first.
+    vms: Vec<FilterManager>,
+    /// The chain's filters in order: their VM (an index into `vms`) and plugin.
+    filters: Vec<(usize, PluginId)>,
+    streams: HashMap<StreamId, ChainStream>,
+    connections: HashMap<StreamId, ChainConnection>,
+    next_stream: u32,
     logs: Arc<LogCollector>,
     properties: BTreeMap<Vec<u8>, PropertyValue>,
     handler: Option<CalloutHandler>,
@@ -328,8 +370,37 @@ pub struct Harness {
 
 impl std::fmt::Debug for Harness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Harness").field("core", &self.core).finish()
+        f.debug_struct("Harness").field("vms", &self.vms).finish_non_exhaustive()
     }
+}
+
+/// An HTTP stream through the harness's chain, and what left it at each end.
+struct ChainStream {
+    chain: HttpChain<usize>,
+    /// What reached the upstream.
+    upstream: Message,
+    /// What reached the client.
+    downstream: Message,
+}
+
+/// A TCP connection through the harness's chain, and the bytes that left it, not taken yet:
+/// [to the upstream, to the client].
+struct ChainConnection {
+    chain: TcpChain<usize>,
+    sent: [Vec<u8>; 2],
+}
+
+/// Adds what left a chain to what had left it before.
+fn absorb(m: &mut Message, f: Forwarded) {
+    if let Some(h) = f.headers {
+        m.headers = h;
+        m.headers_forwarded = true;
+    }
+    m.body.extend_from_slice(&f.body);
+    if let Some(t) = f.trailers {
+        m.trailers = t;
+    }
+    m.end_of_stream |= f.end_of_stream;
 }
 
 impl Harness {
@@ -338,14 +409,14 @@ impl Harness {
         HarnessBuilder::default()
     }
 
-    /// The core this harness drives, for what the harness has no shortcut for.
+    /// The first filter's VM and its plugins, for what the harness has no shortcut for.
     pub fn core(&mut self) -> &mut FilterManager {
-        &mut self.core
+        &mut self.vms[0]
     }
 
-    /// The VM, for low-level access.
+    /// The first filter's VM, for low-level access.
     pub fn vm(&mut self) -> &mut Vm {
-        self.core.vm()
+        self.vms[0].vm()
     }
 
     /// Calls any export of the module on context `context_id`, then does what Envoy does after a
@@ -357,19 +428,19 @@ impl Harness {
         context_id: ContextId,
         params: &[wasmtime::Val],
     ) -> Result<Vec<wasmtime::Val>> {
-        let r = self.core.invoke(name, context_id, params);
+        let r = self.vms[0].invoke(name, context_id, params);
         self.settle()?;
         r
     }
 
-    /// The root context id of the plugin.
+    /// The root context id of the (first) plugin.
     pub fn root_id(&self) -> ContextId {
-        self.core.root_id(PluginId::FIRST)
+        self.vms[0].root_id(PluginId::FIRST)
     }
 
     /// The environment (clusters, clock, shared state).
     pub fn env(&self) -> &Arc<ProxyEnv> {
-        self.core.env()
+        self.vms[0].env()
     }
 
     /// Every log line so far (guest `proxy_log`, WASI stdout/stderr).
@@ -388,7 +459,7 @@ impl Harness {
     }
 
     fn vm_id(&self) -> &str {
-        &self.core.info(PluginId::FIRST).vm_id
+        &self.vms[0].info(PluginId::FIRST).vm_id
     }
 
     /// A shared-data entry of this plugin's vm_id: value and CAS.
@@ -415,19 +486,26 @@ impl Harness {
             .resolve(self.vm_id(), name)
             .ok_or_else(|| Error::Usage(format!("no queue named `{name}` in vm `{}`", self.vm_id())))?;
         self.env().shared.queues.enqueue(id, item.as_ref());
-        self.core.deliver_pending()?;
+        self.deliver_pending()
+    }
+
+    /// Delivers what other VMs sent meanwhile (queue events) to every VM.
+    fn deliver_pending(&mut self) -> Result<()> {
+        for vm in &mut self.vms {
+            vm.deliver_pending()?;
+        }
         self.settle()
     }
 
-    /// The tick period the plugin set, if any.
+    /// The tick period the (first) plugin set, if any.
     pub fn tick_period(&self) -> Option<Duration> {
-        self.core.tick_period(PluginId::FIRST)
+        self.vms[0].tick_period(PluginId::FIRST)
     }
 
-    /// Why the VM failed, in order (the first 16 failures and the latest 16; see
+    /// Why the first filter's VM failed, in order (the first 16 failures and the latest 16; see
     /// [`FilterManager::vm_failures`]).
     pub fn vm_failures(&self) -> &[String] {
-        self.core.vm_failures()
+        self.vms[0].vm_failures()
     }
 
     /// Virtual wall-clock time, in nanoseconds since the epoch.
@@ -438,33 +516,48 @@ impl Harness {
     /// Moves the virtual clock forward, firing ticks and callout timeouts in time order.
     pub fn advance_time(&mut self, by: Duration) -> Result<()> {
         // Deliver what other VMs sent meanwhile (queue events) before time moves.
-        self.core.deliver_pending()?;
-        self.settle()?;
+        self.deliver_pending()?;
         let clock = self.env().clone();
         let end = clock.clock.monotonic_nanos() + by.as_nanos() as i64;
-        while let Some(at) = self.core.next_deadline().filter(|at| *at <= end) {
+        let next = |vms: &[FilterManager]| vms.iter().filter_map(|vm| vm.next_deadline()).min();
+        while let Some(at) = next(&self.vms).filter(|at| *at <= end) {
             clock.clock.advance(at - clock.clock.monotonic_nanos());
-            self.core.fire_due()?;
+            for vm in &mut self.vms {
+                vm.fire_due()?;
+            }
             self.settle()?;
         }
         clock.clock.advance(end - clock.clock.monotonic_nanos());
         Ok(())
     }
 
-    /// HTTP callouts waiting for an answer.
+    /// HTTP callouts waiting for an answer, the first filter's VM's first.
     pub fn http_callouts(&self) -> Vec<HttpCallout> {
-        self.core.http_callouts().cloned().collect()
+        self.vms.iter().flat_map(|vm| vm.http_callouts().cloned()).collect()
     }
 
-    /// gRPC calls and streams the plugin opened and not yet closed (answer them with
-    /// [`Harness::respond_grpc_call`] and the `grpc_stream_*` methods).
-    pub fn grpc_callouts(&self) -> &[GrpcCallout] {
-        self.core.grpc_callouts()
+    /// gRPC calls and streams the plugins opened and not yet closed, the first filter's VM's
+    /// first (answer them with [`Harness::respond_grpc_call`] and the `grpc_stream_*` methods).
+    pub fn grpc_callouts(&self) -> Vec<GrpcCallout> {
+        self.vms.iter().flat_map(|vm| vm.grpc_callouts().iter().cloned()).collect()
+    }
+
+    /// The VM whose callout (HTTP or gRPC) has this token. Each VM numbers its own callouts, so
+    /// VMs of a chain may both have one: the first filter's VM's is meant then.
+    fn vm_of_callout(&self, token: CalloutToken, grpc: bool) -> usize {
+        self.vms
+            .iter()
+            .position(|vm| match grpc {
+                false => vm.http_callouts().any(|c| c.token == token),
+                true => vm.grpc_callouts().iter().any(|c| c.token == token),
+            })
+            .unwrap_or(0)
     }
 
     /// Answers a pending HTTP callout (a response, a timeout's 504, a connect failure's 503, or a reset).
     pub fn respond_http_callout(&mut self, token: CalloutToken, reply: CalloutReply) -> Result<()> {
-        let r = self.core.answer_http_callout(token, reply);
+        let k = self.vm_of_callout(token, false);
+        let r = self.vms[k].answer_http_callout(token, reply);
         self.settle()?;
         r
     }
@@ -476,7 +569,8 @@ impl Harness {
         token: CalloutToken,
         reply: std::result::Result<Vec<u8>, (u32, String)>,
     ) -> Result<()> {
-        let r = self.core.respond_grpc_call(token, reply);
+        let k = self.vm_of_callout(token, true);
+        let r = self.vms[k].respond_grpc_call(token, reply);
         self.settle()?;
         r
     }
@@ -487,14 +581,16 @@ impl Harness {
         token: CalloutToken,
         metadata: crate::stream::HeaderMap,
     ) -> Result<()> {
-        let r = self.core.grpc_stream_initial_metadata(token, metadata);
+        let k = self.vm_of_callout(token, true);
+        let r = self.vms[k].grpc_stream_initial_metadata(token, metadata);
         self.settle()?;
         r
     }
 
     /// Delivers one message on a gRPC stream.
     pub fn grpc_stream_message(&mut self, token: CalloutToken, message: impl Into<Vec<u8>>) -> Result<()> {
-        let r = self.core.grpc_stream_message(token, message);
+        let k = self.vm_of_callout(token, true);
+        let r = self.vms[k].grpc_stream_message(token, message);
         self.settle()?;
         r
     }
@@ -507,7 +603,8 @@ impl Harness {
         status: u32,
         message: &str,
     ) -> Result<()> {
-        let r = self.core.close_grpc_stream(token, trailers, status, message);
+        let k = self.vm_of_callout(token, true);
+        let r = self.vms[k].close_grpc_stream(token, trailers, status, message);
         self.settle()?;
         r
     }
@@ -516,7 +613,7 @@ impl Harness {
     /// `proxy_on_log` on the root context, with the stream's headers and facts readable. A VM that
     /// failed logs nothing (FAIL_RELOAD brings a fresh one first).
     pub fn log_stream(&mut self, stream: HttpStreamState) -> Result<()> {
-        let r = self.core.log_stream(PluginId::FIRST, stream);
+        let r = self.vms[0].log_stream(PluginId::FIRST, stream);
         self.settle()?;
         r
     }
@@ -524,7 +621,7 @@ impl Harness {
     /// Calls the plugin's `proxy_on_foreign_function` with `function_id` and `args` readable as
     /// its arguments, as a host extension would (Envoy 1.40 never calls it itself).
     pub fn on_foreign_function(&mut self, function_id: u32, args: impl Into<Vec<u8>>) -> Result<()> {
-        let r = self.core.foreign_function(PluginId::FIRST, function_id, args.into());
+        let r = self.vms[0].foreign_function(PluginId::FIRST, function_id, args.into());
         self.settle()?;
         r
     }
@@ -532,7 +629,7 @@ impl Harness {
     /// Shuts the plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
     /// Returns what `on_done` returned.
     pub fn shutdown(&mut self) -> Result<bool> {
-        let r = self.core.shutdown(PluginId::FIRST);
+        let r = self.vms[0].shutdown(PluginId::FIRST);
         self.settle()?;
         r
     }
@@ -542,20 +639,46 @@ impl Harness {
     /// the rest needs no driver here, as every stream is stepped by the test itself.
     fn settle(&mut self) -> Result<()> {
         for _ in 0..10_000 {
-            let effects = self.core.take_effects();
-            if effects.is_empty() {
-                return Ok(());
-            }
-            for effect in effects {
-                let Effect::HttpCallout(call) = effect else { continue };
-                let reply = self.handler.as_mut().and_then(|h| h(&call));
-                if let Some(reply) = reply {
-                    // Answered already (a failed VM dropped it): nothing to deliver.
-                    let _ = self.core.answer_http_callout(call.token, reply);
+            self.propagate();
+            let mut idle = true;
+            for k in 0..self.vms.len() {
+                let effects = self.vms[k].take_effects();
+                idle &= effects.is_empty();
+                for effect in effects {
+                    let Effect::HttpCallout(call) = effect else { continue };
+                    let reply = self.handler.as_mut().and_then(|h| h(&call));
+                    if let Some(reply) = reply {
+                        // Answered already (a failed VM dropped it): nothing to deliver.
+                        let _ = self.vms[k].answer_http_callout(call.token, reply);
+                    }
                 }
+            }
+            if idle {
+                return Ok(());
             }
         }
         Err(Error::Usage("the callout handler and the plugin kept making each other work without end".into()))
+    }
+
+    /// Moves what filters let through (on their own too: a callout answered, a timer) along each
+    /// open stream's chain, and keeps what left it.
+    fn propagate(&mut self) {
+        let vms = &mut self.vms;
+        for s in self.streams.values_mut() {
+            absorb(&mut s.upstream, s.chain.pull(vms, crate::manager::Direction::Request));
+            absorb(&mut s.downstream, s.chain.pull(vms, crate::manager::Direction::Response));
+        }
+        for c in self.connections.values_mut() {
+            let out = c.chain.released(vms);
+            c.sent[0].extend(out.to_upstream);
+            c.sent[1].extend(out.to_client);
+        }
+    }
+
+    /// A new id for a stream or connection of the harness.
+    fn new_stream_id(&mut self) -> StreamId {
+        self.next_stream += 1;
+        StreamId(self.next_stream)
     }
 
     /// The facts a harness stream has unless the test sets its own: a local HTTP/1.1 client on a

@@ -17,11 +17,12 @@ use hyper::body::{Body as _, Frame};
 use super::body::{BodySender, PipeBody};
 use super::cluster::{UpstreamBody, UpstreamHead, UpstreamResponse};
 use super::head_check::{Refusal, Refused};
-use super::instance::{Filter, Instance};
+use super::instance::{Filter, Instance, Instances};
 use super::route;
 use super::Shared;
+use crate::chain::{Answer, HttpChain};
 use crate::config::{HttpListener, RouteAction, RoutePlan};
-use crate::manager::{Direction, FilterManager, Forwarded, StreamId, BODY_CHUNK};
+use crate::manager::{Direction, Forwarded};
 use crate::stream::{HeaderMap, StreamInfo};
 
 /// Per worker, per listener: the routes and the filter instance.
@@ -228,16 +229,18 @@ pub(crate) async fn handle(
         headers.add("x-request-id", request_id(state.shared.seed, n));
     }
     let filters = state.filters.borrow().clone();
-    let mut chain = Vec::with_capacity(filters.len());
     let info = (!filters.is_empty() || !state.access_loggers.is_empty())
         .then(|| route_info(&state, &headers, parts.version, peer, local, connection));
     let wake = Rc::new(tokio::sync::Notify::new());
-    if let Some(info) = &info {
-        for f in filters {
-            let id = f.instance.with(|p| p.open_http(f.plugin, info.clone(), state.plan.buffer_limit));
-            f.instance.watch(id, wake.clone());
-            chain.push(Link { instance: f.instance, id });
+    let chain = match &info {
+        Some(info) => {
+            let filters = filters.into_iter().map(|f| (f.instance, f.plugin));
+            HttpChain::open(&mut Instances, filters, info, state.plan.buffer_limit)
         }
+        None => HttpChain::open(&mut Instances, [], &StreamInfo::default(), state.plan.buffer_limit),
+    };
+    for l in chain.links() {
+        l.vm.watch(l.stream, wake.clone());
     }
     let seen = (!state.access_logs.is_empty() || !state.access_loggers.is_empty()).then(|| {
         Box::new(Seen {
@@ -349,41 +352,6 @@ fn answered_by_router(state: &ListenerState, req: &HeaderMap) -> bool {
     !matches!(vh.and_then(|vh| route::route(vh, req)).map(|r| &r.action), Some(RouteAction::Cluster { .. }))
 }
 
-/// One filter's stream of this request.
-struct Link {
-    instance: Rc<Instance>,
-    id: StreamId,
-}
-
-/// Feeds what arrived into one side of a filter's stream, as Envoy's filter manager would: headers,
-/// then the body in socket-sized chunks, then trailers; `end_of_stream` on the last of them.
-fn feed(p: &mut FilterManager, id: StreamId, d: Direction, f: Forwarded) {
-    // A step's error is the host's own (a guest fault is handled inside the core): the stream
-    // then simply takes no more.
-    let more = !f.body.is_empty() || f.trailers.is_some();
-    if let Some(headers) = f.headers {
-        let eos = f.end_of_stream && !more;
-        let _ = p.headers(id, d, headers, eos);
-        if eos {
-            return;
-        }
-    }
-    let body_eos = f.end_of_stream && f.trailers.is_none();
-    if !f.body.is_empty() || body_eos {
-        let mut chunks = f.body.chunks(BODY_CHUNK).peekable();
-        if chunks.peek().is_none() {
-            let _ = p.data(id, d, &[], true);
-        }
-        while let Some(chunk) = chunks.next() {
-            let eos = body_eos && chunks.peek().is_none();
-            let _ = p.data(id, d, chunk, eos);
-        }
-    }
-    if let Some(t) = f.trailers {
-        let _ = p.trailers(id, d, t);
-    }
-}
-
 /// What a frame from a peer adds to a message.
 fn from_frame(frame: hyper::body::Frame<Bytes>) -> Forwarded {
     match frame.into_data() {
@@ -438,7 +406,7 @@ async fn routed(
 /// One request on its way through the filters, to the upstream and back.
 struct Exchange {
     state: Rc<ListenerState>,
-    chain: Vec<Link>,
+    chain: HttpChain<Rc<Instance>>,
     client_done: bool,
     reply: Option<tokio::sync::oneshot::Sender<hyper::Response<PipeBody>>>,
     /// What the access logs will say, kept only when the listener has access logs.
@@ -466,37 +434,6 @@ struct Seen {
 }
 
 impl Exchange {
-    /// The first filter that answered the request itself or reset it, and whether it reset it.
-    fn answered(&self) -> Option<(usize, bool)> {
-        self.chain.iter().enumerate().find_map(|(k, l)| {
-            let s = l.instance.peek(|p| p.stream_end(l.id))?;
-            (s.local_reply || s.reset).then_some((k, s.reset))
-        })
-    }
-
-    /// Moves what each filter let through into the next one, on one side; what the last one (in the
-    /// side's direction) let through.
-    fn propagate(&self, d: Direction, links: &[Link]) -> Forwarded {
-        let mut carry = Forwarded::default();
-        let n = links.len();
-        for k in 0..n {
-            let l = &links[if d == Direction::Request { k } else { n - 1 - k }];
-            carry = l.instance.with(|p| {
-                if k > 0 && !carry.is_empty() {
-                    feed(p, l.id, d, std::mem::take(&mut carry));
-                }
-                p.take_forwarded(l.id, d)
-            });
-        }
-        carry
-    }
-
-    /// Whether a filter holds more of one side than the buffer limit with watermarks: then the peer
-    /// is not read until it lets go (Envoy's flow control).
-    fn throttled(&self, d: Direction) -> bool {
-        self.chain.iter().any(|l| l.instance.peek(|p| p.throttled(l.id, d)))
-    }
-
     async fn run(mut self, headers: HeaderMap, mut body: Incoming) {
         let wake = self.wake.clone();
         // Request side.
@@ -507,15 +444,10 @@ impl Exchange {
         let mut upstream: Option<Upstream> = None;
         let mut answered = None;
         loop {
-            let out = match (self.chain.first(), input.take()) {
-                (None, f) => f.unwrap_or_default(),
-                (Some(first), f) => {
-                    if let Some(f) = f {
-                        first.instance.with(|p| feed(p, first.id, Direction::Request, f));
-                    }
-                    self.propagate(Direction::Request, &self.chain)
-                }
-            };
+            if let Some(f) = input.take() {
+                self.chain.push(&mut Instances, Direction::Request, f);
+            }
+            let out = self.chain.pull(&mut Instances, Direction::Request);
             let Forwarded { headers: out_headers, body: out_body, trailers: out_trailers, end_of_stream: end } = out;
             if let (Some(seen), Some(h)) = (self.seen.as_mut(), &out_headers) {
                 seen.request = h.clone();
@@ -552,7 +484,7 @@ impl Exchange {
                 // Dropping the sender ends the upstream request's body.
                 sink = None;
             }
-            if let Some(a) = self.answered() {
+            if let Some(a) = self.chain.answer() {
                 answered = Some(a);
                 break;
             }
@@ -561,7 +493,7 @@ impl Exchange {
             }
             let notified = wake.notified();
             tokio::select! {
-                frame = body.frame(), if !self.client_done && !self.throttled(Direction::Request) => match frame {
+                frame = body.frame(), if !self.client_done && !self.chain.throttled(&Instances, Direction::Request) => match frame {
                     Some(Ok(f)) => {
                         let f = from_frame(f);
                         if let Some(seen) = self.seen.as_mut() {
@@ -605,17 +537,16 @@ impl Exchange {
             }
         }
         // Response side: from the upstream (or the answering filter) back to the client.
-        let links = match answered {
-            Some((_, true)) => return self.finish(),
-            Some((k, false)) => {
+        match answered {
+            Some(Answer { reset: true, .. }) => return self.finish(),
+            Some(Answer { reset: false, .. }) => {
                 // The upstream request, if one started, is abandoned (Envoy resets it).
                 if let Some(Upstream::Task(u)) = upstream.take() {
                     u.abort();
                 }
-                k + 1
             }
-            None => self.chain.len(),
-        };
+            None => {}
+        }
         let (head, deadline) = match upstream.take() {
             Some(Upstream::Task(u)) => match u.await {
                 Ok((head, deadline)) => (Some(head), deadline),
@@ -634,9 +565,7 @@ impl Exchange {
                 (seen.upstream, seen.cluster) = (head.address, head.cluster.clone());
             }
             if let Some(addr) = head.address {
-                for l in &self.chain[..links] {
-                    l.instance.with(|p| p.set_upstream_address(l.id, addr));
-                }
+                self.chain.set_upstream_address(&mut Instances, addr);
             }
             let f = match head.body {
                 UpstreamBody::Full { body, trailers } => Forwarded {
@@ -654,18 +583,11 @@ impl Exchange {
         }
         let mut client: Option<BodySender> = None;
         loop {
-            let out = match (links, input.take()) {
-                (0, f) => f.unwrap_or_default(),
-                (n, f) => {
-                    let last = &self.chain[n - 1];
-                    if let Some(f) = f {
-                        if answered.is_none() {
-                            last.instance.with(|p| feed(p, last.id, Direction::Response, f));
-                        }
-                    }
-                    self.propagate(Direction::Response, &self.chain[..n])
-                }
-            };
+            if let Some(f) = input.take() {
+                // Dropped if a filter answered: the upstream's response is not read then.
+                self.chain.push(&mut Instances, Direction::Response, f);
+            }
+            let out = self.chain.pull(&mut Instances, Direction::Response);
             let end = out.end_of_stream;
             if let Some(seen) = self.seen.as_mut() {
                 seen.sent += out.body.len() as u64;
@@ -709,7 +631,7 @@ impl Exchange {
             if end {
                 return self.finish();
             }
-            if self.chain[..links].iter().any(|l| l.instance.peek(|p| p.stream_end(l.id)).is_some_and(|s| s.reset)) {
+            if self.chain.response_reset(&Instances) {
                 // Reset mid-response: the client sees the connection break.
                 if let Some(tx) = &client {
                     let _ = tx.send(Err(Reset)).await;
@@ -719,7 +641,7 @@ impl Exchange {
             let notified = wake.notified();
             tokio::select! {
                 frame = async { upstream_body.as_mut().expect("guarded").next().await },
-                    if upstream_body.is_some() && !self.throttled(Direction::Response) => match frame {
+                    if upstream_body.is_some() && !self.chain.throttled(&Instances, Direction::Response) => match frame {
                     Some(Ok(f)) => input = Some(from_frame(f)),
                     None => {
                         upstream_body = None;
@@ -767,11 +689,14 @@ impl Exchange {
 
     /// Forgets the filters' streams (the client's reply, if never sent, becomes a reset) and writes
     /// the access logs.
-    fn finish(self) {
-        for l in &self.chain {
-            l.instance.unwatch(l.id);
-            l.instance.with(|p| p.close_http(l.id));
+    fn finish(mut self) {
+        for l in self.chain.links() {
+            l.vm.unwatch(l.stream);
         }
+        if let Some((filter, e)) = self.chain.take_error(&Instances) {
+            tracing::warn!(target: "wasm", "filter `{filter}`: the stream was reset: {e}");
+        }
+        self.chain.close(&mut Instances);
         if let Some(seen) = &self.seen {
             let code = seen.response.as_ref().and_then(|h| h.get_str(":status")?.parse().ok()).unwrap_or(0);
             let e = super::access_log::Entry {

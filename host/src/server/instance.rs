@@ -29,6 +29,22 @@ pub(crate) struct Filter {
     pub plugin: PluginId,
 }
 
+/// The worker's VMs as a stream's [`chain`](crate::chain) reaches them: each step runs on the
+/// instance, which then does at once what the VM asked for.
+pub(crate) struct Instances;
+
+impl crate::chain::Vms for Instances {
+    type Key = Rc<Instance>;
+
+    fn step<T>(&mut self, key: &Rc<Instance>, f: impl FnOnce(&mut FilterManager) -> T) -> T {
+        key.with(f)
+    }
+
+    fn peek<T>(&self, key: &Rc<Instance>, f: impl FnOnce(&FilterManager) -> T) -> T {
+        key.peek(f)
+    }
+}
+
 /// A VM of a worker, with the plugins that share it.
 pub(crate) struct Instance {
     plugin: RefCell<FilterManager>,

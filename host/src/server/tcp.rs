@@ -7,11 +7,11 @@ use std::rc::Rc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::instance::{Filter, Instance};
+use super::instance::{Filter, Instance, Instances};
 use super::Shared;
 use crate::abi::status::PeerType;
-use crate::manager::{Direction, StreamId};
-use crate::stream::FilterStatus;
+use crate::chain::TcpChain;
+use crate::manager::Direction;
 
 /// Per worker, per TCP listener.
 pub(crate) struct TcpListenerState {
@@ -53,78 +53,6 @@ impl Seen {
     }
 }
 
-/// One filter's stream of this connection.
-struct Link {
-    instance: Rc<Instance>,
-    id: StreamId,
-}
-
-/// What came out of the chain on one pass.
-#[derive(Default)]
-struct Out {
-    to_upstream: Vec<u8>,
-    to_client: Vec<u8>,
-    closed: bool,
-}
-
-/// Passes `input` through the links, in order for client data and in reverse for upstream data,
-/// and collects what each end receives (data a filter sends the other way, too).
-fn pass(links: &[Link], from_client: bool, input: &[u8], eos: bool) -> Out {
-    let mut out = Out::default();
-    let order: Vec<usize> = if from_client { (0..links.len()).collect() } else { (0..links.len()).rev().collect() };
-    let mut carry = input.to_vec();
-    let mut carry_eos = eos;
-    let (d, back_d) =
-        if from_client { (Direction::Request, Direction::Response) } else { (Direction::Response, Direction::Request) };
-    for k in order {
-        let l = &links[k];
-        let (let_through, closed, onward, back) = l.instance.with(|p| {
-            let mut let_through = true;
-            if !carry.is_empty() || carry_eos {
-                let r = p.tcp_data(l.id, d, &carry, carry_eos);
-                let_through = matches!(r, Ok(FilterStatus::Continue));
-            }
-            let closed = p.tcp_closed(l.id).is_some();
-            (let_through, closed, p.take_tcp_output(l.id, d), p.take_tcp_output(l.id, back_d))
-        });
-        out.closed |= closed;
-        if !back.is_empty() {
-            // Sent the other way (e.g. a reply written by the filter): it does not pass the others.
-            if from_client {
-                out.to_client.extend(back)
-            } else {
-                out.to_upstream.extend(back)
-            }
-        }
-        carry = onward;
-        // The end of the stream goes past a filter only if it let the data through.
-        carry_eos &= let_through;
-        if closed {
-            // A closed connection stops the chain here, as Envoy stops iterating its filters.
-            carry.clear();
-            break;
-        }
-    }
-    if from_client {
-        out.to_upstream.extend(carry);
-    } else {
-        out.to_client.extend(carry);
-    }
-    out
-}
-
-/// Collects data filters released on their own (after a callout answered and they resumed).
-fn released(links: &[Link]) -> Out {
-    let mut out = Out::default();
-    for dir in [true, false] {
-        let o = pass(links, dir, &[], false);
-        out.to_upstream.extend(o.to_upstream);
-        out.to_client.extend(o.to_client);
-        out.closed |= o.closed;
-    }
-    out
-}
-
 /// The filter-state key Envoy's tcp_proxy reads to pick the cluster instead of its own `cluster`.
 const CLUSTER_FILTER_STATE: &str = "envoy.tcp_proxy.cluster";
 
@@ -164,44 +92,42 @@ async fn proxy(
         }
         return;
     }
-    let mut links = Vec::with_capacity(filters.len());
+    let info = crate::stream::StreamInfo {
+        source: Some(peer),
+        destination: Some(local),
+        listener_metadata: Some(state.metadata.clone()),
+        connection_id: connection,
+        ..Default::default()
+    };
+    let filters = filters.into_iter().map(|f| (f.instance, f.plugin));
+    let mut chain = match TcpChain::open(&mut Instances, filters, &info) {
+        Ok(chain) => chain,
+        Err(e) => {
+            tracing::warn!(target: "wasm", "a network filter could not take the connection: {e}");
+            return;
+        }
+    };
     let wake = Rc::new(tokio::sync::Notify::new());
-    for f in filters {
-        let info = crate::stream::StreamInfo {
-            source: Some(peer),
-            destination: Some(local),
-            listener_metadata: Some(state.metadata.clone()),
-            connection_id: connection,
-            ..Default::default()
-        };
-        let id = match f.instance.with(|p| p.open_tcp(f.plugin, info)) {
-            Ok(id) => id,
-            Err(_) => return forget(&links),
-        };
-        f.instance.watch(id, wake.clone());
-        links.push(Link { instance: f.instance, id });
+    for l in chain.links() {
+        l.vm.watch(l.stream, wake.clone());
     }
-    let chosen = links.iter().rev().find_map(|l| l.instance.peek(|p| p.tcp_filter_state(l.id, CLUSTER_FILTER_STATE)));
+    let chosen = chain.filter_state(&Instances, CLUSTER_FILTER_STATE);
     let name = chosen.map_or_else(|| state.cluster.clone(), |c| String::from_utf8_lossy(&c).into_owned());
     // An unknown cluster, or one that does not answer, closes the connection.
-    let Some(cluster) = state.shared.clusters.get(&name) else { return forget(&links) };
+    let Some(cluster) = state.shared.clusters.get(&name) else { return forget(chain) };
     seen.cluster = Some(name.clone());
-    let Some(mut upstream) = cluster.connect_tcp().await else { return forget(&links) };
-    for l in &links {
-        l.instance.with(|p| p.set_tcp_cluster(l.id, &name, cluster.metadata().clone()));
-    }
+    let Some(mut upstream) = cluster.connect_tcp().await else { return forget(chain) };
+    chain.set_cluster(&mut Instances, &name, cluster.metadata());
     if let Ok(addr) = upstream.peer_addr() {
         seen.upstream = Some(addr);
-        for l in &links {
-            l.instance.with(|p| p.set_tcp_upstream_address(l.id, addr));
-        }
+        chain.set_upstream_address(&mut Instances, addr);
     }
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
     let (mut cbuf, mut ubuf) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
     let (mut client_open, mut upstream_open) = (true, true);
     // A filter may close at once (in on_new_connection).
-    let mut out = released(&links);
+    let mut out = chain.released(&mut Instances);
     loop {
         if !out.to_upstream.is_empty() && uw.write_all(&out.to_upstream).await.is_err() {
             break;
@@ -224,7 +150,7 @@ async fn proxy(
                 let n = r.unwrap_or(0);
                 seen.received += n as u64;
                 client_open = n > 0;
-                let o = pass(&links, true, &cbuf[..n], n == 0);
+                let o = chain.pass(&mut Instances, Direction::Request, &cbuf[..n], n == 0);
                 if !client_open {
                     let _ = uw.shutdown().await;
                 }
@@ -233,26 +159,28 @@ async fn proxy(
             r = ur.read(&mut ubuf), if upstream_open => {
                 let n = r.unwrap_or(0);
                 upstream_open = n > 0;
-                let o = pass(&links, false, &ubuf[..n], n == 0);
+                let o = chain.pass(&mut Instances, Direction::Response, &ubuf[..n], n == 0);
                 if !upstream_open {
                     let _ = cw.shutdown().await;
                 }
                 o
             }
-            _ = notified => released(&links),
+            _ = notified => chain.released(&mut Instances),
         };
     }
-    forget(&links);
+    forget(chain);
 }
 
-/// Closes each filter's side of the connection (if it is not closed yet) and forgets it.
-fn forget(links: &[Link]) {
-    for l in links {
-        l.instance.unwatch(l.id);
-        l.instance.with(|p| {
-            let peer = p.tcp_closed(l.id).unwrap_or(PeerType::Remote);
-            let _ = p.close_tcp(l.id, peer);
-            p.forget_tcp(l.id);
-        });
+/// Ends the connection for every filter (closed by the peer unless a filter closed it) and
+/// forgets it.
+fn forget(mut chain: TcpChain<Rc<Instance>>) {
+    for l in chain.links() {
+        l.vm.unwatch(l.stream);
     }
+    if let Some((filter, e)) = chain.take_error(&Instances) {
+        tracing::warn!(target: "wasm", "filter `{filter}`: the connection was closed: {e}");
+    }
+    // A filter that finished already refuses a second close: nothing is lost.
+    let _ = chain.close(&mut Instances, PeerType::Remote);
+    chain.forget(&mut Instances);
 }

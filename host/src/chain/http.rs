@@ -1,0 +1,291 @@
+//! An HTTP stream's chain of filters: requests pass the filters in order, responses in reverse.
+
+use super::{Link, Vms};
+use crate::error::{Error, Result};
+use crate::manager::{Direction, FilterManager, Forwarded, PluginId, StreamId, BODY_CHUNK};
+use crate::stream::{FilterStatus, HeaderMap, StreamInfo};
+
+/// Which filter answered the stream itself, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// The filter's place in the chain (0 is the first the request passes).
+    pub by: usize,
+    /// True if it reset the stream (the client gets no response); false for a local reply, which
+    /// goes back to the client through the filters before it.
+    pub reset: bool,
+}
+
+/// One HTTP stream through a chain of filters, stepped as Envoy's filter manager steps them.
+///
+/// What a filter lets through goes on to the next one at once; a filter that stops holds the rest
+/// (the filters after it see nothing until it resumes); a filter that answers locally sends its
+/// reply back through the filters before it, and the upstream's response is then not read; a
+/// reset ends the stream for every filter. The driver feeds the ends ([`HttpChain::push`]) and
+/// takes what leaves them ([`HttpChain::pull`]), and after a callout's answer, a timer or a failed
+/// VM moved a filter on by itself, pulls again.
+#[derive(Debug)]
+pub struct HttpChain<K> {
+    links: Vec<Link<K>>,
+    /// The first filter that answered or reset the stream, once one has.
+    answer: Option<Answer>,
+    /// What went in on a side with no filter on its way: it leaves as it came.
+    through: [Forwarded; 2],
+    /// The first error a step met (the host's own: a guest's fault is the VM's failure policy's
+    /// business), with the filter it met it in. The stream is then reset.
+    failed: Option<(usize, Error)>,
+}
+
+impl<K> HttpChain<K> {
+    /// Opens the stream in each filter (`(vm, plugin)`, in the order the request passes them),
+    /// with the stream's facts `info` and the listener's `per_connection_buffer_limit_bytes`.
+    /// Contexts are created at the first request headers, as in Envoy.
+    pub fn open<V: Vms<Key = K>>(
+        vms: &mut V,
+        filters: impl IntoIterator<Item = (K, PluginId)>,
+        info: &StreamInfo,
+        buffer_limit: usize,
+    ) -> Self {
+        let links = filters
+            .into_iter()
+            .map(|(vm, plugin)| {
+                let stream = vms.step(&vm, |p| p.open_http(plugin, info.clone(), buffer_limit));
+                Link { vm, plugin, stream }
+            })
+            .collect();
+        Self { links, answer: None, through: Default::default(), failed: None }
+    }
+
+    /// The filters, in the order the request passes them.
+    pub fn links(&self) -> &[Link<K>] {
+        &self.links
+    }
+
+    /// How many filters side `d` passes: every one for the request; for the response, the filters
+    /// up to the one that answered locally, if one did.
+    fn path(&self, d: Direction) -> usize {
+        match (d, self.answer) {
+            (Direction::Response, Some(Answer { by, reset: false })) => by + 1,
+            _ => self.links.len(),
+        }
+    }
+
+    /// The filter that takes side `d`'s input first: the first for the request, the last on the
+    /// response's path; `None` if no filter does (an empty chain, or a response that is not read
+    /// because a filter answered).
+    fn entry(&self, d: Direction) -> Option<&Link<K>> {
+        match d {
+            Direction::Request => self.links.first(),
+            Direction::Response if self.answer.is_some() => None,
+            Direction::Response => self.links.last(),
+        }
+    }
+
+    /// Feeds what arrived from the client (`Request`) or the upstream (`Response`) into the chain:
+    /// headers, then the body in socket-sized chunks ([`BODY_CHUNK`]), then trailers, the last of
+    /// them with `end_of_stream`. A response that arrives after a filter answered is dropped.
+    pub fn push<V: Vms<Key = K>>(&mut self, vms: &mut V, d: Direction, input: Forwarded) {
+        if self.links.is_empty() {
+            merge(&mut self.through[d.index()], input);
+            return;
+        }
+        let k = match d {
+            Direction::Request => 0,
+            Direction::Response if self.answer.is_some() => return,
+            Direction::Response => self.links.len() - 1,
+        };
+        let l = &self.links[k];
+        let r = vms.step(&l.vm, |p| feed(p, l.stream, d, input, BODY_CHUNK));
+        self.note(vms, k, r);
+    }
+
+    /// Request or response headers into the chain's entry, as one step; what the entry filter
+    /// answered. (For a driver that steps one callback at a time, as the harness does.)
+    ///
+    /// # Errors
+    /// The host's own failure in the step (a guest fault is not an error: its filter's failure
+    /// policy applies).
+    pub fn push_headers<V: Vms<Key = K>>(
+        &mut self,
+        vms: &mut V,
+        d: Direction,
+        headers: HeaderMap,
+        end_of_stream: bool,
+    ) -> Result<FilterStatus> {
+        self.push_one(vms, d, |p, id| p.headers(id, d, headers, end_of_stream))
+    }
+
+    /// A body chunk into the chain's entry, as one step (see [`HttpChain::push_headers`]).
+    ///
+    /// # Errors
+    /// As for [`HttpChain::push_headers`]; also a body before its headers.
+    pub fn push_data<V: Vms<Key = K>>(
+        &mut self,
+        vms: &mut V,
+        d: Direction,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<FilterStatus> {
+        self.push_one(vms, d, |p, id| p.data(id, d, chunk, end_of_stream))
+    }
+
+    /// Trailers into the chain's entry, as one step (see [`HttpChain::push_headers`]).
+    ///
+    /// # Errors
+    /// As for [`HttpChain::push_headers`].
+    pub fn push_trailers<V: Vms<Key = K>>(
+        &mut self,
+        vms: &mut V,
+        d: Direction,
+        trailers: HeaderMap,
+    ) -> Result<FilterStatus> {
+        self.push_one(vms, d, |p, id| p.trailers(id, d, trailers))
+    }
+
+    fn push_one<V: Vms<Key = K>>(
+        &mut self,
+        vms: &mut V,
+        d: Direction,
+        step: impl FnOnce(&mut FilterManager, StreamId) -> Result<FilterStatus>,
+    ) -> Result<FilterStatus> {
+        let Some(l) = self.entry(d) else { return Ok(FilterStatus::Ended) };
+        let r = vms.step(&l.vm, |p| step(p, l.stream));
+        self.refresh(vms);
+        r
+    }
+
+    /// Moves what each filter let through on side `d` into the next one, and returns what left
+    /// the chain: towards the upstream for `Request`, towards the client for `Response`.
+    pub fn pull<V: Vms<Key = K>>(&mut self, vms: &mut V, d: Direction) -> Forwarded {
+        let n = self.path(d);
+        if n == 0 {
+            return std::mem::take(&mut self.through[d.index()]);
+        }
+        let mut carry = Forwarded::default();
+        let mut failed = None;
+        for step in 0..n {
+            let k = if d == Direction::Request { step } else { n - 1 - step };
+            let l = &self.links[k];
+            carry = vms.step(&l.vm, |p| {
+                if step > 0 && !carry.is_empty() {
+                    // Between filters a body goes on as it was let through: what a filter
+                    // buffered reaches the next in one callback, as in Envoy.
+                    if let Err(e) = feed(p, l.stream, d, std::mem::take(&mut carry), usize::MAX) {
+                        failed.get_or_insert((k, e));
+                    }
+                }
+                p.take_forwarded(l.stream, d)
+            });
+        }
+        if let Some((k, e)) = failed {
+            self.note(vms, k, Err(e));
+        } else {
+            self.refresh(vms);
+        }
+        carry
+    }
+
+    /// Records a step's outcome, then looks for an answer.
+    fn note<V: Vms<Key = K>>(&mut self, vms: &V, k: usize, r: Result<()>) {
+        if let Err(e) = r {
+            self.failed.get_or_insert((k, e));
+        }
+        self.refresh(vms);
+    }
+
+    /// Finds the first filter that answered or reset the stream, if none had yet.
+    fn refresh<V: Vms<Key = K>>(&mut self, vms: &V) {
+        if self.answer.is_some() {
+            return;
+        }
+        self.answer = self.links.iter().enumerate().find_map(|(k, l)| {
+            let end = vms.peek(&l.vm, |p| p.stream_end(l.stream))?;
+            let failed = self.failed.as_ref().is_some_and(|(f, _)| *f == k);
+            (end.local_reply || end.reset || failed).then_some(Answer { by: k, reset: end.reset || failed })
+        });
+    }
+
+    /// The first filter that answered the stream itself (a local reply) or reset it, if one has.
+    /// The driver asks after its steps: an answer came at most with the last one.
+    pub fn answer(&self) -> Option<Answer> {
+        self.answer
+    }
+
+    /// Whether the response was reset on its way back (by a filter it passes, or a host error in
+    /// one): the client's response breaks off.
+    pub fn response_reset<V: Vms<Key = K>>(&self, vms: &V) -> bool {
+        self.answer.is_some_and(|a| a.reset)
+            || self.links[..self.path(Direction::Response)]
+                .iter()
+                .any(|l| vms.peek(&l.vm, |p| p.stream_end(l.stream)).is_some_and(|s| s.reset))
+    }
+
+    /// Whether a filter holds more of side `d` than the buffer limit allows with watermarks: then
+    /// the driver stops reading that peer until the filters let go (Envoy's flow control).
+    pub fn throttled<V: Vms<Key = K>>(&self, vms: &V, d: Direction) -> bool {
+        self.links.iter().any(|l| vms.peek(&l.vm, |p| p.throttled(l.stream, d)))
+    }
+
+    /// Records the upstream host that answers (`upstream.address`, `upstream.port`) in the filters
+    /// the response passes, as Envoy's router does once it has a connection.
+    pub fn set_upstream_address<V: Vms<Key = K>>(&self, vms: &mut V, addr: std::net::SocketAddr) {
+        for l in &self.links[..self.path(Direction::Response)] {
+            vms.step(&l.vm, |p| p.set_upstream_address(l.stream, addr));
+        }
+    }
+
+    /// The host error that reset the stream, if one did, with the name of the filter it met it
+    /// in; taken once.
+    pub fn take_error<V: Vms<Key = K>>(&mut self, vms: &V) -> Option<(String, Error)> {
+        let (k, e) = self.failed.take()?;
+        let l = &self.links[k];
+        Some((vms.peek(&l.vm, |p| p.info(l.plugin).name.clone()), e))
+    }
+
+    /// Closes the stream in every filter and forgets it (a stream not complete yet gets no more
+    /// callbacks).
+    pub fn close<V: Vms<Key = K>>(&self, vms: &mut V) {
+        for l in &self.links {
+            vms.step(&l.vm, |p| p.close_http(l.stream));
+        }
+    }
+}
+
+/// Adds `more` to what is waiting in `into`.
+fn merge(into: &mut Forwarded, more: Forwarded) {
+    if more.headers.is_some() {
+        into.headers = more.headers;
+    }
+    into.body.extend_from_slice(&more.body);
+    if more.trailers.is_some() {
+        into.trailers = more.trailers;
+    }
+    into.end_of_stream |= more.end_of_stream;
+}
+
+/// Feeds `f` into one side of a filter's stream, as Envoy's filter manager would: headers, then
+/// the body in chunks of at most `chunk` bytes, then trailers; `end_of_stream` on the last of them.
+fn feed(p: &mut FilterManager, id: StreamId, d: Direction, f: Forwarded, chunk: usize) -> Result<()> {
+    let more = !f.body.is_empty() || f.trailers.is_some();
+    if let Some(headers) = f.headers {
+        let eos = f.end_of_stream && !more;
+        p.headers(id, d, headers, eos)?;
+        if eos {
+            return Ok(());
+        }
+    }
+    let body_eos = f.end_of_stream && f.trailers.is_none();
+    if !f.body.is_empty() || body_eos {
+        let mut chunks = f.body.chunks(chunk).peekable();
+        if chunks.peek().is_none() {
+            p.data(id, d, &[], true)?;
+        }
+        while let Some(c) = chunks.next() {
+            let eos = body_eos && chunks.peek().is_none();
+            p.data(id, d, c, eos)?;
+        }
+    }
+    if let Some(t) = f.trailers {
+        p.trailers(id, d, t)?;
+    }
+    Ok(())
+}
