@@ -10,8 +10,9 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sluice_host::chain::HttpChain;
 use sluice_host::harness::{Harness, Request, Response};
-use sluice_host::manager::{Direction, FilterManager, PluginId, DEFAULT_BUFFER_LIMIT};
+use sluice_host::manager::{Direction, FilterManager, Forwarded, PluginId, DEFAULT_BUFFER_LIMIT};
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::state::SharedState;
 use sluice_host::stream::{HeaderMap, StreamInfo};
@@ -40,14 +41,15 @@ fn instance_ready(c: &mut Criterion) {
     });
 }
 
-/// One exchange driven through the core as `sluice serve` drives it: open, request headers, what
-/// went upstream, response headers, what went to the client, close (on_log, on_done, on_delete).
+/// One exchange driven through the core as `sluice serve` drives it, a chain of one filter: open,
+/// request headers, what went upstream, response headers, what went to the client (on_log,
+/// on_done, on_delete), close.
 fn http_stream(c: &mut Criterion) {
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
     let module = runtime.load_file(wasm::reference_filter("headers")).unwrap();
     let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), Clock::real()));
     let plugin = PluginInfo { name: "bench".into(), ..Default::default() };
-    let mut core = FilterManager::start(&runtime, module, env, plugin, VmOptions::default()).unwrap();
+    let mut vms = vec![FilterManager::start(&runtime, module, env, plugin, VmOptions::default()).unwrap()];
     let request = HeaderMap::from_pairs([
         (":authority", "example.com"),
         (":path", "/bench"),
@@ -68,14 +70,16 @@ fn http_stream(c: &mut Criterion) {
     };
     c.bench_function("http_stream", |b| {
         b.iter(|| {
-            let id = core.open_http(PluginId::FIRST, info.clone(), DEFAULT_BUFFER_LIMIT);
-            core.headers(id, Direction::Request, request.clone(), true).unwrap();
-            let up = core.take_forwarded(id, Direction::Request);
-            core.headers(id, Direction::Response, response.clone(), true).unwrap();
-            let down = core.take_forwarded(id, Direction::Response);
-            core.close_http(id);
-            assert!(up.end_of_stream && down.end_of_stream);
-            core.take_effects()
+            let mut chain = HttpChain::open(&mut vms, [(0, PluginId::FIRST)], &info, DEFAULT_BUFFER_LIMIT);
+            let whole =
+                |h: &HeaderMap| Forwarded { headers: Some(h.clone()), end_of_stream: true, ..Default::default() };
+            chain.push(&mut vms, Direction::Request, whole(&request));
+            let up = chain.pull(&mut vms, Direction::Request);
+            chain.push(&mut vms, Direction::Response, whole(&response));
+            let down = chain.pull(&mut vms, Direction::Response);
+            chain.close(&mut vms);
+            assert!(up.end_of_stream && down.end_of_stream && chain.is_complete());
+            vms[0].take_effects()
         })
     });
     let mut h = Harness::builder().module_file(wasm::reference_filter("headers")).build().unwrap();

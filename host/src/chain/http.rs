@@ -2,7 +2,7 @@
 
 use super::{Link, Vms};
 use crate::error::{Error, Result};
-use crate::manager::{Direction, FilterManager, Forwarded, PluginId, StreamId, BODY_CHUNK};
+use crate::manager::{Direction, FilterManager, FinalHeaders, Forwarded, PluginId, StreamId, BODY_CHUNK};
 use crate::stream::{FilterStatus, HeaderMap, StreamInfo};
 
 /// Which filter answered the stream itself, and how.
@@ -33,6 +33,12 @@ pub struct HttpChain<K> {
     /// The first error a step met (the host's own: a guest's fault is the VM's failure policy's
     /// business), with the filter it met it in. The stream is then reset.
     failed: Option<(usize, Error)>,
+    /// Every filter has run its end of the stream (`on_log`, then `on_done`).
+    completed: bool,
+    /// A filter answered with a direct reply (see [`StreamEnd::direct_reply`](crate::manager::StreamEnd)).
+    direct_reply: bool,
+    /// The whole response left the chain.
+    response_ended: bool,
 }
 
 impl<K> HttpChain<K> {
@@ -52,7 +58,15 @@ impl<K> HttpChain<K> {
                 Link { vm, plugin, stream }
             })
             .collect();
-        Self { links, answer: None, through: Default::default(), failed: None }
+        Self {
+            links,
+            answer: None,
+            through: Default::default(),
+            failed: None,
+            completed: false,
+            direct_reply: false,
+            response_ended: false,
+        }
     }
 
     /// The filters, in the order the request passes them.
@@ -96,6 +110,7 @@ impl<K> HttpChain<K> {
         let l = &self.links[k];
         let r = vms.step(&l.vm, |p| feed(p, l.stream, d, input, BODY_CHUNK));
         self.note(vms, k, r);
+        self.complete_if_over(vms);
     }
 
     /// Request or response headers into the chain's entry, as one step; what the entry filter
@@ -150,12 +165,26 @@ impl<K> HttpChain<K> {
         let Some(l) = self.entry(d) else { return Ok(FilterStatus::Ended) };
         let r = vms.step(&l.vm, |p| step(p, l.stream));
         self.refresh(vms);
+        self.complete_if_over(vms);
         r
     }
 
     /// Moves what each filter let through on side `d` into the next one, and returns what left
     /// the chain: towards the upstream for `Request`, towards the client for `Response`.
     pub fn pull<V: Vms<Key = K>>(&mut self, vms: &mut V, d: Direction) -> Forwarded {
+        let mut out = self.pass(vms, d);
+        // A local reply's body follows its headers through the chain, in passes of its own.
+        while d == Direction::Response
+            && self.links[..self.path(d)].iter().any(|l| vms.peek(&l.vm, |p| p.has_reply_body(l.stream)))
+        {
+            let more = self.pass(vms, d);
+            merge(&mut out, more);
+        }
+        out
+    }
+
+    /// One pass of [`HttpChain::pull`] through the filters of side `d`.
+    fn pass<V: Vms<Key = K>>(&mut self, vms: &mut V, d: Direction) -> Forwarded {
         let n = self.path(d);
         if n == 0 {
             return std::mem::take(&mut self.through[d.index()]);
@@ -165,7 +194,8 @@ impl<K> HttpChain<K> {
         for step in 0..n {
             let k = if d == Direction::Request { step } else { n - 1 - step };
             let l = &self.links[k];
-            carry = vms.step(&l.vm, |p| {
+            let direct;
+            (carry, direct) = vms.step(&l.vm, |p| {
                 if step > 0 && !carry.is_empty() {
                     // Between filters a body goes on as it was let through: what a filter
                     // buffered reaches the next in one callback, as in Envoy.
@@ -173,15 +203,97 @@ impl<K> HttpChain<K> {
                         failed.get_or_insert((k, e));
                     }
                 }
-                p.take_forwarded(l.stream, d)
+                if d == Direction::Response {
+                    if let Err(e) = p.deliver_reply_body(l.stream) {
+                        failed.get_or_insert((k, e));
+                    }
+                }
+                let direct = d == Direction::Response && p.stream_end(l.stream).is_some_and(|e| e.direct_reply);
+                (p.take_forwarded(l.stream, d), direct)
             });
+            if direct {
+                // A reply made once the response had reached its filter goes straight to the
+                // client, past the other filters' response callbacks (Envoy's direct reply).
+                self.direct_reply = true;
+                break;
+            }
+        }
+        if d == Direction::Response && carry.end_of_stream {
+            self.response_ended = true;
         }
         if let Some((k, e)) = failed {
             self.note(vms, k, Err(e));
         } else {
             self.refresh(vms);
         }
+        self.complete_if_over(vms);
         carry
+    }
+
+    /// Completes the stream once it is over for the whole chain: the whole response went past the
+    /// first filter (the last on its way back), or a filter reset the stream.
+    fn complete_if_over<V: Vms<Key = K>>(&mut self, vms: &mut V) {
+        if self.completed || self.links.is_empty() {
+            return;
+        }
+        let first = &self.links[0];
+        let over = vms.peek(&first.vm, |p| p.stream_end(first.stream)).is_some_and(|e| e.over)
+            || self.answer.is_some_and(|a| a.reset)
+            || (self.direct_reply && self.response_ended);
+        if over {
+            self.complete(vms);
+        }
+    }
+
+    /// Ends the stream in every filter as Envoy does at the end of a stream: each filter's
+    /// access-log pass (`on_log`) in the chain's order, then each one's `on_done` and `on_delete`.
+    fn complete<V: Vms<Key = K>>(&mut self, vms: &mut V) {
+        self.completed = true;
+        // One filter's own maps are the stream's; a chain's filters all read the stream's final
+        // ones, and a filter the stream never reached gets its context for this pass.
+        let shared = (self.links.len() > 1).then(|| self.final_headers(vms));
+        let mut failed = None;
+        for (k, l) in self.links.iter().enumerate() {
+            if let Err(e) = vms.step(&l.vm, |p| p.log_http(l.stream, shared.as_ref())) {
+                failed.get_or_insert((k, e));
+            }
+        }
+        for (k, l) in self.links.iter().enumerate() {
+            if let Err(e) = vms.step(&l.vm, |p| p.end_http(l.stream)) {
+                failed.get_or_insert((k, e));
+            }
+        }
+        if let Some(f) = failed {
+            self.failed.get_or_insert(f);
+        }
+    }
+
+    /// The headers as the chain left them: the request's from the last filter that had them,
+    /// the response's (and its trailers) from the first.
+    fn final_headers<V: Vms<Key = K>>(&self, vms: &V) -> FinalHeaders {
+        let mut out = FinalHeaders::default();
+        for l in self.links.iter().rev() {
+            out.request = vms.peek(&l.vm, |p| p.log_headers(l.stream)[0].cloned());
+            if out.request.is_some() {
+                break;
+            }
+        }
+        for l in &self.links {
+            let [_, response, trailers] = vms.peek(&l.vm, |p| {
+                let [_, r, t] = p.log_headers(l.stream);
+                [None, r.cloned(), t.cloned()]
+            });
+            if response.is_some() {
+                (out.response, out.response_trailers) = (response, trailers);
+                break;
+            }
+        }
+        out
+    }
+
+    /// Whether every filter has ended the stream (`on_log`, `on_done` and `on_delete` ran).
+    pub fn is_complete(&self) -> bool {
+        self.completed
     }
 
     /// Records a step's outcome, then looks for an answer.
@@ -241,9 +353,13 @@ impl<K> HttpChain<K> {
         Some((vms.peek(&l.vm, |p| p.info(l.plugin).name.clone()), e))
     }
 
-    /// Closes the stream in every filter and forgets it (a stream not complete yet gets no more
-    /// callbacks).
-    pub fn close<V: Vms<Key = K>>(&self, vms: &mut V) {
+    /// Closes the stream in every filter and forgets it. A stream not over yet (the client went
+    /// away, the driver gave up on it) ends in every filter first, as Envoy ends a reset stream:
+    /// each filter's `on_log`, then each one's `on_done` and `on_delete`.
+    pub fn close<V: Vms<Key = K>>(&mut self, vms: &mut V) {
+        if !self.completed && !self.links.is_empty() {
+            self.complete(vms);
+        }
         for l in &self.links {
             vms.step(&l.vm, |p| p.close_http(l.stream));
         }

@@ -125,12 +125,13 @@ impl Exchange {
 }
 
 impl Harness {
-    /// Sends one request through the plugin as Envoy's HTTP connection manager would (adding
+    /// Sends one request from an HTTP/1.1 client through the plugin as Envoy would (adding
     /// `x-forwarded-proto` and `x-request-id` first), lets `upstream` answer whatever reaches it,
     /// and returns what the client gets. The upstream host is [`UPSTREAM_ADDRESS`] (the
     /// `upstream.address` property once the request reached it). Callouts are answered by the handler given to
     /// [`HarnessBuilder::on_http_callout`](super::HarnessBuilder::on_http_callout); a stream left
-    /// waiting is an error that says what it waits for.
+    /// waiting is an error that says what it waits for. Bodies are framed as Envoy's HTTP/1 codec
+    /// hands them to filters: in chunks, then the end of the message in an empty chunk.
     pub fn exchange(&mut self, request: Request, upstream: impl FnOnce(&Message) -> Response) -> Result<Exchange> {
         let mut headers: Vec<(String, String)> = vec![
             (":authority".into(), request.authority.clone()),
@@ -148,10 +149,13 @@ impl Harness {
         let id = s.id();
         let has_body = !request.body.is_empty();
         s.request_headers(headers, !has_body)?;
-        // Bodies arrive in socket-sized chunks, as Envoy's codec reads them.
-        let mut chunks = request.body.chunks(BODY_CHUNK).peekable();
-        while let Some(chunk) = chunks.next() {
-            s.request_body(chunk, chunks.peek().is_none())?;
+        // Bodies arrive in socket-sized chunks, as Envoy's HTTP/1 codec reads them; the end of
+        // the message comes after them, in an empty chunk of its own.
+        for chunk in request.body.chunks(BODY_CHUNK) {
+            s.request_body(chunk, false)?;
+        }
+        if has_body {
+            s.request_body([], true)?;
         }
         let s = self.http(id);
         let (reached, local) = (s.upstream_request().end_of_stream, s.local_reply().is_some() || s.is_reset());
@@ -168,9 +172,11 @@ impl Harness {
             let mut s = self.http(id);
             let has_body = !resp.body.is_empty();
             s.response_headers(pairs, !has_body)?;
-            let mut chunks = resp.body.chunks(BODY_CHUNK).peekable();
-            while let Some(chunk) = chunks.next() {
-                s.response_body(chunk, chunks.peek().is_none())?;
+            for chunk in resp.body.chunks(BODY_CHUNK) {
+                s.response_body(chunk, false)?;
+            }
+            if has_body {
+                s.response_body([], true)?;
             }
         }
         let s = self.http(id);

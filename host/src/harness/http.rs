@@ -36,9 +36,10 @@ impl Harness {
         HttpStream { h: self, id }
     }
 
-    /// Closes and forgets stream `id` (a stream not complete yet gets no more callbacks).
+    /// Closes and forgets stream `id`. A stream not complete yet ends as Envoy ends a stream its
+    /// client abandoned: every filter's `on_log`, then every filter's `on_done` and `on_delete`.
     pub fn close_http_stream(&mut self, id: StreamId) {
-        if let Some(s) = self.streams.remove(&id) {
+        if let Some(mut s) = self.streams.remove(&id) {
             s.chain.close(&mut self.vms);
         }
     }
@@ -199,15 +200,10 @@ impl HttpStream<'_> {
             || s.chain.links().iter().any(|l| self.h.vms[l.vm].stream_end(l.stream).is_some_and(|e| e.reset))
     }
 
-    /// True once `on_log`/`on_done`/`on_delete` ran in every filter that saw the stream (or the
-    /// stream ended without a context).
+    /// True once the stream ended in every filter: each one's `on_log`, then each one's
+    /// `on_done` and `on_delete` (nothing for a filter without a context).
     pub fn is_complete(&self) -> bool {
-        let (vm, id) = self.first();
-        vm.stream_end(id).is_some_and(|e| e.done)
-            && self.stream().chain.links().iter().all(|l| {
-                let vm = &self.h.vms[l.vm];
-                vm.context_of(l.stream).is_none() || vm.stream_end(l.stream).is_some_and(|e| e.done)
-            })
+        self.stream().chain.is_complete()
     }
 
     /// The current request headers as the filter sees them (before they are forwarded).

@@ -66,8 +66,28 @@ pub struct StreamEnd {
     pub local_reply: bool,
     /// The stream was reset.
     pub reset: bool,
-    /// The stream is complete (`on_log` ran).
+    /// The stream's way through the filter is over: its request ended (or was answered) and the
+    /// whole response went past it, or it was reset. The chain then completes it
+    /// ([`FilterManager::log_http`], [`FilterManager::end_http`]).
+    pub over: bool,
+    /// The stream is complete for the filter (`on_done` and `on_delete` ran, or it had no
+    /// context to run them in).
     pub done: bool,
+    /// The filter answered locally once the response had reached it: Envoy sends such a reply
+    /// straight to the client, past every other filter's response callbacks.
+    pub direct_reply: bool,
+}
+
+/// The stream's headers as the whole chain left them: what every filter's `on_log` reads, as
+/// Envoy's filters of one stream share one header map per kind.
+#[derive(Debug, Clone, Default)]
+pub struct FinalHeaders {
+    /// The request headers as the last filter that saw them left them.
+    pub request: Option<HeaderMap>,
+    /// The response headers as the client got them.
+    pub response: Option<HeaderMap>,
+    /// The response trailers as the client got them.
+    pub response_trailers: Option<HeaderMap>,
 }
 
 /// How much of a side's output a streaming driver has taken.
@@ -123,7 +143,17 @@ pub(crate) struct StreamDriver {
     downstream: Message,
     local_reply: Option<LocalReply>,
     reset: bool,
+    /// The stream's way through the filter is over (see [`StreamEnd::over`]).
+    over: bool,
+    /// `on_log` ran.
+    logged: bool,
+    /// `on_done` and `on_delete` ran.
     done: bool,
+    /// A local reply went straight out (see [`StreamEnd::direct_reply`]).
+    direct_reply: bool,
+    /// The body of a local reply passing this filter's response callbacks, until its headers
+    /// have gone on.
+    reply_body: Option<Vec<u8>>,
     grpc: bool,
     replying: bool,
     /// The stream's facts, until the context is created with them.
@@ -150,7 +180,7 @@ impl StreamDriver {
     }
 
     fn finished(&self) -> bool {
-        self.reset || self.done
+        self.reset || self.over
     }
 }
 
@@ -287,7 +317,13 @@ impl FilterManager {
     /// Whether stream `id` was answered locally, reset, or finished (`None`: not open).
     pub fn stream_end(&self, id: StreamId) -> Option<StreamEnd> {
         let d = self.streams.get(&id)?;
-        Some(StreamEnd { local_reply: d.local_reply.is_some(), reset: d.reset, done: d.done })
+        Some(StreamEnd {
+            local_reply: d.local_reply.is_some(),
+            reset: d.reset,
+            over: d.over,
+            done: d.done,
+            direct_reply: d.direct_reply,
+        })
     }
 
     /// What left the filter on side `d` of stream `id` and was not taken: towards the upstream for
@@ -595,8 +631,9 @@ fn deliver_body(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8],
     let status = data_status(raw, local_reply_pending(p, ctx));
     match status {
         FilterStatus::Continue => {
-            if matches!(driver(p, id).side(d).stage, Stage::HeadersStopped { .. }) {
-                // A body Continue releases headers held by a real StopIteration.
+            if !driver(p, id).out(d).headers_forwarded {
+                // A body Continue releases headers held by a real StopIteration (held still
+                // while the filter buffered body chunks since).
                 forward_headers(p, id, d, false);
             }
             forward_body(p, id, d, eos);
@@ -668,7 +705,7 @@ fn deliver_trailers(p: &mut FilterManager, id: StreamId, d: Direction, trailers:
 }
 
 fn release_after_trailers(p: &mut FilterManager, id: StreamId, d: Direction) {
-    if matches!(driver(p, id).side(d).stage, Stage::HeadersStopped { .. }) {
+    if !driver(p, id).out(d).headers_forwarded {
         forward_headers(p, id, d, false);
     }
     forward_body(p, id, d, true);
@@ -731,6 +768,9 @@ pub(crate) fn resume(p: &mut FilterManager, ctx: u32, stream: StreamType) -> Res
         }
         Stage::Buffering { .. } => {
             let eos = driver(p, id).side(d).eos_seen && driver(p, id).side(d).pending_trailers.is_none();
+            if !driver(p, id).out(d).headers_forwarded {
+                forward_headers(p, id, d, false);
+            }
             forward_body(p, id, d, eos);
         }
         Stage::TrailersStopped => release_after_trailers(p, id, d),
@@ -780,7 +820,15 @@ fn send_reply(p: &mut FilterManager, id: StreamId, reply: LocalReply) -> Result<
     drv.req.stage = Stage::Ended;
     let response_started = drv.resp.stage != Stage::Idle;
     if response_started || drv.replying || drv.skip || drv.ctx.is_none() {
-        // The filter's own response callbacks are not re-run for a reply made during them.
+        // The filter's own response callbacks are not re-run for a reply made during them; made
+        // once the response reached the filter, it skips every filter's (Envoy's direct reply).
+        drv.direct_reply |= response_started;
+        let ctx = drv.ctx;
+        if let Some(s) = ctx.and_then(|c| p.vm.http_state_mut(c)) {
+            // What `on_log` reads: the response the client got.
+            s.response_headers.map = headers.clone();
+        }
+        let drv = driver(p, id);
         let out = &mut drv.downstream;
         out.headers = headers;
         out.headers_forwarded = true;
@@ -793,13 +841,40 @@ fn send_reply(p: &mut FilterManager, id: StreamId, reply: LocalReply) -> Result<
     drv.replying = true;
     let eos = body.is_empty();
     headers_step(p, id, Direction::Response, headers, eos)?;
-    if !eos {
-        body_step(p, id, Direction::Response, &body, true)?;
-    }
-    if p.streams.contains_key(&id) {
+    if eos {
         driver(p, id).replying = false;
+    } else {
+        // The body follows once the headers have gone on through the filters before this one, as
+        // Envoy passes a reply's headers through the chain before its body.
+        driver(p, id).reply_body = Some(body);
     }
     finish_if_done(p, id)
+}
+
+impl FilterManager {
+    /// Gives the filter the body of its own local reply (`on_http_response_body`), once the
+    /// reply's headers have been taken on through the chain; whether there was one to give.
+    ///
+    /// # Errors
+    /// The host's own failure (a guest's fault applies the failure policy instead).
+    pub fn deliver_reply_body(&mut self, id: StreamId) -> Result<bool> {
+        let Some(d) = self.streams.get_mut(&id) else { return Ok(false) };
+        if d.reply_body.is_none() || !d.taken[Direction::Response.index()].headers {
+            return Ok(false);
+        }
+        let body = d.reply_body.take().unwrap_or_default();
+        self.step(id, |p| {
+            body_step(p, id, Direction::Response, &body, true)?;
+            driver(p, id).replying = false;
+            finish_if_done(p, id)
+        })?;
+        Ok(true)
+    }
+
+    /// Whether stream `id` holds the body of a local reply for [`FilterManager::deliver_reply_body`].
+    pub fn has_reply_body(&self, id: StreamId) -> bool {
+        self.streams.get(&id).is_some_and(|d| d.reply_body.is_some() && d.taken[Direction::Response.index()].headers)
+    }
 }
 
 /// The VM failed while this stream was open: apply the plugin's failure policy.
@@ -867,13 +942,105 @@ fn finish_if_done(p: &mut FilterManager, id: StreamId) -> Result<()> {
     Ok(())
 }
 
-/// The stream is over: the access-log pass (`on_log` with read-only maps), then `on_done` and `on_delete`.
+/// The stream's way through this filter is over. Its callbacks (`on_log`, `on_done`) come when
+/// the stream is over for the whole chain, as Envoy runs them: every filter's `on_log`, then
+/// every filter's `on_done` (see [`crate::chain::HttpChain`]).
 fn complete(p: &mut FilterManager, id: StreamId) -> Result<()> {
-    let drv = driver(p, id);
-    if drv.done {
+    driver(p, id).over = true;
+    Ok(())
+}
+
+impl FilterManager {
+    /// The access-log pass of stream `id` (`on_log`, with every map read-only and the headers as
+    /// they left the filter), once; nothing for a stream without a context or in a failed VM.
+    ///
+    /// # Errors
+    /// The host's own failure (a guest's fault applies the failure policy instead).
+    ///
+    /// With `shared`, the headers `on_log` reads are the whole chain's (Envoy's filters share
+    /// them); a filter the stream never reached gets its context now, as Envoy creates it for the
+    /// access-log pass.
+    pub fn log_http(&mut self, id: StreamId, shared: Option<&FinalHeaders>) -> Result<()> {
+        match self.streams.get_mut(&id) {
+            Some(d) if !d.logged => d.logged = true,
+            _ => return Ok(()),
+        }
+        if self.vm.failure().is_some() {
+            return Ok(());
+        }
+        let d = driver(self, id);
+        if d.ctx.is_none() && !d.skip && shared.is_some() {
+            let info = d.info.take().unwrap_or_default();
+            let plugin = d.plugin;
+            let root = self.root(plugin).root_id;
+            match self.vm.create_http_context(root, HttpStreamState { info, ..Default::default() }) {
+                Ok(ctx) => {
+                    driver(self, id).ctx = Some(ctx);
+                    self.contexts.insert(ctx, id);
+                }
+                Err(e) if e.is_guest_fault() => {
+                    self.on_vm_failure(e.to_string());
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let (Some(shared), Some(s)) = (shared, state(self, id)) {
+            let maps = [
+                (&mut s.request_headers, &shared.request),
+                (&mut s.response_headers, &shared.response),
+                (&mut s.response_trailers, &shared.response_trailers),
+            ];
+            for (slot, map) in maps {
+                if let Some(map) = map {
+                    slot.map = map.clone();
+                }
+            }
+        }
+        log_pass(self, id)
+    }
+
+    /// The headers stream `id` holds for its filter's `on_log`: request, response, response
+    /// trailers (`None` for a map it never had).
+    pub fn log_headers(&self, id: StreamId) -> [Option<&HeaderMap>; 3] {
+        let Some(s) = self.http_state(id) else { return [None, None, None] };
+        [&s.request_headers, &s.response_headers, &s.response_trailers]
+            .map(|slot| (!slot.map.is_empty()).then_some(&slot.map))
+    }
+
+    /// Ends stream `id` for its filter: `on_done`, then `on_delete`, once (nothing for a stream
+    /// without a context or in a failed VM).
+    ///
+    /// # Errors
+    /// The host's own failure (a guest's fault applies the failure policy instead).
+    pub fn end_http(&mut self, id: StreamId) -> Result<()> {
+        let Some(d) = self.streams.get_mut(&id) else { return Ok(()) };
+        if d.done {
+            return Ok(());
+        }
+        (d.done, d.over) = (true, true);
+        let Some(ctx) = d.ctx else { return Ok(()) };
+        if self.vm.failure().is_some() {
+            return Ok(());
+        }
+        self.step(id, |p| {
+            let r = p.vm.on_done(ctx);
+            p.after_guest_call(r)?;
+            if p.vm.failure().is_some() {
+                return Ok(());
+            }
+            let r = p.vm.on_delete(ctx);
+            p.after_guest_call(r)
+        })
+    }
+}
+
+/// `on_log` for stream `id`, with its maps made read-only and the headers as they left each side.
+fn log_pass(p: &mut FilterManager, id: StreamId) -> Result<()> {
+    if p.vm.failure().is_some() {
         return Ok(());
     }
-    drv.done = true;
+    let drv = driver(p, id);
     let Some(ctx) = drv.ctx else { return Ok(()) };
     // Headers and trailers only: the bodies are not needed and may be large. What a driver took
     // is still in the context's maps, as it left the filter; the rest is copied back from the
@@ -900,16 +1067,8 @@ fn complete(p: &mut FilterManager, id: StreamId) -> Result<()> {
         s.response_body.access = Access::None;
         s.info.request_duration_nanos = s.info.request_time_nanos.map(|t| p.env.clock.now_nanos() - t);
     }
-    let r = p.vm.on_log(ctx);
-    p.after_guest_call(r)?;
-    if p.vm.failure().is_some() {
-        return Ok(());
-    }
-    let r = p.vm.on_done(ctx);
-    p.after_guest_call(r)?;
-    if p.vm.failure().is_some() {
-        return Ok(());
-    }
-    let r = p.vm.on_delete(ctx);
-    p.after_guest_call(r)
+    p.step(id, |p| {
+        let r = p.vm.on_log(ctx);
+        p.after_guest_call(r)
+    })
 }

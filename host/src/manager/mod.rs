@@ -46,7 +46,7 @@ use std::time::Duration;
 
 pub use callouts::CalloutReply;
 pub use effects::Effect;
-pub use http::{Forwarded, Message, StreamEnd, BODY_CHUNK, DEFAULT_BUFFER_LIMIT};
+pub use http::{FinalHeaders, Forwarded, Message, StreamEnd, BODY_CHUNK, DEFAULT_BUFFER_LIMIT};
 pub use ids::{Direction, PluginId, StreamId};
 
 use crate::error::{Error, Result};

@@ -114,8 +114,9 @@ impl FilterManager {
         }
     }
 
-    /// The connection ends: `on_upstream_connection_close` (Unknown, as Envoy raises it),
-    /// `on_downstream_connection_close(peer)`, then `on_done`, `on_log`, `on_delete`.
+    /// The connection ends: `on_downstream_connection_close(peer)`, then `on_done`, `on_log`,
+    /// `on_delete` (`on_upstream_connection_close` came with the upstream's last data, if it
+    /// reached the filter, as Envoy raises it).
     pub fn close_tcp(&mut self, id: StreamId, peer: PeerType) -> Result<()> {
         let c = self.connections.get_mut(&id).ok_or_else(|| Error::Usage(format!("no open connection {id}")))?;
         if c.done {
@@ -125,8 +126,6 @@ impl FilterManager {
         c.closed.get_or_insert(peer);
         let Some(ctx) = c.ctx else { return Ok(()) };
         self.step(id, |p| {
-            let r = p.vm.on_upstream_close(ctx, PeerType::Unknown);
-            p.after_guest_call(r)?;
             if p.vm.failure().is_none() {
                 let r = p.vm.on_downstream_close(ctx, peer);
                 p.after_guest_call(r)?;
@@ -231,6 +230,12 @@ fn data(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eos: bo
         forward(p, id, d);
     } else {
         conn(p, id).paused[d.index()] = true;
+    }
+    if d == Direction::Response && eos {
+        // Envoy raises the upstream's close here, at the end of its data, whatever the filter
+        // answered (it does not follow the upstream connection's own events).
+        let r = p.vm.on_upstream_close(ctx, PeerType::Unknown);
+        p.after_guest_call(r)?;
     }
     p.pump()?;
     Ok(status)

@@ -389,10 +389,15 @@ enum Upstream {
 /// Routes `req` (again: the filters may have changed its headers, and Envoy clears its route cache)
 /// and sends it. With the answer comes the route timeout's deadline, which holds until the whole
 /// response has arrived.
+///
+/// `request_complete` says whether the whole request has gone upstream: Envoy's router tells the
+/// client how long the upstream took (`x-envoy-upstream-service-time`) only when the upstream
+/// answered after that.
 async fn routed(
     state: &ListenerState,
     req: &HeaderMap,
     body: PipeBody,
+    request_complete: &std::cell::Cell<bool>,
 ) -> (UpstreamHead, Option<tokio::time::Instant>) {
     let vh = route::virtual_host(&state.plan.virtual_hosts, req.get_str(":authority").unwrap_or_default());
     let r = vh.and_then(|vh| route::route(vh, req));
@@ -400,7 +405,11 @@ async fn routed(
         Some(RouteAction::Cluster { timeout: Some(t), .. }) => Some(tokio::time::Instant::now() + *t),
         _ => None,
     };
-    (run_route(state, r, req, body).await, deadline)
+    let mut head = run_route(state, r, req, body).await;
+    if !request_complete.get() {
+        head.headers.remove("x-envoy-upstream-service-time");
+    }
+    (head, deadline)
 }
 
 /// One request on its way through the filters, to the upstream and back.
@@ -443,6 +452,8 @@ impl Exchange {
         let mut sink: Option<BodySender> = None;
         let mut upstream: Option<Upstream> = None;
         let mut answered = None;
+        // Whether the whole request has gone upstream (see `routed`).
+        let request_complete = Rc::new(std::cell::Cell::new(false));
         loop {
             if let Some(f) = input.take() {
                 self.chain.push(&mut Instances, Direction::Request, f);
@@ -468,7 +479,10 @@ impl Exchange {
                 upstream = Some(if streams {
                     // The body is still coming: the upstream request runs beside the request side.
                     let state = self.state.clone();
-                    Upstream::Task(tokio::task::spawn_local(async move { routed(&state, &h, upstream_body).await }))
+                    let complete = request_complete.clone();
+                    Upstream::Task(tokio::task::spawn_local(async move {
+                        routed(&state, &h, upstream_body, &complete).await
+                    }))
                 } else {
                     // Whole already: sent when the response side starts, with no task of its own.
                     Upstream::Whole(h, upstream_body)
@@ -483,6 +497,7 @@ impl Exchange {
             if end {
                 // Dropping the sender ends the upstream request's body.
                 sink = None;
+                request_complete.set(true);
             }
             if let Some(a) = self.chain.answer() {
                 answered = Some(a);
@@ -553,7 +568,7 @@ impl Exchange {
                 Err(_) => (None, None),
             },
             Some(Upstream::Whole(h, body)) => {
-                let (head, deadline) = routed(&self.state, &h, body).await;
+                let (head, deadline) = routed(&self.state, &h, body, &std::cell::Cell::new(true)).await;
                 (Some(head), deadline)
             }
             None => (None, None),

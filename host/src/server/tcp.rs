@@ -114,9 +114,9 @@ async fn proxy(
     let chosen = chain.filter_state(&Instances, CLUSTER_FILTER_STATE);
     let name = chosen.map_or_else(|| state.cluster.clone(), |c| String::from_utf8_lossy(&c).into_owned());
     // An unknown cluster, or one that does not answer, closes the connection.
-    let Some(cluster) = state.shared.clusters.get(&name) else { return forget(chain) };
+    let Some(cluster) = state.shared.clusters.get(&name) else { return forget(chain, PeerType::Local) };
     seen.cluster = Some(name.clone());
-    let Some(mut upstream) = cluster.connect_tcp().await else { return forget(chain) };
+    let Some(mut upstream) = cluster.connect_tcp().await else { return forget(chain, PeerType::Local) };
     chain.set_cluster(&mut Instances, &name, cluster.metadata());
     if let Ok(addr) = upstream.peer_addr() {
         seen.upstream = Some(addr);
@@ -126,6 +126,9 @@ async fn proxy(
     let (mut ur, mut uw) = upstream.split();
     let (mut cbuf, mut ubuf) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
     let (mut client_open, mut upstream_open) = (true, true);
+    // Who ends the client's connection: the proxy (Envoy's tcp_proxy closes it once the upstream
+    // connection is done, and a filter may close it), unless the client broke it off.
+    let mut closer = PeerType::Local;
     // A filter may close at once (in on_new_connection).
     let mut out = chain.released(&mut Instances);
     loop {
@@ -133,6 +136,7 @@ async fn proxy(
             break;
         }
         if !out.to_client.is_empty() && cw.write_all(&out.to_client).await.is_err() {
+            closer = PeerType::Remote;
             break;
         }
         seen.sent += out.to_client.len() as u64;
@@ -147,6 +151,9 @@ async fn proxy(
         let notified = wake.notified();
         out = tokio::select! {
             r = cr.read(&mut cbuf), if client_open => {
+                if r.is_err() {
+                    closer = PeerType::Remote;
+                }
                 let n = r.unwrap_or(0);
                 seen.received += n as u64;
                 client_open = n > 0;
@@ -168,12 +175,12 @@ async fn proxy(
             _ = notified => chain.released(&mut Instances),
         };
     }
-    forget(chain);
+    forget(chain, closer);
 }
 
-/// Ends the connection for every filter (closed by the peer unless a filter closed it) and
+/// Ends the connection for every filter (closed by `closer` unless a filter closed it) and
 /// forgets it.
-fn forget(mut chain: TcpChain<Rc<Instance>>) {
+fn forget(mut chain: TcpChain<Rc<Instance>>, closer: PeerType) {
     for l in chain.links() {
         l.vm.unwatch(l.stream);
     }
@@ -181,6 +188,6 @@ fn forget(mut chain: TcpChain<Rc<Instance>>) {
         tracing::warn!(target: "wasm", "filter `{filter}`: the connection was closed: {e}");
     }
     // A filter that finished already refuses a second close: nothing is lost.
-    let _ = chain.close(&mut Instances, PeerType::Remote);
+    let _ = chain.close(&mut Instances, closer);
     chain.forget(&mut Instances);
 }

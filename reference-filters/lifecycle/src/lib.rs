@@ -26,7 +26,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         log::info!("{}: create", self.tag);
-        Some(Box::new(Stream { tag: self.tag.clone(), context_id, buffer: false }))
+        Some(Box::new(Stream { tag: self.tag.clone(), context_id, buffer: false, reply_response: false }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -38,6 +38,9 @@ struct Stream {
     tag: String,
     context_id: u32,
     buffer: bool,
+    /// Answer at the response's headers (decided at the request's: Envoy does not let a filter
+    /// read the request's headers later, until `on_log`).
+    reply_response: bool,
 }
 
 impl Stream {
@@ -58,6 +61,7 @@ impl HttpContext for Stream {
         let _ = self.context_id;
         log::info!("{}: request headers n={n} eos={eos}", self.tag);
         self.buffer = self.asked("x-buffer");
+        self.reply_response = self.asked("x-reply-response");
         if self.asked("x-reset") {
             self.reset_http_request();
             return Action::Pause;
@@ -86,7 +90,7 @@ impl HttpContext for Stream {
     fn on_http_response_headers(&mut self, n: usize, eos: bool) -> Action {
         let status = self.get_http_response_header(":status").unwrap_or_default();
         log::info!("{}: response headers n={n} eos={eos} status={status}", self.tag);
-        if self.get_http_request_header("x-reply-response").is_some_and(|v| v == self.tag) && status != "419" {
+        if self.reply_response && status != "419" {
             self.send_http_response(419, vec![("x-replied-by", &self.tag)], Some(b"too late"));
             return Action::Pause;
         }
