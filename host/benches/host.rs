@@ -12,7 +12,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_host::chain::HttpChain;
 use sluice_host::harness::{Harness, Request, Response};
-use sluice_host::manager::{Direction, FilterManager, Forwarded, PluginId, DEFAULT_BUFFER_LIMIT};
+use sluice_host::plugin_vm::{Direction, Forwarded, PluginId, PluginVm, DEFAULT_BUFFER_LIMIT};
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::state::SharedState;
 use sluice_host::stream::{HeaderMap, StreamInfo};
@@ -49,7 +49,7 @@ fn http_stream(c: &mut Criterion) {
     let module = runtime.load_file(wasm::reference_filter("headers")).unwrap();
     let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), Clock::real()));
     let plugin = PluginInfo { name: "bench".into(), ..Default::default() };
-    let mut vms = vec![FilterManager::start(&runtime, module, env, plugin, VmOptions::default()).unwrap()];
+    let mut vms = vec![PluginVm::start(&runtime, module, env, plugin, VmOptions::default()).unwrap()];
     let request = HeaderMap::from_pairs([
         (":authority", "example.com"),
         (":path", "/bench"),

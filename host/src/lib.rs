@@ -1,7 +1,8 @@
 //! `sluice-host`: a proxy-wasm host on wasmtime that behaves like Envoy.
 //!
 //! One core (the [`runtime`], the [`abi`] hostcalls, [`vm`]s and their [`stream`] state, process-wide
-//! [`state`], and the sans-IO filter [`manager`] over them) and two drivers: the in-process
+//! [`state`], each VM with its plugins as a sans-IO [`plugin_vm`], and each stream's filter
+//! [`chain`] over them) and two drivers: the in-process
 //! [`harness`] for unit tests of filters, and the `sluice` binary's server (feature `server`, on by
 //! default; a filter's tests turn it off and build only the core and the harness).
 //!
@@ -22,7 +23,7 @@ pub mod chain;
 pub mod config;
 mod error;
 pub mod harness;
-pub mod manager;
+pub mod plugin_vm;
 pub mod runtime;
 #[cfg(feature = "server")]
 pub mod server;

@@ -2,7 +2,7 @@
 
 use super::{Link, Vms};
 use crate::error::{Error, Result};
-use crate::manager::{Direction, FilterManager, FinalHeaders, Forwarded, PluginId, StreamId, BODY_CHUNK};
+use crate::plugin_vm::{Direction, FinalHeaders, Forwarded, PluginId, PluginVm, StreamId, BODY_CHUNK};
 use crate::stream::{FilterStatus, HeaderMap, StreamInfo};
 
 /// Which filter answered the stream itself, and how.
@@ -35,7 +35,7 @@ pub struct HttpChain<K> {
     failed: Option<(usize, Error)>,
     /// Every filter has run its end of the stream (`on_log`, then `on_done`).
     completed: bool,
-    /// A filter answered with a direct reply (see [`StreamEnd::direct_reply`](crate::manager::StreamEnd)).
+    /// A filter answered with a direct reply (see [`StreamEnd::direct_reply`](crate::plugin_vm::StreamEnd)).
     direct_reply: bool,
     /// The whole response left the chain.
     response_ended: bool,
@@ -160,7 +160,7 @@ impl<K> HttpChain<K> {
         &mut self,
         vms: &mut V,
         d: Direction,
-        step: impl FnOnce(&mut FilterManager, StreamId) -> Result<FilterStatus>,
+        step: impl FnOnce(&mut PluginVm, StreamId) -> Result<FilterStatus>,
     ) -> Result<FilterStatus> {
         let Some(l) = self.entry(d) else { return Ok(FilterStatus::Ended) };
         let r = vms.step(&l.vm, |p| step(p, l.stream));
@@ -380,7 +380,7 @@ fn merge(into: &mut Forwarded, more: Forwarded) {
 
 /// Feeds `f` into one side of a filter's stream, as Envoy's filter manager would: headers, then
 /// the body in chunks of at most `chunk` bytes, then trailers; `end_of_stream` on the last of them.
-fn feed(p: &mut FilterManager, id: StreamId, d: Direction, f: Forwarded, chunk: usize) -> Result<()> {
+fn feed(p: &mut PluginVm, id: StreamId, d: Direction, f: Forwarded, chunk: usize) -> Result<()> {
     let more = !f.body.is_empty() || f.trailers.is_some();
     if let Some(headers) = f.headers {
         let eos = f.end_of_stream && !more;

@@ -1,7 +1,7 @@
 //! A stream's filter chain, as Envoy's filter manager steps it: the part of the core both drivers
 //! share.
 //!
-//! Each filter of a chain is one plugin in some VM ([`FilterManager`]: a VM and the plugins that
+//! Each filter of a chain is one plugin in some VM ([`PluginVm`]: a VM and the plugins that
 //! share it); a chain holds, for one HTTP stream or one TCP connection, that filter's stream in its
 //! VM, and moves what each filter lets through on to the next one — requests and client bytes in
 //! the chain's order, responses and upstream bytes in reverse — until it leaves the chain. It does
@@ -14,16 +14,16 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use sluice_host::chain::HttpChain;
-//! use sluice_host::manager::{Direction, FilterManager, PluginId, Forwarded};
+//! use sluice_host::plugin_vm::{Direction, PluginVm, PluginId, Forwarded};
 //! use sluice_host::runtime::{Runtime, RuntimeConfig};
 //! use sluice_host::stream::{HeaderMap, StreamInfo};
 //! use sluice_host::vm::{Clock, PluginInfo, ProxyEnv, TracingLogSink, VmOptions};
 //!
 //! let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
 //! let env = Arc::new(ProxyEnv::new(Default::default(), Arc::new(TracingLogSink), Clock::real()));
-//! let start = |file: &str| -> sluice_host::Result<FilterManager> {
+//! let start = |file: &str| -> sluice_host::Result<PluginVm> {
 //!     let module = runtime.load_file(file)?;
-//!     FilterManager::start(&runtime, module, env.clone(), PluginInfo::default(), VmOptions::default())
+//!     PluginVm::start(&runtime, module, env.clone(), PluginInfo::default(), VmOptions::default())
 //! };
 //! // Two filters, each in a VM of its own; the driver keeps the VMs.
 //! let mut vms = vec![start("auth.wasm")?, start("headers.wasm")?];
@@ -43,11 +43,11 @@ mod tcp;
 pub use http::{Answer, HttpChain};
 pub use tcp::{TcpChain, TcpOut};
 
-use crate::manager::{FilterManager, PluginId, StreamId};
+use crate::plugin_vm::{PluginId, PluginVm, StreamId};
 
 /// Where a chain finds the VMs of its filters: the driver's own handles on them.
 ///
-/// A driver that owns its VMs uses `Vec<FilterManager>` (a filter's VM is its index); `sluice
+/// A driver that owns its VMs uses `Vec<PluginVm>` (a filter's VM is its index); `sluice
 /// serve` names each by the worker's shared handle and does what a VM asked for (callouts, timers)
 /// after each step.
 pub trait Vms {
@@ -55,21 +55,21 @@ pub trait Vms {
     type Key;
 
     /// Runs `f` on VM `key` as one step of a stream; the driver then does what the VM asked for.
-    fn step<T>(&mut self, key: &Self::Key, f: impl FnOnce(&mut FilterManager) -> T) -> T;
+    fn step<T>(&mut self, key: &Self::Key, f: impl FnOnce(&mut PluginVm) -> T) -> T;
 
     /// Reads VM `key` without stepping it.
-    fn peek<T>(&self, key: &Self::Key, f: impl FnOnce(&FilterManager) -> T) -> T;
+    fn peek<T>(&self, key: &Self::Key, f: impl FnOnce(&PluginVm) -> T) -> T;
 }
 
 /// VMs a driver owns, named by their index (as the harness holds them).
-impl Vms for Vec<FilterManager> {
+impl Vms for Vec<PluginVm> {
     type Key = usize;
 
-    fn step<T>(&mut self, key: &usize, f: impl FnOnce(&mut FilterManager) -> T) -> T {
+    fn step<T>(&mut self, key: &usize, f: impl FnOnce(&mut PluginVm) -> T) -> T {
         f(&mut self[*key])
     }
 
-    fn peek<T>(&self, key: &usize, f: impl FnOnce(&FilterManager) -> T) -> T {
+    fn peek<T>(&self, key: &usize, f: impl FnOnce(&PluginVm) -> T) -> T {
         f(&self[*key])
     }
 }

@@ -4,7 +4,7 @@
 use super::{Link, Vms};
 use crate::abi::status::PeerType;
 use crate::error::{Error, Result};
-use crate::manager::{Direction, PluginId};
+use crate::plugin_vm::{Direction, PluginId};
 use crate::stream::{FilterStatus, Metadata, StreamInfo};
 
 /// What came out of a [`TcpChain`] on one pass.

@@ -4,7 +4,7 @@ use super::{Harness, Message};
 use crate::error::{Error, Result};
 use crate::vm::LocalReply;
 
-pub use crate::manager::BODY_CHUNK;
+pub use crate::plugin_vm::BODY_CHUNK;
 
 /// A client request for [`Harness::exchange`].
 ///

@@ -3,7 +3,7 @@
 use super::{ChainStream, Harness};
 use crate::chain::HttpChain;
 use crate::error::Result;
-use crate::manager::{Direction, FilterManager, Message, StreamId};
+use crate::plugin_vm::{Direction, Message, PluginVm, StreamId};
 use crate::stream::{FilterStatus, HeaderMap, StreamInfo};
 use crate::vm::LocalReply;
 
@@ -75,7 +75,7 @@ impl HttpStream<'_> {
     }
 
     /// The stream in the chain's first filter: its VM and its id there.
-    fn first(&self) -> (&FilterManager, StreamId) {
+    fn first(&self) -> (&PluginVm, StreamId) {
         let l = &self.stream().chain.links()[0];
         (&self.h.vms[l.vm], l.stream)
     }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 use std::time::Duration;
 
-pub use crate::manager::{CalloutReply, Message, StreamId};
+pub use crate::plugin_vm::{CalloutReply, Message, StreamId};
 pub use crate::vm::{CalloutToken, ContextId};
 pub use build::{build_crate, WASM_TARGET};
 pub use exchange::{Exchange, Request, Response, BODY_CHUNK, UPSTREAM_ADDRESS};
@@ -47,7 +47,7 @@ pub use tcp::TcpStream;
 use crate::abi::status::LogLevel;
 use crate::chain::{HttpChain, TcpChain};
 use crate::error::{Error, Result};
-use crate::manager::{Effect, FilterManager, Forwarded, PluginId, DEFAULT_BUFFER_LIMIT};
+use crate::plugin_vm::{Effect, Forwarded, PluginId, PluginVm, DEFAULT_BUFFER_LIMIT};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, SharedState};
 use crate::stream::{HttpStreamState, PropertyValue, StreamInfo};
@@ -314,7 +314,7 @@ impl HarnessBuilder {
             plugin.vm_id = self.vm.vm_id.clone();
         }
         let first = Filter { source, plugin, vm: self.vm };
-        let mut vms: Vec<FilterManager> = Vec::new();
+        let mut vms: Vec<PluginVm> = Vec::new();
         let mut filters = Vec::new();
         for f in std::iter::once(first).chain(self.more) {
             let module = load(&f.source)?;
@@ -328,7 +328,7 @@ impl HarnessBuilder {
                     filters.push((k, id));
                 }
                 None => {
-                    vms.push(FilterManager::start(&runtime, module, env.clone(), plugin, f.vm)?);
+                    vms.push(PluginVm::start(&runtime, module, env.clone(), plugin, f.vm)?);
                     filters.push((vms.len() - 1, PluginId::FIRST));
                 }
             }
@@ -352,10 +352,10 @@ impl HarnessBuilder {
 
 /// A plugin (or a chain of them, see [`HarnessBuilder::filter`]) with a virtual clock and
 /// in-memory streams: the test driver of the core ([`chain`](crate::chain) over
-/// [`manager`](crate::manager)).
+/// [`plugin_vm`](crate::plugin_vm)).
 pub struct Harness {
     /// The VMs; the first filter's is the first.
-    vms: Vec<FilterManager>,
+    vms: Vec<PluginVm>,
     /// The chain's filters in order: their VM (an index into `vms`) and plugin.
     filters: Vec<(usize, PluginId)>,
     streams: HashMap<StreamId, ChainStream>,
@@ -410,7 +410,7 @@ impl Harness {
     }
 
     /// The first filter's VM and its plugins, for what the harness has no shortcut for.
-    pub fn core(&mut self) -> &mut FilterManager {
+    pub fn core(&mut self) -> &mut PluginVm {
         &mut self.vms[0]
     }
 
@@ -503,7 +503,7 @@ impl Harness {
     }
 
     /// Why the first filter's VM failed, in order (the first 16 failures and the latest 16; see
-    /// [`FilterManager::vm_failures`]).
+    /// [`PluginVm::vm_failures`]).
     pub fn vm_failures(&self) -> &[String] {
         self.vms[0].vm_failures()
     }
@@ -519,7 +519,7 @@ impl Harness {
         self.deliver_pending()?;
         let clock = self.env().clone();
         let end = clock.clock.monotonic_nanos() + by.as_nanos() as i64;
-        let next = |vms: &[FilterManager]| vms.iter().filter_map(|vm| vm.next_deadline()).min();
+        let next = |vms: &[PluginVm]| vms.iter().filter_map(|vm| vm.next_deadline()).min();
         while let Some(at) = next(&self.vms).filter(|at| *at <= end) {
             clock.clock.advance(at - clock.clock.monotonic_nanos());
             for vm in &mut self.vms {
@@ -665,8 +665,8 @@ impl Harness {
     fn propagate(&mut self) {
         let vms = &mut self.vms;
         for s in self.streams.values_mut() {
-            absorb(&mut s.upstream, s.chain.pull(vms, crate::manager::Direction::Request));
-            absorb(&mut s.downstream, s.chain.pull(vms, crate::manager::Direction::Response));
+            absorb(&mut s.upstream, s.chain.pull(vms, crate::plugin_vm::Direction::Request));
+            absorb(&mut s.downstream, s.chain.pull(vms, crate::plugin_vm::Direction::Response));
         }
         for c in self.connections.values_mut() {
             let out = c.chain.released(vms);

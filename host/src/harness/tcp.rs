@@ -4,7 +4,7 @@ use super::{ChainConnection, Harness};
 use crate::abi::status::PeerType;
 use crate::chain::TcpChain;
 use crate::error::Result;
-use crate::manager::{Direction, StreamId};
+use crate::plugin_vm::{Direction, StreamId};
 use crate::stream::{FilterStatus, StreamInfo};
 
 /// One TCP connection through the plugin (or the chain of them).

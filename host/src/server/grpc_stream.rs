@@ -82,7 +82,7 @@ impl OpenStream {
 }
 
 /// Delivers to the plugin (which then does what it asks for).
-fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::manager::FilterManager)) {
+fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::plugin_vm::PluginVm)) {
     instance.with(f);
 }
 

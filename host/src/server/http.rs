@@ -1,5 +1,5 @@
 //! One HTTP request through a listener: routing, the wasm filters (each a stream of the
-//! [`manager`](crate::manager) core, which the harness drives too), the upstream, and the answer.
+//! [`chain`](crate::chain) of the core, which the harness drives too), the upstream, and the answer.
 //!
 //! Bodies stream: each frame from the client goes through the filters as it arrives and on to the
 //! upstream as they let it through, and the response comes back the same way; a filter that buffers
@@ -22,7 +22,7 @@ use super::route;
 use super::Shared;
 use crate::chain::{Answer, HttpChain};
 use crate::config::{HttpListener, RouteAction, RoutePlan};
-use crate::manager::{Direction, Forwarded};
+use crate::plugin_vm::{Direction, Forwarded};
 use crate::stream::{HeaderMap, StreamInfo};
 
 /// Per worker, per listener: the routes and the filter instance.

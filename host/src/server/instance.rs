@@ -1,4 +1,4 @@
-//! One plugin instance on one worker: the production driver of the [`manager`](crate::manager)
+//! One plugin instance on one worker: the production driver of a [`PluginVm`](crate::plugin_vm::PluginVm)
 //! core. Whatever the core asks for is done at once: callouts go to real clusters, the next timer
 //! is armed on tokio (and only while one is due: an idle instance costs nothing), and a request
 //! whose stream moved is woken by its own signal.
@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::cluster::{UpstreamResponse, CONNECT_FAILURE};
 use super::grpc_stream::OpenStream;
 use super::Shared;
-use crate::manager::{CalloutReply, Effect, FilterManager, PluginId, StreamId};
+use crate::plugin_vm::{CalloutReply, Effect, PluginId, PluginVm, StreamId};
 use crate::stream::HeaderMap;
 use crate::vm::{CalloutToken, GrpcCallout, HttpCallout};
 
@@ -36,18 +36,18 @@ pub(crate) struct Instances;
 impl crate::chain::Vms for Instances {
     type Key = Rc<Instance>;
 
-    fn step<T>(&mut self, key: &Rc<Instance>, f: impl FnOnce(&mut FilterManager) -> T) -> T {
+    fn step<T>(&mut self, key: &Rc<Instance>, f: impl FnOnce(&mut PluginVm) -> T) -> T {
         key.with(f)
     }
 
-    fn peek<T>(&self, key: &Rc<Instance>, f: impl FnOnce(&FilterManager) -> T) -> T {
+    fn peek<T>(&self, key: &Rc<Instance>, f: impl FnOnce(&PluginVm) -> T) -> T {
         key.peek(f)
     }
 }
 
 /// A VM of a worker, with the plugins that share it.
 pub(crate) struct Instance {
-    plugin: RefCell<FilterManager>,
+    plugin: RefCell<PluginVm>,
     /// The signal of each request or connection with a stream here, by stream.
     wakers: RefCell<HashMap<StreamId, Rc<Notify>>>,
     /// gRPC streams the plugin opened, by token.
@@ -72,7 +72,7 @@ impl Drop for Instance {
 
 impl Instance {
     /// Wraps a started plugin. Call [`Instance::start`] inside the worker's task set.
-    pub(crate) fn new(plugin: FilterManager, shared: Arc<Shared>) -> Rc<Self> {
+    pub(crate) fn new(plugin: PluginVm, shared: Arc<Shared>) -> Rc<Self> {
         Rc::new(Self {
             plugin: RefCell::new(plugin),
             wakers: Default::default(),
@@ -110,20 +110,20 @@ impl Instance {
     }
 
     /// Runs `f` on the plugin, then does what it asked for.
-    pub(crate) fn with<T>(self: &Rc<Self>, f: impl FnOnce(&mut FilterManager) -> T) -> T {
+    pub(crate) fn with<T>(self: &Rc<Self>, f: impl FnOnce(&mut PluginVm) -> T) -> T {
         let out = f(&mut self.plugin.borrow_mut());
         self.dispatch();
         out
     }
 
-    /// Runs `f` on a manager that is not started yet (no task set needed: nothing is dispatched
+    /// Runs `f` on a VM that is not started yet (no task set needed: nothing is dispatched
     /// until [`Instance::start`]).
-    pub(crate) fn with_unstarted<T>(&self, f: impl FnOnce(&mut FilterManager) -> T) -> T {
+    pub(crate) fn with_unstarted<T>(&self, f: impl FnOnce(&mut PluginVm) -> T) -> T {
         f(&mut self.plugin.borrow_mut())
     }
 
     /// Reads the plugin without stepping it.
-    pub(crate) fn peek<T>(&self, f: impl FnOnce(&FilterManager) -> T) -> T {
+    pub(crate) fn peek<T>(&self, f: impl FnOnce(&PluginVm) -> T) -> T {
         f(&self.plugin.borrow())
     }
 

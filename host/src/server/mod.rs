@@ -4,6 +4,7 @@
 //! Envoy's workers); listeners are bound once per worker with `SO_REUSEPORT`, so the kernel spreads
 //! connections. Shared data, queues and stats are process-wide, keyed by vm_id.
 
+mod accept;
 mod access_log;
 mod admin;
 mod body;
@@ -35,7 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerKind, Plan, PluginSpec};
 use crate::error::{Error, Result};
-use crate::manager::FilterManager;
+use crate::plugin_vm::PluginVm;
 use crate::runtime::Runtime;
 use crate::state::SharedState;
 use crate::vm::TracingLogSink;
@@ -163,7 +164,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
 
 /// Starts a VM with one plugin for this process: it sees the real clock, the proxy's clusters,
 /// node and shared state, and logs through `tracing` as Envoy's `wasm` logger.
-fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<FilterManager> {
+fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<PluginVm> {
     let module = shared.runtime.load(&spec.code)?;
     let mut env = crate::vm::ProxyEnv::new(shared.state.clone(), Arc::new(TracingLogSink), crate::vm::Clock::real());
     env.node = shared.node.clone();
@@ -172,7 +173,7 @@ fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> R
     for c in clusters {
         env.add_cluster(c.clone());
     }
-    FilterManager::start(&shared.runtime, module, Arc::new(env), plugin_info(spec), spec.vm.clone())
+    PluginVm::start(&shared.runtime, module, Arc::new(env), plugin_info(spec), spec.vm.clone())
 }
 
 fn plugin_info(spec: &PluginSpec) -> crate::vm::PluginInfo {
@@ -202,7 +203,7 @@ impl Vms<'_> {
         }
         let i = instance::Instance::new(filter_instance(self.shared, spec, self.clusters)?, self.shared.clone());
         self.all.push(i.clone());
-        Ok(instance::Filter { instance: i, plugin: crate::manager::PluginId::FIRST })
+        Ok(instance::Filter { instance: i, plugin: crate::plugin_vm::PluginId::FIRST })
     }
 }
 
@@ -359,11 +360,27 @@ fn worker(
         for (state, listener, index) in states {
             let (shared, connections) = (shared.clone(), connections.clone());
             accepts.push(tokio::task::spawn_local(async move {
+                let mut failures = 0;
                 loop {
                     let (stream, peer) = tokio::select! {
                         r = listener.accept() => match r {
-                            Ok(c) => c,
-                            Err(_) => continue,
+                            Ok(c) => {
+                                failures = 0;
+                                c
+                            }
+                            Err(e) => {
+                                if let Some(wait) = accept::backoff(&e, failures) {
+                                    if failures == 0 {
+                                        tracing::warn!(target: "conn_handler", "accepting a connection failed: {e}; backing off");
+                                    }
+                                    failures = failures.saturating_add(1);
+                                    tokio::select! {
+                                        () = tokio::time::sleep(wait) => {}
+                                        _ = shared.stop.cancelled() => break,
+                                    }
+                                }
+                                continue;
+                            }
                         },
                         _ = shared.stop.cancelled() => break,
                     };
@@ -457,7 +474,7 @@ fn worker(
         }
         // Envoy's exit: every live VM's plugins get `on_done` (and `on_delete` when done).
         for i in instances.borrow().iter() {
-            i.with(FilterManager::shutdown_all);
+            i.with(PluginVm::shutdown_all);
         }
     });
     Ok(())

@@ -11,7 +11,7 @@ use super::instance::{Filter, Instance, Instances};
 use super::Shared;
 use crate::abi::status::PeerType;
 use crate::chain::TcpChain;
-use crate::manager::Direction;
+use crate::plugin_vm::Direction;
 
 /// Per worker, per TCP listener.
 pub(crate) struct TcpListenerState {

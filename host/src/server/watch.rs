@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use super::instance::{Filter, Instance};
 use super::{filter_instance, Listener, Shared};
 use crate::config::{ListenerKind, Plan};
-use crate::manager::PluginId;
+use crate::plugin_vm::PluginId;
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;

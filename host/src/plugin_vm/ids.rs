@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-/// One HTTP stream or TCP connection of a [`FilterManager`](super::FilterManager), as the plugin's driver
+/// One HTTP stream or TCP connection of a [`PluginVm`](super::PluginVm), as the plugin's driver
 /// names it (not the guest's context id, which exists only once the context is created).
 ///
-/// Ids come only from [`FilterManager::open_http`](super::FilterManager::open_http) and
-/// [`FilterManager::open_tcp`](super::FilterManager::open_tcp), so an id always names a stream that was opened;
+/// Ids come only from [`PluginVm::open_http`](super::PluginVm::open_http) and
+/// [`PluginVm::open_tcp`](super::PluginVm::open_tcp), so an id always names a stream that was opened;
 /// one that was closed since is answered as finished, never with a panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub(crate) u32);
@@ -24,13 +24,13 @@ impl fmt::Display for StreamId {
     }
 }
 
-/// One plugin of a [`FilterManager`](super::FilterManager)'s VM (plugins with the same `vm_id`,
+/// One plugin of a [`PluginVm`](super::PluginVm)'s VM (plugins with the same `vm_id`,
 /// VM configuration and code share one VM, each with its own root context).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct PluginId(pub(crate) usize);
 
 impl PluginId {
-    /// The plugin the manager was started with.
+    /// The plugin the VM was started with.
     pub const FIRST: PluginId = PluginId(0);
 }
 

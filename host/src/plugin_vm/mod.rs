@@ -1,19 +1,21 @@
-//! The sans-IO filter manager: one plugin in one VM, and Envoy's rules for everything around it.
+//! A VM and the plugins in it, sans-IO: each plugin's side of Envoy's rules for the streams that
+//! pass it, and everything around the VM.
 //!
-//! A [`FilterManager`] holds the VM's lifecycle and failure policy (FAIL_RELOAD included), Envoy's HTTP
-//! filter-chain rules (stages, buffering, watermarks, the 413 of the configured buffer limit,
-//! local replies that pass back through the filter), TCP filter rules, callouts with their tokens
-//! and timeouts, and the tick timer. It does no I/O and reads no clock but the [`ProxyEnv`]'s:
+//! A [`PluginVm`] holds the VM's lifecycle and failure policy (FAIL_RELOAD included), one filter's
+//! part of Envoy's HTTP rules (stages, buffering, watermarks, the 413 of the configured buffer
+//! limit, local replies that pass back through the filter, the end of a stream when its
+//! [`chain`](crate::chain) says so), TCP filter rules, callouts with their tokens and timeouts, and
+//! the tick timer. It does no I/O and reads no clock but the [`ProxyEnv`]'s:
 //! a driver feeds it events (headers, data, trailers, a callout's answer, a timer that is due, a
 //! peer that closed) and drains the [`Effect`]s it hands out (send this callout, look at this
-//! stream again), plus what each stream let through ([`FilterManager::take_forwarded`]).
+//! stream again), plus what each stream let through ([`PluginVm::take_forwarded`]).
 //!
 //! Two drivers sit on it: the test [`Harness`](crate::harness::Harness) (virtual clock, callouts
 //! answered by the test) and `sluice serve` (tokio timers, real clusters).
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use sluice_host::manager::{Direction, FilterManager, PluginId};
+//! use sluice_host::plugin_vm::{Direction, PluginVm, PluginId};
 //! use sluice_host::runtime::{Runtime, RuntimeConfig};
 //! use sluice_host::stream::{HeaderMap, StreamInfo};
 //! use sluice_host::vm::{Clock, PluginInfo, ProxyEnv, TracingLogSink, VmOptions};
@@ -21,7 +23,7 @@
 //! let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
 //! let module = runtime.load_file("filter.wasm")?;
 //! let env = Arc::new(ProxyEnv::new(Default::default(), Arc::new(TracingLogSink), Clock::real()));
-//! let mut plugin = FilterManager::start(&runtime, module, env, PluginInfo::default(), VmOptions::default())?;
+//! let mut plugin = PluginVm::start(&runtime, module, env, PluginInfo::default(), VmOptions::default())?;
 //! let info = StreamInfo { source: Some(([10, 0, 0, 7], 40000).into()), ..Default::default() };
 //! let id = plugin.open_http(PluginId::FIRST, info, 1 << 20);
 //! let headers = HeaderMap::from_pairs([(":method", "GET"), (":path", "/"), (":authority", "x")]);
@@ -96,7 +98,7 @@ struct Root {
     next_tick: Option<i64>,
     /// The plugin's own counters (`wasm.<plugin>.vm_reload*`).
     stats: VmStats,
-    /// How many fresh VMs this plugin has seen (see [`FilterManager::maybe_reload`]).
+    /// How many fresh VMs this plugin has seen (see [`PluginVm::maybe_reload`]).
     seen_reloads: u64,
 }
 
@@ -109,7 +111,7 @@ struct Pending {
 
 /// One VM and the plugins in it (Envoy shares a VM between plugins with the same `vm_id`,
 /// VM configuration and code), with their streams, callouts and timers: the core both drivers run.
-pub struct FilterManager {
+pub struct PluginVm {
     runtime: Arc<Runtime>,
     module: Arc<CompiledModule>,
     env: Arc<ProxyEnv>,
@@ -135,16 +137,16 @@ pub struct FilterManager {
     stepping: Option<StreamId>,
 }
 
-impl std::fmt::Debug for FilterManager {
+impl std::fmt::Debug for PluginVm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FilterManager").field("plugins", &self.plugins).field("vm", &self.vm).finish()
+        f.debug_struct("PluginVm").field("plugins", &self.plugins).field("vm", &self.vm).finish()
     }
 }
 
-impl FilterManager {
+impl PluginVm {
     /// Starts a VM for `module` and its first plugin in it (root context, `on_vm_start`,
     /// `on_configure`); fails as Envoy would refuse the configuration. That plugin is
-    /// [`PluginId::FIRST`]; [`FilterManager::add_plugin`] adds more.
+    /// [`PluginId::FIRST`]; [`PluginVm::add_plugin`] adds more.
     pub fn start(
         runtime: &Arc<Runtime>,
         module: Arc<CompiledModule>,
@@ -154,7 +156,7 @@ impl FilterManager {
     ) -> Result<Self> {
         let inbox = Arc::new(Inbox::default());
         let vm = Vm::new(runtime, module.clone(), vm_options.clone(), env.clone(), inbox.clone())?;
-        let mut p = FilterManager {
+        let mut p = PluginVm {
             runtime: runtime.clone(),
             module,
             env,
@@ -202,7 +204,7 @@ impl FilterManager {
     }
 
     fn root(&self, plugin: PluginId) -> &Root {
-        // A `PluginId` comes only from this manager, and plugins are never removed.
+        // A `PluginId` comes only from this VM, and plugins are never removed.
         &self.plugins[plugin.0]
     }
 
@@ -249,7 +251,7 @@ impl FilterManager {
         std::mem::take(&mut self.effects)
     }
 
-    /// When [`FilterManager::fire_due`] next has work (a tick, a callout's timeout), in the clock's
+    /// When [`PluginVm::fire_due`] next has work (a tick, a callout's timeout), in the clock's
     /// monotonic nanoseconds; `None` while nothing is scheduled.
     pub fn next_deadline(&self) -> Option<i64> {
         let timeouts = self.http_callouts.iter().filter_map(|p| p.deadline);
@@ -355,7 +357,7 @@ impl FilterManager {
     }
 
     /// Calls `waker` whenever a queue event for this plugin arrives, from any thread: the driver
-    /// then calls [`FilterManager::deliver_pending`] on its own thread. Without it, events wait for the
+    /// then calls [`PluginVm::deliver_pending`] on its own thread. Without it, events wait for the
     /// next call into the core.
     pub fn set_queue_waker(&mut self, waker: QueueWaker) {
         *self.inbox.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker);
@@ -617,7 +619,7 @@ impl FilterManager {
     }
 }
 
-/// How many VM failure reasons a manager keeps (the first half, then the latest).
+/// How many VM failure reasons a `PluginVm` keeps (the first half, then the latest).
 const MAX_KEPT_FAILURES: usize = 32;
 
 fn action_context(action: &HostAction) -> u32 {

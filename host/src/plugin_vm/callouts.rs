@@ -6,7 +6,7 @@ use crate::vm::CalloutData;
 /// What a callout's upstream answered, as the plugin will see it.
 ///
 /// ```
-/// use sluice_host::manager::CalloutReply;
+/// use sluice_host::plugin_vm::CalloutReply;
 /// let ok = CalloutReply::new(200).header("x-user", "alice").body("{}");
 /// let late = CalloutReply::timeout(); // Envoy's synthetic 504
 /// # let _ = (ok, late);

@@ -4,15 +4,15 @@ use super::StreamId;
 use crate::vm::{CalloutToken, GrpcCallout, HttpCallout};
 
 /// One thing a driver must do for the core, drained with
-/// [`FilterManager::take_effects`](super::FilterManager::take_effects) after each call into it.
+/// [`PluginVm::take_effects`](super::PluginVm::take_effects) after each call into it.
 ///
 /// Nothing in the core polls: a callout is announced once, a stream that moved while its driver
 /// was not stepping it is named once, and the next timer is read with
-/// [`FilterManager::next_deadline`](super::FilterManager::next_deadline).
+/// [`PluginVm::next_deadline`](super::PluginVm::next_deadline).
 #[derive(Debug, Clone)]
 pub enum Effect {
     /// Send this HTTP callout; its answer goes back through
-    /// [`FilterManager::answer_http_callout`](super::FilterManager::answer_http_callout). The core times it out
+    /// [`PluginVm::answer_http_callout`](super::PluginVm::answer_http_callout). The core times it out
     /// by itself (Envoy's 504) if the answer comes after its timeout.
     HttpCallout(HttpCallout),
     /// Open this gRPC call (`streaming: false`, one message) or stream, with what it holds so far.

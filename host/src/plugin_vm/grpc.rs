@@ -1,11 +1,11 @@
 //! Answering gRPC calls and streams the plugin opened, in Envoy's callback order.
 
-use super::FilterManager;
+use super::PluginVm;
 use crate::error::{Error, Result};
 use crate::stream::HeaderMap;
 use crate::vm::CalloutToken;
 
-impl FilterManager {
+impl PluginVm {
     fn check_grpc(&self, token: CalloutToken) -> Result<()> {
         if self.grpc_calls.iter().any(|c| c.token == token) {
             Ok(())

@@ -1,7 +1,7 @@
 //! TCP connections through a network filter: data both ways, pause and resume, closes, and the
 //! network order of the end (`on_done`, `on_log`, `on_delete`).
 
-use super::{Direction, FilterManager, PluginId, StreamId};
+use super::{Direction, PluginId, PluginVm, StreamId};
 use crate::abi::status::{PeerType, StreamType};
 use crate::error::{Error, Result};
 use crate::stream::{trailers_status, Access, FilterStatus, StreamInfo, TcpStreamState};
@@ -22,7 +22,7 @@ pub(crate) struct ConnDriver {
     done: bool,
 }
 
-impl FilterManager {
+impl PluginVm {
     /// Accepts a connection through `plugin` whose facts (addresses, connection id, the
     /// listener's metadata) are `info`: creates its context and calls `on_new_connection`.
     pub fn open_tcp(&mut self, plugin: PluginId, info: StreamInfo) -> Result<StreamId> {
@@ -159,17 +159,17 @@ impl FilterManager {
     }
 }
 
-fn conn(p: &mut FilterManager, id: StreamId) -> &mut ConnDriver {
+fn conn(p: &mut PluginVm, id: StreamId) -> &mut ConnDriver {
     // Every caller got `id` from an entry point that checked the connection exists.
     p.connections.get_mut(&id).expect("connection exists")
 }
 
-fn conn_of_ctx(p: &FilterManager, ctx: u32) -> Option<StreamId> {
+fn conn_of_ctx(p: &PluginVm, ctx: u32) -> Option<StreamId> {
     p.contexts.get(&ctx).copied().filter(|id| p.connections.contains_key(id))
 }
 
 /// Lets what the filter holds on side `d` through.
-fn forward(p: &mut FilterManager, id: StreamId, d: Direction) {
+fn forward(p: &mut PluginVm, id: StreamId, d: Direction) {
     let Some(ctx) = p.connections[&id].ctx else { return };
     let bytes = p.vm.tcp_state_mut(ctx).map(|s| {
         let b = match d {
@@ -186,7 +186,7 @@ fn forward(p: &mut FilterManager, id: StreamId, d: Direction) {
     }
 }
 
-fn data(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
+fn data(p: &mut PluginVm, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
     let Some(c) = p.connections.get_mut(&id) else { return Ok(FilterStatus::Ended) };
     if c.closed.is_some() || c.done {
         return Ok(FilterStatus::Ended);
@@ -242,7 +242,7 @@ fn data(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eos: bo
 }
 
 /// `proxy_continue_stream(Downstream|Upstream)`.
-pub(crate) fn resume(p: &mut FilterManager, ctx: u32, stream: StreamType) -> Result<()> {
+pub(crate) fn resume(p: &mut PluginVm, ctx: u32, stream: StreamType) -> Result<()> {
     let Some(id) = conn_of_ctx(p, ctx) else {
         return Ok(());
     };
@@ -255,7 +255,7 @@ pub(crate) fn resume(p: &mut FilterManager, ctx: u32, stream: StreamType) -> Res
 }
 
 /// `proxy_close_stream` on a connection: closed by the proxy (flush, then close).
-pub(crate) fn close(p: &mut FilterManager, ctx: u32, _stream: StreamType) {
+pub(crate) fn close(p: &mut PluginVm, ctx: u32, _stream: StreamType) {
     if let Some(id) = conn_of_ctx(p, ctx) {
         forward(p, id, Direction::Request);
         forward(p, id, Direction::Response);
@@ -264,7 +264,7 @@ pub(crate) fn close(p: &mut FilterManager, ctx: u32, _stream: StreamType) {
 }
 
 /// The VM failed: fail-open connections continue without the filter, others are closed.
-pub(crate) fn fail_connection(p: &mut FilterManager, id: StreamId) {
+pub(crate) fn fail_connection(p: &mut PluginVm, id: StreamId) {
     let Some(c) = p.connections.get_mut(&id) else { return };
     let policy = p.plugins[c.plugin.0].info.failure_policy;
     if let Some(ctx) = c.ctx.take() {

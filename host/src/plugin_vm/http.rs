@@ -2,7 +2,7 @@
 //! upstream — stop and resume, buffering with the listener's buffer limit, local replies that pass back
 //! through the filter, failure policies, and `on_log`/`on_done`/`on_delete` at the end.
 
-use super::{Direction, FilterManager, PluginId, StreamId};
+use super::{Direction, PluginId, PluginVm, StreamId};
 use crate::abi::status::StreamType;
 use crate::error::{Error, Result};
 use crate::stream::{
@@ -39,7 +39,7 @@ impl Message {
     }
 }
 
-/// What went past a filter since a driver last asked (see [`FilterManager::take_forwarded`]).
+/// What went past a filter since a driver last asked (see [`PluginVm::take_forwarded`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Forwarded {
     /// The headers, the first time they are there.
@@ -59,7 +59,7 @@ impl Forwarded {
     }
 }
 
-/// How a stream stands (see [`FilterManager::stream_end`]).
+/// How a stream stands (see [`PluginVm::stream_end`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamEnd {
     /// A local reply was sent (by the filter, or for it: 413, a failed VM).
@@ -68,7 +68,7 @@ pub struct StreamEnd {
     pub reset: bool,
     /// The stream's way through the filter is over: its request ended (or was answered) and the
     /// whole response went past it, or it was reset. The chain then completes it
-    /// ([`FilterManager::log_http`], [`FilterManager::end_http`]).
+    /// ([`PluginVm::log_http`], [`PluginVm::end_http`]).
     pub over: bool,
     /// The stream is complete for the filter (`on_done` and `on_delete` ran, or it had no
     /// context to run them in).
@@ -184,7 +184,7 @@ impl StreamDriver {
     }
 }
 
-impl FilterManager {
+impl PluginVm {
     /// Opens an HTTP stream through `plugin` whose facts (addresses, protocol, route, cluster,
     /// connection id) are `info`, on a listener whose `per_connection_buffer_limit_bytes` is
     /// `buffer_limit`. Its context is created at the first request headers, as in Envoy.
@@ -205,7 +205,7 @@ impl FilterManager {
     }
 
     /// Headers from the client (`Request`, pseudo-headers included) or the upstream (`Response`,
-    /// with `:status`). What the filter lets through is in [`FilterManager::take_forwarded`].
+    /// with `:status`). What the filter lets through is in [`PluginVm::take_forwarded`].
     pub fn headers(
         &mut self,
         id: StreamId,
@@ -256,7 +256,7 @@ impl FilterManager {
 
     /// Moves out what stream `id` let through on side `d` (towards the upstream for `Request`)
     /// since the last call. A streaming driver calls this after each step so that bodies do not
-    /// pile up; [`FilterManager::message`] then shows only what was not taken.
+    /// pile up; [`PluginVm::message`] then shows only what was not taken.
     pub fn take_forwarded(&mut self, id: StreamId, d: Direction) -> Forwarded {
         let Some(drv) = self.streams.get_mut(&id) else { return Forwarded::default() };
         let taken = &mut drv.taken[d.index()];
@@ -361,16 +361,16 @@ impl FilterManager {
     }
 }
 
-fn driver(p: &mut FilterManager, id: StreamId) -> &mut StreamDriver {
+fn driver(p: &mut PluginVm, id: StreamId) -> &mut StreamDriver {
     // Every caller got `id` from an entry point that checked the stream exists.
     p.streams.get_mut(&id).expect("stream exists")
 }
 
-fn stream_of_ctx(p: &FilterManager, ctx: u32) -> Option<StreamId> {
+fn stream_of_ctx(p: &PluginVm, ctx: u32) -> Option<StreamId> {
     p.contexts.get(&ctx).copied().filter(|id| p.streams.contains_key(id))
 }
 
-fn state(p: &mut FilterManager, id: StreamId) -> Option<&mut HttpStreamState> {
+fn state(p: &mut PluginVm, id: StreamId) -> Option<&mut HttpStreamState> {
     let ctx = p.streams.get(&id)?.ctx?;
     p.vm.http_state_mut(ctx)
 }
@@ -392,12 +392,12 @@ fn body_slot(s: &mut HttpStreamState, d: Direction) -> &mut crate::stream::Buffe
 }
 
 /// True if the guest asked for a local reply on `ctx` during the call that just returned.
-fn local_reply_pending(p: &FilterManager, ctx: u32) -> bool {
+fn local_reply_pending(p: &PluginVm, ctx: u32) -> bool {
     p.vm.host().actions.iter().any(|a| matches!(a, HostAction::LocalReply { context_id, .. } if *context_id == ctx))
 }
 
 /// Creates the context on first use, or decides the filter is skipped / the stream fails.
-fn ensure_context(p: &mut FilterManager, id: StreamId) -> Result<bool> {
+fn ensure_context(p: &mut PluginVm, id: StreamId) -> Result<bool> {
     if driver(p, id).ctx.is_some() || driver(p, id).skip {
         return Ok(true);
     }
@@ -429,7 +429,7 @@ fn ensure_context(p: &mut FilterManager, id: StreamId) -> Result<bool> {
 }
 
 /// Calls the guest; `None` when it faulted (the harness has applied the failure policy).
-fn guest(p: &mut FilterManager, f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32>) -> Result<Option<i32>> {
+fn guest(p: &mut PluginVm, f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32>) -> Result<Option<i32>> {
     match f(&mut p.vm) {
         Ok(raw) => Ok(Some(raw)),
         Err(e) if e.is_guest_fault() => {
@@ -440,7 +440,7 @@ fn guest(p: &mut FilterManager, f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32
     }
 }
 
-fn forward_headers(p: &mut FilterManager, id: StreamId, d: Direction, eos: bool) {
+fn forward_headers(p: &mut PluginVm, id: StreamId, d: Direction, eos: bool) {
     let map = state(p, id).map(|s| {
         let slot = slot(s, d, false);
         // Envoy drops its pointer to the headers once they continue.
@@ -461,7 +461,7 @@ fn forward_headers(p: &mut FilterManager, id: StreamId, d: Direction, eos: bool)
     }
 }
 
-fn forward_body(p: &mut FilterManager, id: StreamId, d: Direction, eos: bool) {
+fn forward_body(p: &mut PluginVm, id: StreamId, d: Direction, eos: bool) {
     let bytes = state(p, id).map(|s| {
         let b = body_slot(s, d);
         b.access = Access::None;
@@ -480,13 +480,7 @@ fn forward_body(p: &mut FilterManager, id: StreamId, d: Direction, eos: bool) {
     }
 }
 
-fn headers_step(
-    p: &mut FilterManager,
-    id: StreamId,
-    d: Direction,
-    headers: HeaderMap,
-    eos: bool,
-) -> Result<FilterStatus> {
+fn headers_step(p: &mut PluginVm, id: StreamId, d: Direction, headers: HeaderMap, eos: bool) -> Result<FilterStatus> {
     if driver(p, id).finished() || (d == Direction::Request && driver(p, id).local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
     }
@@ -549,7 +543,7 @@ fn headers_step(
     Ok(status)
 }
 
-fn body_step(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
+fn body_step(p: &mut PluginVm, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
     let drv = driver(p, id);
     if drv.finished() || drv.side(d).stage == Stage::Ended || (d == Direction::Request && drv.local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
@@ -589,7 +583,7 @@ fn body_step(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eo
 }
 
 /// Gives a chunk to the filter and acts on its answer.
-fn deliver_body(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
+fn deliver_body(p: &mut PluginVm, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<FilterStatus> {
     let stage = driver(p, id).side(d).stage;
     let buffering = matches!(stage, Stage::Buffering { .. });
     if stage == (Stage::Buffering { limited: true }) {
@@ -659,7 +653,7 @@ fn deliver_body(p: &mut FilterManager, id: StreamId, d: Direction, chunk: &[u8],
     Ok(status)
 }
 
-fn trailers_step(p: &mut FilterManager, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
+fn trailers_step(p: &mut PluginVm, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
     let drv = driver(p, id);
     if drv.finished() || drv.side(d).stage == Stage::Ended || (d == Direction::Request && drv.local_reply.is_some()) {
         return Ok(FilterStatus::Ended);
@@ -679,7 +673,7 @@ fn trailers_step(p: &mut FilterManager, id: StreamId, d: Direction, trailers: He
     deliver_trailers(p, id, d, trailers)
 }
 
-fn deliver_trailers(p: &mut FilterManager, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
+fn deliver_trailers(p: &mut PluginVm, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
     let n = trailers.len();
     match state(p, id) {
         Some(s) => *slot(s, d, true) = MapSlot { map: trailers, access: Access::ReadWrite },
@@ -704,7 +698,7 @@ fn deliver_trailers(p: &mut FilterManager, id: StreamId, d: Direction, trailers:
     Ok(status)
 }
 
-fn release_after_trailers(p: &mut FilterManager, id: StreamId, d: Direction) {
+fn release_after_trailers(p: &mut PluginVm, id: StreamId, d: Direction) {
     if !driver(p, id).out(d).headers_forwarded {
         forward_headers(p, id, d, false);
     }
@@ -714,7 +708,7 @@ fn release_after_trailers(p: &mut FilterManager, id: StreamId, d: Direction) {
     }
 }
 
-fn over_limit(p: &mut FilterManager, id: StreamId, d: Direction) -> Result<()> {
+fn over_limit(p: &mut PluginVm, id: StreamId, d: Direction) -> Result<()> {
     let reply = match d {
         Direction::Request => LocalReply {
             status: 413,
@@ -735,7 +729,7 @@ fn over_limit(p: &mut FilterManager, id: StreamId, d: Direction) -> Result<()> {
 }
 
 /// `proxy_continue_stream`: releases what the filter held.
-pub(crate) fn resume(p: &mut FilterManager, ctx: u32, stream: StreamType) -> Result<()> {
+pub(crate) fn resume(p: &mut PluginVm, ctx: u32, stream: StreamType) -> Result<()> {
     let Some(id) = stream_of_ctx(p, ctx) else {
         return Ok(());
     };
@@ -780,7 +774,7 @@ pub(crate) fn resume(p: &mut FilterManager, ctx: u32, stream: StreamType) -> Res
 }
 
 /// `proxy_close_stream`: the stream is reset; the client sees no response.
-pub(crate) fn reset(p: &mut FilterManager, ctx: u32) {
+pub(crate) fn reset(p: &mut PluginVm, ctx: u32) {
     if let Some(id) = stream_of_ctx(p, ctx) {
         driver(p, id).reset = true;
         if let Some(s) = state(p, id) {
@@ -792,13 +786,13 @@ pub(crate) fn reset(p: &mut FilterManager, ctx: u32) {
 
 /// `proxy_send_local_response` (or a 413 / failure reply): answers the client. A reply made before
 /// the response started goes through this filter's response callbacks, as in Envoy.
-pub(crate) fn local_reply(p: &mut FilterManager, ctx: u32, reply: LocalReply) -> Result<()> {
+pub(crate) fn local_reply(p: &mut PluginVm, ctx: u32, reply: LocalReply) -> Result<()> {
     let Some(id) = stream_of_ctx(p, ctx) else { return Ok(()) };
     send_reply(p, id, reply)
 }
 
 /// Answers the client of stream `id` (not a context id) with `reply`.
-fn send_reply(p: &mut FilterManager, id: StreamId, reply: LocalReply) -> Result<()> {
+fn send_reply(p: &mut PluginVm, id: StreamId, reply: LocalReply) -> Result<()> {
     if driver(p, id).finished() {
         return Ok(());
     }
@@ -851,7 +845,7 @@ fn send_reply(p: &mut FilterManager, id: StreamId, reply: LocalReply) -> Result<
     finish_if_done(p, id)
 }
 
-impl FilterManager {
+impl PluginVm {
     /// Gives the filter the body of its own local reply (`on_http_response_body`), once the
     /// reply's headers have been taken on through the chain; whether there was one to give.
     ///
@@ -871,14 +865,14 @@ impl FilterManager {
         Ok(true)
     }
 
-    /// Whether stream `id` holds the body of a local reply for [`FilterManager::deliver_reply_body`].
+    /// Whether stream `id` holds the body of a local reply for [`PluginVm::deliver_reply_body`].
     pub fn has_reply_body(&self, id: StreamId) -> bool {
         self.streams.get(&id).is_some_and(|d| d.reply_body.is_some() && d.taken[Direction::Response.index()].headers)
     }
 }
 
 /// The VM failed while this stream was open: apply the plugin's failure policy.
-pub(crate) fn fail_stream(p: &mut FilterManager, id: StreamId) {
+pub(crate) fn fail_stream(p: &mut PluginVm, id: StreamId) {
     let Some(drv) = p.streams.get(&id) else { return };
     if drv.finished() {
         return;
@@ -933,7 +927,7 @@ pub(crate) fn fail_stream(p: &mut FilterManager, id: StreamId) {
     let _ = send_reply(p, id, reply);
 }
 
-fn finish_if_done(p: &mut FilterManager, id: StreamId) -> Result<()> {
+fn finish_if_done(p: &mut PluginVm, id: StreamId) -> Result<()> {
     let drv = driver(p, id);
     let request_done = drv.req.stage == Stage::Ended || drv.local_reply.is_some();
     if !drv.finished() && request_done && drv.downstream.end_of_stream {
@@ -945,12 +939,12 @@ fn finish_if_done(p: &mut FilterManager, id: StreamId) -> Result<()> {
 /// The stream's way through this filter is over. Its callbacks (`on_log`, `on_done`) come when
 /// the stream is over for the whole chain, as Envoy runs them: every filter's `on_log`, then
 /// every filter's `on_done` (see [`crate::chain::HttpChain`]).
-fn complete(p: &mut FilterManager, id: StreamId) -> Result<()> {
+fn complete(p: &mut PluginVm, id: StreamId) -> Result<()> {
     driver(p, id).over = true;
     Ok(())
 }
 
-impl FilterManager {
+impl PluginVm {
     /// The access-log pass of stream `id` (`on_log`, with every map read-only and the headers as
     /// they left the filter), once; nothing for a stream without a context or in a failed VM.
     ///
@@ -1036,7 +1030,7 @@ impl FilterManager {
 }
 
 /// `on_log` for stream `id`, with its maps made read-only and the headers as they left each side.
-fn log_pass(p: &mut FilterManager, id: StreamId) -> Result<()> {
+fn log_pass(p: &mut PluginVm, id: StreamId) -> Result<()> {
     if p.vm.failure().is_some() {
         return Ok(());
     }
