@@ -255,15 +255,31 @@ fn network_callbacks_reach_each_filter_of_a_chain_alike() {
             rest
         }
     };
+    // The same conversation driven through the harness's chain, step by step.
+    let mut harness = harness_like(&config, &[]).build().unwrap();
+    let converse = |harness: &mut sluice_host::harness::Harness, data: &[u8]| {
+        let mut c = harness.tcp_stream().unwrap();
+        c.downstream_data(data, false).unwrap();
+        let echo = c.take_sent_upstream();
+        if !echo.is_empty() {
+            c.upstream_data(&echo, false).unwrap();
+        }
+        if c.closed().is_none() {
+            // The client ends its side; the echo server then ends its own.
+            c.downstream_data([], true).unwrap();
+            c.upstream_data([], true).unwrap();
+        }
+        // The proxy closes the client's connection once the upstream's is done.
+        c.close(sluice_host::abi::status::PeerType::Local).unwrap();
+    };
     for (n, data) in [&b"hello"[..], b"close B", b"close A"].iter().enumerate() {
         let (e, s) = (talk(envoy.port, data), talk(sluice.port, data));
         assert_eq!(e, s, "{:?}: what the client got", String::from_utf8_lossy(data));
+        converse(&mut harness, data);
         let (e, s) = (settled(|| envoy.log(), n + 1), settled(|| sluice.log(), n + 1));
-        assert_eq!(
-            e,
-            s,
-            "after {:?}: the callbacks differ between Envoy (left) and sluice serve (right)",
-            String::from_utf8_lossy(data)
-        );
+        let what = String::from_utf8_lossy(data);
+        assert_eq!(e, s, "after {what:?}: the callbacks differ between Envoy (left) and sluice serve (right)");
+        let h: Vec<String> = harness.logs().into_iter().map(|r| r.message).filter(|m| m.contains(": ")).collect();
+        assert_eq!(e, h, "after {what:?}: the callbacks differ between Envoy (left) and the harness (right)");
     }
 }

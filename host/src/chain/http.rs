@@ -28,11 +28,12 @@ pub struct HttpChain<K> {
     links: Vec<Link<K>>,
     /// The first filter that answered or reset the stream, once one has.
     answer: Option<Answer>,
-    /// What went in on a side with no filter on its way: it leaves as it came.
-    through: [Forwarded; 2],
+    /// What went in on a side with no filter on its way: it leaves as it came. (Boxed, as is an
+    /// error: a chain is made for each stream and moved about, so it stays small.)
+    through: Option<Box<[Forwarded; 2]>>,
     /// The first error a step met (the host's own: a guest's fault is the VM's failure policy's
     /// business), with the filter it met it in. The stream is then reset.
-    failed: Option<(usize, Error)>,
+    failed: Option<Box<(usize, Error)>>,
     /// Every filter has run its end of the stream (`on_log`, then `on_done`).
     completed: bool,
     /// A filter answered with a direct reply (see [`StreamEnd::direct_reply`](crate::plugin_vm::StreamEnd)).
@@ -61,7 +62,7 @@ impl<K> HttpChain<K> {
         Self {
             links,
             answer: None,
-            through: Default::default(),
+            through: None,
             failed: None,
             completed: false,
             direct_reply: false,
@@ -99,7 +100,7 @@ impl<K> HttpChain<K> {
     /// them with `end_of_stream`. A response that arrives after a filter answered is dropped.
     pub fn push<V: Vms<Key = K>>(&mut self, vms: &mut V, d: Direction, input: Forwarded) {
         if self.links.is_empty() {
-            merge(&mut self.through[d.index()], input);
+            merge(&mut self.through.get_or_insert_with(Default::default)[d.index()], input);
             return;
         }
         let k = match d {
@@ -108,9 +109,10 @@ impl<K> HttpChain<K> {
             Direction::Response => self.links.len() - 1,
         };
         let l = &self.links[k];
-        let r = vms.step(&l.vm, |p| feed(p, l.stream, d, input, BODY_CHUNK));
-        self.note(vms, k, r);
-        self.complete_if_over(vms);
+        let mut input = input;
+        if let Err(e) = vms.step(&l.vm, |p| feed(p, l.stream, d, &mut input, BODY_CHUNK)) {
+            self.failed.get_or_insert_with(|| Box::new((k, e)));
+        }
     }
 
     /// Request or response headers into the chain's entry, as one step; what the entry filter
@@ -163,10 +165,7 @@ impl<K> HttpChain<K> {
         step: impl FnOnce(&mut PluginVm, StreamId) -> Result<FilterStatus>,
     ) -> Result<FilterStatus> {
         let Some(l) = self.entry(d) else { return Ok(FilterStatus::Ended) };
-        let r = vms.step(&l.vm, |p| step(p, l.stream));
-        self.refresh(vms);
-        self.complete_if_over(vms);
-        r
+        vms.step(&l.vm, |p| step(p, l.stream))
     }
 
     /// Moves what each filter let through on side `d` into the next one, and returns what left
@@ -175,6 +174,7 @@ impl<K> HttpChain<K> {
         let mut out = self.pass(vms, d);
         // A local reply's body follows its headers through the chain, in passes of its own.
         while d == Direction::Response
+            && self.answer.is_some_and(|a| !a.reset)
             && self.links[..self.path(d)].iter().any(|l| vms.peek(&l.vm, |p| p.has_reply_body(l.stream)))
         {
             let more = self.pass(vms, d);
@@ -183,66 +183,58 @@ impl<K> HttpChain<K> {
         out
     }
 
-    /// One pass of [`HttpChain::pull`] through the filters of side `d`.
+    /// One pass of [`HttpChain::pull`] through the filters of side `d`: what each let through
+    /// goes into the next; then the first answer, and the end of the stream, if they came.
     fn pass<V: Vms<Key = K>>(&mut self, vms: &mut V, d: Direction) -> Forwarded {
         let n = self.path(d);
         if n == 0 {
-            return std::mem::take(&mut self.through[d.index()]);
+            return self.through.as_mut().map(|t| std::mem::take(&mut t[d.index()])).unwrap_or_default();
         }
         let mut carry = Forwarded::default();
         let mut failed = None;
+        let (mut first_over, mut answer) = (false, None);
         for step in 0..n {
             let k = if d == Direction::Request { step } else { n - 1 - step };
             let l = &self.links[k];
-            let direct;
-            (carry, direct) = vms.step(&l.vm, |p| {
+            let end = vms.step(&l.vm, |p| {
                 if step > 0 && !carry.is_empty() {
                     // Between filters a body goes on as it was let through: what a filter
                     // buffered reaches the next in one callback, as in Envoy.
-                    if let Err(e) = feed(p, l.stream, d, std::mem::take(&mut carry), usize::MAX) {
+                    if let Err(e) = feed(p, l.stream, d, &mut carry, usize::MAX) {
                         failed.get_or_insert((k, e));
+                        carry = Forwarded::default();
                     }
                 }
-                if d == Direction::Response {
-                    if let Err(e) = p.deliver_reply_body(l.stream) {
-                        failed.get_or_insert((k, e));
-                    }
-                }
-                let direct = d == Direction::Response && p.stream_end(l.stream).is_some_and(|e| e.direct_reply);
-                (p.take_forwarded(l.stream, d), direct)
+                p.pass_on(l.stream, d, &mut carry).unwrap_or_else(|e| {
+                    failed.get_or_insert((k, e));
+                    p.stream_end(l.stream)
+                })
             });
-            if direct {
+            let Some(end) = end else { continue };
+            first_over |= k == 0 && end.over;
+            let failed_here = failed.as_ref().is_some_and(|(f, _)| *f == k);
+            if (end.local_reply || end.reset || failed_here) && answer.is_none_or(|a: Answer| k < a.by) {
+                answer = Some(Answer { by: k, reset: end.reset || failed_here });
+            }
+            if d == Direction::Response && end.direct_reply {
                 // A reply made once the response had reached its filter goes straight to the
                 // client, past the other filters' response callbacks (Envoy's direct reply).
                 self.direct_reply = true;
                 break;
             }
         }
-        if d == Direction::Response && carry.end_of_stream {
-            self.response_ended = true;
+        if let Some(f) = failed {
+            self.failed.get_or_insert_with(|| Box::new(f));
         }
-        if let Some((k, e)) = failed {
-            self.note(vms, k, Err(e));
-        } else {
-            self.refresh(vms);
+        if self.answer.is_none() {
+            self.answer = answer;
         }
-        self.complete_if_over(vms);
-        carry
-    }
-
-    /// Completes the stream once it is over for the whole chain: the whole response went past the
-    /// first filter (the last on its way back), or a filter reset the stream.
-    fn complete_if_over<V: Vms<Key = K>>(&mut self, vms: &mut V) {
-        if self.completed || self.links.is_empty() {
-            return;
-        }
-        let first = &self.links[0];
-        let over = vms.peek(&first.vm, |p| p.stream_end(first.stream)).is_some_and(|e| e.over)
-            || self.answer.is_some_and(|a| a.reset)
-            || (self.direct_reply && self.response_ended);
-        if over {
+        self.response_ended |= d == Direction::Response && carry.end_of_stream;
+        let over = first_over || self.answer.is_some_and(|a| a.reset) || (self.direct_reply && self.response_ended);
+        if over && !self.completed {
             self.complete(vms);
         }
+        carry
     }
 
     /// Ends the stream in every filter as Envoy does at the end of a stream: each filter's
@@ -264,7 +256,7 @@ impl<K> HttpChain<K> {
             }
         }
         if let Some(f) = failed {
-            self.failed.get_or_insert(f);
+            self.failed.get_or_insert_with(|| Box::new(f));
         }
     }
 
@@ -294,26 +286,6 @@ impl<K> HttpChain<K> {
     /// Whether every filter has ended the stream (`on_log`, `on_done` and `on_delete` ran).
     pub fn is_complete(&self) -> bool {
         self.completed
-    }
-
-    /// Records a step's outcome, then looks for an answer.
-    fn note<V: Vms<Key = K>>(&mut self, vms: &V, k: usize, r: Result<()>) {
-        if let Err(e) = r {
-            self.failed.get_or_insert((k, e));
-        }
-        self.refresh(vms);
-    }
-
-    /// Finds the first filter that answered or reset the stream, if none had yet.
-    fn refresh<V: Vms<Key = K>>(&mut self, vms: &V) {
-        if self.answer.is_some() {
-            return;
-        }
-        self.answer = self.links.iter().enumerate().find_map(|(k, l)| {
-            let end = vms.peek(&l.vm, |p| p.stream_end(l.stream))?;
-            let failed = self.failed.as_ref().is_some_and(|(f, _)| *f == k);
-            (end.local_reply || end.reset || failed).then_some(Answer { by: k, reset: end.reset || failed })
-        });
     }
 
     /// The first filter that answered the stream itself (a local reply) or reset it, if one has.
@@ -348,7 +320,7 @@ impl<K> HttpChain<K> {
     /// The host error that reset the stream, if one did, with the name of the filter it met it
     /// in; taken once.
     pub fn take_error<V: Vms<Key = K>>(&mut self, vms: &V) -> Option<(String, Error)> {
-        let (k, e) = self.failed.take()?;
+        let (k, e) = *self.failed.take()?;
         let l = &self.links[k];
         Some((vms.peek(&l.vm, |p| p.info(l.plugin).name.clone()), e))
     }
@@ -380,18 +352,22 @@ fn merge(into: &mut Forwarded, more: Forwarded) {
 
 /// Feeds `f` into one side of a filter's stream, as Envoy's filter manager would: headers, then
 /// the body in chunks of at most `chunk` bytes, then trailers; `end_of_stream` on the last of them.
-fn feed(p: &mut PluginVm, id: StreamId, d: Direction, f: Forwarded, chunk: usize) -> Result<()> {
+///
+/// `f` is drained in place (it is large to move, and a chain moves one along at every filter).
+fn feed(p: &mut PluginVm, id: StreamId, d: Direction, f: &mut Forwarded, chunk: usize) -> Result<()> {
     let more = !f.body.is_empty() || f.trailers.is_some();
-    if let Some(headers) = f.headers {
-        let eos = f.end_of_stream && !more;
+    let end = std::mem::take(&mut f.end_of_stream);
+    if let Some(headers) = f.headers.take() {
+        let eos = end && !more;
         p.headers(id, d, headers, eos)?;
         if eos {
             return Ok(());
         }
     }
-    let body_eos = f.end_of_stream && f.trailers.is_none();
+    let body_eos = end && f.trailers.is_none();
     if !f.body.is_empty() || body_eos {
-        let mut chunks = f.body.chunks(chunk).peekable();
+        let body = std::mem::take(&mut f.body);
+        let mut chunks = body.chunks(chunk).peekable();
         if chunks.peek().is_none() {
             p.data(id, d, &[], true)?;
         }
@@ -400,7 +376,7 @@ fn feed(p: &mut PluginVm, id: StreamId, d: Direction, f: Forwarded, chunk: usize
             p.data(id, d, c, eos)?;
         }
     }
-    if let Some(t) = f.trailers {
+    if let Some(t) = f.trailers.take() {
         p.trailers(id, d, t)?;
     }
     Ok(())

@@ -182,6 +182,50 @@ impl StreamDriver {
     fn finished(&self) -> bool {
         self.reset || self.over
     }
+
+    fn end(&self) -> StreamEnd {
+        StreamEnd {
+            local_reply: self.local_reply.is_some(),
+            reset: self.reset,
+            over: self.over,
+            done: self.done,
+            direct_reply: self.direct_reply,
+        }
+    }
+
+    /// Moves out what went past the filter on side `d` since the last call (see
+    /// [`PluginVm::take_forwarded`]).
+    fn take(&mut self, d: Direction) -> Forwarded {
+        let mut f = Forwarded::default();
+        self.take_into(d, &mut f);
+        f
+    }
+
+    /// [`StreamDriver::take`] into `f`, which is empty (a chain reuses one as it goes).
+    fn take_into(&mut self, d: Direction, f: &mut Forwarded) {
+        let taken = &mut self.taken[d.index()];
+        let msg = match d {
+            Direction::Request => &mut self.upstream,
+            Direction::Response => &mut self.downstream,
+        };
+        // Moved, not copied: the guest's own copy (the context's map, read-only from now on) is
+        // what the access-log pass reads at the end.
+        if msg.headers_forwarded && !taken.headers {
+            taken.headers = true;
+            f.headers = Some(std::mem::take(&mut msg.headers));
+        }
+        if taken.headers {
+            std::mem::swap(&mut f.body, &mut msg.body);
+        }
+        if msg.end_of_stream && taken.headers && !taken.end {
+            taken.end = true;
+            f.end_of_stream = true;
+            if !msg.trailers.is_empty() && !taken.trailers {
+                taken.trailers = true;
+                f.trailers = Some(std::mem::take(&mut msg.trailers));
+            }
+        }
+    }
 }
 
 impl PluginVm {
@@ -258,31 +302,27 @@ impl PluginVm {
     /// since the last call. A streaming driver calls this after each step so that bodies do not
     /// pile up; [`PluginVm::message`] then shows only what was not taken.
     pub fn take_forwarded(&mut self, id: StreamId, d: Direction) -> Forwarded {
-        let Some(drv) = self.streams.get_mut(&id) else { return Forwarded::default() };
-        let taken = &mut drv.taken[d.index()];
-        let msg = match d {
-            Direction::Request => &mut drv.upstream,
-            Direction::Response => &mut drv.downstream,
-        };
-        // Moved, not copied: the guest's own copy (the context's map, read-only from now on) is
-        // what the access-log pass reads at the end.
-        let mut f = Forwarded::default();
-        if msg.headers_forwarded && !taken.headers {
-            taken.headers = true;
-            f.headers = Some(std::mem::take(&mut msg.headers));
+        self.streams.get_mut(&id).map(|drv| drv.take(d)).unwrap_or_default()
+    }
+
+    /// A chain's step past this filter on side `d`: the body of the filter's own local reply
+    /// first, once the reply's headers have gone on (response side, see
+    /// [`PluginVm::deliver_reply_body`]); then what the filter let through, moved out as
+    /// [`PluginVm::take_forwarded`] does; how the stream stands (`None`: not open).
+    ///
+    /// # Errors
+    /// The host's own failure while the reply's body passes the filter.
+    ///
+    /// What it let through goes into `out`, which is empty (a chain reuses one as it goes: it is
+    /// large to move).
+    pub fn pass_on(&mut self, id: StreamId, d: Direction, out: &mut Forwarded) -> Result<Option<StreamEnd>> {
+        let Some(drv) = self.streams.get_mut(&id) else { return Ok(None) };
+        if d == Direction::Response && drv.reply_body.is_some() {
+            self.deliver_reply_body(id)?;
         }
-        if taken.headers {
-            f.body = std::mem::take(&mut msg.body);
-        }
-        if msg.end_of_stream && taken.headers && !taken.end {
-            taken.end = true;
-            f.end_of_stream = true;
-            if !msg.trailers.is_empty() && !taken.trailers {
-                taken.trailers = true;
-                f.trailers = Some(std::mem::take(&mut msg.trailers));
-            }
-        }
-        f
+        let Some(drv) = self.streams.get_mut(&id) else { return Ok(None) };
+        drv.take_into(d, out);
+        Ok(Some(drv.end()))
     }
 
     /// Bytes of side `d` of stream `id` held without a limit (a filter that stopped with
@@ -316,14 +356,7 @@ impl PluginVm {
 
     /// Whether stream `id` was answered locally, reset, or finished (`None`: not open).
     pub fn stream_end(&self, id: StreamId) -> Option<StreamEnd> {
-        let d = self.streams.get(&id)?;
-        Some(StreamEnd {
-            local_reply: d.local_reply.is_some(),
-            reset: d.reset,
-            over: d.over,
-            done: d.done,
-            direct_reply: d.direct_reply,
-        })
+        self.streams.get(&id).map(|d| d.end())
     }
 
     /// What left the filter on side `d` of stream `id` and was not taken: towards the upstream for
@@ -979,7 +1012,7 @@ impl PluginVm {
                 Err(e) => return Err(e),
             }
         }
-        if let (Some(shared), Some(s)) = (shared, state(self, id)) {
+        if let Some((shared, s)) = shared.and_then(|shared| Some((shared, state(self, id)?))) {
             let maps = [
                 (&mut s.request_headers, &shared.request),
                 (&mut s.response_headers, &shared.response),

@@ -739,16 +739,7 @@ impl Exchange {
                 info.request_time_nanos =
                     seen.start.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_nanos() as i64);
                 info.request_duration_nanos = Some(seen.began.elapsed().as_nanos() as i64);
-                let slot = |m: Option<&HeaderMap>| crate::stream::MapSlot {
-                    map: m.cloned().unwrap_or_default(),
-                    access: crate::stream::Access::Read,
-                };
-                let stream = crate::stream::HttpStreamState {
-                    request_headers: slot(Some(&seen.request)),
-                    response_headers: slot(seen.response.as_ref()),
-                    info,
-                    ..Default::default()
-                };
+                let stream = crate::stream::HttpStreamState::finished(&seen.request, seen.response.as_ref(), info);
                 for logger in &self.state.access_loggers {
                     if let Err(e) = logger.instance.with(|p| p.log_stream(logger.plugin, stream.clone())) {
                         tracing::warn!(target: "wasm", "the access logger failed: {e}");

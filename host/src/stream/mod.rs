@@ -77,6 +77,15 @@ pub struct HttpStreamState {
     pub filter_state: HashMap<Vec<u8>, Vec<u8>>,
 }
 
+impl HttpStreamState {
+    /// A finished stream as a wasm access logger reads it: its request and response headers
+    /// (read-only) and its facts.
+    pub fn finished(request: &HeaderMap, response: Option<&HeaderMap>, info: StreamInfo) -> Self {
+        let read = |map: Option<&HeaderMap>| MapSlot { map: map.cloned().unwrap_or_default(), access: Access::Read };
+        Self { request_headers: read(Some(request)), response_headers: read(response), info, ..Default::default() }
+    }
+}
+
 /// The state of one TCP connection as its network filter sees it.
 #[derive(Debug, Clone, Default)]
 pub struct TcpStreamState {
