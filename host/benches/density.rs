@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::state::SharedState;
-use sluice_host::vm::{Clock, NoQueues, PluginInfo, ProxyEnv, TracingLogSink, Vm, VmOptions};
+use sluice_host::vm::{NoQueues, PluginInfo, ProxyEnv, RealClock, TracingLogSink, Vm, VmOptions};
 
 #[path = "../../integration/src/wasm.rs"]
 #[allow(dead_code)]
@@ -21,7 +21,7 @@ fn main() {
     let n: u32 = std::env::var("DENSITY_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let runtime = Runtime::new(RuntimeConfig { pooling_instances: Some(n), ..Default::default() }).expect("runtime");
     let module = runtime.load_file(wasm::reference_filter("headers")).expect("module");
-    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), Clock::real()));
+    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), RealClock::shared()));
     let plugin = PluginInfo { name: "density".into(), ..Default::default() };
     let before = rss_kib();
     let start = Instant::now();

@@ -16,7 +16,7 @@ use sluice_host::plugin_vm::{Direction, Forwarded, PluginId, PluginVm, DEFAULT_B
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::state::SharedState;
 use sluice_host::stream::{HeaderMap, StreamInfo};
-use sluice_host::vm::{Clock, NoQueues, PluginInfo, ProxyEnv, TracingLogSink, Vm, VmOptions};
+use sluice_host::vm::{NoQueues, PluginInfo, ProxyEnv, RealClock, TracingLogSink, Vm, VmOptions};
 use wasmtime::Val;
 
 #[path = "../../integration/src/wasm.rs"]
@@ -26,7 +26,7 @@ mod wasm;
 fn instance_ready(c: &mut Criterion) {
     let runtime = Runtime::new(RuntimeConfig { pooling_instances: Some(64), ..Default::default() }).unwrap();
     let module = runtime.load_file(wasm::reference_filter("headers")).unwrap();
-    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), Clock::real()));
+    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), RealClock::shared()));
     let plugin = PluginInfo { name: "bench".into(), ..Default::default() };
     c.bench_function("instantiate_only", |b| {
         b.iter(|| Vm::new(&runtime, module.clone(), VmOptions::default(), env.clone(), Arc::new(NoQueues)).unwrap())
@@ -47,7 +47,7 @@ fn instance_ready(c: &mut Criterion) {
 fn http_stream(c: &mut Criterion) {
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
     let module = runtime.load_file(wasm::reference_filter("headers")).unwrap();
-    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), Clock::real()));
+    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), Arc::new(TracingLogSink), RealClock::shared()));
     let plugin = PluginInfo { name: "bench".into(), ..Default::default() };
     let mut vms = vec![PluginVm::start(&runtime, module, env, plugin, VmOptions::default()).unwrap()];
     let request = HeaderMap::from_pairs([

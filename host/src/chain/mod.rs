@@ -17,10 +17,10 @@
 //! use sluice_host::plugin_vm::{Direction, PluginVm, PluginId, Forwarded};
 //! use sluice_host::runtime::{Runtime, RuntimeConfig};
 //! use sluice_host::stream::{HeaderMap, StreamInfo};
-//! use sluice_host::vm::{Clock, PluginInfo, ProxyEnv, TracingLogSink, VmOptions};
+//! use sluice_host::vm::{RealClock, PluginInfo, ProxyEnv, TracingLogSink, VmOptions};
 //!
 //! let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
-//! let env = Arc::new(ProxyEnv::new(Default::default(), Arc::new(TracingLogSink), Clock::real()));
+//! let env = Arc::new(ProxyEnv::new(Default::default(), Arc::new(TracingLogSink), RealClock::shared()));
 //! let start = |file: &str| -> sluice_host::Result<PluginVm> {
 //!     let module = runtime.load_file(file)?;
 //!     PluginVm::start(&runtime, module, env.clone(), PluginInfo::default(), VmOptions::default())

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use sluice_host::harness::LogCollector;
 use sluice_host::runtime::{ImportSupport, Runtime, RuntimeConfig};
 use sluice_host::state::SharedState;
-use sluice_host::vm::{Clock, NoQueues, PluginInfo, ProxyEnv, Vm, VmOptions};
+use sluice_host::vm::{LogCollector, NoQueues, PluginInfo, ProxyEnv, RealClock, Vm, VmOptions};
 
 /// Arguments of `sluice check`.
 #[derive(clap::Args)]
@@ -56,7 +55,7 @@ pub fn run(args: CheckArgs) -> Result<()> {
     }
     let module = runtime.load(&bytes)?;
     let logs = Arc::new(LogCollector::default());
-    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), logs.clone(), Clock::real()));
+    let env = Arc::new(ProxyEnv::new(Arc::new(SharedState::default()), logs.clone(), RealClock::shared()));
     let options =
         VmOptions { vm_id: String::new(), configuration: vm_config.unwrap_or_default(), env_vars: Vec::new() };
     let result = Vm::new(&runtime, module, options, env, Arc::new(NoQueues)).and_then(|mut vm| {

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use sluice_host::config::{self, ListenerKind, Plan, PluginSpec};
-use sluice_host::harness::LogCollector;
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::server::{self, ServeOptions};
 use sluice_host::state::SharedState;
-use sluice_host::vm::{Clock, NoQueues, ProxyEnv, Vm};
+use sluice_host::vm::{NoQueues, ProxyEnv, RealClock, TracingLogSink, Vm};
 
 use super::logging;
 
@@ -149,8 +148,7 @@ fn canary(plan: &Plan, runtime: &Runtime, state: &Arc<SharedState>) -> Result<us
     for (place, spec) in &plugins {
         let name = &spec.info.name;
         let module = runtime.load(&spec.code).with_context(|| format!("plugin `{name}` ({place})"))?;
-        let logs = Arc::new(LogCollector::default());
-        let mut env = ProxyEnv::new(state.clone(), logs.clone(), Clock::real());
+        let mut env = ProxyEnv::new(state.clone(), Arc::new(TracingLogSink), RealClock::shared());
         env.node = plan.node.clone();
         for c in plan.clusters.keys() {
             env.add_cluster(c.clone());

@@ -21,10 +21,10 @@
 //! ```
 
 mod build;
+mod clock;
 mod exchange;
 mod filter;
 mod http;
-mod logs;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -36,12 +36,14 @@ use rustc_hash::FxHashMap as HashMap;
 use std::time::Duration;
 
 pub use crate::plugin_vm::{CalloutReply, Message, StreamId};
+use crate::vm::Clock as _;
+pub use crate::vm::LogCollector;
 pub use crate::vm::{CalloutToken, ContextId};
 pub use build::{build_crate, WASM_TARGET};
+pub use clock::VirtualClock;
 pub use exchange::{Exchange, Request, Response, BODY_CHUNK, UPSTREAM_ADDRESS};
 pub use filter::Filter;
 pub use http::HttpStream;
-pub use logs::LogCollector;
 pub use tcp::TcpStream;
 
 use crate::abi::status::LogLevel;
@@ -52,9 +54,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, SharedState};
 use crate::stream::{HttpStreamState, PropertyValue, StreamInfo};
 use crate::vm::VmStats;
-use crate::vm::{
-    Clock, FailurePolicy, GrpcCallout, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm, VmOptions,
-};
+use crate::vm::{FailurePolicy, GrpcCallout, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm, VmOptions};
 
 /// Default start of the virtual clock: 2026-01-01T00:00:00Z.
 const EPOCH_2026_NANOS: i64 = 1_767_225_600_000_000_000;
@@ -301,7 +301,8 @@ impl HarnessBuilder {
             Some(s) => s.clone(),
             None => logs.clone(),
         };
-        let mut env = ProxyEnv::new(shared, sink, Clock::virtual_at(self.start_nanos));
+        let clock = Arc::new(VirtualClock::at(self.start_nanos));
+        let mut env = ProxyEnv::new(shared, sink, clock.clone());
         env.node = self.node.clone();
         env.vm_stats = self.vm_stats.clone();
         env.set_log_level(self.log_level);
@@ -339,6 +340,7 @@ impl HarnessBuilder {
             streams: HashMap::default(),
             connections: HashMap::default(),
             next_stream: 0,
+            clock,
             logs,
             properties: self.properties,
             handler: self.handler,
@@ -361,6 +363,8 @@ pub struct Harness {
     streams: HashMap<StreamId, ChainStream>,
     connections: HashMap<StreamId, ChainConnection>,
     next_stream: u32,
+    /// The clock every VM of the harness reads.
+    clock: Arc<VirtualClock>,
     logs: Arc<LogCollector>,
     properties: BTreeMap<Vec<u8>, PropertyValue>,
     handler: Option<CalloutHandler>,
@@ -517,17 +521,17 @@ impl Harness {
     pub fn advance_time(&mut self, by: Duration) -> Result<()> {
         // Deliver what other VMs sent meanwhile (queue events) before time moves.
         self.deliver_pending()?;
-        let clock = self.env().clone();
-        let end = clock.clock.monotonic_nanos() + by.as_nanos() as i64;
+        let clock = self.clock.clone();
+        let end = clock.monotonic_nanos() + by.as_nanos() as i64;
         let next = |vms: &[PluginVm]| vms.iter().filter_map(|vm| vm.next_deadline()).min();
         while let Some(at) = next(&self.vms).filter(|at| *at <= end) {
-            clock.clock.advance(at - clock.clock.monotonic_nanos());
+            clock.advance(at - clock.monotonic_nanos());
             for vm in &mut self.vms {
                 vm.fire_due()?;
             }
             self.settle()?;
         }
-        clock.clock.advance(end - clock.clock.monotonic_nanos());
+        clock.advance(end - clock.monotonic_nanos());
         Ok(())
     }
 

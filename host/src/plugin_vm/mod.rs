@@ -18,11 +18,11 @@
 //! use sluice_host::plugin_vm::{Direction, PluginVm, PluginId};
 //! use sluice_host::runtime::{Runtime, RuntimeConfig};
 //! use sluice_host::stream::{HeaderMap, StreamInfo};
-//! use sluice_host::vm::{Clock, PluginInfo, ProxyEnv, TracingLogSink, VmOptions};
+//! use sluice_host::vm::{RealClock, PluginInfo, ProxyEnv, TracingLogSink, VmOptions};
 //!
 //! let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
 //! let module = runtime.load_file("filter.wasm")?;
-//! let env = Arc::new(ProxyEnv::new(Default::default(), Arc::new(TracingLogSink), Clock::real()));
+//! let env = Arc::new(ProxyEnv::new(Default::default(), Arc::new(TracingLogSink), RealClock::shared()));
 //! let mut plugin = PluginVm::start(&runtime, module, env, PluginInfo::default(), VmOptions::default())?;
 //! let info = StreamInfo { source: Some(([10, 0, 0, 7], 40000).into()), ..Default::default() };
 //! let id = plugin.open_http(PluginId::FIRST, info, 1 << 20);

@@ -166,7 +166,8 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
 /// node and shared state, and logs through `tracing` as Envoy's `wasm` logger.
 fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<PluginVm> {
     let module = shared.runtime.load(&spec.code)?;
-    let mut env = crate::vm::ProxyEnv::new(shared.state.clone(), Arc::new(TracingLogSink), crate::vm::Clock::real());
+    let mut env =
+        crate::vm::ProxyEnv::new(shared.state.clone(), Arc::new(TracingLogSink), crate::vm::RealClock::shared());
     env.node = shared.node.clone();
     env.vm_stats = shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default();
     env.set_log_level(crate::abi::status::LogLevel::Info);

@@ -1,7 +1,7 @@
 //! The proxy around the VMs: clock, log sink, known clusters, node identity and shared state.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,63 +39,74 @@ impl LogSink for TracingLogSink {
     }
 }
 
-/// Time as the guest sees it: wall clock for `proxy_get_current_time_nanoseconds` and WASI realtime,
-/// and a monotonic clock. The harness uses a virtual one it advances by hand.
-#[derive(Debug)]
-pub enum Clock {
-    /// The system clock.
-    Real {
-        /// Origin of the monotonic clock.
-        start: Instant,
-    },
-    /// A clock that moves only when told to.
-    Virtual {
-        /// Wall-clock nanoseconds since the epoch.
-        now_nanos: AtomicI64,
-        /// Monotonic nanoseconds.
-        mono_nanos: AtomicI64,
-    },
+/// A [`LogSink`] that keeps every line for whoever wants to read them (and echoes them to
+/// `tracing`): `sluice check` prints a plugin's lines, the harness hands them to a test.
+#[derive(Debug, Default)]
+pub struct LogCollector {
+    records: std::sync::Mutex<Vec<LogRecord>>,
+}
+
+impl LogCollector {
+    /// A copy of every line so far.
+    pub fn records(&self) -> Vec<LogRecord> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl LogSink for LogCollector {
+    fn log(&self, record: LogRecord) {
+        TracingLogSink.log(record.clone());
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+    }
+}
+
+/// Time as the guest sees it: wall clock for `proxy_get_current_time_nanoseconds` and WASI
+/// realtime, and a monotonic clock for timers and deadlines. `sluice serve` reads the system's
+/// ([`RealClock`]); the harness gives a virtual one it moves by hand.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> i64;
+
+    /// Monotonic nanoseconds (never near zero: see [`MONOTONIC_ORIGIN`]).
+    fn monotonic_nanos(&self) -> i64;
 }
 
 /// Where monotonic time starts. Envoy serves a steady clock counted from boot, never near zero, and
 /// Go's runtime stops with "nanotime returning zero" if it reads 0.
-const MONOTONIC_ORIGIN: i64 = 1_000_000_000;
+pub const MONOTONIC_ORIGIN: i64 = 1_000_000_000;
 
-impl Clock {
-    /// The system clock.
-    pub fn real() -> Self {
-        Clock::Real { start: Instant::now() }
+/// The system clock.
+#[derive(Debug)]
+pub struct RealClock {
+    /// Origin of the monotonic clock.
+    start: Instant,
+}
+
+impl RealClock {
+    /// The system clock, its monotonic part counted from now.
+    pub fn new() -> Self {
+        Self { start: Instant::now() }
     }
 
-    /// A virtual clock starting at `unix_nanos`.
-    pub fn virtual_at(unix_nanos: i64) -> Self {
-        Clock::Virtual { now_nanos: AtomicI64::new(unix_nanos), mono_nanos: AtomicI64::new(MONOTONIC_ORIGIN) }
+    /// The system clock, ready to hand to a [`ProxyEnv`].
+    pub fn shared() -> Arc<dyn Clock> {
+        Arc::new(Self::new())
+    }
+}
+
+impl Default for RealClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for RealClock {
+    fn now_nanos(&self) -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
     }
 
-    /// Nanoseconds since the Unix epoch.
-    pub fn now_nanos(&self) -> i64 {
-        match self {
-            Clock::Real { .. } => {
-                SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-            }
-            Clock::Virtual { now_nanos, .. } => now_nanos.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Monotonic nanoseconds.
-    pub fn monotonic_nanos(&self) -> i64 {
-        match self {
-            Clock::Real { start } => MONOTONIC_ORIGIN + start.elapsed().as_nanos() as i64,
-            Clock::Virtual { mono_nanos, .. } => mono_nanos.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Moves a virtual clock forward; a real clock ignores it.
-    pub fn advance(&self, nanos: i64) {
-        if let Clock::Virtual { now_nanos, mono_nanos } = self {
-            now_nanos.fetch_add(nanos, Ordering::Relaxed);
-            mono_nanos.fetch_add(nanos, Ordering::Relaxed);
-        }
+    fn monotonic_nanos(&self) -> i64 {
+        MONOTONIC_ORIGIN + self.start.elapsed().as_nanos() as i64
     }
 }
 
@@ -140,7 +151,7 @@ pub struct ProxyEnv {
     /// Where guest logs go.
     pub log_sink: Arc<dyn LogSink>,
     /// Guest time.
-    pub clock: Clock,
+    pub clock: Arc<dyn Clock>,
     /// Cluster names callouts may target (unknown ones give BAD_ARGUMENT, as in Envoy).
     pub clusters: RwLock<BTreeSet<String>>,
     /// `xds.node.*`.
@@ -152,7 +163,7 @@ pub struct ProxyEnv {
 
 impl ProxyEnv {
     /// A new environment.
-    pub fn new(shared: Arc<SharedState>, log_sink: Arc<dyn LogSink>, clock: Clock) -> Self {
+    pub fn new(shared: Arc<SharedState>, log_sink: Arc<dyn LogSink>, clock: Arc<dyn Clock>) -> Self {
         Self {
             shared,
             log_sink,

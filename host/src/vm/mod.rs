@@ -17,7 +17,7 @@ use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 
 pub use actions::{HostAction, LocalReply};
 pub use backtrace::BACKTRACE_HEADING;
-pub use env::{Clock, LogSink, NodeInfo, ProxyEnv, TracingLogSink, VmStats};
+pub use env::{Clock, LogCollector, LogSink, NodeInfo, ProxyEnv, RealClock, TracingLogSink, VmStats, MONOTONIC_ORIGIN};
 pub use host::{
     CalloutData, Context, ContextKind, GrpcCallout, GrpcEvent, Host, HttpCallout, LogRecord, Phase, RootState,
 };
