@@ -115,18 +115,26 @@ fn mask_response_headers(line: &str) -> String {
     }
 }
 
-/// Waits (boundedly) until a proxy's log shows `n` streams finished by the first filter, and
-/// every context the second created done too; the lines then.
-fn settled(log: impl Fn() -> String, n: usize) -> Vec<String> {
+/// The chain's callback lines in a proxy's log, once `ready` holds of them (the log is read again
+/// as it grows; after 10 s, as they are).
+fn lines_when(log: impl Fn() -> String, ready: impl Fn(&[String]) -> bool) -> Vec<String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let lines = callbacks(&log());
-        let count = |s: &str| lines.iter().filter(|l| *l == s).count();
-        if (count("A: done") >= n && count("B: done") >= count("B: create")) || std::time::Instant::now() > deadline {
+        if ready(&lines) || std::time::Instant::now() > deadline {
             return lines;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// The lines once a proxy's log shows `n` streams finished by the first filter, and every context
+/// the second created done too.
+fn settled(log: impl Fn() -> String, n: usize) -> Vec<String> {
+    lines_when(log, |lines| {
+        let count = |s: &str| lines.iter().filter(|l| *l == s).count();
+        count("A: done") >= n && count("B: done") >= count("B: create")
+    })
 }
 
 /// Two lifecycle loggers, `A` then `B`: the callbacks each gets, in order, and their arguments,
@@ -193,16 +201,16 @@ fn a_stream_the_client_abandons_still_ends_in_every_filter() {
     let config = EnvoyConfig::http(logger("A")).and_filter(logger("B")).cluster("upstream", upstream.port);
     let envoy = Envoy::start_with_workers(&config, 1).unwrap();
     let sluice = SluiceServe::start(&config).unwrap_or_else(|e| panic!("{e:#}"));
-    let abandon = |port: u16| {
+    let abandon = |port: u16, log: &dyn Fn() -> String| {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let head = "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nx-buffer: A\r\n\r\nabc";
         s.write_all(head.as_bytes()).unwrap();
         s.flush().unwrap();
-        // The filter has the first bytes before the client goes.
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // The client goes once the first filter has the first bytes (its log says so).
+        lines_when(log, |lines| lines.iter().any(|l| l.starts_with("A: request body")));
     };
-    abandon(envoy.port);
-    abandon(sluice.port);
+    abandon(envoy.port, &|| envoy.log());
+    abandon(sluice.port, &|| sluice.log());
     let (e, s) = (settled(|| envoy.log(), 1), settled(|| sluice.log(), 1));
     assert!(e.contains(&"A: done".to_string()), "Envoy ends the stream in every filter: {e:?}");
     assert_eq!(e, s, "the callbacks differ between Envoy (left) and sluice serve (right)");
