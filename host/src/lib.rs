@@ -28,8 +28,10 @@ pub mod runtime;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod stream;
 pub mod vm;
+pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
 pub use stream::HeaderMap;

@@ -6,8 +6,8 @@ use wasmtime::{Caller, Linker};
 use super::memory::{finish, return_with, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::{BufferType, Status};
+use crate::store::{ContextKind, Host, Phase};
 use crate::stream::{Access, BufferSlot};
-use crate::vm::{ContextKind, Host, Phase};
 
 /// A read-only view of a buffer, or NOT_FOUND when it does not exist in this callback.
 pub(crate) fn buffer(host: &Host, t: BufferType) -> Result<&[u8], Status> {

@@ -10,7 +10,7 @@ use wasmtime::{Caller, Linker};
 use super::memory::{finish, return_bytes, slice, split, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::{ContextKind, Host};
+use crate::store::{ContextKind, Host};
 
 /// Filter-state object factories Envoy registers that a filter may name in `set_envoy_filter_state`.
 const FILTER_STATE_FACTORIES: &[&str] = &[

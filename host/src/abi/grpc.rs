@@ -9,7 +9,7 @@ use super::codec;
 use super::memory::{finish, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::{CalloutToken, ContextId, GrpcCallout, GrpcEvent, Host};
+use crate::store::{CalloutToken, ContextId, GrpcCallout, GrpcEvent, Host};
 
 fn varint(b: &[u8]) -> Option<(usize, usize)> {
     let mut v = 0usize;

@@ -7,8 +7,8 @@ use super::codec;
 use super::memory::{finish, return_with, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::{MapType, Status};
+use crate::store::{ContextKind, Host, Phase};
 use crate::stream::{Access, HeaderMap};
-use crate::vm::{ContextKind, Host, Phase};
 
 /// The map a hostcall addresses and what may be done with it now; `None` when it is not there.
 pub(crate) fn map(host: &Host, t: MapType) -> Option<(&HeaderMap, Access)> {

@@ -8,7 +8,7 @@ use super::codec;
 use super::memory::{finish, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::{CalloutToken, ContextId, Host, HttpCallout};
+use crate::store::{CalloutToken, ContextId, Host, HttpCallout};
 
 #[allow(clippy::too_many_arguments)]
 fn http_call(

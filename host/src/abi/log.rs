@@ -4,7 +4,7 @@ use wasmtime::{Caller, Linker};
 
 use super::memory::{finish, put_u32, slice, split, CallResult};
 use super::status::{LogLevel, Status};
-use crate::vm::Host;
+use crate::store::Host;
 
 fn log(caller: &mut Caller<'_, Host>, level: i32, ptr: i32, len: i32) -> CallResult {
     let level = LogLevel::from_code(level).ok_or(Status::BadArgument)?;

@@ -7,7 +7,7 @@
 use wasmtime::Caller;
 
 use super::status::Status;
-use crate::vm::Host;
+use crate::store::Host;
 
 /// Why a hostcall did not complete normally: a status for the guest, or a trap that fails the VM.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use super::memory::{finish, slice, split, write_u32, write_u64, CallResult};
 use super::require_running;
 use super::status::{MetricType, Status};
 use crate::state::Metric;
-use crate::vm::Host;
+use crate::store::Host;
 
 /// Ids step by 4 with the type in the low two bits (counter 4, 8…; gauge 5, 9…; histogram 6, 10…).
 fn define(caller: &mut Caller<'_, Host>, t: i32, np: i32, nl: i32, ret: i32) -> CallResult {

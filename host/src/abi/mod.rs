@@ -2,8 +2,9 @@
 //! family, each checking its arguments and returning Envoy's exact status codes.
 
 pub(crate) mod buffers;
+// The ABI's plain data lives in `wire` (a leaf); seen from here as before.
+pub use crate::wire::{codec, status};
 pub(crate) mod callbacks;
-pub mod codec;
 pub(crate) mod foreign;
 pub mod grpc;
 pub(crate) mod headers;
@@ -14,7 +15,6 @@ pub(crate) mod metrics;
 pub(crate) mod properties;
 pub(crate) mod queues;
 pub(crate) mod shared_data;
-pub mod status;
 pub(crate) mod stream;
 pub(crate) mod timers;
 pub(crate) mod wasi;
@@ -24,7 +24,7 @@ use wasmtime::{Caller, Linker};
 pub use callbacks::CALLBACKS;
 pub use wasi::{WASI_FUNCTIONS, WASI_MODULES};
 
-use crate::vm::{Host, Phase};
+use crate::store::{Host, Phase};
 
 /// Every `env` import the host provides (0.2.1, 0.2.0 and 0.1.0 names, plus Emscripten helpers).
 pub const ENV_FUNCTIONS: &[&str] = &[

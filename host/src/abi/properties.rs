@@ -6,8 +6,8 @@ use super::codec;
 use super::memory::{finish, return_bytes, slice, split, CallResult};
 use super::require_running;
 use super::status::Status;
+use crate::store::{ContextKind, Host};
 use crate::stream::{struct_property, HeaderMap, MapSlot, Metadata, PropertyValue, StreamInfo};
-use crate::vm::{ContextKind, Host};
 
 type Value = Result<PropertyValue, Status>;
 

@@ -5,7 +5,7 @@ use wasmtime::{Caller, Linker};
 use super::memory::{finish, return_bytes, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::Host;
+use crate::store::Host;
 
 fn utf8(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -5,7 +5,7 @@ use wasmtime::{Caller, Linker};
 use super::memory::{finish, return_with, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::Host;
+use crate::store::Host;
 
 fn get(caller: &mut Caller<'_, Host>, kp: i32, kl: i32, ret_ptr: i32, ret_len: i32, ret_cas: i32) -> CallResult {
     let (mem, host) = split(caller)?;

@@ -8,7 +8,8 @@ use super::codec;
 use super::memory::{finish, return_with, slice, split, write_u32, CallResult};
 use super::require_running;
 use super::status::{Status, StreamType};
-use crate::vm::{ContextKind, Host, HostAction, LocalReply};
+use crate::store::{ContextKind, Host, HostAction};
+use crate::stream::LocalReply;
 
 fn is_stream(host: &Host) -> bool {
     matches!(host.effective().map(|c| &c.kind), Some(ContextKind::Http(_) | ContextKind::Tcp(_)))

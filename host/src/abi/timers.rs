@@ -7,7 +7,7 @@ use wasmtime::{Caller, Linker};
 use super::memory::{finish, split, write_u64, CallResult};
 use super::require_running;
 use super::status::Status;
-use crate::vm::Host;
+use crate::store::Host;
 
 fn current_time(caller: &mut Caller<'_, Host>, ret: i32) -> CallResult {
     let (mem, host) = split(caller)?;

@@ -9,7 +9,7 @@ use wasmtime::{Caller, Linker};
 
 use super::memory::{slice, split, write_u32, write_u64};
 use super::status::LogLevel;
-use crate::vm::Host;
+use crate::store::Host;
 
 /// The WASI functions the host really implements; others are stubs returning ENOSYS.
 pub const WASI_FUNCTIONS: &[&str] = &[
@@ -46,7 +46,7 @@ pub const ENOSYS: i32 = 52;
 
 const MAX_RANDOM: usize = 64 * 1024;
 
-fn fault<T>(r: Result<T, crate::abi::status::Status>) -> Result<T, i32> {
+fn fault<T>(r: Result<T, crate::wire::status::Status>) -> Result<T, i32> {
     r.map_err(|_| FAULT)
 }
 

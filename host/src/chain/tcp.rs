@@ -2,10 +2,10 @@
 //! in reverse (Envoy's read and write filters).
 
 use super::{Link, Vms};
-use crate::abi::status::PeerType;
 use crate::error::{Error, Result};
 use crate::plugin_vm::{Direction, PluginId};
 use crate::stream::{FilterStatus, Metadata, StreamInfo};
+use crate::wire::status::PeerType;
 
 /// What came out of a [`TcpChain`] on one pass.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,7 +46,6 @@ pub use filter::Filter;
 pub use http::HttpStream;
 pub use tcp::TcpStream;
 
-use crate::abi::status::LogLevel;
 use crate::chain::{HttpChain, TcpChain};
 use crate::error::{Error, Result};
 use crate::plugin_vm::{Effect, Forwarded, PluginId, PluginVm, DEFAULT_BUFFER_LIMIT};
@@ -55,6 +54,7 @@ use crate::state::{MetricValue, SharedState};
 use crate::stream::{HttpStreamState, PropertyValue, StreamInfo};
 use crate::vm::VmStats;
 use crate::vm::{FailurePolicy, GrpcCallout, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm, VmOptions};
+use crate::wire::status::LogLevel;
 
 /// Default start of the virtual clock: 2026-01-01T00:00:00Z.
 const EPOCH_2026_NANOS: i64 = 1_767_225_600_000_000_000;

@@ -1,11 +1,11 @@
 //! TCP connections driven by a test.
 
 use super::{ChainConnection, Harness};
-use crate::abi::status::PeerType;
 use crate::chain::TcpChain;
 use crate::error::Result;
 use crate::plugin_vm::{Direction, StreamId};
 use crate::stream::{FilterStatus, StreamInfo};
+use crate::wire::status::PeerType;
 
 /// One TCP connection through the plugin (or the chain of them).
 pub struct TcpStream<'h> {

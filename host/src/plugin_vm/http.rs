@@ -3,12 +3,12 @@
 //! through the filter, failure policies, and `on_log`/`on_done`/`on_delete` at the end.
 
 use super::{Direction, PluginId, PluginVm, StreamId};
-use crate::abi::status::StreamType;
 use crate::error::{Error, Result};
 use crate::stream::{
     data_status, headers_status, trailers_status, Access, FilterStatus, HeaderMap, HttpStreamState, MapSlot, StreamInfo,
 };
 use crate::vm::{ContextId, FailurePolicy, HostAction, LocalReply};
+use crate::wire::status::StreamType;
 
 /// How much of a body one data callback gets at most: what Envoy's codec reads from a socket at
 /// a time.

@@ -2,10 +2,10 @@
 //! network order of the end (`on_done`, `on_log`, `on_delete`).
 
 use super::{Direction, PluginId, PluginVm, StreamId};
-use crate::abi::status::{PeerType, StreamType};
 use crate::error::{Error, Result};
 use crate::stream::{trailers_status, Access, FilterStatus, StreamInfo, TcpStreamState};
 use crate::vm::FailurePolicy;
+use crate::wire::status::{PeerType, StreamType};
 
 /// The core's bookkeeping for one connection.
 #[derive(Debug, Default)]

@@ -15,7 +15,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAlloca
 pub use module::{AbiVersion, CompiledModule, ImportInfo, ImportSupport, ModuleInfo};
 
 use crate::error::{Error, Result};
-use crate::vm::Host;
+use crate::store::Host;
 
 pub(crate) use epoch::{EpochTicker, EPOCH_TICK};
 

@@ -7,7 +7,7 @@ use crate::abi::callbacks::{main_exports, Exports};
 use crate::abi::wasi::{ENOSYS, WASI_FUNCTIONS, WASI_MODULES};
 use crate::abi::ENV_FUNCTIONS;
 use crate::error::{Error, Result};
-use crate::vm::Host;
+use crate::store::Host;
 
 /// The proxy-wasm ABI version a module declares with its marker export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
-use super::http::Reset;
+use super::reset::Reset;
 
 /// How many frames may wait in a body channel before the producer waits (back-pressure).
 const CHANNEL_FRAMES: usize = 16;

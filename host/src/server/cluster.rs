@@ -15,6 +15,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use hyper::Uri;
+
+use super::grpc_wire::{grpc_code, via_upstream};
 use hyper_util::client::legacy::connect::{HttpConnector, HttpInfo};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
@@ -170,27 +172,6 @@ pub(super) fn is_protocol_error(e: &hyper::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-/// A gRPC status message as Envoy's gRPC client hands it to a plugin when the status came from the
-/// upstream: the response-code details appended in braces, or alone when there is no message
-/// (pinned by the serve comparison tests).
-pub(crate) fn via_upstream(message: &str) -> String {
-    if message.is_empty() {
-        "via_upstream".into()
-    } else {
-        format!("{message}{{via_upstream}}")
-    }
-}
-
-/// A `grpc-status` value as a code (a value that is not one of gRPC's codes reads as `Unknown`).
-pub(crate) fn grpc_code(status: &str) -> tonic::Code {
-    status.trim().parse().map_or(tonic::Code::Unknown, tonic::Code::from_i32)
-}
-
-/// A code as the number a plugin gets in `proxy_on_grpc_close`.
-pub(crate) fn code_number(code: tonic::Code) -> u32 {
-    i32::from(code).unsigned_abs()
 }
 
 /// A response from an upstream, or one Envoy would make up.
@@ -361,7 +342,7 @@ impl Cluster {
         let unavailable = || tonic::Status::unavailable(CONNECT_FAILURE);
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
         let (mut sender, _) = self.h2_connection(&self.plan.endpoints[i]).await.ok_or_else(unavailable)?;
-        let framed = super::grpc_stream::framed(message);
+        let framed = super::grpc_wire::framed(message);
         let mut req = hyper::Request::builder()
             .method("POST")
             .uri(format!("http://{}/{service}/{method}", self.plan.name))

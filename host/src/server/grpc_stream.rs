@@ -8,12 +8,25 @@ use bytes::{Buf, BytesMut};
 use hyper::body::Frame;
 
 use super::body::{BodySender, PipeBody};
-use super::cluster::{via_upstream, UpstreamBody, CONNECT_FAILURE};
-use super::instance::Instance;
+use super::cluster::{UpstreamBody, CONNECT_FAILURE};
+use super::grpc_wire::{code_number, framed, grpc_code, via_upstream};
+use super::Shared;
 use tonic::Code;
 
+use crate::plugin_vm::PluginVm;
 use crate::stream::HeaderMap;
-use crate::vm::GrpcCallout;
+use crate::vm::{CalloutToken, GrpcCallout};
+
+/// Where an open stream's events go: the plugin's VM on this worker (its instance), which does
+/// what the plugin asks for after each.
+pub(crate) trait StreamOwner: 'static {
+    /// Runs `f` on the plugin's VM.
+    fn deliver(self: &Rc<Self>, f: impl FnOnce(&mut PluginVm));
+    /// Stream `token` is over: forget it.
+    fn ended(&self, token: CalloutToken);
+    /// What every worker shares (the clusters).
+    fn shared(&self) -> &Shared;
+}
 
 /// One open stream: where the plugin's next messages go.
 pub(crate) struct OpenStream {
@@ -31,22 +44,13 @@ impl Drop for OpenStream {
     }
 }
 
-/// A gRPC message with its length prefix (uncompressed).
-pub(crate) fn framed(message: &[u8]) -> Vec<u8> {
-    let mut framed = Vec::with_capacity(5 + message.len());
-    framed.push(0);
-    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    framed.extend_from_slice(message);
-    framed
-}
-
 fn frame(message: &[u8]) -> Frame<bytes::Bytes> {
     Frame::data(framed(message).into())
 }
 
 impl OpenStream {
     /// Opens `call` with the messages the plugin queued so far.
-    pub(crate) fn open(instance: &Rc<Instance>, call: &GrpcCallout) -> Self {
+    pub(crate) fn open<O: StreamOwner>(owner: &Rc<O>, call: &GrpcCallout) -> Self {
         let (tx, body) = PipeBody::channel(None);
         let (out, mut messages) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
         // The request body takes the messages in order, as fast as the upstream reads them.
@@ -58,7 +62,7 @@ impl OpenStream {
                 }
             }
         });
-        let task = tokio::task::spawn_local(run(instance.clone(), call.clone(), body));
+        let task = tokio::task::spawn_local(run(owner.clone(), call.clone(), body));
         let mut s = OpenStream { out: Some(out), task, feeder };
         for m in &call.messages {
             s.send(Some(m.clone()), false);
@@ -81,27 +85,22 @@ impl OpenStream {
     }
 }
 
-/// Delivers to the plugin (which then does what it asks for).
-fn deliver(instance: &Rc<Instance>, f: impl FnOnce(&mut crate::plugin_vm::PluginVm)) {
-    instance.with(f);
-}
-
 /// The status in a reply's headers or trailers, if it has one.
 fn status_of(h: &HeaderMap) -> Option<(Code, String)> {
-    let status = super::cluster::grpc_code(h.get_str("grpc-status")?);
+    let status = grpc_code(h.get_str("grpc-status")?);
     Some((status, via_upstream(h.get_str("grpc-message").unwrap_or_default())))
 }
 
-async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
+async fn run<O: StreamOwner>(owner: Rc<O>, call: GrpcCallout, body: PipeBody) {
     let token = call.token;
     let close = |status: Code, message: String, trailers: HeaderMap| {
-        deliver(&instance, |h| {
-            let _ = h.close_grpc_stream(token, trailers, super::cluster::code_number(status), &message);
+        owner.deliver(|h| {
+            let _ = h.close_grpc_stream(token, trailers, code_number(status), &message);
         });
-        instance.grpc_stream_ended(token);
+        owner.ended(token);
     };
     let cluster = crate::abi::grpc::grpc_cluster(&call.cluster);
-    let Some(c) = instance.shared().clusters.get(&cluster) else {
+    let Some(c) = owner.shared().clusters.get(&cluster) else {
         return close(Code::Unavailable, CONNECT_FAILURE.into(), HeaderMap::new());
     };
     let mut headers = HeaderMap::from_pairs([
@@ -126,7 +125,7 @@ async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
     for (k, v) in head.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
         initial.add(k, v);
     }
-    deliver(&instance, |h| {
+    owner.deliver(|h| {
         let _ = h.grpc_stream_initial_metadata(token, initial);
     });
     let mut pending = BytesMut::new();
@@ -144,7 +143,7 @@ async fn run(instance: Rc<Instance>, call: GrpcCallout, body: PipeBody) {
                     }
                     pending.advance(5);
                     let message = pending.split_to(len).to_vec();
-                    deliver(&instance, |h| {
+                    owner.deliver(|h| {
                         let _ = h.grpc_stream_message(token, message);
                     });
                 }

@@ -18,6 +18,7 @@ use super::body::{BodySender, PipeBody};
 use super::cluster::{UpstreamBody, UpstreamHead, UpstreamResponse};
 use super::head_check::{Refusal, Refused};
 use super::instance::{Filter, Instance, Instances};
+use super::reset::Reset;
 use super::route;
 use super::Shared;
 use crate::chain::{Answer, HttpChain};
@@ -789,15 +790,3 @@ fn to_response(headers: &HeaderMap, body: PipeBody, state: &ListenerState) -> hy
     }
     b.body(body).unwrap_or_else(|_| hyper::Response::new(PipeBody::full(Bytes::new(), true)))
 }
-
-/// The stream was reset; hyper drops the connection.
-#[derive(Debug)]
-pub(crate) struct Reset;
-
-impl std::fmt::Display for Reset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stream reset by the filter")
-    }
-}
-
-impl std::error::Error for Reset {}

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::cluster::{UpstreamResponse, CONNECT_FAILURE};
-use super::grpc_stream::OpenStream;
+use super::grpc_stream::{OpenStream, StreamOwner};
 use super::Shared;
 use crate::plugin_vm::{CalloutReply, Effect, PluginId, PluginVm, StreamId};
 use crate::stream::HeaderMap;
@@ -173,7 +173,7 @@ impl Instance {
     }
 
     /// Forgets a gRPC stream that ended.
-    pub(crate) fn grpc_stream_ended(&self, token: CalloutToken) {
+    fn grpc_stream_ended(&self, token: CalloutToken) {
         self.grpc_streams.borrow_mut().remove(&token);
     }
 
@@ -219,7 +219,7 @@ impl Instance {
                 }
                 None => Err(tonic::Status::unavailable(CONNECT_FAILURE)),
             };
-            let reply = reply.map_err(|s| (super::cluster::code_number(s.code()), s.message().to_string()));
+            let reply = reply.map_err(|s| (super::grpc_wire::code_number(s.code()), s.message().to_string()));
             // A call the plugin cancelled is no longer open: nothing to deliver.
             let _ = this.with(|p| p.respond_grpc_call(call.token, reply));
         });
@@ -259,4 +259,19 @@ fn callout_reply(reply: UpstreamResponse) -> CalloutReply {
         r = r.trailer(&String::from_utf8_lossy(k), v);
     }
     r
+}
+
+/// A gRPC stream's events go to the instance whose plugin opened it.
+impl StreamOwner for Instance {
+    fn deliver(self: &Rc<Self>, f: impl FnOnce(&mut PluginVm)) {
+        self.with(f);
+    }
+
+    fn ended(&self, token: CalloutToken) {
+        self.grpc_stream_ended(token);
+    }
+
+    fn shared(&self) -> &Shared {
+        Instance::shared(self)
+    }
 }

@@ -11,12 +11,14 @@ mod body;
 mod cluster;
 mod config_dump;
 mod grpc_stream;
+mod grpc_wire;
 mod head_check;
 mod http;
 mod instance;
 mod preface;
 mod readiness;
 mod reason;
+mod reset;
 mod route;
 mod stats;
 mod tcp;
@@ -170,7 +172,7 @@ fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> R
         crate::vm::ProxyEnv::new(shared.state.clone(), Arc::new(TracingLogSink), crate::vm::RealClock::shared());
     env.node = shared.node.clone();
     env.vm_stats = shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default();
-    env.set_log_level(crate::abi::status::LogLevel::Info);
+    env.set_log_level(crate::wire::status::LogLevel::Info);
     for c in clusters {
         env.add_cluster(c.clone());
     }

@@ -9,9 +9,9 @@ use tokio::net::TcpStream;
 
 use super::instance::{Filter, Instance, Instances};
 use super::Shared;
-use crate::abi::status::PeerType;
 use crate::chain::TcpChain;
 use crate::plugin_vm::Direction;
+use crate::wire::status::PeerType;
 
 /// Per worker, per TCP listener.
 pub(crate) struct TcpListenerState {

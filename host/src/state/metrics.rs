@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::abi::status::{MetricType, Status};
+use crate::wire::status::{MetricType, Status};
 
 /// Samples a histogram keeps for percentiles; count and sum stay exact beyond it.
 const HISTOGRAM_SAMPLES: usize = 4096;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::RwLock;
 
-use crate::abi::status::Status;
+use crate::wire::status::Status;
 
 /// One vm_id's entries: key → (value, CAS).
 type Store = HashMap<Vec<u8>, (Vec<u8>, u32)>;

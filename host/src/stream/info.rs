@@ -39,7 +39,7 @@ impl PropertyValue {
             Self::Map(entries) => {
                 let encoded: Vec<(Vec<u8>, Vec<u8>)> =
                     entries.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.encode())).collect();
-                crate::abi::codec::encode(encoded.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+                crate::wire::codec::encode(encoded.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
             }
         }
     }

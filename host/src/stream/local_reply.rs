@@ -2,7 +2,21 @@
 //! router (an upstream that failed, timed out, or no route).
 
 use super::{grpc_status_for_http, HeaderMap};
-use crate::vm::LocalReply;
+
+/// A local reply requested with `proxy_send_local_response`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    /// HTTP status.
+    pub status: u32,
+    /// Response code details, whitespace replaced by `_` as Envoy does.
+    pub details: String,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Extra headers.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// gRPC status, `None` for -1 or values over 16.
+    pub grpc_status: Option<u32>,
+}
 
 /// The response Envoy makes of a local reply: for a gRPC request a trailers-only gRPC response
 /// (`:status 200`, `grpc-status` from the reply or mapped from its HTTP status, the body as

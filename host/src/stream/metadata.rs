@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_yaml_ng::Value;
 
 use super::PropertyValue;
-use crate::abi::status::Status;
+use crate::wire::status::Status;
 
 /// One `envoy.config.core.v3.Metadata` as a filter reads it.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 pub use headers::HeaderMap;
 pub use info::{PropertyValue, StreamInfo};
-pub use local_reply::local_reply_message;
+pub use local_reply::{local_reply_message, LocalReply};
 pub use metadata::{struct_property, Metadata};
 pub use status::{data_status, grpc_status_for_http, headers_status, trailers_status, FilterStatus};
 

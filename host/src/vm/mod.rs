@@ -3,26 +3,21 @@
 //! A [`Vm`] knows nothing about sockets: drivers (the harness, the server) call its callbacks, then
 //! apply the [`HostAction`]s and callouts the guest asked for.
 
-mod actions;
 mod backtrace;
-mod env;
-mod host;
-mod ids;
-mod limiter;
-mod plugin;
 
 use std::sync::Arc;
 
 use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 
-pub use actions::{HostAction, LocalReply};
 pub use backtrace::BACKTRACE_HEADING;
-pub use env::{Clock, LogCollector, LogSink, NodeInfo, ProxyEnv, RealClock, TracingLogSink, VmStats, MONOTONIC_ORIGIN};
-pub use host::{
-    CalloutData, Context, ContextKind, GrpcCallout, GrpcEvent, Host, HttpCallout, LogRecord, Phase, RootState,
+// What the VM's store holds and the host keeps beside it, as the VM's users name it.
+pub use crate::store::{
+    CalloutData, CalloutToken, Clock, Context, ContextId, ContextKind, FailurePolicy, GrpcCallout, GrpcEvent, Host,
+    HostAction, HttpCallout, LogCollector, LogRecord, LogSink, NodeInfo, Phase, PluginInfo, ProxyEnv, RealClock,
+    RootState, TracingLogSink, VmOptions, VmStats, MONOTONIC_ORIGIN,
 };
-pub use ids::{CalloutToken, ContextId};
-pub use plugin::{FailurePolicy, PluginInfo};
+// A reply is stream state; the VM hands it over as a `HostAction`.
+pub use crate::stream::LocalReply;
 
 use crate::abi::callbacks::Callbacks;
 use crate::error::{Error, Result};
@@ -35,17 +30,6 @@ macro_rules! cb {
     ($vm:ident, $f:ident) => {
         $vm.cb.$f.get($vm.module.exports.$f.as_ref(), &$vm.instance, &mut $vm.store)
     };
-}
-
-/// Settings of one VM (Envoy's `VmConfig`).
-#[derive(Debug, Clone, Default)]
-pub struct VmOptions {
-    /// `vm_id`: scopes shared data and queues.
-    pub vm_id: String,
-    /// `configuration`, read in `proxy_on_vm_start`.
-    pub configuration: Vec<u8>,
-    /// `environment_variables`, served by WASI `environ_get`.
-    pub env_vars: Vec<(String, String)>,
 }
 
 /// A queue notifier that drops events: for VMs that register no queues.
@@ -472,14 +456,14 @@ impl Vm {
     }
 
     /// `proxy_on_downstream_connection_close(ctx, peer)`.
-    pub fn on_downstream_close(&mut self, ctx: u32, peer: crate::abi::status::PeerType) -> Result<()> {
+    pub fn on_downstream_close(&mut self, ctx: u32, peer: crate::wire::status::PeerType) -> Result<()> {
         let f = cb!(self, on_downstream_connection_close);
         self.call("proxy_on_downstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
         Ok(())
     }
 
     /// `proxy_on_upstream_connection_close(ctx, peer)`.
-    pub fn on_upstream_close(&mut self, ctx: u32, peer: crate::abi::status::PeerType) -> Result<()> {
+    pub fn on_upstream_close(&mut self, ctx: u32, peer: crate::wire::status::PeerType) -> Result<()> {
         let f = cb!(self, on_upstream_connection_close);
         self.call("proxy_on_upstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
         Ok(())

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::host::LogRecord;
-use crate::abi::status::LogLevel;
+use super::ids::ContextId;
 use crate::state::SharedState;
+use crate::wire::status::LogLevel;
 
 /// Where guest log lines go.
 pub trait LogSink: Send + Sync + std::fmt::Debug {
@@ -37,6 +37,23 @@ impl LogSink for TracingLogSink {
             LogLevel::Error | LogLevel::Critical => tracing::error!(target: "wasm", "{line}"),
         }
     }
+}
+
+/// One guest log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Level the guest chose.
+    pub level: LogLevel,
+    /// The text, lossily decoded.
+    pub message: String,
+    /// The plugin name of the context that logged (empty at VM start).
+    pub plugin: String,
+    /// Its root id.
+    pub root_id: String,
+    /// Its vm id.
+    pub vm_id: String,
+    /// The context id that logged.
+    pub context_id: ContextId,
 }
 
 /// A [`LogSink`] that keeps every line for whoever wants to read them (and echoes them to

@@ -1,22 +1,8 @@
 //! Host actions a guest asks for during a callback, applied only after the callback returns, so the
 //! guest is never re-entered.
 
-use crate::abi::status::StreamType;
-
-/// A local reply requested with `proxy_send_local_response`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalReply {
-    /// HTTP status.
-    pub status: u32,
-    /// Response code details, whitespace replaced by `_` as Envoy does.
-    pub details: String,
-    /// Body.
-    pub body: Vec<u8>,
-    /// Extra headers.
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// gRPC status, `None` for -1 or values over 16.
-    pub grpc_status: Option<u32>,
-}
+use crate::stream::LocalReply;
+use crate::wire::status::StreamType;
 
 /// A deferred action.
 #[derive(Debug, Clone, PartialEq, Eq)]

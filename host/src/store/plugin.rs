@@ -30,3 +30,14 @@ pub struct PluginInfo {
     /// `allow_on_headers_stop_iteration`: a headers Pause is a real StopIteration.
     pub allow_on_headers_stop_iteration: bool,
 }
+
+/// Settings of one VM (Envoy's `VmConfig`).
+#[derive(Debug, Clone, Default)]
+pub struct VmOptions {
+    /// `vm_id`: scopes shared data and queues.
+    pub vm_id: String,
+    /// `configuration`, read in `proxy_on_vm_start`.
+    pub configuration: Vec<u8>,
+    /// `environment_variables`, served by WASI `environ_get`.
+    pub env_vars: Vec<(String, String)>,
+}

@@ -8,14 +8,14 @@ use std::time::Duration;
 use wasmtime::{Memory, TypedFunc};
 
 use super::actions::HostAction;
-use super::env::ProxyEnv;
+use super::env::{LogRecord, ProxyEnv};
 use super::ids::{CalloutToken, ContextId};
 use super::limiter::Limits;
 use super::plugin::PluginInfo;
-use super::VmOptions;
-use crate::abi::status::LogLevel;
+use super::plugin::VmOptions;
 use crate::state::{Metric, QueueNotifier};
 use crate::stream::{HeaderMap, HttpStreamState, TcpStreamState};
+use crate::wire::status::LogLevel;
 
 /// What the running guest call is, which decides what hostcalls may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,23 +147,6 @@ pub struct CalloutData {
     pub body: Option<Vec<u8>>,
     /// Map type 7 (or gRPC trailing metadata).
     pub trailers: HeaderMap,
-}
-
-/// One guest log line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogRecord {
-    /// Level the guest chose.
-    pub level: LogLevel,
-    /// The text, lossily decoded.
-    pub message: String,
-    /// The plugin name of the context that logged (empty at VM start).
-    pub plugin: String,
-    /// Its root id.
-    pub root_id: String,
-    /// Its vm id.
-    pub vm_id: String,
-    /// The context id that logged.
-    pub context_id: ContextId,
 }
 
 /// A VM's store data: everything hostcalls can see.
