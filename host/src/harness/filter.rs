@@ -31,14 +31,25 @@ pub(super) enum Source {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Filter {
-    pub(super) source: Source,
+    /// Always set by the public constructors; the builder's first filter gets it from
+    /// `HarnessBuilder::module_*`.
+    pub(super) source: Option<Source>,
     pub(super) plugin: PluginInfo,
     pub(super) vm: VmOptions,
 }
 
 impl Filter {
     fn new(source: Source) -> Self {
-        Self { source, plugin: PluginInfo { name: "plugin".into(), ..Default::default() }, vm: VmOptions::default() }
+        Self { source: Some(source), ..Self::without_module() }
+    }
+
+    /// A filter whose module is still to come (the harness builder's first).
+    pub(super) fn without_module() -> Self {
+        Self {
+            source: None,
+            plugin: PluginInfo { name: "plugin".into(), ..Default::default() },
+            vm: VmOptions::default(),
+        }
     }
 
     /// A filter from the module's bytes (binary, or WebAssembly text).

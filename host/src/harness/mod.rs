@@ -53,7 +53,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::{MetricValue, SharedState};
 use crate::stream::{HttpStreamState, PropertyValue, StreamInfo};
 use crate::vm::VmStats;
-use crate::vm::{FailurePolicy, GrpcCallout, HttpCallout, LogRecord, NodeInfo, PluginInfo, ProxyEnv, Vm, VmOptions};
+use crate::vm::{FailurePolicy, GrpcCallout, HttpCallout, LogRecord, NodeInfo, ProxyEnv, Vm};
 use crate::wire::status::LogLevel;
 
 /// Default start of the virtual clock: 2026-01-01T00:00:00Z.
@@ -65,9 +65,8 @@ type CalloutHandler = Box<dyn FnMut(&HttpCallout) -> Option<CalloutReply> + Send
 
 /// Builds a [`Harness`]: the module, its configuration and the world around it.
 pub struct HarnessBuilder {
-    source: Option<Source>,
-    plugin: PluginInfo,
-    vm: VmOptions,
+    /// The first filter (its module is set by `module_*`).
+    first: Filter,
     runtime: RuntimeConfig,
     shared_runtime: Option<Arc<Runtime>>,
     shared_state: Option<Arc<SharedState>>,
@@ -87,9 +86,7 @@ pub struct HarnessBuilder {
 impl Default for HarnessBuilder {
     fn default() -> Self {
         Self {
-            source: None,
-            plugin: PluginInfo { name: "plugin".into(), ..Default::default() },
-            vm: VmOptions::default(),
+            first: Filter::without_module(),
             runtime: RuntimeConfig::default(),
             shared_runtime: None,
             shared_state: None,
@@ -110,13 +107,13 @@ impl Default for HarnessBuilder {
 impl HarnessBuilder {
     /// The module's bytes (binary, or WebAssembly text).
     pub fn module_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.source = Some(Source::Bytes(bytes.into()));
+        self.first.source = Some(Source::Bytes(bytes.into()));
         self
     }
 
     /// A `.wasm` file.
     pub fn module_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.source = Some(Source::File(path.into()));
+        self.first.source = Some(Source::File(path.into()));
         self
     }
 
@@ -129,57 +126,55 @@ impl HarnessBuilder {
     /// # Ok::<(), sluice_host::Error>(())
     /// ```
     pub fn module_crate(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.source = Some(Source::Crate(dir.into()));
+        self.first.source = Some(Source::Crate(dir.into()));
         self
     }
 
     /// The plugin configuration (`PluginConfig.configuration`), read in `on_configure`.
     pub fn plugin_config(mut self, config: impl Into<Vec<u8>>) -> Self {
-        self.plugin.configuration = config.into();
+        self.first = self.first.plugin_config(config);
         self
     }
 
     /// The VM configuration, read in `on_vm_start`.
     pub fn vm_config(mut self, config: impl Into<Vec<u8>>) -> Self {
-        self.vm.configuration = config.into();
+        self.first = self.first.vm_config(config);
         self
     }
 
     /// Plugin `name` (default `plugin`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.plugin.name = name.into();
+        self.first = self.first.name(name);
         self
     }
 
     /// Plugin `root_id`.
     pub fn root_id(mut self, root_id: impl Into<String>) -> Self {
-        self.plugin.root_id = root_id.into();
+        self.first = self.first.root_id(root_id);
         self
     }
 
     /// `vm_id` (scopes shared data and queues).
     pub fn vm_id(mut self, vm_id: impl Into<String>) -> Self {
-        let id = vm_id.into();
-        self.plugin.vm_id = id.clone();
-        self.vm.vm_id = id;
+        self.first = self.first.vm_id(vm_id);
         self
     }
 
     /// An environment variable served to WASI `environ_get`.
     pub fn env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.vm.env_vars.push((key.into(), value.into()));
+        self.first = self.first.env_var(key, value);
         self
     }
 
     /// What happens after the VM fails.
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
-        self.plugin.failure_policy = policy;
+        self.first = self.first.failure_policy(policy);
         self
     }
 
     /// `allow_on_headers_stop_iteration`.
     pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
-        self.plugin.allow_on_headers_stop_iteration = allow;
+        self.first = self.first.allow_on_headers_stop_iteration(allow);
         self
     }
 
@@ -282,18 +277,18 @@ impl HarnessBuilder {
     /// Starts the VM and the plugin (`on_vm_start`, `on_configure`); fails as Envoy would refuse the
     /// configuration.
     pub fn build(self) -> Result<Harness> {
-        let source = self
-            .source
-            .clone()
-            .ok_or_else(|| Error::Usage("no module: call module_file, module_crate or module_bytes".into()))?;
+        if self.first.source.is_none() {
+            return Err(Error::Usage("no module: call module_file, module_crate or module_bytes".into()));
+        }
         let runtime = match &self.shared_runtime {
             Some(r) => r.clone(),
             None => Arc::new(Runtime::new(self.runtime.clone())?),
         };
-        let load = |source: &Source| match source {
-            Source::Bytes(b) => runtime.load(b),
-            Source::File(p) => runtime.load_file(p),
-            Source::Crate(dir) => runtime.load_file(build_crate(dir)?),
+        let load = |source: &Option<Source>| match source {
+            Some(Source::Bytes(b)) => runtime.load(b),
+            Some(Source::File(p)) => runtime.load_file(p),
+            Some(Source::Crate(dir)) => runtime.load_file(build_crate(dir)?),
+            None => Err(Error::Usage("a filter has no module".into())),
         };
         let logs = Arc::new(LogCollector::default());
         let shared = self.shared_state.clone().unwrap_or_default();
@@ -310,14 +305,9 @@ impl HarnessBuilder {
             env.add_cluster(c.clone());
         }
         let env = Arc::new(env);
-        let mut plugin = self.plugin.clone();
-        if plugin.vm_id.is_empty() {
-            plugin.vm_id = self.vm.vm_id.clone();
-        }
-        let first = Filter { source, plugin, vm: self.vm };
         let mut vms: Vec<PluginVm> = Vec::new();
         let mut filters = Vec::new();
-        for f in std::iter::once(first).chain(self.more) {
+        for f in std::iter::once(self.first).chain(self.more) {
             let module = load(&f.source)?;
             let mut plugin = f.plugin;
             if plugin.vm_id.is_empty() {
