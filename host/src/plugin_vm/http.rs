@@ -39,7 +39,7 @@ impl Message {
     }
 }
 
-/// What went past a filter since a driver last asked (see [`PluginVm::take_forwarded`]).
+/// What went past a filter since a driver last asked (see [`PluginVm::pass_on`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Forwarded {
     /// The headers, the first time they are there.
@@ -160,7 +160,7 @@ pub(crate) struct StreamDriver {
     info: Option<StreamInfo>,
     /// `per_connection_buffer_limit_bytes` of the stream's listener.
     limit: usize,
-    /// What `take_forwarded` handed out: [request, response].
+    /// What `pass_on` handed out: [request, response].
     taken: [Taken; 2],
 }
 
@@ -193,15 +193,8 @@ impl StreamDriver {
         }
     }
 
-    /// Moves out what went past the filter on side `d` since the last call (see
-    /// [`PluginVm::take_forwarded`]).
-    fn take(&mut self, d: Direction) -> Forwarded {
-        let mut f = Forwarded::default();
-        self.take_into(d, &mut f);
-        f
-    }
-
-    /// [`StreamDriver::take`] into `f`, which is empty (a chain reuses one as it goes).
+    /// Moves what went past the filter on side `d` since the last call into `f`, which is empty
+    /// (a chain reuses one as it goes).
     fn take_into(&mut self, d: Direction, f: &mut Forwarded) {
         let taken = &mut self.taken[d.index()];
         let msg = match d {
@@ -249,7 +242,7 @@ impl PluginVm {
     }
 
     /// Headers from the client (`Request`, pseudo-headers included) or the upstream (`Response`,
-    /// with `:status`). What the filter lets through is in [`PluginVm::take_forwarded`].
+    /// with `:status`). What the filter lets through comes out of [`PluginVm::pass_on`].
     pub fn headers(
         &mut self,
         id: StreamId,
@@ -298,17 +291,11 @@ impl PluginVm {
         }
     }
 
-    /// Moves out what stream `id` let through on side `d` (towards the upstream for `Request`)
-    /// since the last call. A streaming driver calls this after each step so that bodies do not
-    /// pile up; [`PluginVm::message`] then shows only what was not taken.
-    pub fn take_forwarded(&mut self, id: StreamId, d: Direction) -> Forwarded {
-        self.streams.get_mut(&id).map(|drv| drv.take(d)).unwrap_or_default()
-    }
-
     /// A chain's step past this filter on side `d`: the body of the filter's own local reply
     /// first, once the reply's headers have gone on (response side, see
-    /// [`PluginVm::deliver_reply_body`]); then what the filter let through, moved out as
-    /// [`PluginVm::take_forwarded`] does; how the stream stands (`None`: not open).
+    /// [`PluginVm::deliver_reply_body`]); then what the filter let through since the last pass,
+    /// moved, not copied (the guest's own copy is what `on_log` reads); how the stream stands
+    /// (`None`: not open).
     ///
     /// # Errors
     /// The host's own failure while the reply's body passes the filter.
@@ -357,16 +344,6 @@ impl PluginVm {
     /// Whether stream `id` was answered locally, reset, or finished (`None`: not open).
     pub fn stream_end(&self, id: StreamId) -> Option<StreamEnd> {
         self.streams.get(&id).map(|d| d.end())
-    }
-
-    /// What left the filter on side `d` of stream `id` and was not taken: towards the upstream for
-    /// `Request`, towards the client for `Response`.
-    pub fn message(&self, id: StreamId, d: Direction) -> Option<&Message> {
-        let s = self.streams.get(&id)?;
-        Some(match d {
-            Direction::Request => &s.upstream,
-            Direction::Response => &s.downstream,
-        })
     }
 
     /// The local reply the filter sent on stream `id` (or the host sent for it: 413,

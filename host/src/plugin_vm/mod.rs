@@ -8,31 +8,12 @@
 //! the tick timer. It does no I/O and reads no clock but the [`ProxyEnv`]'s:
 //! a driver feeds it events (headers, data, trailers, a callout's answer, a timer that is due, a
 //! peer that closed) and drains the [`Effect`]s it hands out (send this callout, look at this
-//! stream again), plus what each stream let through ([`PluginVm::take_forwarded`]).
+//! stream again). A stream is driven through its [`chain`](crate::chain), which moves what each
+//! filter lets through on to the next and ends the stream in every filter as Envoy does (see the
+//! example there).
 //!
 //! Two drivers sit on it: the test [`Harness`](crate::harness::Harness) (virtual clock, callouts
 //! answered by the test) and `sluice serve` (tokio timers, real clusters).
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use sluice_host::plugin_vm::{Direction, PluginVm, PluginId};
-//! use sluice_host::runtime::{Runtime, RuntimeConfig};
-//! use sluice_host::stream::{HeaderMap, StreamInfo};
-//! use sluice_host::vm::{RealClock, PluginInfo, ProxyEnv, TracingLogSink, VmOptions};
-//!
-//! let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
-//! let module = runtime.load_file("filter.wasm")?;
-//! let env = Arc::new(ProxyEnv::new(Default::default(), Arc::new(TracingLogSink), RealClock::shared()));
-//! let mut plugin = PluginVm::start(&runtime, module, env, PluginInfo::default(), VmOptions::default())?;
-//! let info = StreamInfo { source: Some(([10, 0, 0, 7], 40000).into()), ..Default::default() };
-//! let id = plugin.open_http(PluginId::FIRST, info, 1 << 20);
-//! let headers = HeaderMap::from_pairs([(":method", "GET"), (":path", "/"), (":authority", "x")]);
-//! plugin.headers(id, Direction::Request, headers, true)?;
-//! let out = plugin.take_forwarded(id, Direction::Request); // what goes upstream
-//! for effect in plugin.take_effects() { /* send callouts, wake streams */ }
-//! # let _ = out;
-//! # Ok::<(), sluice_host::Error>(())
-//! ```
 
 mod callouts;
 mod effects;

@@ -59,19 +59,9 @@ impl PluginVm {
         self.step(id, |p| data(p, id, d, chunk, end_of_stream))
     }
 
-    /// Whether connection `id` is open (not forgotten yet).
-    pub fn has_connection(&self, id: StreamId) -> bool {
-        self.connections.contains_key(&id)
-    }
-
     /// Takes the bytes let through on side `d` (to the upstream for `Request`) since the last call.
     pub fn take_tcp_output(&mut self, id: StreamId, d: Direction) -> Vec<u8> {
         self.connections.get_mut(&id).map(|c| std::mem::take(&mut c.out[d.index()])).unwrap_or_default()
-    }
-
-    /// The bytes let through on side `d` and not taken.
-    pub fn tcp_output(&self, id: StreamId, d: Direction) -> &[u8] {
-        self.connections.get(&id).map_or(&[], |c| c.out[d.index()].as_slice())
     }
 
     /// Who closed connection `id`, if it is closed (Local: the filter or the host did).
