@@ -61,3 +61,50 @@ pub fn hostcalls(data: &[u8]) {
     let _ = s.response_body(b"ok", true);
     let _ = h.advance_time(std::time::Duration::from_millis(1500));
 }
+
+/// The bytes one HTTP/1 client sends, through the request-head scanner `sluice serve` puts in front
+/// of hyper (`server::head_check`), in-process. The first byte picks the listener's rules (bits
+/// 0-2: `accept_http_10`, `default_host_for_http_10`, `allow_chunked_length`; bit 7: 8 headers at
+/// most) and the size of the reads (bits 3-6: 1 to 16 bytes); the head limit is 1 KiB, so that
+/// short inputs reach the 431s. The verdict — how many heads went on, which refusal ended the
+/// connection — must be the same whether the bytes arrive in one read or in pieces, and no more
+/// heads can pass than the bytes hold line feeds.
+pub fn heads(data: &[u8]) {
+    use sluice_host::server::head_check::Rules;
+    let Some((&knobs, stream)) = data.split_first() else { return };
+    let rules = Rules {
+        accept_http_10: knobs & 1 != 0,
+        default_host_for_http_10: knobs & 2 != 0,
+        allow_chunked_length: knobs & 4 != 0,
+        max_headers: if knobs & 0x80 != 0 { 8 } else { 100 },
+        ..Rules::defaults(1024, 2048)
+    };
+    let piece = 1 + usize::from((knobs >> 3) & 0x0f);
+    let whole = scan(rules, stream, stream.len().max(1));
+    let in_pieces = scan(rules, stream, piece);
+    assert_eq!(whole, in_pieces, "read whole and in pieces of {piece}");
+    let lines = stream.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert!(whole.0 <= lines, "{} heads passed from {lines} line feeds", whole.0);
+}
+
+/// Scans `stream` in reads of `piece` bytes, holding back what the scanner holds, as the reader in
+/// front of hyper does: the heads passed, and the refusal if any.
+fn scan(
+    rules: sluice_host::server::head_check::Rules,
+    stream: &[u8],
+    piece: usize,
+) -> (u64, Option<sluice_host::server::head_check::Refusal>) {
+    use sluice_host::server::head_check::{Heads, Step};
+    let mut heads = Heads::new(rules);
+    let mut held = Vec::new();
+    for part in stream.chunks(piece) {
+        held.extend_from_slice(part);
+        match heads.scan(&held) {
+            Step::Pass(n) => {
+                held.drain(..n);
+            }
+            Step::Refuse { refusal, .. } => return (heads.passed(), Some(refusal)),
+        }
+    }
+    (heads.passed(), None)
+}

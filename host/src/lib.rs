@@ -21,7 +21,7 @@ pub mod calendar;
 pub mod chain;
 #[cfg(feature = "server")]
 pub mod config;
-mod error;
+pub mod error;
 pub mod harness;
 pub mod plugin_vm;
 pub mod runtime;
@@ -33,5 +33,5 @@ pub mod stream;
 pub mod vm;
 pub mod wire;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Backtrace, BoxError, Error, ErrorKind, Fault, GuestFault, GuestFrame, Result};
 pub use stream::HeaderMap;

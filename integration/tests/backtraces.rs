@@ -48,8 +48,9 @@ fn the_harness_error_names_the_frames_with_file_and_line() {
     let ex = h.exchange(Request::get("/").header("x-panic", "now"), |_| Response::new(200)).unwrap();
     assert_eq!(ex.status(), Some(503), "the stream fails closed");
     let failure = &h.vm_failures()[0];
-    assert!(failure.contains("deep trouble: x-panic is \"now\""), "the panic message: {failure}");
-    assert_frames(failure);
+    assert!(failure.to_string().contains("deep trouble: x-panic is \"now\""), "the panic message: {failure}");
+    assert!(failure.frames.iter().any(|f| f.function.as_deref() == Some("sdk_deep_panic::check_inner")), "{failure:?}");
+    assert_frames(&failure.backtrace().to_string());
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sluice_host::harness::{Harness, Request, Response};
 use sluice_host::vm::FailurePolicy;
-use sluice_host::Error;
+use sluice_host::{Error, Fault};
 use sluice_integration::wasm::reference_filter;
 
 fn trap_filter() -> sluice_host::harness::HarnessBuilder {
@@ -31,8 +31,11 @@ fn a_panic_fails_the_stream_with_503_and_says_why() {
     assert_eq!(ex.status(), Some(503));
     assert_eq!(ex.local_reply.unwrap().details, "wasm_fail_stream");
     let why = &h.vm_failures()[0];
-    assert!(why.contains("proxy_on_request_headers failed"), "{why}");
-    assert!(why.contains("boom: the filter panicked on purpose"), "the panic message is reported: {why}");
+    assert_eq!(why.function, "proxy_on_request_headers");
+    let Fault::Trap { code, logged, .. } = &why.fault else { panic!("a trap: {why:?}") };
+    assert!(code.is_some(), "a Rust panic aborts with a wasm trap: {why:?}");
+    assert!(logged.as_deref().unwrap_or_default().contains("boom: the filter panicked on purpose"), "{why}");
+    assert!(why.to_string().contains("boom: the filter panicked on purpose"), "the panic message is reported: {why}");
     // Fail closed: later streams are refused without calling the guest.
     assert_eq!(h.exchange(get(None), ok).unwrap().status(), Some(503));
 }
@@ -44,7 +47,9 @@ fn an_endless_loop_is_stopped_by_the_deadline() {
     let ex = h.exchange(get(Some("loop")), ok).unwrap();
     assert_eq!(ex.status(), Some(503));
     assert!(started.elapsed() < Duration::from_secs(5), "stopped promptly: {:?}", started.elapsed());
-    assert!(h.vm_failures()[0].contains("ran longer than the 100 ms callback deadline"), "{}", h.vm_failures()[0]);
+    assert_eq!(h.vm_failures()[0].fault, Fault::Deadline { deadline_ms: 100 });
+    let why = h.vm_failures()[0].to_string();
+    assert!(why.contains("ran longer than the 100 ms callback deadline"), "{why}");
 }
 
 #[test]
@@ -52,7 +57,8 @@ fn a_memory_bomb_is_stopped_by_the_cap() {
     let mut h = trap_filter().memory_limit(64 << 20).build().unwrap();
     let ex = h.exchange(get(Some("oom")), ok).unwrap();
     assert_eq!(ex.status(), Some(503));
-    assert!(h.vm_failures()[0].contains("past the 64 MiB limit"), "{}", h.vm_failures()[0]);
+    assert_eq!(h.vm_failures()[0].fault, Fault::MemoryLimit { limit_mib: 64 });
+    assert!(h.vm_failures()[0].to_string().contains("past the 64 MiB limit"), "{}", h.vm_failures()[0]);
 }
 
 #[test]
@@ -104,7 +110,9 @@ fn other_vms_keep_working_after_one_fails() {
 #[test]
 fn broken_modules_and_configs_give_clear_errors() {
     let err = Harness::builder().module_bytes(b"\0asm\x01\0\0\0\xff".to_vec()).build().unwrap_err();
-    assert!(matches!(err, Error::Compile(_)), "{err}");
+    assert!(matches!(err, Error::Compile { .. }), "{err}");
+    let cause = std::error::Error::source(&err).map(|c| c.to_string()).unwrap_or_default();
+    assert!(!cause.is_empty(), "wasmtime's reason is kept as the source");
     let err = Harness::builder().module_bytes(b"not wasm at all".to_vec()).build().unwrap_err();
     assert!(err.to_string().starts_with("not a WebAssembly module"), "{err}");
     let no_marker =

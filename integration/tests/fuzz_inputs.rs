@@ -49,6 +49,11 @@ fn kept_hostcall_scripts_do_not_panic() {
 }
 
 #[test]
+fn kept_request_head_streams_scan_alike_whole_and_in_pieces() {
+    replay("heads", checks::heads);
+}
+
+#[test]
 fn kept_client_byte_streams_never_reach_the_upstream_unless_whole() {
     let dir = std::env::temp_dir().join(format!("sluice-front-replay-{}", std::process::id()));
     let mut f = front::Front::start(

@@ -44,10 +44,11 @@ fn every_fuzz_target_survives_a_bounded_run() {
     let mut module_seeds = kept("module");
     module_seeds.push(modules);
     let env: &[(&str, &Path)] = &[("SLUICE_BIN", &sluice), ("SLUICE_FRONT_MODULE", &hello)];
-    let targets: [(&str, Vec<PathBuf>, &[&str]); 4] = [
+    let targets: [(&str, Vec<PathBuf>, &[&str]); 5] = [
         ("config", config_seeds, &[]),
         ("hostcalls", kept("hostcalls"), &[]),
         ("module", module_seeds, &["-max_len=200000"]),
+        ("heads", kept("heads"), &["-max_len=4096"]),
         ("front", kept("front"), &["-max_len=4096"]),
     ];
     let mut failures = Vec::new();

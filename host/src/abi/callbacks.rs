@@ -42,14 +42,14 @@ impl<P: WasmParams, R: WasmResults> Lazy<P, R> {
 }
 
 /// Looks up `name` and checks it takes `params` i32s and returns `results` i32s.
-fn check(module: &Module, name: &str, params: usize, results: usize) -> Result<Option<ModuleExport>> {
+fn check(module: &Module, name: &'static str, params: usize, results: usize) -> Result<Option<ModuleExport>> {
     let Some(ExternType::Func(ty)) = module.get_export(name) else { return Ok(None) };
     let all_i32 = |mut it: Box<dyn ExactSizeIterator<Item = ValType>>, n: usize| {
         it.len() == n && it.all(|t| matches!(t, ValType::I32))
     };
     if !all_i32(Box::new(ty.params()), params) || !all_i32(Box::new(ty.results()), results) {
-        let want = format!("({}) -> ({})", vec!["i32"; params].join(", "), vec!["i32"; results].join(", "));
-        return Err(Error::Link(format!("export `{name}` has the wrong signature: expected {want}, found {ty}")));
+        let expected = format!("({}) -> ({})", vec!["i32"; params].join(", "), vec!["i32"; results].join(", "));
+        return Err(Error::ExportSignature { name, expected: expected.into(), found: ty.to_string().into() });
     }
     Ok(module.get_export_index(name))
 }

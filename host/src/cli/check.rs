@@ -68,10 +68,8 @@ pub fn run(args: CheckArgs) -> Result<()> {
     }
     if let Err(e) = result {
         // The guest's frames go in the report; the error stays one line.
-        let text = e.to_string();
-        if let Some((what, frames)) = text.split_once(sluice_host::vm::BACKTRACE_HEADING) {
-            println!("backtrace  the guest's frames:{frames}");
-            bail!("{what}");
+        if let Some(fault) = e.guest_fault().filter(|f| !f.frames.is_empty()) {
+            println!("backtrace  the guest's frames:{}", fault.backtrace());
         }
         return Err(e.into());
     }

@@ -55,6 +55,9 @@ pub enum Piece {
 }
 
 /// Parses a format string; the error names the operator.
+///
+/// # Errors
+/// The operator that is unknown or malformed, as Envoy names it.
 pub fn parse(format: &str) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut text = String::new();

@@ -37,6 +37,10 @@ impl ConfigError {
 
 /// Reads and checks a bootstrap file. Relative file names in it are resolved from the working
 /// directory, as Envoy does, so one file runs in both.
+///
+/// # Errors
+/// A [`ConfigError`] naming the YAML path and what is wrong there. A file that cannot be read is one too,
+/// under the file's name.
 pub fn load(path: &Path) -> Result<Plan, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
@@ -44,6 +48,9 @@ pub fn load(path: &Path) -> Result<Plan, ConfigError> {
 }
 
 /// Parses and checks bootstrap YAML; `base` resolves relative file names.
+///
+/// # Errors
+/// A [`ConfigError`] naming the YAML path and what is wrong there.
 pub fn parse(text: &str, base: &Path) -> Result<Plan, ConfigError> {
     let _schema = schema::hold();
     let tree: serde_yaml_ng::Value =
@@ -70,6 +77,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Plan, ConfigError> {
 /// let err = sluice_host::config::canonical("static_resources: {clusters: [{name: ''}]}").unwrap_err();
 /// assert_eq!(err.path, "static_resources.clusters[0].name");
 /// ```
+///
+/// # Errors
+/// A [`ConfigError`] naming the YAML path and what is wrong there.
 pub fn canonical(text: &str) -> Result<serde_yaml_ng::Value, ConfigError> {
     let tree: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("(top level)", e.to_string()))?;
@@ -78,6 +88,10 @@ pub fn canonical(text: &str) -> Result<serde_yaml_ng::Value, ConfigError> {
 
 /// Merges `over` (Envoy's `--config-yaml`) into the bootstrap `base`, as protobuf's `MergeFrom`
 /// does: mappings field by field, lists appended, scalars replaced.
+///
+/// # Errors
+/// A [`ConfigError`] naming the YAML path and what is wrong there. Either text that is not YAML is one at
+/// `(top level)`.
 pub fn merge_yaml(base: &str, over: &str) -> Result<String, ConfigError> {
     fn merge(into: &mut serde_yaml_ng::Value, from: serde_yaml_ng::Value) {
         use serde_yaml_ng::Value;

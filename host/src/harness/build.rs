@@ -40,7 +40,7 @@ pub fn build_crate(dir: impl AsRef<Path>) -> Result<PathBuf> {
         built.entry(dir.clone()).or_default().clone()
     };
     // Tests of one crate run in parallel: one builds, the others wait for its answer.
-    slot.get_or_init(|| build(&dir)).clone().map_err(|message| Error::Build { dir, message })
+    slot.get_or_init(|| build(&dir)).clone().map_err(|message| Error::Build { dir, message: message.into() })
 }
 
 /// One crate's build, made once: its `.wasm`, or why it failed.

@@ -132,6 +132,12 @@ impl Harness {
     /// [`HarnessBuilder::on_http_callout`](super::HarnessBuilder::on_http_callout); a stream left
     /// waiting is an error that says what it waits for. Bodies are framed as Envoy's HTTP/1 codec
     /// hands them to filters: in chunks, then the end of the message in an empty chunk.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn exchange(&mut self, request: Request, upstream: impl FnOnce(&Message) -> Response) -> Result<Exchange> {
         let mut headers: Vec<(String, String)> = vec![
             (":authority".into(), request.authority.clone()),

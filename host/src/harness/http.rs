@@ -132,6 +132,12 @@ impl HttpStream<'_> {
     }
 
     /// Request headers from the client (pseudo-headers included).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn request_headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         headers: impl IntoIterator<Item = (K, V)>,
@@ -141,11 +147,23 @@ impl HttpStream<'_> {
     }
 
     /// A request body chunk.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn request_body(&mut self, chunk: impl AsRef<[u8]>, end_of_stream: bool) -> Result<FilterStatus> {
         self.body(Direction::Request, chunk.as_ref(), end_of_stream)
     }
 
     /// Request trailers (end the request).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn request_trailers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         trailers: impl IntoIterator<Item = (K, V)>,
@@ -154,6 +172,12 @@ impl HttpStream<'_> {
     }
 
     /// Response headers from the upstream (with `:status`).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn response_headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         headers: impl IntoIterator<Item = (K, V)>,
@@ -163,11 +187,23 @@ impl HttpStream<'_> {
     }
 
     /// A response body chunk.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn response_body(&mut self, chunk: impl AsRef<[u8]>, end_of_stream: bool) -> Result<FilterStatus> {
         self.body(Direction::Response, chunk.as_ref(), end_of_stream)
     }
 
     /// Response trailers.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn response_trailers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         trailers: impl IntoIterator<Item = (K, V)>,

@@ -276,6 +276,13 @@ impl HarnessBuilder {
 
     /// Starts the VM and the plugin (`on_vm_start`, `on_configure`); fails as Envoy would refuse the
     /// configuration.
+    ///
+    /// # Errors
+    /// The load errors ([`ErrorKind::Load`](crate::ErrorKind::Load)): bytes that are not WebAssembly, a
+    /// module wasmtime refuses or cannot link, a callback export with the wrong signature, no ABI marker,
+    /// allocator or memory. Also [`Error::VmStartFailed`] or
+    /// [`Error::ConfigureFailed`] when a plugin refuses its configuration, a
+    /// guest fault while starting, and [`Error::Usage`] when no module was given.
     pub fn build(self) -> Result<Harness> {
         if self.first.source.is_none() {
             return Err(Error::Usage("no module: call module_file, module_crate or module_bytes".into()));
@@ -416,6 +423,10 @@ impl Harness {
     /// Calls any export of the module on context `context_id`, then does what Envoy does after a
     /// callback (deferred actions, queue events, callouts). A guest fault comes back as itself
     /// (see [`Error::is_guest_fault`]), after the failure policy has run.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
     pub fn invoke(
         &mut self,
         name: &str,
@@ -472,6 +483,12 @@ impl Harness {
     }
 
     /// Enqueues an item as another VM would; the registrant is notified.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn enqueue(&mut self, name: &str, item: impl AsRef<[u8]>) -> Result<()> {
         let id = self
             .env()
@@ -498,7 +515,7 @@ impl Harness {
 
     /// Why the first filter's VM failed, in order (the first 16 failures and the latest 16; see
     /// [`PluginVm::vm_failures`]).
-    pub fn vm_failures(&self) -> &[String] {
+    pub fn vm_failures(&self) -> &[crate::GuestFault] {
         self.vms[0].vm_failures()
     }
 
@@ -508,6 +525,12 @@ impl Harness {
     }
 
     /// Moves the virtual clock forward, firing ticks and callout timeouts in time order.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn advance_time(&mut self, by: Duration) -> Result<()> {
         // Deliver what other VMs sent meanwhile (queue events) before time moves.
         self.deliver_pending()?;
@@ -549,6 +572,12 @@ impl Harness {
     }
 
     /// Answers a pending HTTP callout (a response, a timeout's 504, a connect failure's 503, or a reset).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn respond_http_callout(&mut self, token: CalloutToken, reply: CalloutReply) -> Result<()> {
         let k = self.vm_of_callout(token, false);
         let r = self.vms[k].answer_http_callout(token, reply);
@@ -558,6 +587,12 @@ impl Harness {
 
     /// Answers a unary gRPC call: `Ok(message)` is delivered to `proxy_on_grpc_receive`; `Err((status,
     /// message))` to `proxy_on_grpc_close` with the message readable through `proxy_get_status`.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn respond_grpc_call(
         &mut self,
         token: CalloutToken,
@@ -570,6 +605,12 @@ impl Harness {
     }
 
     /// Delivers initial metadata on a gRPC stream.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn grpc_stream_initial_metadata(
         &mut self,
         token: CalloutToken,
@@ -582,6 +623,12 @@ impl Harness {
     }
 
     /// Delivers one message on a gRPC stream.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn grpc_stream_message(&mut self, token: CalloutToken, message: impl Into<Vec<u8>>) -> Result<()> {
         let k = self.vm_of_callout(token, true);
         let r = self.vms[k].grpc_stream_message(token, message);
@@ -606,6 +653,12 @@ impl Harness {
     /// Hands a finished stream to the plugin as Envoy's wasm access logger does:
     /// `proxy_on_log` on the root context, with the stream's headers and facts readable. A VM that
     /// failed logs nothing (FAIL_RELOAD brings a fresh one first).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn log_stream(&mut self, stream: HttpStreamState) -> Result<()> {
         let r = self.vms[0].log_stream(PluginId::FIRST, stream);
         self.settle()?;
@@ -614,6 +667,12 @@ impl Harness {
 
     /// Calls the plugin's `proxy_on_foreign_function` with `function_id` and `args` readable as
     /// its arguments, as a host extension would (Envoy 1.40 never calls it itself).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn on_foreign_function(&mut self, function_id: u32, args: impl Into<Vec<u8>>) -> Result<()> {
         let r = self.vms[0].foreign_function(PluginId::FIRST, function_id, args.into());
         self.settle()?;
@@ -622,6 +681,12 @@ impl Harness {
 
     /// Shuts the plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
     /// Returns what `on_done` returned.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`] for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn shutdown(&mut self) -> Result<bool> {
         let r = self.vms[0].shutdown(PluginId::FIRST);
         self.settle()?;
@@ -651,7 +716,7 @@ impl Harness {
                 return Ok(());
             }
         }
-        Err(Error::Usage("the callout handler and the plugin kept making each other work without end".into()))
+        Err(Error::Runaway { what: "the callout handler and the plugin kept making each other work" })
     }
 
     /// Moves what filters let through (on their own too: a callout answered, a timer) along each

@@ -16,12 +16,24 @@ pub struct TcpStream<'h> {
 impl Harness {
     /// Accepts a new connection from `127.0.0.1:50000` to `127.0.0.1:10000`: creates its context and
     /// calls `on_new_connection`.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn tcp_stream(&mut self) -> Result<TcpStream<'_>> {
         self.tcp_stream_between(([127, 0, 0, 1], 50000).into(), ([127, 0, 0, 1], 10000).into())
     }
 
     /// Accepts a new connection from `source` to `destination` (what `source.address` and
     /// `destination.address` answer): creates its context and calls `on_new_connection`.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn tcp_stream_between(
         &mut self,
         source: std::net::SocketAddr,
@@ -136,11 +148,23 @@ impl TcpStream<'_> {
     }
 
     /// Bytes from the client.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn downstream_data(&mut self, chunk: impl AsRef<[u8]>, end_of_stream: bool) -> Result<FilterStatus> {
         self.data(Direction::Request, chunk.as_ref(), end_of_stream)
     }
 
     /// Bytes from the upstream.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the filter's failure policy applies and the stream shows it (see
+    /// [`Harness::vm_failures`](crate::harness::Harness::vm_failures)). The errors are a test's:
+    /// [`Error::Usage`](crate::Error::Usage) for a step out of order or a token, queue or stream that does
+    /// not exist, [`Error::Runaway`](crate::Error::Runaway) when the plugin keeps making work without end.
     pub fn upstream_data(&mut self, chunk: impl AsRef<[u8]>, end_of_stream: bool) -> Result<FilterStatus> {
         self.data(Direction::Response, chunk.as_ref(), end_of_stream)
     }

@@ -20,6 +20,12 @@ impl PluginVm {
 
     /// Answers a unary gRPC call: `Ok(message)` is delivered to `proxy_on_grpc_receive`; `Err((status,
     /// message))` to `proxy_on_grpc_close` with the message readable through `proxy_get_status`.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn respond_grpc_call(
         &mut self,
         token: CalloutToken,
@@ -39,6 +45,12 @@ impl PluginVm {
     }
 
     /// Delivers initial metadata on a gRPC stream.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn grpc_stream_initial_metadata(&mut self, token: CalloutToken, metadata: HeaderMap) -> Result<()> {
         self.check_grpc(token)?;
         let r = self.vm.deliver_grpc_initial_metadata(token, metadata);
@@ -46,6 +58,12 @@ impl PluginVm {
     }
 
     /// Delivers one message on a gRPC stream.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn grpc_stream_message(&mut self, token: CalloutToken, message: impl Into<Vec<u8>>) -> Result<()> {
         self.check_grpc(token)?;
         let r = self.vm.deliver_grpc_message(token, message.into());

@@ -257,6 +257,12 @@ impl PluginVm {
     }
 
     /// A body chunk.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn data(&mut self, id: StreamId, d: Direction, chunk: &[u8], end_of_stream: bool) -> Result<FilterStatus> {
         if !self.taking(id, d) {
             return Ok(FilterStatus::Ended);
@@ -265,6 +271,12 @@ impl PluginVm {
     }
 
     /// Trailers (they end the message).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn trailers(&mut self, id: StreamId, d: Direction, trailers: HeaderMap) -> Result<FilterStatus> {
         if !self.taking(id, d) {
             return Ok(FilterStatus::Ended);
@@ -430,8 +442,8 @@ fn ensure_context(p: &mut PluginVm, id: StreamId) -> Result<bool> {
             p.contexts.insert(ctx, id);
             Ok(true)
         }
-        Err(e) if e.is_guest_fault() => {
-            p.on_vm_failure(e.to_string());
+        Err(Error::Guest(fault)) => {
+            p.on_vm_failure(fault);
             Ok(!driver(p, id).finished())
         }
         Err(e) => Err(e),
@@ -442,8 +454,8 @@ fn ensure_context(p: &mut PluginVm, id: StreamId) -> Result<bool> {
 fn guest(p: &mut PluginVm, f: impl FnOnce(&mut crate::vm::Vm) -> Result<i32>) -> Result<Option<i32>> {
     match f(&mut p.vm) {
         Ok(raw) => Ok(Some(raw)),
-        Err(e) if e.is_guest_fault() => {
-            p.on_vm_failure(e.to_string());
+        Err(Error::Guest(fault)) => {
+            p.on_vm_failure(fault);
             Ok(None)
         }
         Err(e) => Err(e),
@@ -982,8 +994,8 @@ impl PluginVm {
                     driver(self, id).ctx = Some(ctx);
                     self.contexts.insert(ctx, id);
                 }
-                Err(e) if e.is_guest_fault() => {
-                    self.on_vm_failure(e.to_string());
+                Err(Error::Guest(fault)) => {
+                    self.on_vm_failure(fault);
                     return Ok(());
                 }
                 Err(e) => return Err(e),

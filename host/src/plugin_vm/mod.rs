@@ -32,7 +32,8 @@ pub use effects::Effect;
 pub use http::{FinalHeaders, Forwarded, Message, StreamEnd, BODY_CHUNK, DEFAULT_BUFFER_LIMIT};
 pub use ids::{Direction, PluginId, StreamId};
 
-use crate::error::{Error, Result};
+use crate::error::Report;
+use crate::error::{Error, GuestFault, Result};
 use crate::runtime::{CompiledModule, Runtime};
 use crate::state::QueueNotifier;
 use crate::stream::HttpStreamState;
@@ -108,7 +109,7 @@ pub struct PluginVm {
     /// Which stream each live guest context belongs to.
     contexts: HashMap<u32, StreamId>,
     next_stream_id: u32,
-    vm_failures: Vec<String>,
+    vm_failures: Vec<GuestFault>,
     /// When the VM failed (monotonic nanoseconds).
     failed_at: Option<i64>,
     /// Fresh VMs brought by FAIL_RELOAD so far.
@@ -165,6 +166,12 @@ impl PluginVm {
     /// Starts one more plugin in this VM (its own root context, with the next context id, then
     /// `on_vm_start` and `on_configure`, as Envoy does for each plugin sharing a VM); its
     /// FAIL_RELOAD counters are `stats`' `reload*`.
+    ///
+    /// # Errors
+    /// [`Error::VmStartFailed`] or
+    /// [`Error::ConfigureFailed`] when the plugin refuses its configuration;
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
     pub fn add_plugin(&mut self, mut info: PluginInfo, stats: VmStats) -> Result<PluginId> {
         if info.vm_id.is_empty() {
             info.vm_id = self.vm_options.vm_id.clone();
@@ -217,7 +224,7 @@ impl PluginVm {
 
     /// Why the VM failed, in order (a FAIL_RELOAD plugin can fail more than once): the first 16
     /// failures and the latest 16, so that a VM failing forever does not grow without bound.
-    pub fn vm_failures(&self) -> &[String] {
+    pub fn vm_failures(&self) -> &[GuestFault] {
         &self.vm_failures
     }
 
@@ -241,6 +248,12 @@ impl PluginVm {
 
     /// Fires what is due by the clock's time, in time order: callout timeouts (Envoy's 504 to the
     /// plugin) and ticks.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn fire_due(&mut self) -> Result<()> {
         let now = self.env.clock.monotonic_nanos();
         // Bounded: a tick re-arms from `now`, so each plugin ticks at most once per call.
@@ -264,7 +277,7 @@ impl PluginVm {
                 _ => return Ok(()),
             }
         }
-        Err(Error::Usage("timers kept coming due without end".into()))
+        Err(Error::Runaway { what: "timers kept coming due" })
     }
 
     fn arm_ticks(&mut self) {
@@ -293,6 +306,12 @@ impl PluginVm {
     /// Answers a pending HTTP callout (a response, a timeout's 504, a connect failure's 503, or a
     /// reset). A callout that is no longer pending (it timed out first) is an error the driver may
     /// ignore.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn answer_http_callout(&mut self, token: CalloutToken, reply: CalloutReply) -> Result<()> {
         let at = self
             .http_callouts
@@ -310,6 +329,10 @@ impl PluginVm {
     /// Calls any export of the module on context `context_id`, then does what Envoy does after a
     /// callback (deferred actions, queue events, callouts). For tests that exercise hostcalls
     /// through a probe module.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
     pub fn invoke(
         &mut self,
         name: &str,
@@ -323,16 +346,22 @@ impl PluginVm {
                 self.pump()?;
                 Ok(values)
             }
-            Err(e) if e.is_guest_fault() => {
-                self.on_vm_failure(e.to_string());
+            Err(Error::Guest(fault)) => {
+                self.on_vm_failure(fault.clone());
                 self.pump()?;
-                Err(e)
+                Err(Error::Guest(fault))
             }
             Err(e) => Err(e),
         }
     }
 
     /// Delivers what other VMs sent meanwhile (queue events) and what the last callbacks left to do.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn deliver_pending(&mut self) -> Result<()> {
         self.pump()
     }
@@ -349,15 +378,15 @@ impl PluginVm {
     fn after_guest_call<T>(&mut self, r: Result<T>) -> Result<()> {
         match r {
             Ok(_) => self.pump(),
-            Err(e) if e.is_guest_fault() => {
-                self.on_vm_failure(e.to_string());
+            Err(Error::Guest(fault)) => {
+                self.on_vm_failure(fault);
                 self.pump()
             }
             Err(e) => Err(e),
         }
     }
 
-    fn on_vm_failure(&mut self, why: String) {
+    fn on_vm_failure(&mut self, fault: Box<GuestFault>) {
         // Every plugin of the VM fails with it; each applies its own policy.
         for r in &self.plugins {
             let then = match r.info.failure_policy {
@@ -366,15 +395,14 @@ impl PluginVm {
                 _ => "its streams are refused with 503",
             };
             // The guest's frames, if any, go last, under their heading.
-            let (what, frames) = why.split_once(crate::vm::BACKTRACE_HEADING).unwrap_or((&why, ""));
-            let heading = if frames.is_empty() { "" } else { crate::vm::BACKTRACE_HEADING };
-            tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {what}; {then}{heading}{frames}", r.info.name);
+            let frames = fault.backtrace();
+            tracing::error!(target: "wasm", "plugin `{}`: the VM failed: {fault}; {then}{frames}", r.info.name);
         }
         // A FAIL_RELOAD plugin can fail forever: keep the first failures and the latest, not all.
         if self.vm_failures.len() >= MAX_KEPT_FAILURES {
             self.vm_failures.remove(MAX_KEPT_FAILURES / 2);
         }
-        self.vm_failures.push(why);
+        self.vm_failures.push(*fault);
         self.failed_at = Some(self.env.clock.monotonic_nanos());
         // Pending callouts and gRPC calls die with the VM.
         self.http_callouts.clear();
@@ -416,6 +444,12 @@ impl PluginVm {
     /// Hands a finished stream to `plugin` as Envoy's wasm access logger does:
     /// `proxy_on_log` on its root context, with the stream's headers and facts readable. A VM that
     /// failed logs nothing (FAIL_RELOAD brings a fresh one first).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn log_stream(&mut self, plugin: PluginId, stream: HttpStreamState) -> Result<()> {
         self.maybe_reload(plugin)?;
         if self.vm.failure().is_some() {
@@ -502,7 +536,7 @@ impl PluginVm {
                 return Ok(());
             }
         }
-        Err(Error::Usage("the plugin kept producing work (actions, queue events) without end".into()))
+        Err(Error::Runaway { what: "the plugin kept producing work (actions, queue events)" })
     }
 
     fn grpc_event(&mut self, event: GrpcEvent) {
@@ -528,10 +562,8 @@ impl PluginVm {
     }
 
     fn record_fault<T>(&mut self, r: Result<T>) {
-        if let Err(e) = r {
-            if e.is_guest_fault() {
-                self.on_vm_failure(e.to_string());
-            }
+        if let Err(Error::Guest(fault)) = r {
+            self.on_vm_failure(fault);
         }
     }
 
@@ -560,6 +592,12 @@ impl PluginVm {
 
     /// Calls the plugin's `proxy_on_foreign_function(root, function_id, args)`, as a host
     /// extension would (Envoy 1.40 itself never does); a fault there runs the failure policy.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn foreign_function(&mut self, plugin: PluginId, function_id: u32, args: Vec<u8>) -> Result<()> {
         self.maybe_reload(plugin)?;
         if self.vm.failure().is_some() {
@@ -571,6 +609,12 @@ impl PluginVm {
 
     /// Shuts a plugin down as Envoy does: `on_done(root)`, then `on_delete` if it returned true.
     /// Returns what `on_done` returned.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn shutdown(&mut self, plugin: PluginId) -> Result<bool> {
         let root = self.root(plugin).root_id;
         let done = self.vm.on_done(root)?;
@@ -589,7 +633,7 @@ impl PluginVm {
                 return;
             }
             if let Err(e) = self.shutdown(PluginId(i)) {
-                tracing::warn!(target: "wasm", "plugin `{}`: shutting down: {e}", self.plugins[i].info.name);
+                tracing::warn!(target: "wasm", "plugin `{}`: shutting down: {}", self.plugins[i].info.name, Report(&e));
             }
         }
     }

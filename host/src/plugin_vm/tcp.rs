@@ -25,6 +25,12 @@ pub(crate) struct ConnDriver {
 impl PluginVm {
     /// Accepts a connection through `plugin` whose facts (addresses, connection id, the
     /// listener's metadata) are `info`: creates its context and calls `on_new_connection`.
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn open_tcp(&mut self, plugin: PluginId, info: StreamInfo) -> Result<StreamId> {
         let id = self.new_stream_id();
         self.connections.insert(id, ConnDriver { plugin, ..Default::default() });
@@ -39,8 +45,8 @@ impl PluginVm {
         let root = self.root(plugin).root_id;
         let ctx = match self.vm.create_tcp_context(root, TcpStreamState { info, ..Default::default() }) {
             Ok(c) => c,
-            Err(e) if e.is_guest_fault() => {
-                self.on_vm_failure(e.to_string());
+            Err(Error::Guest(fault)) => {
+                self.on_vm_failure(fault);
                 return Ok(id);
             }
             Err(e) => return Err(e),
@@ -55,6 +61,12 @@ impl PluginVm {
     }
 
     /// Bytes from the client (`Request`) or the upstream (`Response`).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn tcp_data(&mut self, id: StreamId, d: Direction, chunk: &[u8], end_of_stream: bool) -> Result<FilterStatus> {
         self.step(id, |p| data(p, id, d, chunk, end_of_stream))
     }
@@ -107,6 +119,12 @@ impl PluginVm {
     /// The connection ends: `on_downstream_connection_close(peer)`, then `on_done`, `on_log`,
     /// `on_delete` (`on_upstream_connection_close` came with the upstream's last data, if it
     /// reached the filter, as Envoy raises it).
+    ///
+    /// # Errors
+    /// A guest fault is not an error here: the VM's failure policy applies and its streams see it (see
+    /// [`PluginVm::vm_failures`](crate::plugin_vm::PluginVm::vm_failures)). The errors are the driver's:
+    /// [`Error::Usage`] for a stream, connection or token this VM does not know,
+    /// [`Error::Runaway`] when the plugin keeps making work without end.
     pub fn close_tcp(&mut self, id: StreamId, peer: PeerType) -> Result<()> {
         let c = self.connections.get_mut(&id).ok_or_else(|| Error::Usage(format!("no open connection {id}")))?;
         if c.done {
@@ -208,8 +226,8 @@ fn data(p: &mut PluginVm, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -
     };
     let raw = match r {
         Ok(raw) => raw,
-        Err(e) if e.is_guest_fault() => {
-            p.on_vm_failure(e.to_string());
+        Err(Error::Guest(fault)) => {
+            p.on_vm_failure(fault);
             p.pump()?;
             return Ok(FilterStatus::Ended);
         }

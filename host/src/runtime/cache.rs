@@ -29,12 +29,12 @@ fn cache_file(engine: &Engine, dir: &Path, hash: &[u8; 32]) -> std::path::PathBu
 pub(crate) fn compile(engine: &Engine, bytes: &[u8], hash: &[u8; 32], cache_dir: Option<&Path>) -> Result<Module> {
     let is_binary = bytes.starts_with(b"\0asm");
     if bytes.is_empty() {
-        return Err(Error::NotWasm("the file is empty".into()));
+        return Err(Error::NotWasm { reason: "the file is empty" });
     }
     // WebAssembly text is accepted too (handy in tests); anything else must have the binary header.
     let is_text = std::str::from_utf8(bytes).is_ok_and(|t| t.trim_start().starts_with('('));
     if !is_binary && !is_text {
-        return Err(Error::NotWasm("it does not start with the \\0asm magic number".into()));
+        return Err(Error::NotWasm { reason: "it does not start with the \\0asm magic number" });
     }
     if let Some(dir) = cache_dir {
         let file = cache_file(engine, dir, hash);
@@ -61,12 +61,5 @@ pub(crate) fn compile(engine: &Engine, bytes: &[u8], hash: &[u8; 32], cache_dir:
 
 fn build(engine: &Engine, bytes: &[u8], is_binary: bool) -> Result<Module> {
     let r = if is_binary { Module::from_binary(engine, bytes) } else { Module::new(engine, bytes) };
-    r.map_err(|e| {
-        if is_binary {
-            Error::Compile(format!("{e:#}"))
-        } else {
-            let first = e.to_string().lines().next().unwrap_or_default().to_string();
-            Error::NotWasm(format!("invalid WebAssembly text: {first}"))
-        }
-    })
+    r.map_err(|e| if is_binary { Error::Compile { source: e.into() } } else { Error::InvalidText { source: e.into() } })
 }

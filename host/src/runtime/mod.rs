@@ -65,6 +65,10 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Creates an engine. Fails only if the platform cannot satisfy the settings.
+    ///
+    /// # Errors
+    /// [`Error::Host`] when the wasm engine, the hostcalls or the epoch thread cannot
+    /// be set up.
     pub fn new(config: RuntimeConfig) -> Result<Self> {
         let mut wc = Config::new();
         wc.epoch_interruption(true);
@@ -82,14 +86,13 @@ impl Runtime {
             pool.table_keep_resident(64 << 10);
             wc.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        let engine = Engine::new(&wc).map_err(|e| Error::Runtime(format!("cannot create the wasm engine: {e}")))?;
+        let engine = Engine::new(&wc).map_err(|e| Error::host("cannot create the wasm engine", e))?;
         let mut linker = Linker::new(&engine);
         // Stubs for refused WASI calls are defined per module as they are met; a later module may
         // need the same name with its own signature.
         linker.allow_shadowing(true);
-        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Runtime(format!("cannot define imports: {e}")))?;
-        let ticker = EpochTicker::start(engine.weak())
-            .map_err(|e| Error::Runtime(format!("cannot start the epoch thread: {e}")))?;
+        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::host("cannot define the hostcalls", e))?;
+        let ticker = EpochTicker::start(engine.weak()).map_err(|e| Error::host("cannot start the epoch thread", e))?;
         Ok(Self { engine, config, linker: Mutex::new(linker), modules: Mutex::new(HashMap::new()), ticker })
     }
 
@@ -104,6 +107,11 @@ impl Runtime {
     }
 
     /// Compiles (or fetches from cache) a module and checks that it is a usable proxy-wasm module.
+    ///
+    /// # Errors
+    /// The load errors ([`ErrorKind::Load`](crate::ErrorKind::Load)): bytes that are not WebAssembly, a
+    /// module wasmtime refuses or cannot link, a callback export with the wrong signature, no ABI marker,
+    /// allocator or memory.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>> {
         let hash = cache::content_hash(bytes);
         if let Some(m) = self.modules.lock().unwrap_or_else(|e| e.into_inner()).get(&hash) {
@@ -120,6 +128,10 @@ impl Runtime {
 
     /// Compiles `bytes` and reports what the module declares, without requiring that the host can
     /// link it (for `sluice check`, which lists what is missing).
+    ///
+    /// # Errors
+    /// [`Error::NotWasm`], [`Error::InvalidText`] or
+    /// [`Error::Compile`] when the bytes are not a module wasmtime compiles.
     pub fn inspect(&self, bytes: &[u8]) -> Result<ModuleInfo> {
         let hash = cache::content_hash(bytes);
         let module = cache::compile(&self.engine, bytes, &hash, self.config.cache_dir.as_deref())?;
@@ -127,6 +139,9 @@ impl Runtime {
     }
 
     /// Reads and loads a module file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; then as [`Runtime::load`].
     pub fn load_file(&self, path: impl AsRef<std::path::Path>) -> Result<Arc<CompiledModule>> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;

@@ -171,10 +171,13 @@ impl CompiledModule {
                         }
                         Ok(())
                     })
-                    .map_err(|e| Error::Link(format!("{}.{}: {e}", import.module(), import.name())))?;
+                    .map_err(|e| Error::Link {
+                        import: Some(format!("{}.{}", import.module(), import.name())),
+                        source: e.into(),
+                    })?;
             }
         }
-        let pre = linker.instantiate_pre(&module).map_err(|e| Error::Link(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&module).map_err(|e| Error::Link { import: None, source: e.into() })?;
         let exports = Exports::new(&module)?;
         let mains = main_exports(&module);
         let allocator = module.get_export_index(info.allocator);

@@ -10,8 +10,8 @@ use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 
 use super::stats::StatKind;
+use super::ServeError;
 use super::Shared;
-use crate::error::{Error, Result};
 use crate::state::MetricValue;
 use std::sync::atomic::Ordering;
 
@@ -266,11 +266,11 @@ pub(super) fn start(
     shared: Arc<Shared>,
     topology: Topology,
     log_control: Option<Arc<dyn super::LogControl>>,
-) -> Result<SocketAddr> {
+) -> Result<SocketAddr, ServeError> {
     let topology = Arc::new(topology);
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let listener = super::bind(addr)?;
-    let bound = listener.local_addr().map_err(|e| Error::Runtime(e.to_string()))?;
+    let bound = listener.local_addr().map_err(|source| ServeError::Listen { addr, source })?;
     std::thread::Builder::new()
         .name("sluice-admin".into())
         .spawn(move || {
@@ -362,6 +362,6 @@ pub(super) fn start(
                 }
             });
         })
-        .map_err(|e| Error::Runtime(format!("cannot start the admin thread: {e}")))?;
+        .map_err(|source| ServeError::Thread { what: "the admin thread", source })?;
     Ok(bound)
 }

@@ -23,6 +23,7 @@ use super::route;
 use super::Shared;
 use crate::chain::{Answer, HttpChain};
 use crate::config::{HttpListener, RouteAction, RoutePlan};
+use crate::error::Report;
 use crate::plugin_vm::{Direction, Forwarded};
 use crate::stream::{HeaderMap, StreamInfo};
 
@@ -710,7 +711,7 @@ impl Exchange {
             l.vm.unwatch(l.stream);
         }
         if let Some((filter, e)) = self.chain.take_error(&Instances) {
-            tracing::warn!(target: "wasm", "filter `{filter}`: the stream was reset: {e}");
+            tracing::warn!(target: "wasm", "filter `{filter}`: the stream was reset: {}", Report(&e));
         }
         self.chain.close(&mut Instances);
         if let Some(seen) = &self.seen {
@@ -743,7 +744,7 @@ impl Exchange {
                 let stream = crate::stream::HttpStreamState::finished(&seen.request, seen.response.as_ref(), info);
                 for logger in &self.state.access_loggers {
                     if let Err(e) = logger.instance.with(|p| p.log_stream(logger.plugin, stream.clone())) {
-                        tracing::warn!(target: "wasm", "the access logger failed: {e}");
+                        tracing::warn!(target: "wasm", "the access logger failed: {}", Report(&e));
                     }
                 }
             }

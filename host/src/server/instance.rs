@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use super::cluster::{UpstreamResponse, CONNECT_FAILURE};
 use super::grpc_stream::{OpenStream, StreamOwner};
 use super::Shared;
+use crate::error::Report;
 use crate::plugin_vm::{CalloutReply, Effect, PluginId, PluginVm, StreamId};
 use crate::stream::HeaderMap;
 use crate::vm::{CalloutToken, GrpcCallout, HttpCallout};
@@ -96,7 +97,7 @@ impl Instance {
                 signal.notified().await;
                 let Some(this) = this.upgrade() else { return };
                 if let Err(e) = this.with(|p| p.deliver_pending()) {
-                    tracing::warn!(target: "wasm", "delivering queue events failed: {e}");
+                    tracing::warn!(target: "wasm", "delivering queue events failed: {}", Report(&e));
                 }
             }
         });
@@ -200,7 +201,7 @@ impl Instance {
             this.timer.borrow_mut().take();
             this.with(|p| {
                 if let Err(e) = p.fire_due() {
-                    tracing::warn!(target: "wasm", "a timer of plugin `{}` failed: {e}", p.info(PluginId::FIRST).name);
+                    tracing::warn!(target: "wasm", "a timer of plugin `{}` failed: {}", p.info(PluginId::FIRST).name, Report(&e));
                 }
             });
         });

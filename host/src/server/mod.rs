@@ -10,9 +10,10 @@ mod admin;
 mod body;
 mod cluster;
 mod config_dump;
+mod error;
 mod grpc_stream;
 mod grpc_wire;
-mod head_check;
+pub mod head_check;
 mod http;
 mod instance;
 mod preface;
@@ -37,11 +38,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerKind, Plan, PluginSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plugin_vm::PluginVm;
 use crate::runtime::Runtime;
 use crate::state::SharedState;
 use crate::vm::TracingLogSink;
+pub use error::ServeError;
 
 /// What every worker shares.
 pub(crate) struct Shared {
@@ -153,8 +155,8 @@ impl Server {
     }
 }
 
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
-    let io = |e: std::io::Error| Error::Runtime(format!("cannot listen on {addr}: {e}"));
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
+    let io = |source| ServeError::Listen { addr, source };
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(io)?;
     socket.set_reuse_address(true).map_err(io)?;
     socket.set_reuse_port(true).map_err(io)?;
@@ -195,7 +197,12 @@ struct Vms<'a> {
 
 impl Vms<'_> {
     /// The plugin of `spec`, in the VM it shares with earlier plugins or in a new one.
-    fn filter(&mut self, spec: &PluginSpec) -> Result<instance::Filter> {
+    fn filter(&mut self, spec: &PluginSpec) -> Result<instance::Filter, ServeError> {
+        self.start(spec)
+            .map_err(|source| ServeError::Plugin { plugin: spec.info.name.clone(), source: Box::new(source) })
+    }
+
+    fn start(&mut self, spec: &PluginSpec) -> Result<instance::Filter> {
         let module = self.shared.runtime.load(&spec.code)?;
         for i in &self.all {
             if i.peek(|p| p.shares_vm_with(&module, &spec.vm)) {
@@ -277,12 +284,12 @@ fn worker(
     role: Role,
     watch: bool,
     drain: std::time::Duration,
-    ready: &std::sync::mpsc::Sender<Result<()>>,
-) -> Result<()> {
+    ready: &std::sync::mpsc::Sender<Result<(), ServeError>>,
+) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Runtime(format!("cannot start a worker: {e}")))?;
+        .map_err(|source| ServeError::Thread { what: "a worker's event loop", source })?;
     let local = tokio::task::LocalSet::new();
     let cluster_names: Vec<String> = plan.clusters.keys().cloned().collect();
     let mut states = Vec::new();
@@ -307,7 +314,7 @@ fn worker(
             ListenerKind::Http(h) => &h.filters,
             ListenerKind::Tcp { filters, .. } => filters,
         };
-        let filters = specs.iter().map(|spec| vms.filter(spec)).collect::<Result<Vec<_>>>()?;
+        let filters = specs.iter().map(|spec| vms.filter(spec)).collect::<Result<Vec<_>, _>>()?;
         let mut access_loggers = Vec::new();
         if let ListenerKind::Http(h) = &l.kind {
             for spec in &h.access_loggers {
@@ -343,12 +350,11 @@ fn worker(
         states
             .into_iter()
             .map(|(state, socket, index)| {
-                let listener = tokio::net::TcpListener::from_std(socket).map_err(|e| {
-                    Error::Runtime(format!("cannot serve listener {}: {e}", plan.listeners[index].name))
-                })?;
+                let listener = tokio::net::TcpListener::from_std(socket)
+                    .map_err(|source| ServeError::Serve { listener: plan.listeners[index].name.clone(), source })?;
                 Ok((state, listener, index))
             })
-            .collect::<Result<Vec<_>>>()?
+            .collect::<Result<Vec<_>, ServeError>>()?
     };
     let _ = ready.send(Ok(()));
     local.block_on(&rt, async move {
@@ -487,14 +493,21 @@ fn worker(
 pub const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Binds every listener and starts the workers and the admin listener.
-pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
+///
+/// # Errors
+/// A listener address that cannot be bound, an access log that cannot be opened, a thread that
+/// cannot start, a plugin that fails to start in a worker: the first one met.
+pub fn start(plan: Plan, options: ServeOptions) -> Result<Server, ServeError> {
     let runtime = options.runtime.clone();
     let mut seed = [0u8; 4];
     let _ = getrandom::fill(&mut seed);
     // Bind once here to learn ports chosen by the system, then once more per further worker.
-    let first: Vec<std::net::TcpListener> = plan.listeners.iter().map(|l| bind(l.address)).collect::<Result<_>>()?;
-    let addrs: Vec<SocketAddr> =
-        first.iter().map(|s| s.local_addr().map_err(|e| Error::Runtime(e.to_string()))).collect::<Result<_>>()?;
+    let first: Vec<std::net::TcpListener> = plan.listeners.iter().map(|l| bind(l.address)).collect::<Result<_, _>>()?;
+    let addrs: Vec<SocketAddr> = first
+        .iter()
+        .zip(&plan.listeners)
+        .map(|(s, l)| s.local_addr().map_err(|source| ServeError::Serve { listener: l.name.clone(), source }))
+        .collect::<Result<_, _>>()?;
     let registry = Arc::new(stats::Registry::default());
     let listener_stats = plan
         .listeners
@@ -520,11 +533,11 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
                 .iter()
                 .map(|p| {
                     access_log::AccessLog::open(p)
-                        .map_err(|e| Error::Runtime(format!("cannot open the access log {}: {e}", p.path)))
+                        .map_err(|source| ServeError::AccessLog { path: p.path.clone(), source })
                 })
-                .collect::<Result<Vec<_>>>()
+                .collect::<Result<Vec<_>, _>>()
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let specs: Vec<&PluginSpec> = plan
         .listeners
         .iter()
@@ -561,7 +574,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
         let sockets = match (role, first.take()) {
             (Role::Main, _) => Vec::new(),
             (Role::Worker, Some(s)) => s,
-            (Role::Worker, None) => addrs.iter().map(|a| bind(*a)).collect::<Result<_>>()?,
+            (Role::Worker, None) => addrs.iter().map(|a| bind(*a)).collect::<Result<_, _>>()?,
         };
         let (shared, plan, ready, watch) = (shared.clone(), plan.clone(), ready_tx.clone(), options.watch);
         let drain = options.drain;
@@ -571,7 +584,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server> {
             .spawn(move || {
                 readiness::reporting(&ready, |ready| worker(shared, plan, sockets, role, watch, drain, ready))
             })
-            .map_err(|e| Error::Runtime(format!("cannot start a worker thread: {e}")))?;
+            .map_err(|source| ServeError::Thread { what: "a worker thread", source })?;
         threads.push(t);
     }
     drop(ready_tx);

@@ -4,7 +4,9 @@
 
 use std::sync::mpsc::{Receiver, Sender};
 
-use crate::error::{Error, Result};
+use super::ServeError;
+
+type Result<T, E = ServeError> = std::result::Result<T, E>;
 
 /// Runs a thread's `work`, which tells `ready` once it is set up; if it fails instead (a panic
 /// included), `ready` hears why.
@@ -17,7 +19,7 @@ pub(super) fn reporting(ready: &Sender<Result<()>>, work: impl FnOnce(&Sender<Re
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("no message");
-            Some(Error::Runtime(format!("a server thread panicked while starting: {message}")))
+            Some(ServeError::Panicked { message: message.to_string() })
         }
     };
     if let Some(e) = failed {
@@ -75,7 +77,10 @@ mod tests {
             }),
             Box::new(|_| {
                 std::thread::sleep(Duration::from_millis(700));
-                Err(Error::Runtime("plugin `late` refused its configuration".into()))
+                Err(ServeError::Plugin {
+                    plugin: "late".into(),
+                    source: Box::new(crate::Error::ConfigureFailed { logged: None }),
+                })
             }),
         ]);
         assert!(r.is_err_and(|e| e.to_string().contains("late")));

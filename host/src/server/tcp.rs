@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use super::instance::{Filter, Instance, Instances};
 use super::Shared;
 use crate::chain::TcpChain;
+use crate::error::Report;
 use crate::plugin_vm::Direction;
 use crate::wire::status::PeerType;
 
@@ -103,7 +104,7 @@ async fn proxy(
     let mut chain = match TcpChain::open(&mut Instances, filters, &info) {
         Ok(chain) => chain,
         Err(e) => {
-            tracing::warn!(target: "wasm", "a network filter could not take the connection: {e}");
+            tracing::warn!(target: "wasm", "a network filter could not take the connection: {}", Report(&e));
             return;
         }
     };
@@ -185,7 +186,7 @@ fn forget(mut chain: TcpChain<Rc<Instance>>, closer: PeerType) {
         l.vm.unwatch(l.stream);
     }
     if let Some((filter, e)) = chain.take_error(&Instances) {
-        tracing::warn!(target: "wasm", "filter `{filter}`: the connection was closed: {e}");
+        tracing::warn!(target: "wasm", "filter `{filter}`: the connection was closed: {}", Report(&e));
     }
     // A filter that finished already refuses a second close: nothing is lost.
     let _ = chain.close(&mut Instances, closer);

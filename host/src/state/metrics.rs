@@ -46,6 +46,9 @@ impl Metric {
     }
 
     /// `proxy_increment_metric`: counters take positive deltas, gauges any, histograms none.
+    ///
+    /// # Errors
+    /// [`Status::BadArgument`] for a histogram, or a counter given a delta that is not positive.
     pub fn increment(&self, delta: i64) -> Result<(), Status> {
         match self.kind {
             MetricType::Counter if delta > 0 => {
@@ -80,6 +83,9 @@ impl Metric {
     }
 
     /// `proxy_get_metric`: histograms cannot be read (BAD_ARGUMENT).
+    ///
+    /// # Errors
+    /// [`Status::BadArgument`] for a histogram.
     pub fn get(&self) -> Result<u64, Status> {
         match self.kind {
             MetricType::Histogram => Err(Status::BadArgument),

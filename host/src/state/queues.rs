@@ -86,6 +86,9 @@ impl Queues {
     }
 
     /// Takes the oldest item: `Err(false)` for an unknown queue, `Ok(None)` when empty.
+    ///
+    /// # Errors
+    /// `false` when no queue has the id.
     pub fn dequeue(&self, id: u32) -> Result<Option<Vec<u8>>, bool> {
         let mut inner = self.lock();
         let q = inner.queues.get_mut(&id).ok_or(false)?;

@@ -39,6 +39,9 @@ impl SharedData {
 
     /// Sets `key`. `cas == 0` is unconditional; otherwise an existing key's CAS must match
     /// (CAS_MISMATCH), and a new key is inserted whatever the CAS.
+    ///
+    /// # Errors
+    /// [`Status::CasMismatch`] when `cas` is not the key's current CAS.
     pub fn set(&self, vm_id: &str, key: &[u8], value: &[u8], cas: u32) -> Result<(), Status> {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         let store = entries.entry(vm_id.to_string()).or_default();

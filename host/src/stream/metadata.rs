@@ -27,6 +27,9 @@ impl Metadata {
     }
 
     /// The property at `rest` below the metadata (`[]` is the whole message).
+    ///
+    /// # Errors
+    /// [`Status::NotFound`] when nothing is at the path.
     pub fn property(&self, rest: &[&[u8]]) -> Result<PropertyValue, Status> {
         match rest {
             [] => Ok(PropertyValue::Bytes(self.proto.to_vec())),
@@ -41,6 +44,9 @@ impl Metadata {
 
 /// The value at `path` below a `Struct` (or any JSON-like tree), encoded as Envoy encodes CEL
 /// values.
+///
+/// # Errors
+/// [`Status::NotFound`] when nothing is at the path.
 pub fn struct_property(tree: &Value, path: &[&[u8]]) -> Result<PropertyValue, Status> {
     let mut at = tree;
     for segment in path {

@@ -3,13 +3,10 @@
 //! A [`Vm`] knows nothing about sockets: drivers (the harness, the server) call its callbacks, then
 //! apply the [`HostAction`]s and callouts the guest asked for.
 
-mod backtrace;
-
 use std::sync::Arc;
 
 use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 
-pub use backtrace::BACKTRACE_HEADING;
 // What the VM's store holds and the host keeps beside it, as the VM's users name it.
 pub use crate::store::{
     CalloutData, CalloutToken, Clock, Context, ContextId, ContextKind, FailurePolicy, GrpcCallout, GrpcEvent, Host,
@@ -20,7 +17,7 @@ pub use crate::store::{
 pub use crate::stream::LocalReply;
 
 use crate::abi::callbacks::Callbacks;
-use crate::error::{Error, Result};
+use crate::error::{Error, Fault, GuestFault, Result};
 use crate::runtime::{CompiledModule, Runtime};
 use crate::state::QueueNotifier;
 use crate::stream::{HttpStreamState, TcpStreamState};
@@ -46,7 +43,7 @@ pub struct Vm {
     instance: wasmtime::Instance,
     cb: Callbacks,
     module: Arc<CompiledModule>,
-    failed: Option<String>,
+    failed: Option<Arc<GuestFault>>,
     deadline_ticks: u64,
     /// Keeps the epoch (and so the deadline) moving while this VM's guest code runs.
     ticker: Arc<crate::runtime::EpochTicker>,
@@ -82,7 +79,7 @@ impl Vm {
         store.set_epoch_deadline(runtime.deadline_ticks());
         store.epoch_deadline_trap();
         let instance =
-            module.pre.instantiate(&mut store).map_err(|e| Error::Runtime(format!("instantiation failed: {e:#}")))?;
+            module.pre.instantiate(&mut store).map_err(|e| Error::host("cannot instantiate the module", e))?;
         let memory = instance.get_memory(&mut store, "memory").ok_or(Error::NoMemory)?;
         let allocator = module
             .allocator
@@ -146,7 +143,7 @@ impl Vm {
     }
 
     /// Why the VM failed, if it did. A failed VM runs no more callbacks.
-    pub fn failure(&self) -> Option<&str> {
+    pub fn failure(&self) -> Option<&GuestFault> {
         self.failed.as_deref()
     }
 
@@ -159,8 +156,8 @@ impl Vm {
         phase: Phase,
         params: P,
     ) -> Result<Option<R>> {
-        if let Some(why) = &self.failed {
-            return Err(Error::VmFailed(why.clone()));
+        if let Some(cause) = &self.failed {
+            return Err(Error::VmFailed { cause: cause.clone() });
         }
         let Some(func) = func else { return Ok(None) };
         {
@@ -182,29 +179,31 @@ impl Vm {
         match result {
             Ok(r) => Ok(Some(r)),
             Err(e) => {
-                let err = self.classify(name, e);
-                self.failed = Some(err.to_string());
-                Err(err)
+                let fault = self.classify(name, e);
+                self.failed = Some(Arc::new(fault.clone()));
+                Err(fault.into())
             }
         }
     }
 
-    fn classify(&self, function: &str, e: wasmtime::Error) -> Error {
-        let function = function.to_string();
-        if self.store.data().limits.hit {
-            return Error::MemoryLimit { function, limit_mib: self.memory_limit >> 20 };
+    fn classify(&self, function: &str, e: wasmtime::Error) -> GuestFault {
+        let fault = if self.store.data().limits.hit {
+            Fault::MemoryLimit { limit_mib: self.memory_limit >> 20 }
+        } else {
+            match e.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::Interrupt) => Fault::Deadline { deadline_ms: self.deadline_ms },
+                code => Fault::Trap {
+                    code: code.copied(),
+                    message: e.root_cause().to_string(),
+                    logged: self.store.data().last_error_log.clone(),
+                },
+            }
+        };
+        let fault = GuestFault::new(function, fault);
+        match e.downcast_ref::<wasmtime::WasmBacktrace>() {
+            Some(bt) if matches!(fault.fault, Fault::Trap { .. }) => fault.with_backtrace(bt),
+            _ => fault,
         }
-        if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-            return Error::Deadline { function, deadline_ms: self.deadline_ms };
-        }
-        let mut message = e.root_cause().to_string();
-        if let Some(msg) = &self.store.data().last_error_log {
-            message.push_str(&format!(" (after: {msg})"));
-        }
-        if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
-            message.push_str(&backtrace::describe(bt));
-        }
-        Error::Trap { function, message }
     }
 
     fn new_context_id(&mut self) -> u32 {
@@ -219,6 +218,12 @@ impl Vm {
 
     /// Creates a plugin's root context and runs `on_context_create`, `on_vm_start`, `on_configure`.
     /// Returns the root context id.
+    ///
+    /// # Errors
+    /// [`Error::VmStartFailed`] or
+    /// [`Error::ConfigureFailed`] when the plugin refuses its configuration;
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
     pub fn start_plugin(&mut self, plugin: PluginInfo) -> Result<u32> {
         let id = self.new_context_id();
         let vm_config_len = self.store.data().vm_config.len() as i32;
@@ -259,11 +264,21 @@ impl Vm {
     }
 
     /// Creates an HTTP stream context under `root_id` (`on_context_create(id, root)`).
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn create_http_context(&mut self, root_id: u32, state: HttpStreamState) -> Result<u32> {
         self.create_stream(root_id, ContextKind::Http(Box::new(state)))
     }
 
     /// Creates a TCP connection context under `root_id`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn create_tcp_context(&mut self, root_id: u32, state: TcpStreamState) -> Result<u32> {
         self.create_stream(root_id, ContextKind::Tcp(Box::new(state)))
     }
@@ -331,14 +346,19 @@ impl Vm {
     /// Calls any export by name with the host set up for `context_id`, as if Envoy had called a
     /// callback on it. For tools and tests that exercise hostcalls directly; the usual callbacks have
     /// typed methods below.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] when the module exports no such function.
     pub fn invoke(
         &mut self,
         name: &str,
         context_id: ContextId,
         params: &[wasmtime::Val],
     ) -> Result<Vec<wasmtime::Val>> {
-        if let Some(why) = &self.failed {
-            return Err(Error::VmFailed(why.clone()));
+        if let Some(cause) = &self.failed {
+            return Err(Error::VmFailed { cause: cause.clone() });
         }
         let instance_func =
             self.exports_func(name).ok_or_else(|| Error::Usage(format!("the module exports no function `{name}`")))?;
@@ -360,9 +380,9 @@ impl Vm {
         match r {
             Ok(()) => Ok(results),
             Err(e) => {
-                let err = self.classify(name, e);
-                self.failed = Some(err.to_string());
-                Err(err)
+                let fault = self.classify(name, e);
+                self.failed = Some(Arc::new(fault.clone()));
+                Err(fault.into())
             }
         }
     }
@@ -382,6 +402,11 @@ impl Vm {
     // ---- callbacks -------------------------------------------------------------------------
 
     /// `proxy_on_request_headers(ctx, n, eos)`; the raw return value.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_request_headers(&mut self, ctx: u32, n: usize, eos: bool) -> Result<i32> {
         const NAME: &str = "proxy_on_request_headers";
         let r = if let Some(f) = cb!(self, on_request_headers) {
@@ -394,6 +419,11 @@ impl Vm {
     }
 
     /// `proxy_on_response_headers(ctx, n, eos)`; the raw return value.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_response_headers(&mut self, ctx: u32, n: usize, eos: bool) -> Result<i32> {
         const NAME: &str = "proxy_on_response_headers";
         let r = if let Some(f) = cb!(self, on_response_headers) {
@@ -406,6 +436,11 @@ impl Vm {
     }
 
     /// `proxy_on_request_body(ctx, size, eos)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_request_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
         let f = cb!(self, on_request_body);
         Ok(self
@@ -414,6 +449,11 @@ impl Vm {
     }
 
     /// `proxy_on_response_body(ctx, size, eos)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_response_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
         let f = cb!(self, on_response_body);
         Ok(self
@@ -422,24 +462,44 @@ impl Vm {
     }
 
     /// `proxy_on_request_trailers(ctx, n)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_request_trailers(&mut self, ctx: u32, n: usize) -> Result<i32> {
         let f = cb!(self, on_request_trailers);
         Ok(self.call("proxy_on_request_trailers", f, ctx, Phase::Other, (ctx as i32, n as i32))?.unwrap_or(0))
     }
 
     /// `proxy_on_response_trailers(ctx, n)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_response_trailers(&mut self, ctx: u32, n: usize) -> Result<i32> {
         let f = cb!(self, on_response_trailers);
         Ok(self.call("proxy_on_response_trailers", f, ctx, Phase::Other, (ctx as i32, n as i32))?.unwrap_or(0))
     }
 
     /// `proxy_on_new_connection(ctx)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_new_connection(&mut self, ctx: u32) -> Result<i32> {
         let f = cb!(self, on_new_connection);
         Ok(self.call("proxy_on_new_connection", f, ctx, Phase::Other, (ctx as i32,))?.unwrap_or(0))
     }
 
     /// `proxy_on_downstream_data(ctx, size, eos)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_downstream_data(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
         let f = cb!(self, on_downstream_data);
         Ok(self
@@ -448,6 +508,11 @@ impl Vm {
     }
 
     /// `proxy_on_upstream_data(ctx, size, eos)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_upstream_data(&mut self, ctx: u32, size: usize, eos: bool) -> Result<i32> {
         let f = cb!(self, on_upstream_data);
         Ok(self
@@ -456,6 +521,11 @@ impl Vm {
     }
 
     /// `proxy_on_downstream_connection_close(ctx, peer)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_downstream_close(&mut self, ctx: u32, peer: crate::wire::status::PeerType) -> Result<()> {
         let f = cb!(self, on_downstream_connection_close);
         self.call("proxy_on_downstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
@@ -463,6 +533,11 @@ impl Vm {
     }
 
     /// `proxy_on_upstream_connection_close(ctx, peer)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_upstream_close(&mut self, ctx: u32, peer: crate::wire::status::PeerType) -> Result<()> {
         let f = cb!(self, on_upstream_connection_close);
         self.call("proxy_on_upstream_connection_close", f, ctx, Phase::Other, (ctx as i32, peer as i32))?;
@@ -470,6 +545,11 @@ impl Vm {
     }
 
     /// `proxy_on_log(ctx)`, with every map read-only.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_log(&mut self, ctx: u32) -> Result<()> {
         let f = cb!(self, on_log);
         self.call("proxy_on_log", f, ctx, Phase::Log, (ctx as i32,))?;
@@ -479,6 +559,11 @@ impl Vm {
     /// Envoy's wasm access logger: `proxy_on_log(root_id)` on the **root** context, with the
     /// finished stream's headers, trailers and facts readable (not writable) through it, as
     /// `envoy.access_loggers.wasm` calls it.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn log_on_root(&mut self, root_id: u32, mut stream: HttpStreamState) -> Result<()> {
         if self.plugin(root_id).is_none() {
             return Err(Error::Usage(format!("context {root_id} is not a root context of this VM")));
@@ -504,6 +589,11 @@ impl Vm {
     }
 
     /// `proxy_on_done(ctx)`; true when the context is done now.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_done(&mut self, ctx: u32) -> Result<bool> {
         let f = cb!(self, on_done);
         let done = self.call("proxy_on_done", f, ctx, Phase::Other, (ctx as i32,))?.map(|r| r != 0).unwrap_or(true);
@@ -516,6 +606,11 @@ impl Vm {
     }
 
     /// `proxy_on_delete(ctx)`, then forgets the context.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_delete(&mut self, ctx: u32) -> Result<()> {
         let f = cb!(self, on_delete);
         let r = self.call("proxy_on_delete", f, ctx, Phase::Other, (ctx as i32,));
@@ -529,6 +624,11 @@ impl Vm {
     }
 
     /// `proxy_on_tick(root)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_tick(&mut self, root_id: u32) -> Result<()> {
         let f = cb!(self, on_tick);
         self.call("proxy_on_tick", f, root_id, Phase::Other, (root_id as i32,))?;
@@ -536,6 +636,11 @@ impl Vm {
     }
 
     /// `proxy_on_queue_ready(root, queue)`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_queue_ready(&mut self, root_id: u32, queue_id: u32) -> Result<()> {
         let f = cb!(self, on_queue_ready);
         self.call("proxy_on_queue_ready", f, root_id, Phase::Other, (root_id as i32, queue_id as i32))?;
@@ -544,6 +649,11 @@ impl Vm {
 
     /// Delivers an HTTP callout's answer to `proxy_on_http_call_response` on the issuing root.
     /// `None` is a reset: (0, 0, 0) with status 11 "reset" from `proxy_get_status`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn deliver_http_response(&mut self, callout: &HttpCallout, response: Option<CalloutData>) -> Result<()> {
         let root = callout.root_id.0;
         let (status, nh, nb, nt) = match &response {
@@ -569,6 +679,11 @@ impl Vm {
     }
 
     /// Delivers gRPC initial metadata for `token`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn deliver_grpc_initial_metadata(
         &mut self,
         token: CalloutToken,
@@ -591,6 +706,11 @@ impl Vm {
     }
 
     /// Delivers one gRPC message for `token`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn deliver_grpc_message(&mut self, token: CalloutToken, message: Vec<u8>) -> Result<()> {
         let Some(root) = self.grpc_root(token) else {
             return Ok(());
@@ -603,6 +723,11 @@ impl Vm {
     }
 
     /// Delivers gRPC trailing metadata for `token`.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn deliver_grpc_trailing_metadata(
         &mut self,
         token: CalloutToken,
@@ -625,6 +750,11 @@ impl Vm {
     }
 
     /// Closes a gRPC call or stream with `status` and `message` (read with `proxy_get_status`).
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn deliver_grpc_close(&mut self, token: CalloutToken, status: u32, message: &[u8]) -> Result<()> {
         let Some(root) = self.grpc_root(token) else {
             return Ok(());
@@ -649,6 +779,11 @@ impl Vm {
     }
 
     /// Calls `proxy_on_foreign_function(root, function_id, args)` with the arguments readable.
+    ///
+    /// # Errors
+    /// [`Error::Guest`] when the guest faults (the VM is failed from then on);
+    /// [`Error::VmFailed`] when it failed earlier.
+    /// [`Error::Usage`] for a context this VM does not have.
     pub fn on_foreign_function(&mut self, root_id: u32, function_id: u32, args: Vec<u8>) -> Result<()> {
         let n = args.len();
         self.store.data_mut().foreign_args = Some(args);
