@@ -1,10 +1,11 @@
 //! `sluice-host`: a proxy-wasm host on wasmtime that behaves like Envoy.
 //!
-//! One core (the [`runtime`], the [`abi`] hostcalls, [`vm`]s and their [`stream`] state, process-wide
-//! [`state`], each VM with its plugins as a sans-IO [`plugin_vm`], and each stream's filter
-//! [`chain`] over them) and two drivers: the in-process
-//! [`harness`] for unit tests of filters, and the `sluice` binary's server (feature `server`, on by
-//! default; a filter's tests turn it off and build only the core and the harness).
+//! One door to the host's crates, each a room of its own: the core (`sluice-core`: the runtime,
+//! the ABI's hostcalls, VMs and their plugins, stream state, each stream's filter chain; its
+//! modules are re-exported here), the [`harness`] for filter tests (`sluice-harness`), and with
+//! the `server` feature (on by default) the proxy (`sluice-proxy`: [`config`], [`server`]) that
+//! the `sluice` binary serves. A filter's tests turn `server` off and build the core and the
+//! harness only.
 //!
 //! ```no_run
 //! use sluice_host::harness::Harness;
@@ -16,22 +17,7 @@
 //! # Ok::<(), sluice_host::Error>(())
 //! ```
 
-pub mod abi;
-pub mod calendar;
-pub mod chain;
+pub use sluice_core::*;
+pub use sluice_harness as harness;
 #[cfg(feature = "server")]
-pub mod config;
-pub mod error;
-pub mod harness;
-pub mod plugin_vm;
-pub mod runtime;
-#[cfg(feature = "server")]
-pub mod server;
-pub mod state;
-pub mod store;
-pub mod stream;
-pub mod vm;
-pub mod wire;
-
-pub use error::{Backtrace, BoxError, Error, ErrorKind, Fault, GuestFault, GuestFrame, Result};
-pub use stream::HeaderMap;
+pub use sluice_proxy::{config, server};

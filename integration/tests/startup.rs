@@ -1,7 +1,7 @@
 //! A plugin that refuses its configuration after taking its time (600 ms of `on_configure`) fails
 //! the start in Envoy and in `sluice serve` alike, with the same exit code: nothing is served. (How
 //! the server's threads report such a failure, at any time, is pinned in
-//! `host/src/server/readiness.rs`.)
+//! `host/proxy/src/server/readiness.rs`.)
 
 use std::path::Path;
 use std::time::Duration;

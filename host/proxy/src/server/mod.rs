@@ -1,0 +1,612 @@
+//! `sluice serve`: real traffic through the filters of an Envoy bootstrap, on tokio and hyper.
+//!
+//! One thread per worker, each with its own event loop and its own instance of every plugin (as
+//! Envoy's workers); listeners are bound once per worker with `SO_REUSEPORT`, so the kernel spreads
+//! connections. Shared data, queues and stats are process-wide, keyed by vm_id.
+
+mod accept;
+mod access_log;
+mod admin;
+mod body;
+mod cluster;
+mod config_dump;
+mod error;
+mod grpc_stream;
+mod grpc_wire;
+pub mod head_check;
+mod http;
+mod instance;
+mod preface;
+mod readiness;
+mod reason;
+mod reset;
+mod route;
+mod stats;
+mod tcp;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ListenerKind, Plan, PluginSpec};
+pub use error::ServeError;
+use sluice_core::error::Result;
+use sluice_core::plugin_vm::PluginVm;
+use sluice_core::runtime::Runtime;
+use sluice_core::state::SharedState;
+use sluice_core::vm::TracingLogSink;
+
+/// What every worker shares.
+pub(crate) struct Shared {
+    clusters: BTreeMap<String, cluster::Cluster>,
+    requests: AtomicU64,
+    connections: AtomicU64,
+    seed: u32,
+    state: Arc<SharedState>,
+    runtime: Arc<Runtime>,
+    started: Instant,
+    /// Cancelled once, when the server is told to stop; every accept loop and worker waits on it.
+    stop: CancellationToken,
+    node: sluice_core::vm::NodeInfo,
+    /// The proxy's own stats, under Envoy's names.
+    stats: Arc<stats::Registry>,
+    /// Worker threads (`server.concurrency`).
+    concurrency: usize,
+    /// Each plugin's VM counters (`wasm.*` stats), by plugin name.
+    vm_stats: std::collections::HashMap<String, sluice_core::vm::VmStats>,
+    /// Per listener (in plan order): its access logs, opened once for every worker.
+    access_logs: Vec<Vec<access_log::AccessLog>>,
+    /// Per listener (in plan order): its stats, and its connection manager's for HTTP listeners.
+    listener_stats: Vec<(stats::ListenerStats, Option<Arc<stats::HttpStats>>)>,
+}
+
+impl Shared {
+    /// Tells every accept loop to stop.
+    fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    fn next_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A downstream connection's id (`connection.id`), unique in the process as Envoy's are.
+    fn next_connection(&self) -> u64 {
+        self.connections.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// How to serve.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Worker threads.
+    pub concurrency: usize,
+    /// Reload a filter when its `.wasm` file changes: new streams use the new module, streams in
+    /// flight finish on the old one.
+    pub watch: bool,
+    /// How long a stop waits for open connections ([`DEFAULT_DRAIN`] unless set).
+    pub drain: std::time::Duration,
+    /// The engine and module cache (shared with whatever already loaded the plan's modules).
+    pub runtime: Arc<Runtime>,
+    /// What admin `/logging` lists and changes (the process's log levels), if anything.
+    pub log_control: Option<Arc<dyn LogControl>>,
+    /// The process's shared data and queues (shared with the canaries that started the plugins
+    /// first, as in Envoy, where a queue a canary registered keeps its id).
+    pub state: Arc<SharedState>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("concurrency", &self.concurrency)
+            .field("watch", &self.watch)
+            .field("drain", &self.drain)
+            .field("log_control", &self.log_control.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The process's log levels, as admin `/logging` shows and sets them. The binary that installs the
+/// log subscriber provides it; the server only calls it.
+pub trait LogControl: Send + Sync {
+    /// Envoy's listing: `active loggers:` then `  COMPONENT: LEVEL` per line.
+    fn list(&self) -> String;
+    /// Applies `COMPONENT=LEVEL` pairs (`level=LEVEL` sets every component); an unknown component
+    /// or level changes nothing and says why.
+    fn set(&self, pairs: &[(String, String)]) -> std::result::Result<(), String>;
+}
+
+/// A running server.
+pub struct Server {
+    /// Each listener's name and bound address.
+    pub listeners: Vec<(String, SocketAddr)>,
+    /// The admin listener's address.
+    pub admin: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops accepting and lets the workers finish.
+    pub fn shutdown(&self) {
+        self.shared.stop();
+    }
+
+    /// A function that stops the server from another thread.
+    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+        let shared = self.shared.clone();
+        move || shared.stop()
+    }
+
+    /// Blocks until every worker has stopped.
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
+    let io = |source| ServeError::Listen { addr, source };
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(io)?;
+    socket.set_reuse_address(true).map_err(io)?;
+    socket.set_reuse_port(true).map_err(io)?;
+    socket.set_nonblocking(true).map_err(io)?;
+    socket.bind(&addr.into()).map_err(io)?;
+    socket.listen(1024).map_err(io)?;
+    Ok(socket.into())
+}
+
+/// Starts a VM with one plugin for this process: it sees the real clock, the proxy's clusters,
+/// node and shared state, and logs through `tracing` as Envoy's `wasm` logger.
+fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<PluginVm> {
+    let module = shared.runtime.load(&spec.code)?;
+    let mut env = sluice_core::vm::ProxyEnv::new(
+        shared.state.clone(),
+        Arc::new(TracingLogSink),
+        sluice_core::vm::RealClock::shared(),
+    );
+    env.node = shared.node.clone();
+    env.vm_stats = shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default();
+    env.set_log_level(sluice_core::wire::status::LogLevel::Info);
+    for c in clusters {
+        env.add_cluster(c.clone());
+    }
+    PluginVm::start(&shared.runtime, module, Arc::new(env), plugin_info(spec), spec.vm.clone())
+}
+
+fn plugin_info(spec: &PluginSpec) -> sluice_core::vm::PluginInfo {
+    let mut info = spec.info.clone();
+    info.vm_id = spec.vm.vm_id.clone();
+    info
+}
+
+/// A thread's VMs: plugins with the same `vm_id`, VM configuration and code share one, each with
+/// its own root context, as Envoy's thread-local VMs do.
+struct Vms<'a> {
+    shared: &'a Arc<Shared>,
+    clusters: &'a [String],
+    all: Vec<Rc<instance::Instance>>,
+}
+
+impl Vms<'_> {
+    /// The plugin of `spec`, in the VM it shares with earlier plugins or in a new one.
+    fn filter(&mut self, spec: &PluginSpec) -> Result<instance::Filter, ServeError> {
+        self.start(spec)
+            .map_err(|source| ServeError::Plugin { plugin: spec.info.name.clone(), source: Box::new(source) })
+    }
+
+    fn start(&mut self, spec: &PluginSpec) -> Result<instance::Filter> {
+        let module = self.shared.runtime.load(&spec.code)?;
+        for i in &self.all {
+            if i.peek(|p| p.shares_vm_with(&module, &spec.vm)) {
+                let stats = self.shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default();
+                let plugin = i.with_unstarted(|p| p.add_plugin(plugin_info(spec), stats))?;
+                return Ok(instance::Filter { instance: i.clone(), plugin });
+            }
+        }
+        let i = instance::Instance::new(filter_instance(self.shared, spec, self.clusters)?, self.shared.clone());
+        self.all.push(i.clone());
+        Ok(instance::Filter { instance: i, plugin: sluice_core::plugin_vm::PluginId::FIRST })
+    }
+}
+
+/// A listener's per-worker state.
+#[derive(Clone)]
+enum Listener {
+    Http(Rc<http::ListenerState>),
+    Tcp(Rc<tcp::TcpListenerState>),
+}
+
+impl Listener {
+    /// Whether one of its filters runs in `vm`.
+    fn uses(&self, vm: &Rc<instance::Instance>) -> bool {
+        let same = |f: &instance::Filter| Rc::ptr_eq(&f.instance, vm);
+        match self {
+            Listener::Http(s) => s.filters.borrow().iter().any(same) || s.access_loggers.iter().any(same),
+            Listener::Tcp(s) => s.filters.borrow().iter().any(same),
+        }
+    }
+}
+
+/// The most an HTTP/1 connection buffers of a request head before it is refused with 431 unended:
+/// the listener's `max_request_headers_kb` (checked exactly once a head ends, counting names, values
+/// and the target: `head_check.rs`) plus room for the request line's and each header line's framing.
+/// hyper's buffer is the same size, so that hyper's own 431 (without Envoy's body) never comes first;
+/// kept under hyper's 64 KiB limit on the request target for the default 60 KiB, so that a longer
+/// request line gets Envoy's 431 rather than hyper's 414. hyper wants at least 8 KiB.
+fn http1_read_buffer(max_request_headers_bytes: usize) -> usize {
+    (max_request_headers_bytes + 3 * 1024).max(8 * 1024)
+}
+
+/// Whether a downstream connection ended because the client broke HTTP/1 (a request hyper could
+/// not parse) or HTTP/2 (hyper's h2 sent GOAWAY for it): Envoy's `downstream_cx_protocol_error`.
+fn broke_protocol(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    e.downcast_ref::<hyper::Error>().is_some_and(|e| e.is_parse() || cluster::is_protocol_error(e))
+}
+
+/// Local tasks need a local executor for HTTP/2 connections.
+#[derive(Clone, Copy)]
+pub(crate) struct LocalExec;
+
+impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
+}
+
+/// What a worker thread is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Serves the listeners.
+    Worker,
+    /// Envoy's main thread: every plugin has an instance there too (it starts, is configured and
+    /// ticks, as in Envoy, where each plugin lives in every thread's local slot, the main thread's
+    /// included), and singleton bootstrap services live only there. No listener is served.
+    Main,
+}
+
+/// Sets up a thread's plugins and listeners, says so on `ready`, then serves until the stop.
+///
+/// # Errors
+/// If a plugin will not start or a listener cannot be served (before `ready` is told), or the
+/// runtime cannot be built.
+fn worker(
+    shared: Arc<Shared>,
+    plan: Arc<Plan>,
+    sockets: Vec<std::net::TcpListener>,
+    role: Role,
+    watch: bool,
+    drain: std::time::Duration,
+    ready: &std::sync::mpsc::Sender<Result<(), ServeError>>,
+) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ServeError::Thread { what: "a worker's event loop", source })?;
+    let local = tokio::task::LocalSet::new();
+    let cluster_names: Vec<String> = plan.clusters.keys().cloned().collect();
+    let mut states = Vec::new();
+    let mut vms = Vms { shared: &shared, clusters: &cluster_names, all: Vec::new() };
+    // Bootstrap services: one per thread, or only on the main thread when `singleton`.
+    for spec in plan.services.iter().filter(|s| role == Role::Main || !s.singleton) {
+        vms.filter(spec)?;
+    }
+    if role == Role::Main {
+        for l in &plan.listeners {
+            let specs: Vec<&PluginSpec> = match &l.kind {
+                ListenerKind::Http(h) => h.filters.iter().chain(&h.access_loggers).collect(),
+                ListenerKind::Tcp { filters, .. } => filters.iter().collect(),
+            };
+            for spec in specs {
+                vms.filter(spec)?;
+            }
+        }
+    }
+    for (index, (l, socket)) in plan.listeners.iter().zip(sockets).enumerate() {
+        let specs = match &l.kind {
+            ListenerKind::Http(h) => &h.filters,
+            ListenerKind::Tcp { filters, .. } => filters,
+        };
+        let filters = specs.iter().map(|spec| vms.filter(spec)).collect::<Result<Vec<_>, _>>()?;
+        let mut access_loggers = Vec::new();
+        if let ListenerKind::Http(h) = &l.kind {
+            for spec in &h.access_loggers {
+                access_loggers.push(vms.filter(spec)?);
+            }
+        }
+        let state = match &l.kind {
+            ListenerKind::Http(h) => Listener::Http(Rc::new(http::ListenerState {
+                stats: shared.listener_stats[index].1.clone().expect("an HTTP listener has HTTP stats"),
+                access_logs: shared.access_logs[index].clone(),
+                plan: h.clone(),
+                metadata: l.metadata.clone(),
+                filters: std::cell::RefCell::new(filters),
+                access_loggers,
+                shared: shared.clone(),
+            })),
+            ListenerKind::Tcp { cluster, .. } => Listener::Tcp(Rc::new(tcp::TcpListenerState {
+                filters: std::cell::RefCell::new(filters),
+                cluster: cluster.clone(),
+                metadata: l.metadata.clone(),
+                access_logs: shared.access_logs[index].clone(),
+                shared: shared.clone(),
+            })),
+        };
+        states.push((state, socket, index));
+    }
+    let instances = Rc::new(std::cell::RefCell::new(vms.all));
+    let listeners: Vec<Listener> = states.iter().map(|(l, _, _)| l.clone()).collect();
+    // The sockets join this thread's runtime before the thread says it is ready: a listener it
+    // cannot serve fails the start instead of going quiet.
+    let states = {
+        let _runtime = rt.enter();
+        states
+            .into_iter()
+            .map(|(state, socket, index)| {
+                let listener = tokio::net::TcpListener::from_std(socket)
+                    .map_err(|source| ServeError::Serve { listener: plan.listeners[index].name.clone(), source })?;
+                Ok((state, listener, index))
+            })
+            .collect::<Result<Vec<_>, ServeError>>()?
+    };
+    let _ = ready.send(Ok(()));
+    local.block_on(&rt, async move {
+        for i in instances.borrow().iter() {
+            i.start();
+        }
+        let watcher = watch
+            .then(|| tokio::task::spawn_local(watch::run(shared.clone(), plan.clone(), listeners, instances.clone())));
+        // Every connection's task, so that a stop can wait for the open ones to finish.
+        let connections = TaskTracker::new();
+        let mut accepts = Vec::new();
+        for (state, listener, index) in states {
+            let (shared, connections) = (shared.clone(), connections.clone());
+            accepts.push(tokio::task::spawn_local(async move {
+                let mut failures = 0;
+                loop {
+                    let (stream, peer) = tokio::select! {
+                        r = listener.accept() => match r {
+                            Ok(c) => {
+                                failures = 0;
+                                c
+                            }
+                            Err(e) => {
+                                if let Some(wait) = accept::backoff(&e, failures) {
+                                    if failures == 0 {
+                                        tracing::warn!(target: "conn_handler", "accepting a connection failed: {e}; backing off");
+                                    }
+                                    failures = failures.saturating_add(1);
+                                    tokio::select! {
+                                        () = tokio::time::sleep(wait) => {}
+                                        _ = shared.stop.cancelled() => break,
+                                    }
+                                }
+                                continue;
+                            }
+                        },
+                        _ = shared.stop.cancelled() => break,
+                    };
+                    let local_addr = stream.local_addr().unwrap_or(peer);
+                    let connection = shared.next_connection();
+                    let _ = stream.set_nodelay(true);
+                    let (ls, hs) = &shared.listener_stats[index];
+                    ls.cx_total.fetch_add(1, Ordering::Relaxed);
+                    let mut gauges = vec![&ls.cx_active];
+                    if let Some(hs) = hs {
+                        hs.cx_total.fetch_add(1, Ordering::Relaxed);
+                        gauges.push(&hs.cx_active);
+                    }
+                    let active = stats::Active::new(&gauges);
+                    match &state {
+                        Listener::Http(state) => {
+                            let state = state.clone();
+                            let read_buffer = http1_read_buffer(state.plan.max_request_headers_bytes);
+                            let max_headers = state.plan.http1.max_headers;
+                            let o = &state.plan.http1;
+                            let rules = head_check::Rules {
+                                limit: state.plan.max_request_headers_bytes,
+                                most: read_buffer,
+                                max_headers,
+                                accept_http_10: o.accept_http_10,
+                                default_host_for_http_10: o.default_host_for_http_10.is_some(),
+                                allow_chunked_length: o.allow_chunked_length,
+                            };
+                            connections.spawn_local(async move {
+                                let mut stream = stream;
+                                let head = match preface::read_start(&mut stream).await {
+                                    Ok(Some(head)) => head,
+                                    Ok(None) => {
+                                        state.stats.cx_protocol_error.fetch_add(1, Ordering::Relaxed);
+                                        return;
+                                    }
+                                    Err(_) => return,
+                                };
+                                // hyper reads what `read_start` read first, then the socket; an
+                                // HTTP/1 request head only once Envoy's codec checks let it by.
+                                let heads = if preface::is_http2(&head) {
+                                    head_check::Heads::unchecked()
+                                } else {
+                                    head_check::Heads::new(rules)
+                                };
+                                let verdict = head_check::Verdict::default();
+                                let (read, write) = stream.into_split();
+                                let read = head_check::Checked::new(
+                                    std::io::Cursor::new(head).chain(read),
+                                    heads,
+                                    verdict.clone(),
+                                );
+                                let io = tokio::io::join(read, write);
+                                let stats = state.stats.clone();
+                                let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                                    let stand_in = req.headers().contains_key(head_check::STAND_IN_HEADER);
+                                    let refused = if stand_in { verdict.borrow_mut().take() } else { None };
+                                    http::handle(state.clone(), req, peer, local_addr, connection, refused)
+                                });
+                                let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
+                                builder.http1().max_buf_size(read_buffer).max_headers(max_headers);
+                                let r = builder.serve_connection(TokioIo::new(io), service).await;
+                                if r.is_err_and(|e| broke_protocol(&*e)) {
+                                    stats.cx_protocol_error.fetch_add(1, Ordering::Relaxed);
+                                }
+                                drop(active);
+                            });
+                        }
+                        Listener::Tcp(state) => {
+                            let state = state.clone();
+                            connections.spawn_local(async move {
+                                tcp::handle(state, stream, connection).await;
+                                drop(active);
+                            });
+                        }
+                    }
+                }
+            }));
+        }
+        for a in accepts {
+            let _ = a.await;
+        }
+        // A server without listeners (only bootstrap services, timers) serves until told to stop,
+        // as Envoy does.
+        shared.stop.cancelled().await;
+        // Graceful stop: no new connections; let the open ones finish (up to the drain time).
+        connections.close();
+        let _ = tokio::time::timeout(drain, connections.wait()).await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        // Envoy's exit: every live VM's plugins get `on_done` (and `on_delete` when done).
+        for i in instances.borrow().iter() {
+            i.with(PluginVm::shutdown_all);
+        }
+    });
+    Ok(())
+}
+
+/// How long a stopping worker waits for open connections unless told otherwise.
+pub const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Binds every listener and starts the workers and the admin listener.
+///
+/// # Errors
+/// A listener address that cannot be bound, an access log that cannot be opened, a thread that
+/// cannot start, a plugin that fails to start in a worker: the first one met.
+pub fn start(plan: Plan, options: ServeOptions) -> Result<Server, ServeError> {
+    let runtime = options.runtime.clone();
+    let mut seed = [0u8; 4];
+    let _ = getrandom::fill(&mut seed);
+    // Bind once here to learn ports chosen by the system, then once more per further worker.
+    let first: Vec<std::net::TcpListener> = plan.listeners.iter().map(|l| bind(l.address)).collect::<Result<_, _>>()?;
+    let addrs: Vec<SocketAddr> = first
+        .iter()
+        .zip(&plan.listeners)
+        .map(|(s, l)| s.local_addr().map_err(|source| ServeError::Serve { listener: l.name.clone(), source }))
+        .collect::<Result<_, _>>()?;
+    let registry = Arc::new(stats::Registry::default());
+    let listener_stats = plan
+        .listeners
+        .iter()
+        .zip(&addrs)
+        .map(|(l, a)| {
+            let http = match &l.kind {
+                ListenerKind::Http(h) => Some(Arc::new(stats::HttpStats::new(&registry, &h.stat_prefix))),
+                ListenerKind::Tcp { .. } => None,
+            };
+            (stats::ListenerStats::new(&registry, *a), http)
+        })
+        .collect();
+    let access_logs = plan
+        .listeners
+        .iter()
+        .map(|l| {
+            let plans = match &l.kind {
+                ListenerKind::Http(h) => &h.access_logs,
+                ListenerKind::Tcp { access_logs, .. } => access_logs,
+            };
+            plans
+                .iter()
+                .map(|p| {
+                    access_log::AccessLog::open(p)
+                        .map_err(|source| ServeError::AccessLog { path: p.path.clone(), source })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let specs: Vec<&PluginSpec> = plan
+        .listeners
+        .iter()
+        .flat_map(|l| match &l.kind {
+            ListenerKind::Http(h) => h.filters.iter().chain(&h.access_loggers),
+            ListenerKind::Tcp { filters, .. } => filters.iter().chain(&[]),
+        })
+        .chain(&plan.services)
+        .collect();
+    let vm_stats = stats::wasm(&registry, &specs);
+    let shared = Arc::new(Shared {
+        clusters: plan.clusters.iter().map(|(k, v)| (k.clone(), cluster::Cluster::new(v.clone(), &registry))).collect(),
+        requests: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
+        seed: u32::from_le_bytes(seed),
+        state: options.state.clone(),
+        runtime,
+        started: Instant::now(),
+        stop: CancellationToken::new(),
+        node: plan.node.clone(),
+        stats: registry,
+        listener_stats,
+        access_logs,
+        concurrency: options.concurrency.max(1),
+        vm_stats,
+    });
+    let plan = Arc::new(plan);
+    let mut threads = Vec::new();
+    let mut first = Some(first);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let workers = options.concurrency.max(1);
+    for n in 0..=workers {
+        let role = if n == workers { Role::Main } else { Role::Worker };
+        let sockets = match (role, first.take()) {
+            (Role::Main, _) => Vec::new(),
+            (Role::Worker, Some(s)) => s,
+            (Role::Worker, None) => addrs.iter().map(|a| bind(*a)).collect::<Result<_, _>>()?,
+        };
+        let (shared, plan, ready, watch) = (shared.clone(), plan.clone(), ready_tx.clone(), options.watch);
+        let drain = options.drain;
+        let name = if role == Role::Main { "sluice-main".to_string() } else { format!("sluice-worker-{n}") };
+        let t = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                readiness::reporting(&ready, |ready| worker(shared, plan, sockets, role, watch, drain, ready))
+            })
+            .map_err(|source| ServeError::Thread { what: "a worker thread", source })?;
+        threads.push(t);
+    }
+    drop(ready_tx);
+    // Every thread (the workers and the main one) says it is ready, or why it is not.
+    if let Err(e) = readiness::wait(&ready_rx, workers + 1) {
+        shared.stop();
+        return Err(e);
+    }
+    let listeners: Vec<(String, SocketAddr)> = plan.listeners.iter().map(|l| l.name.clone()).zip(addrs).collect();
+    let admin = match plan.admin {
+        Some(addr) => {
+            let topology = admin::Topology {
+                listeners: listeners.clone(),
+                clusters: plan.clusters.values().map(|c| (c.name.clone(), c.endpoints.clone())).collect(),
+                config_dump: config_dump::ConfigDump::new(&plan.bootstrap, &shared.node, std::time::SystemTime::now()),
+            };
+            Some(admin::start(addr, shared.clone(), topology, options.log_control.clone())?)
+        }
+        None => None,
+    };
+    Ok(Server { listeners, admin, shared, threads })
+}
