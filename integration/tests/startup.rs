@@ -57,3 +57,48 @@ fn a_plugin_that_refuses_its_configuration_late_fails_the_start_in_both() {
     }
     assert!(envoy.2.contains("late") && sluice.2.contains("late"), "both name the plugin:\n{}\n{}", envoy.2, sluice.2);
 }
+
+/// `--admin-address-path`: once the admin listens, both write its address (`IP:PORT`, nothing
+/// else) to the file, so that a tool finds an admin bound to port 0; the address answers.
+#[test]
+fn the_admin_address_is_written_where_the_command_line_says() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let yaml = EnvoyConfig::http_without_filter().direct_response(200, "").render()
+        + "admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n";
+    for (who, binary) in [("Envoy", sluice_integration::envoy::envoy_binary()), ("sluice", proxy::sluice_as_envoy())] {
+        let dir = workspace_root().join("target/startup-test").join(format!("admin-path-{who}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join("admin"));
+        std::fs::write(dir.join("envoy.yaml"), &yaml).unwrap();
+        let mut child = Command::new(&binary)
+            .arg("-c")
+            .arg(dir.join("envoy.yaml"))
+            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "error", "--admin-address-path"])
+            .arg(dir.join("admin"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The file appears once the admin listens: wait for it, as a tool would.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let written = loop {
+            match std::fs::read_to_string(dir.join("admin")) {
+                Ok(text) if !text.is_empty() => break Some(text),
+                _ if Instant::now() > deadline => break None,
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let ready = written
+            .as_ref()
+            .and_then(|a| a.rsplit(':').next()?.parse::<u16>().ok())
+            .map(|port| sluice_integration::client::get(port, "/ready").map(|r| r.status()).unwrap_or_default());
+        let _ = child.kill();
+        let _ = child.wait();
+        let written = written.unwrap_or_else(|| panic!("{who} wrote no admin address"));
+        assert!(written.starts_with("127.0.0.1:") && !written.contains('\n'), "{who}: {written:?}");
+        assert_eq!(ready, Some(200), "{who}: /ready at the written address");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

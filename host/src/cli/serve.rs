@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// How long SIGTERM waits for requests in flight, in seconds (default 600, as Envoy).
     #[arg(long = "drain-time-s", value_name = "SECONDS")]
     drain_time_s: Option<u64>,
+    /// Write the admin listener's address (`IP:PORT`, as Envoy writes it) to this file once it
+    /// listens: how tools find an admin bound to port 0.
+    #[arg(long = "admin-address-path", value_name = "FILE")]
+    admin_address_path: Option<PathBuf>,
     /// Envoy's hot-restart, core-dump and stats flags: accepted, no effect here.
     #[command(flatten)]
     envoy_only: EnvoyOnlyFlags,
@@ -116,8 +120,6 @@ struct EnvoyOnlyFlags {
     log_stacktrace_single_entry: bool,
     #[arg(long = "local-address-ip-version", hide = true)]
     local_address_ip_version: Option<String>,
-    #[arg(long = "admin-address-path", hide = true)]
-    admin_address_path: Option<PathBuf>,
     #[arg(long = "skip-deprecated-logs", hide = true)]
     skip_deprecated_logs: bool,
     #[arg(long = "ignore-unknown-dynamic-fields", hide = true)]
@@ -237,6 +239,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     for (name, addr) in &server.listeners {
         println!("listener {name} on {addr}");
+    }
+    if let (Some(path), Some(addr)) = (&args.admin_address_path, server.admin) {
+        if let Err(e) = std::fs::write(path, addr.to_string()) {
+            server.shutdown();
+            server.wait();
+            return Err(e).with_context(|| format!("--admin-address-path: cannot write {}", path.display()));
+        }
     }
     if let Some(addr) = server.admin {
         println!("admin on {addr}");

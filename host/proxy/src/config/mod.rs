@@ -13,8 +13,8 @@ mod validate;
 pub use schema::{has_field_path, hold as hold_schema, node_proto, Schema};
 
 pub use plan::{
-    AccessLogPlan, ClusterPlan, HeaderCondition, HeaderTest, Http1Options, HttpListener, ListenerKind, ListenerPlan,
-    PathMatch, Plan, PluginSpec, RouteAction, RoutePlan, VirtualHostPlan,
+    AccessLogPlan, ClusterPlan, Codec, HeaderCondition, HeaderTest, Http1Options, HttpListener, ListenerKind,
+    ListenerPlan, PathMatch, Plan, PluginSpec, RouteAction, RoutePlan, VirtualHostPlan,
 };
 
 use std::path::Path;

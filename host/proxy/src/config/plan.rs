@@ -83,8 +83,8 @@ pub struct HttpListener {
     pub virtual_hosts: Vec<VirtualHostPlan>,
     /// Buffer limit (`per_connection_buffer_limit_bytes`, default 1 MiB).
     pub buffer_limit: usize,
-    /// `HTTP1`, `HTTP2` or `AUTO`.
-    pub codec: String,
+    /// `codec_type`: the protocols a downstream connection may speak.
+    pub codec: Codec,
     /// What the `server` response header says (`server_name`, default `envoy`).
     pub server_name: String,
     /// `max_request_headers_kb` in bytes (default 60 KiB): a request with more header bytes gets
@@ -241,4 +241,17 @@ impl Default for Http1Options {
     fn default() -> Self {
         Self { accept_http_10: false, default_host_for_http_10: None, allow_chunked_length: false, max_headers: 100 }
     }
+}
+
+/// The connection manager's `codec_type`: which protocol its downstream connections speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// HTTP/2 when a connection starts with the HTTP/2 preface, HTTP/1 otherwise.
+    #[default]
+    Auto,
+    /// HTTP/1 only: the HTTP/2 preface is a bad HTTP/1 request (400, `http1.codec_error`).
+    Http1,
+    /// HTTP/2 (prior knowledge) only: a connection that does not start with the preface is closed
+    /// without an answer.
+    Http2,
 }

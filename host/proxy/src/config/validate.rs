@@ -346,13 +346,17 @@ fn route(ctx: &mut Ctx<'_>, r: &Route, path: &str) -> R<RoutePlan> {
 
 fn http_listener(ctx: &mut Ctx<'_>, hcm: &HttpConnectionManager, path: &str, limit: usize) -> R<HttpListener> {
     ctx.other(&hcm.other, path)?;
-    let codec = hcm.codec_type.clone().unwrap_or_else(|| "AUTO".into());
-    if !["AUTO", "HTTP1", "HTTP2"].contains(&codec.as_str()) {
-        return Err(ConfigError::new(
-            format!("{path}.codec_type"),
-            format!("`{codec}` is not supported (AUTO, HTTP1, HTTP2)"),
-        ));
-    }
+    let codec = match hcm.codec_type.as_deref().unwrap_or("AUTO") {
+        "AUTO" => Codec::Auto,
+        "HTTP1" => Codec::Http1,
+        "HTTP2" => Codec::Http2,
+        other => {
+            return Err(ConfigError::new(
+                format!("{path}.codec_type"),
+                format!("`{other}` is not supported (AUTO, HTTP1, HTTP2)"),
+            ))
+        }
+    };
     let rc = &hcm.route_config;
     ctx.other(&rc.other, &format!("{path}.route_config"))?;
     let mut virtual_hosts = Vec::new();

@@ -10,6 +10,7 @@ mod admin;
 mod body;
 mod cluster;
 mod config_dump;
+mod conn;
 mod error;
 mod grpc_stream;
 mod grpc_wire;
@@ -32,8 +33,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper_util::rt::TokioIo;
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -238,22 +237,6 @@ impl Listener {
     }
 }
 
-/// The most an HTTP/1 connection buffers of a request head before it is refused with 431 unended:
-/// the listener's `max_request_headers_kb` (checked exactly once a head ends, counting names, values
-/// and the target: `head_check.rs`) plus room for the request line's and each header line's framing.
-/// hyper's buffer is the same size, so that hyper's own 431 (without Envoy's body) never comes first;
-/// kept under hyper's 64 KiB limit on the request target for the default 60 KiB, so that a longer
-/// request line gets Envoy's 431 rather than hyper's 414. hyper wants at least 8 KiB.
-fn http1_read_buffer(max_request_headers_bytes: usize) -> usize {
-    (max_request_headers_bytes + 3 * 1024).max(8 * 1024)
-}
-
-/// Whether a downstream connection ended because the client broke HTTP/1 (a request hyper could
-/// not parse) or HTTP/2 (hyper's h2 sent GOAWAY for it): Envoy's `downstream_cx_protocol_error`.
-fn broke_protocol(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
-    e.downcast_ref::<hyper::Error>().is_some_and(|e| e.is_parse() || cluster::is_protocol_error(e))
-}
-
 /// Local tasks need a local executor for HTTP/2 connections.
 #[derive(Clone, Copy)]
 pub(crate) struct LocalExec;
@@ -410,54 +393,8 @@ fn worker(
                     match &state {
                         Listener::Http(state) => {
                             let state = state.clone();
-                            let read_buffer = http1_read_buffer(state.plan.max_request_headers_bytes);
-                            let max_headers = state.plan.http1.max_headers;
-                            let o = &state.plan.http1;
-                            let rules = head_check::Rules {
-                                limit: state.plan.max_request_headers_bytes,
-                                most: read_buffer,
-                                max_headers,
-                                accept_http_10: o.accept_http_10,
-                                default_host_for_http_10: o.default_host_for_http_10.is_some(),
-                                allow_chunked_length: o.allow_chunked_length,
-                            };
                             connections.spawn_local(async move {
-                                let mut stream = stream;
-                                let head = match preface::read_start(&mut stream).await {
-                                    Ok(Some(head)) => head,
-                                    Ok(None) => {
-                                        state.stats.cx_protocol_error.fetch_add(1, Ordering::Relaxed);
-                                        return;
-                                    }
-                                    Err(_) => return,
-                                };
-                                // hyper reads what `read_start` read first, then the socket; an
-                                // HTTP/1 request head only once Envoy's codec checks let it by.
-                                let heads = if preface::is_http2(&head) {
-                                    head_check::Heads::unchecked()
-                                } else {
-                                    head_check::Heads::new(rules)
-                                };
-                                let verdict = head_check::Verdict::default();
-                                let (read, write) = stream.into_split();
-                                let read = head_check::Checked::new(
-                                    std::io::Cursor::new(head).chain(read),
-                                    heads,
-                                    verdict.clone(),
-                                );
-                                let io = tokio::io::join(read, write);
-                                let stats = state.stats.clone();
-                                let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                                    let stand_in = req.headers().contains_key(head_check::STAND_IN_HEADER);
-                                    let refused = if stand_in { verdict.borrow_mut().take() } else { None };
-                                    http::handle(state.clone(), req, peer, local_addr, connection, refused)
-                                });
-                                let mut builder = hyper_util::server::conn::auto::Builder::new(LocalExec);
-                                builder.http1().max_buf_size(read_buffer).max_headers(max_headers);
-                                let r = builder.serve_connection(TokioIo::new(io), service).await;
-                                if r.is_err_and(|e| broke_protocol(&*e)) {
-                                    stats.cx_protocol_error.fetch_add(1, Ordering::Relaxed);
-                                }
+                                conn::serve_http(state, stream, peer, local_addr, connection).await;
                                 drop(active);
                             });
                         }

@@ -158,6 +158,11 @@ pub(crate) struct HttpStats {
     pub cx_active: Stat,
     /// Connections ended for breaking the protocol (`downstream_cx_protocol_error`).
     pub cx_protocol_error: Stat,
+    /// Connections by the protocol their codec speaks (`downstream_cx_http1_total`, …).
+    pub cx_http1_total: Stat,
+    pub cx_http1_active: Stat,
+    pub cx_http2_total: Stat,
+    pub cx_http2_active: Stat,
     pub rq_total: Stat,
     rq_completed: Stat,
     rq_class: ByClass,
@@ -172,6 +177,10 @@ impl HttpStats {
             cx_total: c("downstream_cx_total", StatKind::Counter),
             cx_active: c("downstream_cx_active", StatKind::Gauge),
             cx_protocol_error: c("downstream_cx_protocol_error", StatKind::Counter),
+            cx_http1_total: c("downstream_cx_http1_total", StatKind::Counter),
+            cx_http1_active: c("downstream_cx_http1_active", StatKind::Gauge),
+            cx_http2_total: c("downstream_cx_http2_total", StatKind::Counter),
+            cx_http2_active: c("downstream_cx_http2_active", StatKind::Gauge),
             rq_total: c("downstream_rq_total", StatKind::Counter),
             rq_completed: c("downstream_rq_completed", StatKind::Counter),
             rq_class: ByClass::new(r, &format!("{p}downstream_rq"), "http_downstream_rq_xx", &l),

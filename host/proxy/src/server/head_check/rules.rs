@@ -40,6 +40,9 @@ pub(super) fn parse_refusal(e: httparse::Error, data: &[u8]) -> Refusal {
     match e {
         httparse::Error::TooManyHeaders => Refusal::TooManyHeaders,
         httparse::Error::HeaderValue => Refusal::InvalidCharacters,
+        // The HTTP/2 preface, on a connection whose codec is HTTP/1 only: a bad request, not an
+        // old version (Envoy 1.40 with `codec_type: HTTP1`).
+        _ if data.starts_with(b"PRI * HTTP/2.0\r\n") => Refusal::CodecError,
         _ if old_client(data) => Refusal::LowVersion,
         _ => Refusal::CodecError,
     }

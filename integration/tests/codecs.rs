@@ -1,0 +1,129 @@
+//! The connection manager's `codec_type` in Envoy 1.40 and in `sluice serve` on the same config:
+//! which protocols a downstream connection may speak (`AUTO`: either, told apart by the HTTP/2
+//! preface; `HTTP1`: the preface is a bad request; `HTTP2`: anything but the preface is closed
+//! without a word), what each client gets back, and how each counts its connections.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use sluice_integration::sluice::SluiceServe;
+use sluice_integration::{Envoy, EnvoyConfig};
+
+const MAGIC: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A frame header (RFC 9113 §4.1) and `payload`.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The clients: an HTTP/1.1 request, an HTTP/1.0 one, and an HTTP/2 one with prior knowledge
+/// (the preface, SETTINGS, and `GET /` on stream 1 in HPACK's static table: `:method GET`,
+/// `:scheme http`, `:path /`, `:authority x`).
+fn clients() -> Vec<(&'static str, Vec<u8>)> {
+    let get = [0x82, 0x86, 0x84, 0x41, 0x01, b'x'];
+    let h2 = [MAGIC, &frame(0x4, 0, 0, b""), &frame(0x1, 0x5, 1, &get)].concat();
+    vec![
+        ("HTTP/1.1", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        ("HTTP/1.0", b"GET / HTTP/1.0\r\nHost: x\r\n\r\n".to_vec()),
+        ("HTTP/2 prior knowledge", h2),
+    ]
+}
+
+/// What the server sent for `raw`: everything until it closes, or until nothing more came for
+/// 300 ms after the first byte (a kept-alive connection), or 3 s.
+fn answer(port: u16, raw: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(raw).unwrap();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let wait = if out.is_empty() { Duration::from_secs(3) } else { Duration::from_millis(300) };
+        s.set_read_timeout(Some(wait.saturating_sub(start.elapsed()).max(Duration::from_millis(1)))).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        if start.elapsed() > Duration::from_secs(3) {
+            return out;
+        }
+    }
+}
+
+/// The answer in words: an HTTP/1 status line, the HTTP/2 frames by type (the server's SETTINGS
+/// and a HEADERS frame on stream 1 for an answered request), or nothing.
+fn kind(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "closed without a byte".into();
+    }
+    if bytes.starts_with(b"HTTP/1.") {
+        let line = String::from_utf8_lossy(bytes).lines().next().unwrap_or_default().to_string();
+        return format!("HTTP/1 {}", line.split_whitespace().nth(1).unwrap_or("?"));
+    }
+    let mut answered = false;
+    let mut rest = bytes;
+    let mut first = None;
+    while rest.len() >= 9 {
+        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        let stream = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
+        first.get_or_insert(rest[3]);
+        answered |= rest[3] == 0x1 && stream == 1;
+        rest = &rest[(9 + len).min(rest.len())..];
+    }
+    match (first, answered) {
+        (Some(0x4), true) => "HTTP/2 SETTINGS, then the response's HEADERS".into(),
+        (Some(0x4), false) => "HTTP/2 SETTINGS, no response".into(),
+        _ => format!("{} bytes of something else", bytes.len()),
+    }
+}
+
+const COUNTED: [&str; 4] = [
+    "http.ingress.downstream_cx_http1_total",
+    "http.ingress.downstream_cx_http2_total",
+    "http.ingress.downstream_cx_protocol_error",
+    "http.ingress.downstream_rq_total",
+];
+
+#[test]
+fn codec_type_decides_which_protocols_a_connection_may_speak() {
+    // Envoy's answers, asked of it: (codec, client) → what came back.
+    let expected: &[(&str, [&str; 3])] = &[
+        ("AUTO", ["HTTP/1 200", "HTTP/1 426", "HTTP/2 SETTINGS, then the response's HEADERS"]),
+        ("HTTP1", ["HTTP/1 200", "HTTP/1 426", "HTTP/1 400"]),
+        ("HTTP2", ["closed without a byte", "closed without a byte", "HTTP/2 SETTINGS, then the response's HEADERS"]),
+    ];
+    for (codec, answers) in expected {
+        let config = EnvoyConfig::http_without_filter()
+            .direct_response(200, "hi")
+            .connection_manager_option(&format!("codec_type: {codec}"));
+        let envoy = Envoy::start_quiet(&config).unwrap();
+        let sluice = SluiceServe::start(&config).unwrap();
+        for ((client, raw), want) in clients().iter().zip(answers) {
+            let e = kind(&answer(envoy.port, raw));
+            let s = kind(&answer(sluice.port, raw));
+            assert_eq!(e, *want, "codec_type {codec}, {client}: Envoy");
+            assert_eq!(s, e, "codec_type {codec}, {client}: sluice (Envoy: {e})");
+        }
+        // Both count each connection under its codec's protocol, and the refused ones as protocol
+        // errors (read once the proxies have seen every connection end).
+        let read = |stat: &dyn Fn(&str) -> Option<String>| -> Vec<String> {
+            COUNTED.iter().map(|n| stat(n).unwrap_or_else(|| "0".into())).collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let (mut e, mut s);
+        loop {
+            e = read(&|n| envoy.stat(n));
+            s = read(&|n| sluice_integration::client::stat(sluice.admin_port, n).unwrap());
+            if e == s || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(s, e, "codec_type {codec}: {COUNTED:?} in sluice, in Envoy");
+    }
+}
