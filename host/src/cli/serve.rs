@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use sluice_host::config::{self, ListenerKind, Plan, PluginSpec};
+use sluice_host::config::{self, Plan};
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::server::{self, ServeOptions};
 use sluice_host::state::SharedState;
-use sluice_host::vm::{NoQueues, ProxyEnv, RealClock, TracingLogSink, Vm};
+use sluice_host::vm::{NoQueues, Vm};
 
 use super::logging;
 
@@ -135,31 +135,17 @@ struct EnvoyOnlyFlags {
 /// Starts every plugin of the plan once, as Envoy's canary does: a plugin that fails to start or
 /// rejects its configuration fails the whole configuration.
 fn canary(plan: &Plan, runtime: &Runtime, state: &Arc<SharedState>) -> Result<usize> {
-    let mut plugins: Vec<(String, &PluginSpec)> = Vec::new();
-    for l in &plan.listeners {
-        let filters = match &l.kind {
-            ListenerKind::Http(h) => &h.filters,
-            ListenerKind::Tcp { filters, .. } => filters,
-        };
-        plugins.extend(filters.iter().map(|f| (format!("listener `{}`", l.name), f)));
-        if let ListenerKind::Http(h) = &l.kind {
-            plugins.extend(h.access_loggers.iter().map(|f| (format!("access logger of listener `{}`", l.name), f)));
-        }
-    }
-    plugins.extend(plan.services.iter().map(|s| ("bootstrap extension".to_string(), s)));
-    for (place, spec) in &plugins {
+    let mut started = 0;
+    for (place, spec) in plan.plugins() {
         let name = &spec.info.name;
         let module = runtime.load(&spec.code).with_context(|| format!("plugin `{name}` ({place})"))?;
-        let mut env = ProxyEnv::new(state.clone(), Arc::new(TracingLogSink), RealClock::shared());
-        env.node = plan.node.clone();
-        for c in plan.clusters.keys() {
-            env.add_cluster(c.clone());
-        }
+        let env = plan.proxy_env(state.clone());
         Vm::new(runtime, module, spec.vm.clone(), Arc::new(env), Arc::new(NoQueues))
             .and_then(|mut vm| vm.start_plugin(spec.info.clone()))
             .with_context(|| format!("plugin `{name}` ({place}) failed to start"))?;
+        started += 1;
     }
-    Ok(plugins.len())
+    Ok(started)
 }
 
 /// Reads the bootstrap from `-c` and `--config-yaml` (merged over it, as Envoy merges them).

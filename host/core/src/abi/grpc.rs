@@ -11,34 +11,6 @@ use super::require_running;
 use super::status::Status;
 use crate::store::{CalloutToken, ContextId, GrpcCallout, GrpcEvent, Host};
 
-fn varint(b: &[u8]) -> Option<(usize, usize)> {
-    let mut v = 0usize;
-    for (i, byte) in b.iter().enumerate().take(5) {
-        v |= ((byte & 0x7f) as usize) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
-}
-
-/// `field 1 (bytes)` of a protobuf message, if the message is exactly that field.
-fn first_field(b: &[u8]) -> Option<&[u8]> {
-    let rest = b.strip_prefix(&[0x0a])?;
-    let (len, n) = varint(rest)?;
-    rest.get(n..n + len)
-}
-
-/// The cluster a gRPC `service` argument names: a serialized `GrpcService{envoy_grpc{cluster_name}}`
-/// or a plain cluster name.
-pub fn grpc_cluster(service: &[u8]) -> String {
-    let from_proto = first_field(service).and_then(first_field).and_then(|c| std::str::from_utf8(c).ok());
-    match from_proto {
-        Some(c) if !c.is_empty() => c.to_string(),
-        _ => String::from_utf8_lossy(service).into_owned(),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn start(
     caller: &mut Caller<'_, Host>,
@@ -59,7 +31,7 @@ fn start(
         Some((p, l)) => Some(slice(mem, p, l)?.to_vec()),
         None => None,
     };
-    if !host.env.has_cluster(&grpc_cluster(&service_arg)) {
+    if !host.env.has_cluster(&crate::wire::grpc_service::cluster_name(&service_arg)) {
         return Err(Status::ParseFailure.into());
     }
     let streaming = message.is_none();
@@ -159,17 +131,4 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         finish(cancel(c.data_mut(), t, true))
     })?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_from_grpc_service_proto() {
-        // GrpcService { envoy_grpc { cluster_name: "auth" } }
-        let proto = [0x0a, 0x06, 0x0a, 0x04, b'a', b'u', b't', b'h'];
-        assert_eq!(grpc_cluster(&proto), "auth");
-        assert_eq!(grpc_cluster(b"plain"), "plain");
-    }
 }

@@ -120,6 +120,13 @@ pub struct GrpcCallout {
     pub half_closed: bool,
 }
 
+impl GrpcCallout {
+    /// The cluster the call goes to, read from `cluster` as Envoy reads it.
+    pub fn cluster_name(&self) -> String {
+        crate::wire::grpc_service::cluster_name(&self.cluster)
+    }
+}
+
 /// What the plugin did to its gRPC calls during a callback, in order, for the proxy to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrpcEvent {

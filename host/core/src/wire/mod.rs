@@ -3,4 +3,5 @@
 //! in the crate, so that stream and shared state, the store data and the hostcalls can all use it.
 
 pub mod codec;
+pub mod grpc_service;
 pub mod status;

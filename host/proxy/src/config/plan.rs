@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sluice_core::vm::{PluginInfo, VmOptions};
+use std::sync::Arc;
+
+use sluice_core::state::SharedState;
+use sluice_core::vm::{PluginInfo, ProxyEnv, RealClock, TracingLogSink, VmOptions};
+use sluice_core::wire::status::LogLevel;
 
 /// Everything `sluice serve` needs.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +76,78 @@ pub enum ListenerKind {
         /// Access logs written when a connection closes.
         access_logs: Vec<AccessLogPlan>,
     },
+}
+
+impl ListenerKind {
+    /// The wasm filters each stream (HTTP) or connection (TCP) passes, in order.
+    pub fn filters(&self) -> &[PluginSpec] {
+        match self {
+            ListenerKind::Http(h) => &h.filters,
+            ListenerKind::Tcp { filters, .. } => filters,
+        }
+    }
+
+    /// The wasm access loggers (`envoy.access_loggers.wasm`; HTTP listeners only).
+    pub fn access_loggers(&self) -> &[PluginSpec] {
+        match self {
+            ListenerKind::Http(h) => &h.access_loggers,
+            ListenerKind::Tcp { .. } => &[],
+        }
+    }
+
+    /// The access logs written when a request or connection is done.
+    pub fn access_logs(&self) -> &[AccessLogPlan] {
+        match self {
+            ListenerKind::Http(h) => &h.access_logs,
+            ListenerKind::Tcp { access_logs, .. } => access_logs,
+        }
+    }
+}
+
+/// Where a plugin sits in a plan, as a user names it in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginPlace<'a> {
+    /// A filter of the listener with this name.
+    Filter(&'a str),
+    /// An access logger of the listener with this name.
+    AccessLogger(&'a str),
+    /// A bootstrap extension (`envoy.bootstrap.wasm`).
+    Service,
+}
+
+impl std::fmt::Display for PluginPlace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginPlace::Filter(l) => write!(f, "listener `{l}`"),
+            PluginPlace::AccessLogger(l) => write!(f, "access logger of listener `{l}`"),
+            PluginPlace::Service => f.write_str("bootstrap extension"),
+        }
+    }
+}
+
+impl Plan {
+    /// Every plugin of the plan with where it sits: each listener's filters and access loggers in
+    /// order, then the bootstrap services.
+    pub fn plugins(&self) -> impl Iterator<Item = (PluginPlace<'_>, &PluginSpec)> {
+        let listeners = self.listeners.iter().flat_map(|l| {
+            let filters = l.kind.filters().iter().map(|f| (PluginPlace::Filter(&l.name), f));
+            filters.chain(l.kind.access_loggers().iter().map(|f| (PluginPlace::AccessLogger(&l.name), f)))
+        });
+        listeners.chain(self.services.iter().map(|s| (PluginPlace::Service, s)))
+    }
+
+    /// What a plugin of this plan sees of the proxy: its node and clusters, the real clock, the
+    /// shared data and queues in `state`, logs through `tracing` (Envoy's `wasm` logger) at Envoy's
+    /// default level.
+    pub fn proxy_env(&self, state: Arc<SharedState>) -> ProxyEnv {
+        let mut env = ProxyEnv::new(state, Arc::new(TracingLogSink), RealClock::shared());
+        env.node = self.node.clone();
+        env.set_log_level(LogLevel::Info);
+        for c in self.clusters.keys() {
+            env.add_cluster(c.clone());
+        }
+        env
+    }
 }
 
 /// An HTTP connection manager's plan.

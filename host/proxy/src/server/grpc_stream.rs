@@ -99,7 +99,7 @@ async fn run<O: StreamOwner>(owner: Rc<O>, call: GrpcCallout, body: PipeBody) {
         });
         owner.ended(token);
     };
-    let cluster = sluice_core::abi::grpc::grpc_cluster(&call.cluster);
+    let cluster = call.cluster_name();
     let Some(c) = owner.shared().clusters.get(&cluster) else {
         return close(Code::Unavailable, CONNECT_FAILURE.into(), HeaderMap::new());
     };

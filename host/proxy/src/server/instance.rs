@@ -212,7 +212,7 @@ impl Instance {
     fn send_grpc(self: &Rc<Self>, call: GrpcCallout) {
         let this = self.clone();
         tokio::task::spawn_local(async move {
-            let cluster = sluice_core::abi::grpc::grpc_cluster(&call.cluster);
+            let cluster = call.cluster_name();
             let reply = match this.shared.clusters.get(&cluster) {
                 Some(c) => {
                     let message = call.messages.first().cloned().unwrap_or_default();

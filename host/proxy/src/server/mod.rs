@@ -42,7 +42,6 @@ use sluice_core::error::Result;
 use sluice_core::plugin_vm::PluginVm;
 use sluice_core::runtime::Runtime;
 use sluice_core::state::SharedState;
-use sluice_core::vm::TracingLogSink;
 
 /// What every worker shares.
 pub(crate) struct Shared {
@@ -167,19 +166,10 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
 
 /// Starts a VM with one plugin for this process: it sees the real clock, the proxy's clusters,
 /// node and shared state, and logs through `tracing` as Envoy's `wasm` logger.
-fn filter_instance(shared: &Shared, spec: &PluginSpec, clusters: &[String]) -> Result<PluginVm> {
+fn filter_instance(shared: &Shared, plan: &Plan, spec: &PluginSpec) -> Result<PluginVm> {
     let module = shared.runtime.load(&spec.code)?;
-    let mut env = sluice_core::vm::ProxyEnv::new(
-        shared.state.clone(),
-        Arc::new(TracingLogSink),
-        sluice_core::vm::RealClock::shared(),
-    );
-    env.node = shared.node.clone();
+    let mut env = plan.proxy_env(shared.state.clone());
     env.vm_stats = shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default();
-    env.set_log_level(sluice_core::wire::status::LogLevel::Info);
-    for c in clusters {
-        env.add_cluster(c.clone());
-    }
     PluginVm::start(&shared.runtime, module, Arc::new(env), plugin_info(spec), spec.vm.clone())
 }
 
@@ -193,7 +183,7 @@ fn plugin_info(spec: &PluginSpec) -> sluice_core::vm::PluginInfo {
 /// its own root context, as Envoy's thread-local VMs do.
 struct Vms<'a> {
     shared: &'a Arc<Shared>,
-    clusters: &'a [String],
+    plan: &'a Plan,
     all: Vec<Rc<instance::Instance>>,
 }
 
@@ -213,7 +203,7 @@ impl Vms<'_> {
                 return Ok(instance::Filter { instance: i.clone(), plugin });
             }
         }
-        let i = instance::Instance::new(filter_instance(self.shared, spec, self.clusters)?, self.shared.clone());
+        let i = instance::Instance::new(filter_instance(self.shared, self.plan, spec)?, self.shared.clone());
         self.all.push(i.clone());
         Ok(instance::Filter { instance: i, plugin: sluice_core::plugin_vm::PluginId::FIRST })
     }
@@ -277,36 +267,23 @@ fn worker(
         .build()
         .map_err(|source| ServeError::Thread { what: "a worker's event loop", source })?;
     let local = tokio::task::LocalSet::new();
-    let cluster_names: Vec<String> = plan.clusters.keys().cloned().collect();
     let mut states = Vec::new();
-    let mut vms = Vms { shared: &shared, clusters: &cluster_names, all: Vec::new() };
+    let mut vms = Vms { shared: &shared, plan: &plan, all: Vec::new() };
     // Bootstrap services: one per thread, or only on the main thread when `singleton`.
     for spec in plan.services.iter().filter(|s| role == Role::Main || !s.singleton) {
         vms.filter(spec)?;
     }
     if role == Role::Main {
         for l in &plan.listeners {
-            let specs: Vec<&PluginSpec> = match &l.kind {
-                ListenerKind::Http(h) => h.filters.iter().chain(&h.access_loggers).collect(),
-                ListenerKind::Tcp { filters, .. } => filters.iter().collect(),
-            };
-            for spec in specs {
+            for spec in l.kind.filters().iter().chain(l.kind.access_loggers()) {
                 vms.filter(spec)?;
             }
         }
     }
     for (index, (l, socket)) in plan.listeners.iter().zip(sockets).enumerate() {
-        let specs = match &l.kind {
-            ListenerKind::Http(h) => &h.filters,
-            ListenerKind::Tcp { filters, .. } => filters,
-        };
-        let filters = specs.iter().map(|spec| vms.filter(spec)).collect::<Result<Vec<_>, _>>()?;
-        let mut access_loggers = Vec::new();
-        if let ListenerKind::Http(h) = &l.kind {
-            for spec in &h.access_loggers {
-                access_loggers.push(vms.filter(spec)?);
-            }
-        }
+        let filters = l.kind.filters().iter().map(|spec| vms.filter(spec)).collect::<Result<Vec<_>, _>>()?;
+        let access_loggers =
+            l.kind.access_loggers().iter().map(|spec| vms.filter(spec)).collect::<Result<Vec<_>, _>>()?;
         let state = match &l.kind {
             ListenerKind::Http(h) => Listener::Http(Rc::new(http::ListenerState {
                 stats: shared.listener_stats[index].1.clone().expect("an HTTP listener has HTTP stats"),
@@ -465,11 +442,8 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server, ServeError> {
         .listeners
         .iter()
         .map(|l| {
-            let plans = match &l.kind {
-                ListenerKind::Http(h) => &h.access_logs,
-                ListenerKind::Tcp { access_logs, .. } => access_logs,
-            };
-            plans
+            l.kind
+                .access_logs()
                 .iter()
                 .map(|p| {
                     access_log::AccessLog::open(p)
@@ -478,15 +452,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server, ServeError> {
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let specs: Vec<&PluginSpec> = plan
-        .listeners
-        .iter()
-        .flat_map(|l| match &l.kind {
-            ListenerKind::Http(h) => h.filters.iter().chain(&h.access_loggers),
-            ListenerKind::Tcp { filters, .. } => filters.iter().chain(&[]),
-        })
-        .chain(&plan.services)
-        .collect();
+    let specs: Vec<&PluginSpec> = plan.plugins().map(|(_, spec)| spec).collect();
     let vm_stats = stats::wasm(&registry, &specs);
     let shared = Arc::new(Shared {
         clusters: plan.clusters.iter().map(|(k, v)| (k.clone(), cluster::Cluster::new(v.clone(), &registry))).collect(),

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use super::instance::{Filter, Instance};
 use super::{filter_instance, Listener, Shared};
-use crate::config::{ListenerKind, Plan};
+use crate::config::Plan;
 use sluice_core::plugin_vm::PluginId;
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
@@ -50,15 +50,7 @@ pub(super) async fn run(
     listeners: Vec<Listener>,
     instances: Rc<RefCell<Vec<Rc<Instance>>>>,
 ) {
-    let clusters: Vec<String> = plan.clusters.keys().cloned().collect();
-    let specs: Vec<Vec<_>> = plan
-        .listeners
-        .iter()
-        .map(|l| match &l.kind {
-            ListenerKind::Http(h) => h.filters.clone(),
-            ListenerKind::Tcp { filters, .. } => filters.clone(),
-        })
-        .collect();
+    let specs: Vec<Vec<_>> = plan.listeners.iter().map(|l| l.kind.filters().to_vec()).collect();
     let mut stamps: Vec<Vec<Option<(SystemTime, u64)>>> =
         specs.iter().map(|fs| fs.iter().map(|f| f.code_path.as_deref().and_then(stamp)).collect()).collect();
     let paths: Vec<&std::path::Path> = specs.iter().flatten().filter_map(|f| f.code_path.as_deref()).collect();
@@ -92,7 +84,7 @@ pub(super) async fn run(
                         continue;
                     }
                 }
-                let fresh = match filter_instance(&shared, &spec, &clusters) {
+                let fresh = match filter_instance(&shared, &plan, &spec) {
                     Ok(p) => {
                         let fresh = Instance::new(p, shared.clone());
                         fresh.start();
