@@ -9,7 +9,11 @@
 //! process has room.
 
 use std::io::{Error, ErrorKind};
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 /// The first back-off after a failure that concerns the process.
 const FIRST: Duration = Duration::from_millis(5);
@@ -25,6 +29,31 @@ pub(crate) fn backoff(e: &Error, failures: u32) -> Option<Duration> {
         ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted | ErrorKind::WouldBlock
     );
     (!one_connection).then(|| FIRST.saturating_mul(1 << failures.min(10)).min(LONGEST))
+}
+
+/// The next connection `listener` takes, or `None` once `stop` is cancelled. A failure that
+/// concerns the process is logged once and backed off (see [`backoff`]); the loop serves on.
+pub(crate) async fn next(listener: &TcpListener, stop: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+    let mut failures = 0;
+    loop {
+        let e = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => return Some(c),
+                Err(e) => e,
+            },
+            _ = stop.cancelled() => return None,
+        };
+        if let Some(wait) = backoff(&e, failures) {
+            if failures == 0 {
+                tracing::warn!(target: "conn_handler", "accepting a connection failed: {e}; backing off");
+            }
+            failures = failures.saturating_add(1);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => return None,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::stats::StatKind;
 use super::ServeError;
 use super::Shared;
 use sluice_core::state::MetricValue;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One line per stat, as Envoy's `/stats`, `/stats?format=json` and `/stats/prometheus` print them:
 /// the proxy's own stats under Envoy's names, `server.*`, then the plugins' metrics.
@@ -261,107 +261,117 @@ fn logging(control: Option<&dyn super::LogControl>, method: &hyper::Method, quer
     (200, control.list())
 }
 
+/// What the admin endpoint answers from, shared by its connections.
+struct Admin {
+    shared: Arc<Shared>,
+    topology: Topology,
+    /// Cleared by `/healthcheck/fail`, set by `/healthcheck/ok`: what `/ready` says.
+    healthy: AtomicBool,
+    log_control: Option<Arc<dyn super::LogControl>>,
+}
+
+impl Admin {
+    /// The answer to one request: its status, content type and body.
+    fn answer(&self, method: &hyper::Method, path: &str, query: Option<&str>) -> (u16, &'static str, String) {
+        let json = query.is_some_and(|q| q.split('&').any(|p| p == "format=json"));
+        let live = self.healthy.load(Ordering::Relaxed);
+        let text = "text/plain; charset=UTF-8";
+        // Endpoints that change the server take POST only, as in Envoy.
+        let mutating = matches!(path, "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok");
+        match path {
+            _ if mutating && method != hyper::Method::POST => {
+                (405, text, "Method GET not allowed, POST required.".to_string())
+            }
+            "/" => (200, "text/html; charset=UTF-8", home()),
+            "/ready" if live => (200, text, "LIVE\n".to_string()),
+            "/ready" => (503, text, "DRAINING\n".to_string()),
+            "/listeners" => {
+                let (kind, body) = listeners(&self.topology, json);
+                (200, kind, body)
+            }
+            "/clusters" => (200, text, clusters(&self.topology)),
+            "/config_dump" => {
+                let (status, body) = self.topology.config_dump.answer(query);
+                (status, if status == 200 { "application/json" } else { text }, body)
+            }
+            "/logging" => {
+                let (status, body) = logging(self.log_control.as_deref(), method, query);
+                (status, text, body)
+            }
+            "/server_info" => (200, "application/json", server_info(&self.shared, live)),
+            "/healthcheck/fail" => {
+                self.healthy.store(false, Ordering::Relaxed);
+                (200, text, "OK\n".to_string())
+            }
+            "/healthcheck/ok" => {
+                self.healthy.store(true, Ordering::Relaxed);
+                (200, text, "OK\n".to_string())
+            }
+            "/stats" => {
+                let (status, body) = stats(&self.shared, query, false);
+                (status, if json { "application/json" } else { text }, body)
+            }
+            "/stats/prometheus" => {
+                let (status, body) = stats(&self.shared, query, true);
+                (status, text, body)
+            }
+            "/quitquitquit" => {
+                self.shared.stop();
+                (200, text, "OK\n".to_string())
+            }
+            _ => (
+                404,
+                text,
+                "invalid path. admin commands are:\n".to_string()
+                    + &ENDPOINTS.iter().map(|(p, w)| format!("  {p}: {w}\n")).collect::<String>(),
+            ),
+        }
+    }
+}
+
+/// Serves the admin endpoint on `listener` until the server stops.
+async fn serve(admin: Arc<Admin>, listener: tokio::net::TcpListener) {
+    while let Some((stream, _)) = super::accept::next(&listener, &admin.shared.stop).await {
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (status, kind, body) = admin.answer(req.method(), req.uri().path(), req.uri().query());
+                let response = hyper::Response::builder()
+                    .status(status)
+                    .header("content-type", kind)
+                    .body(Full::new(Bytes::from(body)));
+                std::future::ready(response)
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+/// Binds the admin listener and serves it on a thread of its own.
+///
+/// # Errors
+/// The address cannot be bound, or the thread or its event loop cannot be started.
 pub(super) fn start(
     addr: SocketAddr,
     shared: Arc<Shared>,
     topology: Topology,
     log_control: Option<Arc<dyn super::LogControl>>,
 ) -> Result<SocketAddr, ServeError> {
-    let topology = Arc::new(topology);
-    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let listener = super::bind(addr)?;
     let bound = listener.local_addr().map_err(|source| ServeError::Listen { addr, source })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ServeError::Thread { what: "the admin thread's event loop", source })?;
+    let listener = {
+        let _in_runtime = rt.enter();
+        tokio::net::TcpListener::from_std(listener)
+            .map_err(|source| ServeError::Serve { listener: "admin".into(), source })?
+    };
+    let admin = Arc::new(Admin { shared, topology, healthy: AtomicBool::new(true), log_control });
     std::thread::Builder::new()
         .name("sluice-admin".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                loop {
-                    let stream = tokio::select! {
-                        r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
-                        _ = shared.stop.cancelled() => return,
-                    };
-                    let (shared, topology, healthy) = (shared.clone(), topology.clone(), healthy.clone());
-                    let log_control = log_control.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                            let (shared, topology, healthy) = (shared.clone(), topology.clone(), healthy.clone());
-                            let log_control = log_control.clone();
-                            async move {
-                                let json = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "format=json"));
-                                let live = healthy.load(std::sync::atomic::Ordering::Relaxed);
-                                let text = "text/plain; charset=UTF-8";
-                                // Endpoints that change the server take POST only, as in Envoy.
-                                let mutating = matches!(
-                                    req.uri().path(),
-                                    "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok"
-                                );
-                                let (status, kind, body) = match req.uri().path() {
-                                    _ if mutating && req.method() != hyper::Method::POST => {
-                                        (405, text, "Method GET not allowed, POST required.".to_string())
-                                    }
-                                    "/" => (200, "text/html; charset=UTF-8", home()),
-                                    "/ready" if live => (200, text, "LIVE\n".to_string()),
-                                    "/ready" => (503, text, "DRAINING\n".to_string()),
-                                    "/listeners" => {
-                                        let (kind, body) = listeners(&topology, json);
-                                        (200, kind, body)
-                                    }
-                                    "/clusters" => (200, text, clusters(&topology)),
-                                    "/config_dump" => {
-                                        let (status, body) = topology.config_dump.answer(req.uri().query());
-                                        (status, if status == 200 { "application/json" } else { text }, body)
-                                    }
-                                    "/logging" => {
-                                        let (status, body) =
-                                            logging(log_control.as_deref(), req.method(), req.uri().query());
-                                        (status, text, body)
-                                    }
-                                    "/server_info" => (200, "application/json", server_info(&shared, live)),
-                                    "/healthcheck/fail" => {
-                                        healthy.store(false, std::sync::atomic::Ordering::Relaxed);
-                                        (200, text, "OK\n".to_string())
-                                    }
-                                    "/healthcheck/ok" => {
-                                        healthy.store(true, std::sync::atomic::Ordering::Relaxed);
-                                        (200, text, "OK\n".to_string())
-                                    }
-                                    "/stats" => {
-                                        let (status, body) = stats(&shared, req.uri().query(), false);
-                                        (status, if json { "application/json" } else { text }, body)
-                                    }
-                                    "/stats/prometheus" => {
-                                        let (status, body) = stats(&shared, req.uri().query(), true);
-                                        (status, text, body)
-                                    }
-                                    "/quitquitquit" => {
-                                        shared.stop();
-                                        (200, text, "OK\n".to_string())
-                                    }
-                                    _ => (
-                                        404,
-                                        text,
-                                        "invalid path. admin commands are:\n".to_string()
-                                            + &ENDPOINTS
-                                                .iter()
-                                                .map(|(p, w)| format!("  {p}: {w}\n"))
-                                                .collect::<String>(),
-                                    ),
-                                };
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .header("content-type", kind)
-                                    .body(Full::new(Bytes::from(body)))
-                            }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        })
+        .spawn(move || rt.block_on(serve(admin, listener)))
         .map_err(|source| ServeError::Thread { what: "the admin thread", source })?;
     Ok(bound)
 }

@@ -332,30 +332,7 @@ fn worker(
         for (state, listener, index) in states {
             let (shared, connections) = (shared.clone(), connections.clone());
             accepts.push(tokio::task::spawn_local(async move {
-                let mut failures = 0;
-                loop {
-                    let (stream, peer) = tokio::select! {
-                        r = listener.accept() => match r {
-                            Ok(c) => {
-                                failures = 0;
-                                c
-                            }
-                            Err(e) => {
-                                if let Some(wait) = accept::backoff(&e, failures) {
-                                    if failures == 0 {
-                                        tracing::warn!(target: "conn_handler", "accepting a connection failed: {e}; backing off");
-                                    }
-                                    failures = failures.saturating_add(1);
-                                    tokio::select! {
-                                        () = tokio::time::sleep(wait) => {}
-                                        _ = shared.stop.cancelled() => break,
-                                    }
-                                }
-                                continue;
-                            }
-                        },
-                        _ = shared.stop.cancelled() => break,
-                    };
+                while let Some((stream, peer)) = accept::next(&listener, &shared.stop).await {
                     let local_addr = stream.local_addr().unwrap_or(peer);
                     let connection = shared.next_connection();
                     let _ = stream.set_nodelay(true);
