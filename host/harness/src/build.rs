@@ -40,22 +40,51 @@ pub fn build_crate(dir: impl AsRef<Path>) -> Result<PathBuf> {
         built.entry(dir.clone()).or_default().clone()
     };
     // Tests of one crate run in parallel: one builds, the others wait for its answer.
-    slot.get_or_init(|| build(&dir)).clone().map_err(|message| Error::Build { dir, message: message.into() })
+    slot.get_or_init(|| build(&dir)).clone().map_err(|Failure { message, source }| Error::Build {
+        dir,
+        message: message.into(),
+        source,
+    })
 }
 
 /// One crate's build, made once: its `.wasm`, or why it failed.
-type Built = OnceLock<Result<PathBuf, String>>;
+type Built = OnceLock<Result<PathBuf, Failure>>;
+
+/// Why a build failed, kept for every test that asks for the same crate.
+#[derive(Debug, Clone)]
+struct Failure {
+    message: String,
+    /// Cargo could not be run at all.
+    source: Option<Arc<std::io::Error>>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self { message, source: None }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+/// Cargo could not be run.
+fn no_cargo(e: std::io::Error) -> Failure {
+    Failure { message: "cannot run cargo".into(), source: Some(Arc::new(e)) }
+}
 
 /// The crate's target directory, as cargo resolves it (its workspace's, `CARGO_TARGET_DIR`, …).
-fn target_dir(cargo: &std::ffi::OsStr, dir: &Path) -> Result<PathBuf, String> {
+fn target_dir(cargo: &std::ffi::OsStr, dir: &Path) -> Result<PathBuf, Failure> {
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
         .current_dir(dir)
         .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .map_err(no_cargo)?;
     if !out.status.success() {
-        return Err(failure(&String::from_utf8_lossy(&out.stderr)));
+        return Err(failure(&String::from_utf8_lossy(&out.stderr)).into());
     }
     let meta: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata gave no JSON: {e}"))?;
@@ -65,7 +94,7 @@ fn target_dir(cargo: &std::ffi::OsStr, dir: &Path) -> Result<PathBuf, String> {
         .ok_or_else(|| "cargo metadata named no target directory".into())
 }
 
-fn build(dir: &Path) -> Result<PathBuf, String> {
+fn build(dir: &Path) -> Result<PathBuf, Failure> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = target_dir(&cargo, dir)?.join("sluice-harness");
     let out = Command::new(&cargo)
@@ -77,10 +106,10 @@ fn build(dir: &Path) -> Result<PathBuf, String> {
         .arg(&target)
         .current_dir(dir)
         .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .map_err(no_cargo)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        return Err(failure(&stderr));
+        return Err(failure(&stderr).into());
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let wasm = stdout

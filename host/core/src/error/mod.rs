@@ -127,8 +127,11 @@ pub enum Error {
     Build {
         /// The crate's directory.
         dir: PathBuf,
-        /// Cargo's error.
+        /// Cargo's error, or what could not be done.
         message: Box<str>,
+        /// Why cargo could not be run, when it could not.
+        #[source]
+        source: Option<Arc<std::io::Error>>,
     },
 }
 
