@@ -1,4 +1,5 @@
-//! One downstream HTTP connection, from its first bytes to hyper. The connection manager's
+//! A listener's connections: each accepted, counted, and served on a task of its own; an HTTP
+//! one from its first bytes to hyper. The connection manager's
 //! `codec_type` decides what those bytes may be (Envoy 1.40, asked: with `HTTP1` the HTTP/2
 //! preface is a bad request, 400 `http1.codec_error`; with `HTTP2` a connection that does not start
 //! with the preface is closed without a byte written; both count `downstream_cx_protocol_error`),
@@ -13,11 +14,55 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::{cluster, head_check, http, preface, stats, LocalExec};
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use super::{accept, cluster, head_check, http, preface, stats, tcp, Listener, LocalExec, Shared};
 use crate::config::Codec;
 
+/// Takes `listener`'s connections until the server stops, each served on a task `connections`
+/// tracks (a stop waits for them): the listener's `index`-th stats count them.
+pub(super) async fn serve_listener(
+    state: Listener,
+    listener: tokio::net::TcpListener,
+    index: usize,
+    shared: Arc<Shared>,
+    connections: TaskTracker,
+) {
+    while let Some((stream, peer)) = accept::next(&listener, &shared.stop).await {
+        let local_addr = stream.local_addr().unwrap_or(peer);
+        let connection = shared.next_connection();
+        let _ = stream.set_nodelay(true);
+        let (ls, hs) = &shared.listener_stats[index];
+        ls.cx_total.fetch_add(1, Ordering::Relaxed);
+        let mut gauges = vec![&ls.cx_active];
+        if let Some(hs) = hs {
+            hs.cx_total.fetch_add(1, Ordering::Relaxed);
+            gauges.push(&hs.cx_active);
+        }
+        let active = stats::Active::new(&gauges);
+        match &state {
+            Listener::Http(state) => {
+                let state = state.clone();
+                connections.spawn_local(async move {
+                    serve_http(state, stream, peer, local_addr, connection).await;
+                    drop(active);
+                });
+            }
+            Listener::Tcp(state) => {
+                let state = state.clone();
+                connections.spawn_local(async move {
+                    tcp::handle(state, stream, connection).await;
+                    drop(active);
+                });
+            }
+        }
+    }
+}
+
 /// Serves one accepted connection of an HTTP listener until it ends.
-pub(super) async fn serve_http(
+async fn serve_http(
     state: Rc<http::ListenerState>,
     mut stream: TcpStream,
     peer: SocketAddr,

@@ -331,37 +331,7 @@ fn worker(
         let mut accepts = Vec::new();
         for (state, listener, index) in states {
             let (shared, connections) = (shared.clone(), connections.clone());
-            accepts.push(tokio::task::spawn_local(async move {
-                while let Some((stream, peer)) = accept::next(&listener, &shared.stop).await {
-                    let local_addr = stream.local_addr().unwrap_or(peer);
-                    let connection = shared.next_connection();
-                    let _ = stream.set_nodelay(true);
-                    let (ls, hs) = &shared.listener_stats[index];
-                    ls.cx_total.fetch_add(1, Ordering::Relaxed);
-                    let mut gauges = vec![&ls.cx_active];
-                    if let Some(hs) = hs {
-                        hs.cx_total.fetch_add(1, Ordering::Relaxed);
-                        gauges.push(&hs.cx_active);
-                    }
-                    let active = stats::Active::new(&gauges);
-                    match &state {
-                        Listener::Http(state) => {
-                            let state = state.clone();
-                            connections.spawn_local(async move {
-                                conn::serve_http(state, stream, peer, local_addr, connection).await;
-                                drop(active);
-                            });
-                        }
-                        Listener::Tcp(state) => {
-                            let state = state.clone();
-                            connections.spawn_local(async move {
-                                tcp::handle(state, stream, connection).await;
-                                drop(active);
-                            });
-                        }
-                    }
-                }
-            }));
+            accepts.push(tokio::task::spawn_local(conn::serve_listener(state, listener, index, shared, connections)));
         }
         for a in accepts {
             let _ = a.await;
