@@ -20,6 +20,9 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
 
+use sluice_host::vm::LogLevelSetting;
+use sluice_host::wire::status::LogLevel;
+
 /// Envoy's default `--log-format`.
 pub const DEFAULT_FORMAT: &str = "[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v";
 
@@ -140,6 +143,29 @@ impl Threshold {
         }
     }
 
+    /// The level a plugin reads for it (`None`: off).
+    fn as_log_level(self) -> Option<LogLevel> {
+        Some(match self {
+            Self::Trace => LogLevel::Trace,
+            Self::Debug => LogLevel::Debug,
+            Self::Info => LogLevel::Info,
+            Self::Warning => LogLevel::Warn,
+            Self::Error => LogLevel::Error,
+            Self::Critical => LogLevel::Critical,
+            Self::Off => return None,
+        })
+    }
+
+    /// Whether a record passes: a `critical` one (an `error` event with a `critical` field:
+    /// `tracing` has no level above `error`) ranks above `error`.
+    fn allows_event(self, m: &Metadata<'_>) -> bool {
+        if is_critical(m) {
+            self != Self::Off
+        } else {
+            self.allows(m.level())
+        }
+    }
+
     fn allows(self, level: &Level) -> bool {
         let rank = match *level {
             Level::TRACE => Self::Trace,
@@ -211,8 +237,16 @@ pub struct LogOptions {
     pub path: Option<std::path::PathBuf>,
 }
 
-/// The levels in force, changed at run time through admin `/logging`.
-pub struct Control(Arc<std::sync::RwLock<Levels>>);
+/// The levels in force, changed at run time through admin `/logging`; the `wasm` logger's also
+/// where plugins read it (`proxy_get_log_level`).
+pub struct Control(Arc<std::sync::RwLock<Levels>>, Arc<LogLevelSetting>);
+
+impl Control {
+    /// The `wasm` logger's level, as the plugins' environments share it.
+    pub fn wasm_level(&self) -> Arc<LogLevelSetting> {
+        self.1.clone()
+    }
+}
 
 impl sluice_host::server::LogControl for Control {
     fn list(&self) -> String {
@@ -239,6 +273,7 @@ impl sluice_host::server::LogControl for Control {
                 return Err(format!("error: unknown logger name `{name}`"));
             }
         }
+        self.1.set(next.of("wasm").as_log_level());
         *self.0.write().map_err(|_| "log levels unavailable".to_string())? = next;
         // Callsites cached their interest under the old levels.
         tracing::callsite::rebuild_interest_cache();
@@ -272,17 +307,19 @@ pub fn init(opts: &LogOptions) -> Result<Control> {
         format: opts.format.clone().unwrap_or_else(|| DEFAULT_FORMAT.to_string()),
         out: Arc::new(Mutex::new(out)),
     };
+    let wasm = Arc::new(LogLevelSetting::new(LogLevel::Info));
+    wasm.set(levels.of("wasm").as_log_level());
     let levels = Arc::new(std::sync::RwLock::new(levels));
     let current = levels.clone();
     // No max-level hint: `/logging` may raise levels later. Each callsite's interest is cached, so a
     // disabled one costs an atomic load.
     let filter = tracing_subscriber::filter::filter_fn(move |m: &Metadata<'_>| {
-        current.read().is_ok_and(|l| l.of(component(m.target())).allows(m.level()))
+        current.read().is_ok_and(|l| l.of(component(m.target())).allows_event(m))
     });
     // No bridge from the `log` crate: wasmtime's compiler logs through it at a rate that would
     // slow every module load, and none of it is Envoy's.
     let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer.with_filter(filter)));
-    Ok(Control(levels))
+    Ok(Control(levels, wasm))
 }
 
 /// Writes each record as one line in an spdlog pattern.
@@ -306,7 +343,9 @@ impl Visit for Message {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
+        if field.name() == "critical" {
+            // The level, shown as such (`level_name`), not as a field.
+        } else if field.name() == "message" {
             let _ = write!(self.text, "{value:?}");
         } else {
             let _ = write!(self.text, " {}={value:?}", field.name());
@@ -336,9 +375,17 @@ impl<S: Subscriber> Layer<S> for EnvoyFormat {
     }
 }
 
+/// Whether a record is `critical` (an `error` event marked with a `critical` field).
+fn is_critical(m: &Metadata<'_>) -> bool {
+    *m.level() == Level::ERROR && m.fields().field("critical").is_some()
+}
+
 /// Envoy's level names.
-fn level_name(level: &Level) -> (&'static str, &'static str) {
-    match *level {
+fn level_name(m: &Metadata<'_>) -> (&'static str, &'static str) {
+    if is_critical(m) {
+        return ("critical", "C");
+    }
+    match *m.level() {
         Level::TRACE => ("trace", "T"),
         Level::DEBUG => ("debug", "D"),
         Level::INFO => ("info", "I"),
@@ -372,8 +419,8 @@ fn render(format: &str, m: &Metadata<'_>, text: &str, out: &mut String) {
             Some('E') => write!(out, "{secs}"),
             Some('t') => write!(out, "{}", THREAD_ID.with(|t| *t)),
             Some('P') => write!(out, "{}", std::process::id()),
-            Some('l') => write!(out, "{}", level_name(m.level()).0),
-            Some('L') => write!(out, "{}", level_name(m.level()).1),
+            Some('l') => write!(out, "{}", level_name(m).0),
+            Some('L') => write!(out, "{}", level_name(m).1),
             Some('n') => write!(out, "{}", Some(component(m.target())).filter(|c| *c != LIBRARIES).unwrap_or("misc")),
             Some('g') => write!(out, "{}", m.file().unwrap_or("")),
             Some('s') => write!(out, "{}", m.file().and_then(|f| f.rsplit('/').next()).unwrap_or("")),

@@ -8,7 +8,7 @@ use sluice_host::config::{self, Plan};
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::server::{self, ServeOptions};
 use sluice_host::state::SharedState;
-use sluice_host::vm::{NoQueues, Vm};
+use sluice_host::vm::{LogLevelSetting, NoQueues, Vm};
 
 use super::logging;
 
@@ -134,12 +134,12 @@ struct EnvoyOnlyFlags {
 
 /// Starts every plugin of the plan once, as Envoy's canary does: a plugin that fails to start or
 /// rejects its configuration fails the whole configuration.
-fn canary(plan: &Plan, runtime: &Runtime, state: &Arc<SharedState>) -> Result<usize> {
+fn canary(plan: &Plan, runtime: &Runtime, state: &Arc<SharedState>, log_level: &Arc<LogLevelSetting>) -> Result<usize> {
     let mut started = 0;
     for (place, spec) in plan.plugins() {
         let name = &spec.info.name;
         let module = runtime.load(&spec.code).with_context(|| format!("plugin `{name}` ({place})"))?;
-        let env = plan.proxy_env(state.clone());
+        let env = plan.proxy_env(state.clone(), log_level);
         Vm::new(runtime, module, spec.vm.clone(), Arc::new(env), Arc::new(NoQueues))
             .and_then(|mut vm| vm.start_plugin(spec.info.clone()))
             .with_context(|| format!("plugin `{name}` ({place}) failed to start"))?;
@@ -189,7 +189,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // One engine for the canary and the server: each module is compiled once.
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
     let state = Arc::new(SharedState::default());
-    let plugins = canary(&plan, &runtime, &state)?;
+    let wasm_log_level = log_control.wasm_level();
+    let plugins = canary(&plan, &runtime, &state, &wasm_log_level)?;
     if args.mode == "validate" && !args.validate {
         // Envoy's own line, which tools read.
         let name = args.config.as_ref().map_or_else(|| "--config-yaml".to_string(), |p| p.display().to_string());
@@ -216,6 +217,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             runtime,
             log_control: Some(Arc::new(log_control)),
             state,
+            wasm_log_level,
         },
     )?;
     if args.mode == "init_only" {

@@ -19,7 +19,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         finish(log(&mut c, level, ptr, len))
     })?;
     linker.func_wrap("env", "proxy_get_log_level", |mut c: Caller<'_, Host>, ret: i32| {
-        let level = c.data().env.log_level().code() as u32;
+        let level = c.data().env.log_level_code() as u32;
         finish(put_u32(&mut c, ret, level))
     })?;
     Ok(())

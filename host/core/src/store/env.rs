@@ -15,14 +15,18 @@ pub trait LogSink: Send + Sync + std::fmt::Debug {
     fn log(&self, record: LogRecord);
 }
 
-/// Sends guest logs to `tracing` with Envoy's prefix (`wasm log <name> <root_id> <vm_id>: msg`).
+/// Sends guest logs to `tracing` with Envoy's prefix: `wasm log <name> <root_id> <vm_id>: msg` from
+/// a stream's context, `wasm log <root_id> <vm_id>: msg` from a root context (Envoy 1.40 leaves the
+/// plugin's name out there). `critical` is an `error` event with a `critical` field, which Envoy's
+/// log format in the binary shows as `critical`: `tracing` has no level above `error`.
 #[derive(Debug, Default)]
 pub struct TracingLogSink;
 
 impl LogSink for TracingLogSink {
     fn log(&self, r: LogRecord) {
+        let name = if r.from_root { "" } else { r.plugin.as_str() };
         let prefix: Vec<&str> =
-            [r.plugin.as_str(), r.root_id.as_str(), r.vm_id.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+            [name, r.root_id.as_str(), r.vm_id.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
         // Envoy leaves empty parts out, and the space with them: `wasm log: msg`.
         let line = if prefix.is_empty() {
             format!("wasm log: {}", r.message)
@@ -34,7 +38,8 @@ impl LogSink for TracingLogSink {
             LogLevel::Debug => tracing::debug!(target: "wasm", "{line}"),
             LogLevel::Info => tracing::info!(target: "wasm", "{line}"),
             LogLevel::Warn => tracing::warn!(target: "wasm", "{line}"),
-            LogLevel::Error | LogLevel::Critical => tracing::error!(target: "wasm", "{line}"),
+            LogLevel::Error => tracing::error!(target: "wasm", "{line}"),
+            LogLevel::Critical => tracing::error!(target: "wasm", critical = true, "{line}"),
         }
     }
 }
@@ -52,6 +57,8 @@ pub struct LogRecord {
     pub root_id: String,
     /// Its vm id.
     pub vm_id: String,
+    /// Whether a root context logged it (not a stream's).
+    pub from_root: bool,
     /// The context id that logged.
     pub context_id: ContextId,
 }
@@ -175,7 +182,47 @@ pub struct ProxyEnv {
     pub node: NodeInfo,
     /// VM lifecycle counts.
     pub vm_stats: VmStats,
-    log_level: AtomicI32,
+    log_level: Arc<LogLevelSetting>,
+}
+
+/// The level of the proxy's `wasm` logger, which `proxy_get_log_level` answers: one setting that
+/// every VM of a process can share, changed while they run (Envoy's `-l`, `--component-log-level`
+/// and admin `/logging` change it there).
+///
+/// ```
+/// use std::sync::Arc;
+/// use sluice_core::vm::{LogLevelSetting, ProxyEnv};
+/// use sluice_core::wire::status::LogLevel;
+///
+/// let level = Arc::new(LogLevelSetting::new(LogLevel::Info));
+/// let mut env = ProxyEnv::new(Default::default(), Arc::new(sluice_core::vm::TracingLogSink), sluice_core::vm::RealClock::shared());
+/// env.share_log_level(level.clone());
+/// level.set(Some(LogLevel::Debug));
+/// assert_eq!(env.log_level_code(), 1);
+/// level.set(None); // off
+/// assert_eq!(env.log_level_code(), 6);
+/// ```
+#[derive(Debug)]
+pub struct LogLevelSetting(AtomicI32);
+
+/// Envoy's number for a logger that is off (spdlog's), one above `critical`.
+const OFF: i32 = 6;
+
+impl LogLevelSetting {
+    /// A setting at `level`.
+    pub fn new(level: LogLevel) -> Self {
+        Self(AtomicI32::new(level.code()))
+    }
+
+    /// Sets the level; `None` is off.
+    pub fn set(&self, level: Option<LogLevel>) {
+        self.0.store(level.map_or(OFF, LogLevel::code), Ordering::Relaxed);
+    }
+
+    /// The level as `proxy_get_log_level` answers it: 0 (trace) to 5 (critical), 6 when off.
+    pub fn code(&self) -> i32 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl ProxyEnv {
@@ -188,18 +235,24 @@ impl ProxyEnv {
             clusters: RwLock::new(BTreeSet::new()),
             node: NodeInfo::default(),
             vm_stats: VmStats::default(),
-            log_level: AtomicI32::new(LogLevel::Info.code()),
+            log_level: Arc::new(LogLevelSetting::new(LogLevel::Info)),
         }
     }
 
-    /// The level `proxy_get_log_level` reports (Envoy: the `wasm` logger's level, default info).
-    pub fn log_level(&self) -> LogLevel {
-        LogLevel::from_code(self.log_level.load(Ordering::Relaxed)).unwrap_or(LogLevel::Info)
+    /// What `proxy_get_log_level` answers (Envoy: the `wasm` logger's level, default info; see
+    /// [`LogLevelSetting::code`]).
+    pub fn log_level_code(&self) -> i32 {
+        self.log_level.code()
     }
 
-    /// Sets the level `proxy_get_log_level` reports.
+    /// Sets the level `proxy_get_log_level` reports (in every environment sharing the setting).
     pub fn set_log_level(&self, level: LogLevel) {
-        self.log_level.store(level.code(), Ordering::Relaxed);
+        self.log_level.set(Some(level));
+    }
+
+    /// Reads the level from `setting`, which the proxy changes as its log levels change.
+    pub fn share_log_level(&mut self, setting: Arc<LogLevelSetting>) {
+        self.log_level = setting;
     }
 
     /// True if `name` is a known cluster.

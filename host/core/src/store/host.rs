@@ -303,11 +303,13 @@ impl Host {
             Some(r) => (r.plugin.name.clone(), r.plugin.root_id.clone()),
             None => (String::new(), String::new()),
         };
+        let from_root = self.effective().is_some_and(|c| matches!(c.kind, ContextKind::Root(_)));
         self.env.log_sink.log(LogRecord {
             level,
             message,
             plugin,
             root_id,
+            from_root,
             vm_id: self.vm_id.clone(),
             context_id: ContextId(self.effective_context),
         });

@@ -13,7 +13,8 @@ mod plugin;
 
 pub use actions::HostAction;
 pub use env::{
-    Clock, LogCollector, LogRecord, LogSink, NodeInfo, ProxyEnv, RealClock, TracingLogSink, VmStats, MONOTONIC_ORIGIN,
+    Clock, LogCollector, LogLevelSetting, LogRecord, LogSink, NodeInfo, ProxyEnv, RealClock, TracingLogSink, VmStats,
+    MONOTONIC_ORIGIN,
 };
 pub use host::{CalloutData, Context, ContextKind, GrpcCallout, GrpcEvent, Host, HttpCallout, Phase, RootState};
 pub use ids::{CalloutToken, ContextId};

@@ -10,8 +10,8 @@ use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 // What the VM's store holds and the host keeps beside it, as the VM's users name it.
 pub use crate::store::{
     CalloutData, CalloutToken, Clock, Context, ContextId, ContextKind, FailurePolicy, GrpcCallout, GrpcEvent, Host,
-    HostAction, HttpCallout, LogCollector, LogRecord, LogSink, NodeInfo, Phase, PluginInfo, ProxyEnv, RealClock,
-    RootState, TracingLogSink, VmOptions, VmStats, MONOTONIC_ORIGIN,
+    HostAction, HttpCallout, LogCollector, LogLevelSetting, LogRecord, LogSink, NodeInfo, Phase, PluginInfo, ProxyEnv,
+    RealClock, RootState, TracingLogSink, VmOptions, VmStats, MONOTONIC_ORIGIN,
 };
 // A reply is stream state; the VM hands it over as a `HostAction`.
 pub use crate::stream::LocalReply;

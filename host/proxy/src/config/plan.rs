@@ -8,8 +8,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use sluice_core::state::SharedState;
-use sluice_core::vm::{PluginInfo, ProxyEnv, RealClock, TracingLogSink, VmOptions};
-use sluice_core::wire::status::LogLevel;
+use sluice_core::vm::{LogLevelSetting, PluginInfo, ProxyEnv, RealClock, TracingLogSink, VmOptions};
 
 /// Everything `sluice serve` needs.
 #[derive(Debug, Clone, Default)]
@@ -137,12 +136,13 @@ impl Plan {
     }
 
     /// What a plugin of this plan sees of the proxy: its node and clusters, the real clock, the
-    /// shared data and queues in `state`, logs through `tracing` (Envoy's `wasm` logger) at Envoy's
-    /// default level.
-    pub fn proxy_env(&self, state: Arc<SharedState>) -> ProxyEnv {
+    /// shared data and queues in `state`, logs through `tracing` (Envoy's `wasm` logger) and the
+    /// `wasm` logger's level as `log_level` says (the process's one setting, which changes with
+    /// admin `/logging`).
+    pub fn proxy_env(&self, state: Arc<SharedState>, log_level: &Arc<LogLevelSetting>) -> ProxyEnv {
         let mut env = ProxyEnv::new(state, Arc::new(TracingLogSink), RealClock::shared());
         env.node = self.node.clone();
-        env.set_log_level(LogLevel::Info);
+        env.share_log_level(log_level.clone());
         for c in self.clusters.keys() {
             env.add_cluster(c.clone());
         }

@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     access_logs: Vec<Vec<access_log::AccessLog>>,
     /// Per listener (in plan order): its stats, and its connection manager's for HTTP listeners.
     listener_stats: Vec<(stats::ListenerStats, Option<Arc<stats::HttpStats>>)>,
+    /// The `wasm` logger's level, for `proxy_get_log_level`.
+    wasm_log_level: Arc<sluice_core::vm::LogLevelSetting>,
 }
 
 impl Shared {
@@ -100,6 +102,9 @@ pub struct ServeOptions {
     /// The process's shared data and queues (shared with the canaries that started the plugins
     /// first, as in Envoy, where a queue a canary registered keeps its id).
     pub state: Arc<SharedState>,
+    /// The level of the `wasm` logger, which plugins read with `proxy_get_log_level` (shared with
+    /// whatever changes the process's log levels).
+    pub wasm_log_level: Arc<sluice_core::vm::LogLevelSetting>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -168,7 +173,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
 /// node and shared state, and logs through `tracing` as Envoy's `wasm` logger.
 fn filter_instance(shared: &Shared, plan: &Plan, spec: &PluginSpec) -> Result<PluginVm> {
     let module = shared.runtime.load(&spec.code)?;
-    let mut env = plan.proxy_env(shared.state.clone());
+    let mut env = plan.proxy_env(shared.state.clone(), &shared.wasm_log_level);
     env.vm_stats = shared.vm_stats.get(&spec.info.name).cloned().unwrap_or_default();
     PluginVm::start(&shared.runtime, module, Arc::new(env), plugin_info(spec), spec.vm.clone())
 }
@@ -407,6 +412,7 @@ pub fn start(plan: Plan, options: ServeOptions) -> Result<Server, ServeError> {
         connections: AtomicU64::new(0),
         seed: u32::from_le_bytes(seed),
         state: options.state.clone(),
+        wasm_log_level: options.wasm_log_level.clone(),
         runtime,
         started: Instant::now(),
         stop: CancellationToken::new(),
