@@ -127,3 +127,55 @@ fn codec_type_decides_which_protocols_a_connection_may_speak() {
         assert_eq!(s, e, "codec_type {codec}: {COUNTED:?} in sluice, in Envoy");
     }
 }
+
+/// The `lifecycle` reference filter's request-body lines (`A: request body size=N eos=B`) in a
+/// proxy's log, once `n` of them are there (or after 10 s, as they are).
+fn body_lines(log: impl Fn() -> String, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines: Vec<String> =
+            log().lines().filter_map(|l| Some(l.split_once("A: request body ")?.1.to_string())).collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An HTTP/2 request body ends with the DATA frame that carries END_STREAM: Envoy hands the filter
+/// that frame with `end_of_stream`, and an empty end only when the client sent an empty last frame
+/// (or ended with trailers). HTTP/1 bodies end in an empty chunk (the codec's message end).
+#[test]
+fn an_http2_body_ends_with_the_frame_that_ends_the_stream() {
+    let mut filter = sluice_integration::compare::reference("lifecycle", "A");
+    filter.name = "lifecycle_A".into();
+    let upstream = sluice_integration::Upstream::start().unwrap();
+    let config = EnvoyConfig::http(filter).cluster("upstream", upstream.port);
+    let envoy = Envoy::start(&config).unwrap();
+    let sluice = SluiceServe::start(&config).unwrap();
+    // POST / on stream 1: `:method POST`, `:scheme http`, `:path /`, `:authority x`; END_HEADERS.
+    let post = frame(0x1, 0x4, 1, &[0x83, 0x86, 0x84, 0x41, 0x01, b'x']);
+    let start = [MAGIC, &frame(0x4, 0, 0, b""), &post].concat();
+    let clients: Vec<(&str, Vec<u8>)> = vec![
+        ("one DATA frame ending the stream", [start.clone(), frame(0x0, 0x1, 1, b"hello")].concat()),
+        (
+            "two DATA frames, the second ending",
+            [start.clone(), frame(0x0, 0, 1, b"hel"), frame(0x0, 0x1, 1, b"lo")].concat(),
+        ),
+        (
+            "DATA, then an empty DATA ending",
+            [start.clone(), frame(0x0, 0, 1, b"hello"), frame(0x0, 0x1, 1, b"")].concat(),
+        ),
+    ];
+    let mut expected = 0;
+    for (what, raw) in &clients {
+        let before = (body_lines(|| envoy.log(), 0).len(), body_lines(|| sluice.log(), 0).len());
+        let answered = (kind(&answer(envoy.port, raw)), kind(&answer(sluice.port, raw)));
+        assert_eq!(answered.1, answered.0, "{what}: the answer, sluice and Envoy");
+        let e = body_lines(|| envoy.log(), before.0 + 1)[before.0..].to_vec();
+        expected = e.len();
+        let s = body_lines(|| sluice.log(), before.1 + expected)[before.1..].to_vec();
+        assert_eq!(s, e, "{what}: the body callbacks, sluice and Envoy");
+    }
+    assert!(expected > 0, "Envoy called the filter's body callback");
+}

@@ -267,7 +267,16 @@ pub(crate) async fn handle(
     });
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_local(
-        Exchange { state, chain, client_done: body.is_end_stream(), reply: Some(tx), seen, wake }.run(headers, body),
+        Exchange {
+            state,
+            chain,
+            client_done: body.is_end_stream(),
+            http2: parts.version == hyper::Version::HTTP_2,
+            reply: Some(tx),
+            seen,
+            wake,
+        }
+        .run(headers, body),
     );
     let mut response = rx.await.map_err(|_| Reset)?;
     if close_10 {
@@ -420,6 +429,8 @@ struct Exchange {
     state: Rc<ListenerState>,
     chain: HttpChain<Rc<Instance>>,
     client_done: bool,
+    /// The client speaks HTTP/2 (a body's last DATA frame carries its end).
+    http2: bool,
     reply: Option<tokio::sync::oneshot::Sender<hyper::Response<PipeBody>>>,
     /// What the access logs will say, kept only when the listener has access logs.
     seen: Option<Box<Seen>>,
@@ -513,7 +524,11 @@ impl Exchange {
             tokio::select! {
                 frame = body.frame(), if !self.client_done && !self.chain.throttled(&Instances, Direction::Request) => match frame {
                     Some(Ok(f)) => {
-                        let f = from_frame(f);
+                        let mut f = from_frame(f);
+                        // HTTP/2: the DATA frame with END_STREAM ends the body, and Envoy hands it
+                        // to the filters with `end_of_stream`; an HTTP/1 body ends in an empty
+                        // chunk at the message's end, as Envoy's HTTP/1 codec has it.
+                        f.end_of_stream |= self.http2 && body.is_end_stream();
                         if let Some(seen) = self.seen.as_mut() {
                             seen.received += f.body.len() as u64;
                         }
