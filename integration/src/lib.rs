@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod fuzz;
 pub mod grpc_client;
 pub mod grpc_upstream;
+pub mod h2_frames;
 pub mod observed;
 pub mod places;
 pub mod ports;

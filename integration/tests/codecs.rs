@@ -7,19 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use sluice_integration::h2_frames::{frame, frames, MAGIC};
 use sluice_integration::sluice::SluiceServe;
 use sluice_integration::{Envoy, EnvoyConfig};
-
-const MAGIC: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// A frame header (RFC 9113 §4.1) and `payload`.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    f.extend_from_slice(&[kind, flags]);
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
 
 /// The clients: an HTTP/1.1 request, an HTTP/1.0 one, and an HTTP/2 one with prior knowledge
 /// (the preface, SETTINGS, and `GET /` on stream 1 in HPACK's static table: `:method GET`,
@@ -65,16 +55,9 @@ fn kind(bytes: &[u8]) -> String {
         let line = String::from_utf8_lossy(bytes).lines().next().unwrap_or_default().to_string();
         return format!("HTTP/1 {}", line.split_whitespace().nth(1).unwrap_or("?"));
     }
-    let mut answered = false;
-    let mut rest = bytes;
-    let mut first = None;
-    while rest.len() >= 9 {
-        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
-        let stream = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
-        first.get_or_insert(rest[3]);
-        answered |= rest[3] == 0x1 && stream == 1;
-        rest = &rest[(9 + len).min(rest.len())..];
-    }
+    let frames = frames(bytes);
+    let first = frames.first().map(|f| f.0);
+    let answered = frames.iter().any(|f| f.0 == 0x1 && f.2 == 1);
     match (first, answered) {
         (Some(0x4), true) => "HTTP/2 SETTINGS, then the response's HEADERS".into(),
         (Some(0x4), false) => "HTTP/2 SETTINGS, no response".into(),

@@ -6,22 +6,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use sluice_integration::h2_frames::{frame, frames, MAGIC};
 use sluice_integration::sluice::SluiceServe;
 use sluice_integration::{Envoy, EnvoyConfig};
 
-const MAGIC: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const PROTOCOL_ERROR: u32 = 1;
 const FRAME_SIZE_ERROR: u32 = 6;
 const PROTOCOL_ERRORS: &str = "http.ingress.downstream_cx_protocol_error";
-
-/// A frame header (RFC 9113 §4.1) and `payload`.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    f.extend_from_slice(&[kind, flags]);
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
 
 fn preface_then(rest: &[u8]) -> Vec<u8> {
     [MAGIC, rest].concat()
@@ -34,19 +25,6 @@ fn answer(port: u16, raw: &[u8]) -> Vec<u8> {
     s.write_all(raw).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    out
-}
-
-/// The frames in `bytes`: (type, flags, stream, payload).
-fn frames(mut bytes: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
-    let mut out = Vec::new();
-    while bytes.len() >= 9 {
-        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
-        let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
-        let payload = bytes[9..].get(..len).unwrap_or(&bytes[9..]).to_vec();
-        out.push((bytes[3], bytes[4], stream, payload));
-        bytes = &bytes[(9 + len).min(bytes.len())..];
-    }
     out
 }
 
