@@ -64,6 +64,7 @@ fn a_chain_of_network_filters_is_served_like_envoy() {
     let config = EnvoyConfig::tcp(reference("tcp", "")).and_filter(guard).cluster("upstream", upstream.port);
     let envoy = Envoy::start(&config).unwrap();
     let sluice = sluice_integration::sluice::SluiceServe::start(&config).unwrap();
+    let mut connections = Vec::new();
     for (name, port, admin) in
         [("envoy", envoy.port, envoy.admin_port), ("sluice serve", sluice.port, sluice.admin_port)]
     {
@@ -78,7 +79,11 @@ fn a_chain_of_network_filters_is_served_like_envoy() {
             "{name}: only the first connection reached the second filter"
         );
         assert_eq!(stat("wasmcustom.tcp_guard.bytes_out").as_deref(), Some("9"), "{name}");
+        // The tcp_proxy's upstream connections count in its cluster's stats.
+        connections.push(stat("cluster.upstream.upstream_cx_total"));
     }
+    assert!(connections[0].as_deref().is_some_and(|n| n != "0"), "Envoy counted: {connections:?}");
+    assert_eq!(connections[1], connections[0], "cluster.upstream.upstream_cx_total: sluice, Envoy");
 }
 
 /// The `tcp-guard` sample with `configuration`.

@@ -302,10 +302,13 @@ impl Cluster {
         }
     }
 
-    /// A new TCP connection to the next endpoint (for TCP proxying); `None` if it cannot be made.
+    /// A new TCP connection to the next endpoint (for TCP proxying), counted in
+    /// `upstream_cx_total`; `None` if it cannot be made.
     pub(crate) async fn connect_tcp(&self) -> Option<TcpStream> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
         let (host, port) = &self.plan.endpoints[i];
+        // Envoy counts each connection it opens, whether or not it connects.
+        self.stats.cx_total.fetch_add(1, Ordering::Relaxed);
         let s = tokio::time::timeout(self.plan.connect_timeout, TcpStream::connect((host.as_str(), *port)))
             .await
             .ok()?
