@@ -13,7 +13,11 @@ use hyper::body::Frame;
 pub struct GrpcUpstream {
     /// Its port.
     pub port: u16,
+    /// Each request's headers as they arrived (pseudo-headers first), in order.
+    received: Received,
 }
+
+type Received = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>;
 
 /// A body of frames sent as they are made.
 struct Body(tokio::sync::mpsc::UnboundedReceiver<Frame<Bytes>>);
@@ -119,19 +123,42 @@ impl GrpcUpstream {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
+        let received = Received::default();
+        let seen = received.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
                 while let Ok((stream, _)) = listener.accept().await {
+                    let seen = seen.clone();
+                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let mut headers = vec![
+                            (":method".to_string(), req.method().to_string()),
+                            (":path".to_string(), req.uri().path().to_string()),
+                            (
+                                ":authority".to_string(),
+                                req.uri().authority().map(|a| a.to_string()).unwrap_or_default(),
+                            ),
+                        ];
+                        for (k, v) in req.headers() {
+                            headers.push((k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
+                        }
+                        seen.lock().unwrap_or_else(|e| e.into_inner()).push(headers);
+                        answer(req)
+                    });
                     tokio::spawn(async move {
                         let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), hyper::service::service_fn(answer))
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                             .await;
                     });
                 }
             });
         });
-        Ok(Self { port })
+        Ok(Self { port, received })
+    }
+
+    /// The headers of every request so far, in order.
+    pub fn received(&self) -> Vec<Vec<(String, String)>> {
+        self.received.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

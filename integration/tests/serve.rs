@@ -235,6 +235,14 @@ fn grpc_callouts_to_an_http2_cluster_are_served_alike() {
     let o = p.check(&Case::get("/deny"));
     // Envoy appends the response-code details to a status the upstream sent.
     assert_eq!((o.status, o.body.as_str()), (403, "grpc status 7: denied{via_upstream}"));
+    // What the gRPC service received for each request (Envoy's call, then sluice's): the same
+    // headers, the deadline and Envoy's internal-request marks among them, no content-length.
+    let received = grpc.received();
+    assert_eq!(received.len(), 4, "{received:#?}");
+    for pair in received.chunks(2) {
+        assert!(pair[0].contains(&("grpc-timeout".into(), "1000m".into())), "Envoy's: {:#?}", pair[0]);
+        assert_eq!(pair[1], pair[0], "the gRPC service's request: sluice's, Envoy's");
+    }
 }
 
 #[test]
@@ -293,6 +301,12 @@ fn grpc_stream_answers_alike(filter: sluice_integration::envoy::WasmFilter) {
     );
     let o = p.check(&Case::get("/unknown/x"));
     assert_eq!(o.body, "initial x-echo-md=\ntrailing x-echo-count=\nclose 12 unknown method{via_upstream}\n");
+    // What the gRPC service received for each stream (Envoy's, then sluice's): the same headers.
+    let received = grpc.received();
+    assert_eq!(received.len(), 4, "{received:#?}");
+    for pair in received.chunks(2) {
+        assert_eq!(pair[1], pair[0], "the gRPC service's request: sluice's, Envoy's");
+    }
 }
 
 #[test]

@@ -326,7 +326,7 @@ impl Cluster {
         message: &[u8],
         timeout: Option<Duration>,
     ) -> Result<Vec<u8>, tonic::Status> {
-        let work = self.grpc_exchange(service, method, metadata, message);
+        let work = self.grpc_exchange(service, method, metadata, message, timeout);
         match timeout {
             Some(t) => tokio::time::timeout(t, work)
                 .await
@@ -341,20 +341,18 @@ impl Cluster {
         method: &str,
         metadata: &[(Vec<u8>, Vec<u8>)],
         message: &[u8],
+        timeout: Option<Duration>,
     ) -> Result<Vec<u8>, tonic::Status> {
         let unavailable = || tonic::Status::unavailable(CONNECT_FAILURE);
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.plan.endpoints.len();
         let (mut sender, _) = self.h2_connection(&self.plan.endpoints[i]).await.ok_or_else(unavailable)?;
         let framed = super::grpc_wire::framed(message);
-        let mut req = hyper::Request::builder()
-            .method("POST")
-            .uri(format!("http://{}/{service}/{method}", self.plan.name))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers");
-        for (k, v) in metadata {
-            req = req.header(k.as_slice(), v.as_slice());
+        let mut req =
+            hyper::Request::builder().method("POST").uri(format!("http://{}/{service}/{method}", self.plan.name));
+        for (k, v) in super::grpc_wire::request_headers(metadata, timeout) {
+            req = req.header(k, v);
         }
-        let req = req.body(PipeBody::full(framed, true)).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        let req = req.body(PipeBody::full(framed, false)).map_err(|e| tonic::Status::internal(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(|_| unavailable())?;
         let headers = resp.headers().clone();
         let collected = resp.into_body().collect().await.map_err(|_| unavailable())?;

@@ -107,11 +107,9 @@ async fn run<O: StreamOwner>(owner: Rc<O>, call: GrpcCallout, body: PipeBody) {
         (":method", "POST".to_string()),
         (":path", format!("/{}/{}", call.service, call.method)),
         (":authority", cluster.clone()),
-        ("content-type", "application/grpc".to_string()),
-        ("te", "trailers".to_string()),
     ]);
-    for (k, v) in &call.metadata {
-        headers.add(k.as_slice(), v.as_slice());
+    for (k, v) in super::grpc_wire::request_headers(&call.metadata, None) {
+        headers.add(k, v);
     }
     let head = c.start(&headers, body, None).await;
     let UpstreamBody::Stream(mut stream) = head.body else {
