@@ -102,3 +102,20 @@ fn the_admin_address_is_written_where_the_command_line_says() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `--hot-restart-version`: Envoy prints the hot-restart protocol's version and exits, or
+/// `disabled` when hot restart is off, as it always is in sluice; tools that compare the versions
+/// of two binaries before a hot restart get an answer instead of a proxy that starts serving.
+#[test]
+fn the_hot_restart_version_is_answered_and_the_process_exits() {
+    use std::process::Command;
+    let envoy = Command::new(sluice_integration::envoy::envoy_binary())
+        .args(["--hot-restart-version", "--disable-hot-restart"])
+        .output()
+        .unwrap();
+    let sluice = Command::new(proxy::sluice_as_envoy()).args(["--hot-restart-version"]).output().unwrap();
+    let said =
+        |o: &std::process::Output| (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned(), o.stdout.len());
+    assert_eq!(said(&envoy), (Some(0), "disabled".to_string(), 0), "Envoy");
+    assert_eq!(said(&sluice), said(&envoy), "sluice, Envoy");
+}

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// listens: how tools find an admin bound to port 0.
     #[arg(long = "admin-address-path", value_name = "FILE")]
     admin_address_path: Option<PathBuf>,
+    /// Print the hot-restart protocol version and exit, as Envoy does: `disabled`, as Envoy says
+    /// when hot restart is off (sluice has none).
+    #[arg(long = "hot-restart-version")]
+    hot_restart_version: bool,
     /// Envoy's hot-restart, core-dump and stats flags: accepted, no effect here.
     #[command(flatten)]
     envoy_only: EnvoyOnlyFlags,
@@ -82,8 +86,6 @@ struct EnvoyOnlyFlags {
     base_id_path: Option<PathBuf>,
     #[arg(long = "restart-epoch", hide = true)]
     restart_epoch: Option<u32>,
-    #[arg(long = "hot-restart-version", hide = true)]
-    hot_restart_version: bool,
     #[arg(long = "disable-hot-restart", hide = true)]
     disable_hot_restart: bool,
     #[arg(long = "skip-hot-restart-on-no-parent", hide = true)]
@@ -176,6 +178,11 @@ fn load_plan(args: &ServeArgs) -> Result<Plan> {
 
 /// Checks the configuration, then serves it until SIGTERM, Ctrl-C or `/quitquitquit`.
 pub fn run(args: ServeArgs) -> Result<()> {
+    if args.hot_restart_version {
+        // Envoy's answer, on stderr without a newline, when hot restart is disabled.
+        eprint!("disabled");
+        return Ok(());
+    }
     let log_control = logging::init(&logging::LogOptions {
         level: args.log_level.clone(),
         component_levels: args.component_log_level.clone(),
