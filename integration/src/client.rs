@@ -16,6 +16,8 @@ pub struct Raw {
     pub headers: Vec<(String, String)>,
     /// The decoded body.
     pub body: Vec<u8>,
+    /// Trailers of a chunked body, in order, names lower-cased.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Raw {
@@ -71,6 +73,9 @@ pub fn read_message_with(r: &mut impl BufRead, until_eof: bool, head_only: bool)
                     let mut line = String::new();
                     if r.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
                         break;
+                    }
+                    if let Some((k, v)) = line.trim_end().split_once(':') {
+                        msg.trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
                     }
                 }
                 break;

@@ -391,7 +391,8 @@ impl Envoy {
         Self::start_with(config, &["-l", "info"], workers)
     }
 
-    fn start_logging(config: &EnvoyConfig, log_args: &[&str]) -> Result<Self> {
+    /// Starts Envoy with one worker and these logging arguments (`-l info`, …).
+    pub fn start_logging(config: &EnvoyConfig, log_args: &[&str]) -> Result<Self> {
         Self::start_with(config, log_args, 1)
     }
 
@@ -468,6 +469,11 @@ impl Envoy {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// The file Envoy logs to.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("envoy.log")
     }
 
     /// Envoy's whole log.

@@ -6,6 +6,7 @@ pub mod client;
 pub mod compare;
 pub mod cpp_toolchain;
 pub mod debian;
+pub mod differential;
 pub mod envoy;
 pub mod fuzz;
 pub mod grpc_client;

@@ -85,7 +85,8 @@ impl SluiceServe {
         Self::spawn_with(&sluice_binary(), &dir.join("envoy.yaml"), "info", &["--concurrency", &workers], Some(dir))
     }
 
-    fn start_logging(config: &EnvoyConfig, binary: &std::path::Path, level: &str) -> Result<Self> {
+    /// Starts the given binary with `serve --concurrency 1 -l level` on `config`.
+    pub fn start_logging(config: &EnvoyConfig, binary: &std::path::Path, level: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("sluice-serve-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
         let mut yaml = config.render();
@@ -173,6 +174,11 @@ impl SluiceServe {
     /// The process id (for reading its CPU time).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The file it logs to.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("sluice.log")
     }
 
     /// What it logged.

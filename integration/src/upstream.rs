@@ -116,7 +116,10 @@ impl Upstream {
     }
 
     /// Accepts connections on `addr` and hands each to `handle` on its own thread.
-    fn listen(addr: &str, handle: impl Fn(TcpStream) + Clone + Send + 'static) -> std::io::Result<Self> {
+    ///
+    /// # Errors
+    /// When `addr` cannot be bound.
+    pub fn listen(addr: &str, handle: impl Fn(TcpStream) + Clone + Send + 'static) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;

@@ -18,8 +18,18 @@ pub(crate) enum PipeBody {
     /// All of it, now; `exact`: its length goes in `content-length` (else HTTP/1.1 frames it
     /// chunked, as Envoy does when a filter removed `content-length`).
     Full { data: Option<Bytes>, exact: bool },
+    /// No body, with a `content-length: 0` among the headers, on HTTP/1: hyper writes an ended
+    /// body's length itself, after every other header, where Envoy keeps the header where it
+    /// stands; a body that only says it is empty once polled keeps hyper to the header.
+    EmptyWithLength,
     /// Frames as they come; an `Err` aborts the message (the peer sees a reset).
-    Stream { rx: mpsc::Receiver<Result<Frame<Bytes>, Reset>>, length: Option<u64> },
+    Stream {
+        rx: mpsc::Receiver<Result<Frame<Bytes>, Reset>>,
+        length: Option<u64>,
+        /// Whether trailers go out (an HTTP/1 peer gets none: Envoy's HTTP/1 codec drops
+        /// proxied trailers unless `enable_trailers` is set).
+        trailers: bool,
+    },
 }
 
 /// The sending end of a [`PipeBody::Stream`].
@@ -35,7 +45,17 @@ impl PipeBody {
     /// A body fed through the returned sender; `length` when the headers promise one.
     pub(crate) fn channel(length: Option<u64>) -> (BodySender, Self) {
         let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
-        (tx, PipeBody::Stream { rx, length })
+        (tx, PipeBody::Stream { rx, length, trailers: true })
+    }
+}
+
+impl PipeBody {
+    /// This body with its trailers left out (for an HTTP/1 peer).
+    pub(crate) fn without_trailers(mut self) -> Self {
+        if let PipeBody::Stream { trailers, .. } = &mut self {
+            *trailers = false;
+        }
+        self
     }
 }
 
@@ -46,7 +66,13 @@ impl hyper::body::Body for PipeBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Reset>>> {
         match self.get_mut() {
             PipeBody::Full { data, .. } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            PipeBody::Stream { rx, .. } => rx.poll_recv(cx),
+            PipeBody::EmptyWithLength => Poll::Ready(None),
+            PipeBody::Stream { rx, trailers, .. } => loop {
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(Ok(f))) if !*trailers && f.is_trailers() => continue,
+                    other => return other,
+                }
+            },
         }
     }
 
@@ -56,7 +82,7 @@ impl hyper::body::Body for PipeBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            PipeBody::Full { data: None, .. } => SizeHint::with_exact(0),
+            PipeBody::Full { data: None, .. } | PipeBody::EmptyWithLength => SizeHint::with_exact(0),
             PipeBody::Full { data: Some(d), exact: true } => SizeHint::with_exact(d.len() as u64),
             PipeBody::Full { exact: false, .. } => SizeHint::default(),
             PipeBody::Stream { length: Some(n), .. } => SizeHint::with_exact(*n),

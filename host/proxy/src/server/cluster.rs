@@ -106,13 +106,19 @@ impl From<UpstreamResponse> for UpstreamHead {
 /// A response body read from an upstream frame by frame (an HTTP/1.1 connection goes back to the
 /// worker's pool when the body is complete).
 pub(crate) struct StreamingBody {
-    body: Incoming,
+    body: super::read_joined::ReadJoined<Incoming>,
 }
 
 impl StreamingBody {
     /// The next frame (data or trailers); `None` at the end; an error if the upstream broke off.
     pub(crate) async fn next(&mut self) -> Option<Result<Frame<Bytes>, hyper::Error>> {
-        self.body.frame().await
+        self.body.next().await
+    }
+
+    /// Whether the response has no body at all (HEAD, 204, 304, `content-length: 0`): Envoy's
+    /// codec then ends the stream with the headers.
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
     }
 }
 
@@ -420,15 +426,21 @@ impl Cluster {
         if let Some(refused) = unsendable(headers) {
             return refused.into();
         }
+        // Envoy's HTTP/1 codec writes `:authority` as `host` where it stands in the map: first,
+        // unless a filter moved it.
+        let mut host_sent = self.plan.http2;
         for (k, v) in headers.iter() {
-            if k.starts_with(b":") {
-                continue;
+            if k == b":authority" && !host_sent {
+                req = req.header("host", v);
+                host_sent = true;
+            } else if !k.starts_with(b":") {
+                req = req.header(k, v);
             }
-            req = req.header(k, v);
         }
-        if !self.plan.http2 {
+        if !host_sent {
             req = req.header("host", authority);
         }
+        let body = if self.plan.http2 { body } else { body.without_trailers() };
         let Ok(req) = req.body(body) else {
             return UpstreamResponse::local(503, CONNECT_FAILURE).into();
         };
@@ -466,7 +478,9 @@ impl Cluster {
         out.replace("x-envoy-upstream-service-time", sent.elapsed().as_millis().to_string());
         UpstreamHead {
             headers: out,
-            body: UpstreamBody::Stream(StreamingBody { body: resp.into_body() }),
+            body: UpstreamBody::Stream(StreamingBody {
+                body: super::read_joined::ReadJoined::new(resp.into_body(), !self.plan.http2),
+            }),
             address: Some(address),
             cluster: None,
         }

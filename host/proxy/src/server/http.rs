@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use hyper::body::{Body as _, Frame};
@@ -131,6 +130,10 @@ async fn run_route(state: &ListenerState, route: Option<&RoutePlan>, req: &Heade
             if let (Some(new), crate::config::PathMatch::Prefix(old)) = (prefix_rewrite, &route.path) {
                 let path = headers.get_str(":path").unwrap_or("/").to_string();
                 headers.replace(":path", format!("{new}{}", path.strip_prefix(old.as_str()).unwrap_or(&path)));
+            }
+            // The router tells the upstream how long it will wait (router.cc, `finalTimeout`).
+            if let Some(ms) = timeout.map(|t| t.as_millis()).filter(|ms| *ms > 0) {
+                headers.replace("x-envoy-expected-rq-timeout-ms", ms.to_string());
             }
             let head = match state.shared.clusters.get(cluster) {
                 Some(c) => c.start(&headers, body, *timeout).await,
@@ -457,8 +460,9 @@ struct Seen {
 }
 
 impl Exchange {
-    async fn run(mut self, headers: HeaderMap, mut body: Incoming) {
+    async fn run(mut self, headers: HeaderMap, body: Incoming) {
         let wake = self.wake.clone();
+        let mut body = super::read_joined::ReadJoined::new(body, !self.http2);
         // Request side.
         let mut input =
             Some(Forwarded { headers: Some(headers), end_of_stream: self.client_done, ..Default::default() });
@@ -522,7 +526,7 @@ impl Exchange {
             }
             let notified = wake.notified();
             tokio::select! {
-                frame = body.frame(), if !self.client_done && !self.chain.throttled(&Instances, Direction::Request) => match frame {
+                frame = body.next(), if !self.client_done && !self.chain.throttled(&Instances, Direction::Request) => match frame {
                     Some(Ok(f)) => {
                         let mut f = from_frame(f);
                         // HTTP/2: the DATA frame with END_STREAM ends the body, and Envoy hands it
@@ -607,6 +611,9 @@ impl Exchange {
                     trailers: (!trailers.is_empty()).then_some(trailers),
                     end_of_stream: true,
                 },
+                UpstreamBody::Stream(s) if s.is_end_stream() => {
+                    Forwarded { headers: Some(head.headers), end_of_stream: true, ..Default::default() }
+                }
                 UpstreamBody::Stream(s) => {
                     upstream_body = Some(s);
                     Forwarded { headers: Some(head.headers), ..Default::default() }
@@ -631,10 +638,15 @@ impl Exchange {
             if let Some(h) = &out.headers {
                 let exact = h.get("content-length").is_some();
                 let body = if end && out.trailers.is_none() {
-                    PipeBody::full(Bytes::from(out.body), exact)
+                    if exact && out.body.is_empty() && !self.http2 {
+                        PipeBody::EmptyWithLength
+                    } else {
+                        PipeBody::full(Bytes::from(out.body), exact)
+                    }
                 } else {
                     let length = if exact { h.get_str("content-length").and_then(|v| v.parse().ok()) } else { None };
                     let (tx, b) = PipeBody::channel(length);
+                    let b = if self.http2 { b } else { b.without_trailers() };
                     let _ = tx.send(Ok(Frame::data(Bytes::from(out.body)))).await;
                     if let Some(t) = &out.trailers {
                         let _ = tx.send(Ok(Frame::trailers(http_trailers(t)))).await;

@@ -19,6 +19,7 @@ mod http;
 mod instance;
 mod preface;
 mod readiness;
+mod read_joined;
 mod reason;
 mod reset;
 mod route;

@@ -1,0 +1,39 @@
+//! The differential engine's long run: scenarios from a range of seeds, played in Envoy 1.40 and
+//! `sluice serve`; prints the figures and every difference, shrunk, and writes each as a case file.
+//!
+//! ```text
+//! cargo run -p sluice-integration --release --bin differential -- [--seed S] [--scenarios N] [--workers W] [--cases DIR]
+//! ```
+//! Defaults: seed 1, 1000 scenarios, 6 workers, case files into `target/differential-cases/`.
+
+use anyhow::{bail, Context, Result};
+use sluice_integration::differential::{case_file, Engine};
+
+fn main() -> Result<()> {
+    let mut seed = 1u64;
+    let mut scenarios = 1000u64;
+    let mut workers = 6usize;
+    let mut cases = sluice_integration::wasm::workspace_root().join("target/differential-cases");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--seed" => seed = value()?.parse().context("--seed")?,
+            "--scenarios" => scenarios = value()?.parse().context("--scenarios")?,
+            "--workers" => workers = value()?.parse().context("--workers")?,
+            "--cases" => cases = value()?.into(),
+            other => bail!("unknown argument {other}; see the file's docs for usage"),
+        }
+    }
+    let engine = Engine::start()?;
+    let run = engine.run(seed..seed + scenarios, workers);
+    for d in &run.differences {
+        let path = case_file::write(d, &cases)?;
+        println!("=== {}\n{}", path.display(), d.report());
+    }
+    for s in &run.unsteady {
+        println!("=== unsteady (differed once, agreed when played again): {s}");
+    }
+    println!("{}", run.summary());
+    Ok(())
+}

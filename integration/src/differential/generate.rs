@@ -1,0 +1,194 @@
+//! Seeded random scenarios over the scripted filters' state space.
+//!
+//! The generator is its own small PRNG (SplitMix64) so that a seed names the same scenarios on
+//! every machine and in every version of the dependencies: a seed in a failure message or a
+//! figure in BENCHMARKS.md can be replayed.
+
+use super::scenario::{Client, Framing, Scenario};
+
+/// SplitMix64: tiny, fast, and stable across platforms.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One of `items`, each weighted.
+    pub fn pick<'a, T>(&mut self, items: &'a [(usize, T)]) -> &'a T {
+        let total: usize = items.iter().map(|(w, _)| w).sum();
+        let mut at = self.below(total);
+        for (w, item) in items {
+            if at < *w {
+                return item;
+            }
+            at -= w;
+        }
+        &items[items.len() - 1].1
+    }
+}
+
+/// Header names a script edits: plain ones, framing ones and pseudo-headers.
+const HEADER_NAMES: &[(usize, &str)] = &[
+    (6, "x-a"),
+    (3, "x-b"),
+    (2, "content-length"),
+    (2, "content-type"),
+    (1, "transfer-encoding"),
+    (1, "host"),
+    (1, ":path"),
+    (1, ":status"),
+];
+
+const TEXTS: &[(usize, &str)] = &[(3, "more"), (1, ""), (1, "a-longer-piece-of-text-0123456789"), (1, "x")];
+
+/// Callout targets: the upstream (answering as asked), a cluster nobody listens on, one the
+/// bootstrap does not have, and an upstream slower than the callout's timeout.
+const CALLOUTS: &[(usize, &str)] =
+    &[(4, "upstream/up/200/length"), (1, "upstream/up/403/chunked"), (1, "dead/x"), (1, "nosuch/x"), (1, "upstream/up/200/slow")];
+
+/// Upstream answers (see `super::upstream`).
+const PATHS: &[(usize, &str)] = &[
+    (6, "/up/200/length"),
+    (3, "/up/200/chunked"),
+    (2, "/up/200/trailers"),
+    (1, "/up/200/close"),
+    (1, "/up/204/none"),
+    (1, "/up/404/length"),
+    (1, "/up/500/chunked"),
+    (1, "/up/200/empty"),
+];
+
+fn header_step(rng: &mut Rng) -> String {
+    let name = *rng.pick(HEADER_NAMES);
+    let value = *rng.pick(&[(3, "1"), (1, "v2"), (1, "0"), (1, "")]);
+    match rng.below(4) {
+        0 => format!("add={name}:{value}"),
+        1 => format!("set={name}:{value}"),
+        2 => format!("del={name}"),
+        _ => format!("get={name}"),
+    }
+}
+
+fn body_step(rng: &mut Rng) -> String {
+    let text = *rng.pick(TEXTS);
+    match rng.below(6) {
+        0 => format!("append={text}"),
+        1 => format!("prepend={text}"),
+        2 => format!("replace={text}"),
+        3 => "clear".into(),
+        4 => format!("cut={}", rng.below(4)),
+        _ => "buffer".into(),
+    }
+}
+
+fn flow_step(rng: &mut Rng) -> String {
+    let status = *rng.pick(&[(3, "403"), (1, "200"), (1, "503"), (1, "204")]);
+    match rng.pick(&[(4, 0), (2, 1), (3, 2), (2, 3), (1, 4), (1, 5)]) {
+        0 => format!("reply={status}"),
+        1 => "reset".into(),
+        2 => "timer".into(),
+        3 => format!("call={}", rng.pick(CALLOUTS)),
+        4 => format!("callreply={}", rng.pick(CALLOUTS)),
+        _ => "stop".into(),
+    }
+}
+
+fn other_step(rng: &mut Rng) -> String {
+    match rng.below(2) {
+        0 => format!("log={}", rng.pick(&[(1, "debug"), (1, "info"), (1, "warn"), (1, "error"), (1, "critical")])),
+        _ => format!(
+            "prop={}",
+            rng.pick(&[
+                (1, "request.path"),
+                (1, "request.method"),
+                (1, "response.code"),
+                (1, "request.headers.x-sid"),
+                (1, "response.code_details"),
+                (1, "plugin_name"),
+            ])
+        ),
+    }
+}
+
+/// One script step for a random filter and callback.
+fn step(rng: &mut Rng) -> String {
+    let tag = if rng.chance(65) { "A" } else { "B" };
+    let point = *rng.pick(&[(4, "rqh"), (3, "rqb"), (1, "rqt"), (4, "rsh"), (3, "rsb"), (1, "rst")]);
+    let body = point.ends_with('b');
+    let action = match rng.below(10) {
+        0..=3 if body => body_step(rng),
+        0..=3 => header_step(rng),
+        4..=6 => flow_step(rng),
+        7 if body => header_step(rng),
+        _ => other_step(rng),
+    };
+    format!("{tag}.{point}:{action}")
+}
+
+/// The scenario a seed names.
+pub fn scenario(seed: u64) -> Scenario {
+    let mut rng = Rng::new(seed);
+    let steps = *rng.pick(&[(1, 0), (4, 1), (4, 2), (2, 3), (1, 4)]);
+    let script = (0..steps).map(|_| step(&mut rng)).collect();
+    let framing = *rng.pick(&[(3, Framing::None), (4, Framing::Length), (3, Framing::Chunked)]);
+    let method = match framing {
+        Framing::None => *rng.pick(&[(6, "GET"), (1, "HEAD"), (1, "DELETE")]),
+        _ => *rng.pick(&[(4, "POST"), (1, "PUT")]),
+    };
+    let chunks: Vec<String> = match framing {
+        Framing::None => Vec::new(),
+        _ => (0..1 + rng.below(2))
+            .map(|i| *rng.pick(&[(3, "hello"), (1, "a bigger body of forty bytes, give or take"), (1, if i == 0 { "" } else { "x" })]))
+            .map(str::to_string)
+            .collect(),
+    };
+    let trailers = if framing == Framing::Chunked && rng.chance(30) {
+        vec![("x-trailer".to_string(), "t1".to_string())]
+    } else {
+        Vec::new()
+    };
+    let client = if framing != Framing::None && rng.chance(8) { Client::Abandons } else { Client::Waits };
+    Scenario { script, method: method.into(), path: rng.pick(PATHS).to_string(), framing, chunks, trailers, client }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_names_one_scenario() {
+        assert_eq!(scenario(7), scenario(7));
+        let distinct: std::collections::BTreeSet<String> = (0..200).map(|s| scenario(s).to_string()).collect();
+        assert!(distinct.len() > 190, "{} distinct of 200", distinct.len());
+    }
+
+    #[test]
+    fn the_first_numbers_are_splitmix64s() {
+        // The reference sequence of SplitMix64 from seed 0.
+        let mut rng = Rng::new(0);
+        assert_eq!(rng.next_u64(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(rng.next_u64(), 0x6e78_9e6a_a1b9_65f4);
+    }
+}
