@@ -172,11 +172,15 @@ impl<K> HttpChain<K> {
     /// the chain: towards the upstream for `Request`, towards the client for `Response`.
     pub fn pull<V: Vms<Key = K>>(&mut self, vms: &mut V, d: Direction) -> Forwarded {
         let mut out = self.pass(vms, d);
-        // A local reply's body follows its headers through the chain, in passes of its own.
-        while d == Direction::Response
-            && self.answer.is_some_and(|a| !a.reset)
-            && self.links[..self.path(d)].iter().any(|l| vms.peek(&l.vm, |p| p.has_reply_body(l.stream)))
+        // A local reply's body, and data a filter's stopped headers held, follow the headers
+        // through the chain in passes of their own (each filter has at most one of each to
+        // deliver, so the passes are bounded even if a pass stops short of a filter).
+        let mut passes = 2 * self.links.len();
+        while passes > 0
+            && !self.answer.is_some_and(|a| a.reset)
+            && self.links[..self.path(d)].iter().any(|l| vms.peek(&l.vm, |p| p.has_deferred(l.stream, d)))
         {
+            passes -= 1;
             let more = self.pass(vms, d);
             merge(&mut out, more);
         }

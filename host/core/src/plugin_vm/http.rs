@@ -108,6 +108,10 @@ enum Stage {
     },
     /// Headers went through; body chunks stream.
     Open,
+    /// Headers went on after a stop; what the filter manager held meanwhile reaches the filter
+    /// once they have passed the filters after it (Envoy continues the headers down the chain
+    /// first, then the held data from the filter that stopped).
+    Continuing,
     /// The filter is accumulating the body: StopIterationAndBuffer (`limited`: more than the buffer
     /// limit is answered with 413) or StopIterationAndWatermark (the connection is throttled instead).
     Buffering {
@@ -318,6 +322,9 @@ impl PluginVm {
         let Some(drv) = self.streams.get_mut(&id) else { return Ok(None) };
         if d == Direction::Response && drv.reply_body.is_some() {
             self.deliver_reply_body(id)?;
+        }
+        if self.has_held_data(id, d) {
+            self.step(id, |p| deliver_held(p, id, d))?;
         }
         let Some(drv) = self.streams.get_mut(&id) else { return Ok(None) };
         drv.take_into(d, out);
@@ -591,7 +598,7 @@ fn body_step(p: &mut PluginVm, id: StreamId, d: Direction, chunk: &[u8], eos: bo
         finish_if_done(p, id)?;
         return Ok(FilterStatus::Skipped);
     }
-    if matches!(drv.side(d).stage, Stage::HeadersStopped { all: true } | Stage::TrailersStopped) {
+    if matches!(drv.side(d).stage, Stage::HeadersStopped { all: true } | Stage::TrailersStopped | Stage::Continuing) {
         let limit = drv.limit;
         let side = drv.side(d);
         side.pending.extend_from_slice(chunk);
@@ -688,7 +695,7 @@ fn trailers_step(p: &mut PluginVm, id: StreamId, d: Direction, trailers: HeaderM
         finish_if_done(p, id)?;
         return Ok(FilterStatus::Skipped);
     }
-    if matches!(drv.side(d).stage, Stage::HeadersStopped { all: true }) {
+    if matches!(drv.side(d).stage, Stage::HeadersStopped { all: true } | Stage::Continuing) {
         drv.side(d).pending_trailers = Some(trailers);
         return Ok(FilterStatus::Buffered);
     }
@@ -766,20 +773,12 @@ pub(crate) fn resume(p: &mut PluginVm, ctx: u32, stream: StreamType) -> Result<(
     match driver(p, id).side(d).stage {
         Stage::HeadersStopped { .. } => {
             let side = driver(p, id).side(d);
-            let header_eos =
-                side.eos_seen && side.pending.is_empty() && !side.pending_eos && side.pending_trailers.is_none();
-            let pending = std::mem::take(&mut side.pending);
-            let pending_eos = side.pending_eos;
-            let trailers = side.pending_trailers.take();
+            let held = !side.pending.is_empty() || side.pending_eos || side.pending_trailers.is_some();
+            let header_eos = side.eos_seen && !held;
             forward_headers(p, id, d, header_eos);
-            if !pending.is_empty() || pending_eos {
-                // Envoy hands everything buffered meanwhile to the filter in one body callback.
-                deliver_body(p, id, d, &pending, pending_eos)?;
-            }
-            if let Some(t) = trailers {
-                if !driver(p, id).finished() {
-                    deliver_trailers(p, id, d, t)?;
-                }
+            if held {
+                // Delivered by `pass_on` once the headers have gone on (see `Stage::Continuing`).
+                driver(p, id).side(d).stage = Stage::Continuing;
             }
         }
         Stage::Buffering { .. } => {
@@ -791,6 +790,25 @@ pub(crate) fn resume(p: &mut PluginVm, ctx: u32, stream: StreamType) -> Result<(
         }
         Stage::TrailersStopped => release_after_trailers(p, id, d),
         _ => {}
+    }
+    finish_if_done(p, id)
+}
+
+/// Gives the filter what the filter manager held while its headers were stopped: everything in
+/// one body callback, as Envoy does, then the trailers.
+fn deliver_held(p: &mut PluginVm, id: StreamId, d: Direction) -> Result<()> {
+    let side = driver(p, id).side(d);
+    side.stage = Stage::Open;
+    let pending = std::mem::take(&mut side.pending);
+    let pending_eos = std::mem::take(&mut side.pending_eos);
+    let trailers = side.pending_trailers.take();
+    if !pending.is_empty() || pending_eos {
+        deliver_body(p, id, d, &pending, pending_eos)?;
+    }
+    if let Some(t) = trailers {
+        if !driver(p, id).finished() {
+            deliver_trailers(p, id, d, t)?;
+        }
     }
     finish_if_done(p, id)
 }
@@ -885,6 +903,23 @@ impl PluginVm {
             finish_if_done(p, id)
         })?;
         Ok(true)
+    }
+
+    /// Whether stream `id` holds data of side `d` for the filter that the next pass delivers: the
+    /// body of its local reply (see [`PluginVm::deliver_reply_body`]), or what arrived while it
+    /// stopped the headers, once they have gone on.
+    pub fn has_deferred(&self, id: StreamId, d: Direction) -> bool {
+        (d == Direction::Response && self.has_reply_body(id)) || self.has_held_data(id, d)
+    }
+
+    fn has_held_data(&self, id: StreamId, d: Direction) -> bool {
+        self.streams.get(&id).is_some_and(|s| {
+            let side = match d {
+                Direction::Request => &s.req,
+                Direction::Response => &s.resp,
+            };
+            side.stage == Stage::Continuing && s.taken[d.index()].headers
+        })
     }
 
     /// Whether stream `id` holds the body of a local reply for [`PluginVm::deliver_reply_body`].

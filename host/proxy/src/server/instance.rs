@@ -232,7 +232,14 @@ impl Instance {
         tokio::task::spawn_local(async move {
             let reply = match this.shared.clusters.get(&call.cluster) {
                 Some(c) => {
-                    let headers = HeaderMap::from_pairs(call.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+                    let mut headers =
+                        HeaderMap::from_pairs(call.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+                    // Envoy's async client marks the request internal and, as its router does,
+                    // tells the upstream how long it will wait.
+                    headers.replace("x-envoy-internal", "true");
+                    if let Some(ms) = call.timeout.map(|t| t.as_millis()).filter(|ms| *ms > 0) {
+                        headers.replace("x-envoy-expected-rq-timeout-ms", ms.to_string());
+                    }
                     c.send(&headers, Bytes::from(call.body), call.timeout).await
                 }
                 None => Ok(UpstreamResponse::local(503, CONNECT_FAILURE)),
