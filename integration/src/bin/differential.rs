@@ -2,17 +2,20 @@
 //! `sluice serve`; prints the figures and every difference, shrunk, and writes each as a case file.
 //!
 //! ```text
-//! cargo run -p sluice-integration --release --bin differential -- [--seed S] [--scenarios N] [--workers W] [--cases DIR]
+//! cargo run -p sluice-integration --release --bin differential -- [--seed S] [--scenarios N] [--workers W] [--cases DIR] [--agreed]
 //! ```
-//! Defaults: seed 1, 1000 scenarios, 6 workers, case files into `target/differential-cases/`.
+//! Defaults: seed 1, 1000 scenarios, 6 workers, case files into `target/differential-cases/`, the
+//! whole space (`--agreed`: without the classes known to differ still, as the test suite's run).
 
 use anyhow::{bail, Context, Result};
+use sluice_integration::differential::generate::Space;
 use sluice_integration::differential::{case_file, Engine};
 
 fn main() -> Result<()> {
     let mut seed = 1u64;
     let mut scenarios = 1000u64;
     let mut workers = 6usize;
+    let mut space = Space::All;
     let mut cases = sluice_integration::wasm::workspace_root().join("target/differential-cases");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -22,11 +25,12 @@ fn main() -> Result<()> {
             "--scenarios" => scenarios = value()?.parse().context("--scenarios")?,
             "--workers" => workers = value()?.parse().context("--workers")?,
             "--cases" => cases = value()?.into(),
+            "--agreed" => space = Space::Agreed,
             other => bail!("unknown argument {other}; see the file's docs for usage"),
         }
     }
     let engine = Engine::start()?;
-    let run = engine.run(seed..seed + scenarios, workers);
+    let run = engine.run(seed..seed + scenarios, space, workers);
     for d in &run.differences {
         let path = case_file::write(d, &cases)?;
         println!("=== {}\n{}", path.display(), d.report());

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::generate;
+use super::generate::{self, Space};
 use super::outcome::{Outcome, Parts};
 use super::place::{Place, Proxy};
 use super::scenario::Scenario;
@@ -113,13 +113,13 @@ impl Engine {
         kept.then_some((e, s))
     }
 
-    /// The simplest scenario reachable from `scenario` one simplification at a time that still
-    /// differs in the same parts; it and its outcomes.
-    pub fn shrink(&self, scenario: &Scenario, outcomes: (Outcome, Outcome)) -> (Scenario, Outcome, Outcome) {
+    /// The simplest scenario of `space` reachable from `scenario` one simplification at a time
+    /// that still differs in the same parts; it and its outcomes.
+    pub fn shrink(&self, scenario: &Scenario, space: Space, outcomes: (Outcome, Outcome)) -> (Scenario, Outcome, Outcome) {
         let parts = outcomes.0.differs(&outcomes.1);
         let (mut best, mut outcomes) = (scenario.clone(), outcomes);
         'simplify: loop {
-            for candidate in best.simpler() {
+            for candidate in best.simpler().into_iter().filter(|c| space.admits(c)) {
                 if let Some(found) = self.still_differs(&candidate, parts) {
                     best = candidate;
                     outcomes = found;
@@ -130,9 +130,9 @@ impl Engine {
         }
     }
 
-    /// Plays the scenarios of seeds `seeds` with `workers` clients at a time, then shrinks each
+    /// Plays the scenarios of seeds `seeds` in `space` with `workers` clients at a time, then shrinks each
     /// difference that shows again when played alone.
-    pub fn run(&self, seeds: std::ops::Range<u64>, workers: usize) -> Run {
+    pub fn run(&self, seeds: std::ops::Range<u64>, space: Space, workers: usize) -> Run {
         let start = Instant::now();
         let next = AtomicU64::new(seeds.start);
         let played = AtomicUsize::new(0);
@@ -145,7 +145,7 @@ impl Engine {
                     if seed >= seeds.end {
                         return;
                     }
-                    let scenario = generate::scenario(seed);
+                    let scenario = generate::scenario_in(seed, space);
                     let (e, l) = self.play(&scenario);
                     played.fetch_add(1, Ordering::Relaxed);
                     sequences.lock().unwrap_or_else(|e| e.into_inner()).insert(e.shape());
@@ -171,7 +171,7 @@ impl Engine {
                 continue;
             }
             let began = Instant::now();
-            let (shrunk, envoy, sluice) = self.shrink(&scenario, (e, l));
+            let (shrunk, envoy, sluice) = self.shrink(&scenario, space, (e, l));
             if std::env::var_os("SLUICE_DIFFERENTIAL_VERBOSE").is_some() {
                 eprintln!("seed {seed}: shrunk in {:.1} s to {shrunk}", began.elapsed().as_secs_f64());
             }

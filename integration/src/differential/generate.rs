@@ -132,6 +132,60 @@ fn other_step(rng: &mut Rng) -> String {
     }
 }
 
+/// Which part of the state space scenarios come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// All of it.
+    All,
+    /// All but the classes where sluice is known to differ from Envoy still ([`OPEN`]): what the
+    /// bounded run in the test suite explores, so that it fails on anything new.
+    Agreed,
+}
+
+/// The classes of scenarios where sluice still differs from Envoy, each with the reason; the
+/// long run (`differential` binary) covers them, [`Space::Agreed`] leaves them out.
+pub const OPEN: &[(&str, &str)] = &[
+    (
+        "a client that goes away before its answer (`client: abandons`, and a filter that `stop`s for good so that the client gives up)",
+        "Envoy sees the connection close and resets the stream at once (on_log, on_done, the upstream request reset);          hyper does not read a `connection: close` request's socket again, so sluice finishes the stream as if the client were there",
+    ),
+    (
+        "a body a filter resizes while `content-length` stays, or a `content-length` a filter sets to another value",
+        "Envoy sends what the filter produced under the old length (the upstream waits for bytes that never come, or          reads the rest as a next request); sluice never sends a message whose length disagrees with its body",
+    ),
+    (
+        "a local reply with status 204 (or 304) and a body",
+        "Envoy writes the body after a 204 head; hyper (and HTTP) send none, so sluice's client reads no body",
+    ),
+];
+
+fn agreed(step: &str) -> bool {
+    let (_, action) = step.split_once(':').unwrap_or(("", step));
+    let open = action == "stop"
+        || action.starts_with("add=content-length")
+        || action.starts_with("set=content-length")
+        || action.starts_with("reply=204");
+    !open
+}
+
+impl Space {
+    /// Whether `scenario` belongs to this space (a shrinker's candidates must stay in it).
+    pub fn admits(self, scenario: &Scenario) -> bool {
+        match self {
+            Space::All => true,
+            Space::Agreed => {
+                scenario.client == Client::Waits
+                    && scenario.script.iter().all(|s| agreed(s))
+                    && scenario.script.iter().filter(|s| resizes(s)).all(|s| {
+                        let (tag, rest) = s.split_once('.').unwrap_or(("", s));
+                        let headers = if rest.starts_with("rq") { "rqh" } else { "rsh" };
+                        scenario.script.contains(&format!("{tag}.{headers}:del=content-length"))
+                    })
+            }
+        }
+    }
+}
+
 /// One script step for a random filter and callback.
 fn step(rng: &mut Rng) -> String {
     let tag = if rng.chance(65) { "A" } else { "B" };
@@ -147,11 +201,40 @@ fn step(rng: &mut Rng) -> String {
     format!("{tag}.{point}:{action}")
 }
 
-/// The scenario a seed names.
+/// Whether `step` changes the size of a body.
+fn resizes(step: &str) -> bool {
+    ["append=", "prepend=", "replace=", "clear", "cut="].iter().any(|v| step.split_once(':').is_some_and(|(_, a)| a.starts_with(v)))
+}
+
+/// The scenario a seed names in the whole space.
 pub fn scenario(seed: u64) -> Scenario {
+    scenario_in(seed, Space::All)
+}
+
+/// The scenario a seed names in `space`.
+pub fn scenario_in(seed: u64, space: Space) -> Scenario {
     let mut rng = Rng::new(seed);
     let steps = *rng.pick(&[(1, 0), (4, 1), (4, 2), (2, 3), (1, 4)]);
-    let script = (0..steps).map(|_| step(&mut rng)).collect();
+    let mut script: Vec<String> = (0..steps).map(|_| step(&mut rng)).collect();
+    if space == Space::Agreed {
+        script.retain(|s| agreed(s));
+        // A filter that resizes a body drops its `content-length` first, as a well-behaved one
+        // does (and as the other is an open class).
+        let fixes: Vec<String> = script
+            .iter()
+            .filter(|s| resizes(s))
+            .map(|s| {
+                let (tag, point) = s.split_once('.').map(|(t, rest)| (t, &rest[..3])).unwrap_or(("A", "rqb"));
+                let headers = if point.starts_with("rq") { "rqh" } else { "rsh" };
+                format!("{tag}.{headers}:del=content-length")
+            })
+            .collect();
+        for f in fixes {
+            if !script.contains(&f) {
+                script.insert(0, f);
+            }
+        }
+    }
     let framing = *rng.pick(&[(3, Framing::None), (4, Framing::Length), (3, Framing::Chunked)]);
     let method = match framing {
         Framing::None => *rng.pick(&[(6, "GET"), (1, "HEAD"), (1, "DELETE")]),
@@ -169,7 +252,8 @@ pub fn scenario(seed: u64) -> Scenario {
     } else {
         Vec::new()
     };
-    let client = if framing != Framing::None && rng.chance(8) { Client::Abandons } else { Client::Waits };
+    let abandons = framing != Framing::None && rng.chance(8) && space == Space::All;
+    let client = if abandons { Client::Abandons } else { Client::Waits };
     Scenario { script, method: method.into(), path: rng.pick(PATHS).to_string(), framing, chunks, trailers, client }
 }
 

@@ -61,6 +61,16 @@ fn map_type(t: i32) -> Result<MapType, Status> {
     MapType::from_code(t).ok_or(Status::BadArgument)
 }
 
+/// The key a hostcall's `key` names in map `t`: Envoy's request headers answer `host` with
+/// `:authority` (its header map keeps the two as one entry).
+fn key_in(t: MapType, key: &[u8]) -> &[u8] {
+    if t == MapType::RequestHeaders && key.eq_ignore_ascii_case(b"host") {
+        b":authority"
+    } else {
+        key
+    }
+}
+
 fn get_pairs(caller: &mut Caller<'_, Host>, t: i32, ret_ptr: i32, ret_len: i32) -> CallResult {
     let t = map_type(t)?;
     // An absent or empty map reads as (0, 0) with OK, as in Envoy.
@@ -78,7 +88,7 @@ fn get_pairs(caller: &mut Caller<'_, Host>, t: i32, ret_ptr: i32, ret_len: i32) 
 fn get_value(caller: &mut Caller<'_, Host>, t: i32, kp: i32, kl: i32, ret_ptr: i32, ret_len: i32) -> CallResult {
     let t = map_type(t)?;
     let (mem, host) = split(caller)?;
-    let key = slice(mem, kp, kl)?;
+    let key = key_in(t, slice(mem, kp, kl)?);
     let (m, _) = map(host, t).ok_or(Status::BadArgument)?;
     let at = m.position(key).ok_or(Status::NotFound)?;
     let len = m.value_at(at).map_or(0, <[u8]>::len);
@@ -109,10 +119,18 @@ enum Edit {
 fn edit(caller: &mut Caller<'_, Host>, op: Edit, t: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> CallResult {
     let t = map_type(t)?;
     let (mem, host) = split(caller)?;
-    let key = slice(mem, kp, kl)?;
+    let key = key_in(t, slice(mem, kp, kl)?);
     let value = slice(mem, vp, vl)?;
     let m = map_mut(host, t).ok_or(Status::BadArgument)?;
     match op {
+        // Adding to an authority that is there joins the values with a comma, as Envoy's
+        // header map does for the headers it keeps one entry of.
+        Edit::Add if key == b":authority" && m.get(key).is_some() => {
+            let mut joined = m.get(key).unwrap_or_default().to_vec();
+            joined.push(b',');
+            joined.extend_from_slice(value);
+            m.replace(key, joined);
+        }
         Edit::Add => m.add(key, value),
         Edit::Replace => m.replace(key, value),
     }
@@ -122,7 +140,7 @@ fn edit(caller: &mut Caller<'_, Host>, op: Edit, t: i32, kp: i32, kl: i32, vp: i
 fn remove(caller: &mut Caller<'_, Host>, t: i32, kp: i32, kl: i32) -> CallResult {
     let t = map_type(t)?;
     let (mem, host) = split(caller)?;
-    let key = slice(mem, kp, kl)?;
+    let key = key_in(t, slice(mem, kp, kl)?);
     map_mut(host, t).ok_or(Status::BadArgument)?.remove(key);
     Ok(())
 }

@@ -45,6 +45,16 @@ impl CalloutReply {
         self
     }
 
+    /// Sets the body and leaves the headers as they are: an upstream's answer, whose headers say
+    /// how it was framed (`transfer-encoding: chunked` stays, no `content-length` is added), as
+    /// Envoy hands it to the plugin.
+    pub fn upstream_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        if let Some(d) = &mut self.data {
+            d.body = Some(body.into());
+        }
+        self
+    }
+
     /// Adds a response trailer.
     pub fn trailer(mut self, key: &str, value: impl AsRef<[u8]>) -> Self {
         if let Some(d) = &mut self.data {

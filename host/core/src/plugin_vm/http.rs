@@ -922,6 +922,12 @@ impl PluginVm {
         })
     }
 
+    /// Whether the HTTP stream of context `ctx` is over in this filter (both sides passed it, or
+    /// it was reset).
+    pub(crate) fn stream_over(&self, ctx: u32) -> bool {
+        stream_of_ctx(self, ctx).and_then(|id| self.streams.get(&id)).is_some_and(|d| d.finished())
+    }
+
     /// Whether stream `id` holds the body of a local reply for [`PluginVm::deliver_reply_body`].
     pub fn has_reply_body(&self, id: StreamId) -> bool {
         self.streams.get(&id).is_some_and(|d| d.reply_body.is_some() && d.taken[Direction::Response.index()].headers)

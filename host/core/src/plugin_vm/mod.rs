@@ -319,7 +319,9 @@ impl PluginVm {
             .position(|p| p.callout.token == token)
             .ok_or_else(|| Error::Usage(format!("no pending HTTP callout with token {token}")))?;
         let pending = self.http_callouts.remove(at);
-        if self.vm.failure().is_some() {
+        if self.vm.failure().is_some() || self.stream_over(pending.callout.context_id.0) {
+            // Envoy cancels a stream's callouts when the stream ends (its `on_log` and `on_done`
+            // follow at once); an answer that comes later is never delivered.
             return Ok(());
         }
         let r = self.vm.deliver_http_response(&pending.callout, reply.into_data());

@@ -29,6 +29,10 @@ pub(crate) enum PipeBody {
         /// Whether trailers go out (an HTTP/1 peer gets none: Envoy's HTTP/1 codec drops
         /// proxied trailers unless `enable_trailers` is set).
         trailers: bool,
+        /// A reset that came, held for one poll so that what was written before it (the head
+        /// above all) is flushed first: Envoy's peer sees the headers, then the message break
+        /// off; hyper would drop its unflushed buffer with the connection.
+        reset: Option<Reset>,
     },
 }
 
@@ -45,7 +49,7 @@ impl PipeBody {
     /// A body fed through the returned sender; `length` when the headers promise one.
     pub(crate) fn channel(length: Option<u64>) -> (BodySender, Self) {
         let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
-        (tx, PipeBody::Stream { rx, length, trailers: true })
+        (tx, PipeBody::Stream { rx, length, trailers: true, reset: None })
     }
 }
 
@@ -67,9 +71,17 @@ impl hyper::body::Body for PipeBody {
         match self.get_mut() {
             PipeBody::Full { data, .. } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             PipeBody::EmptyWithLength => Poll::Ready(None),
-            PipeBody::Stream { rx, trailers, .. } => loop {
+            PipeBody::Stream { rx, trailers, reset, .. } => loop {
+                if let Some(r) = reset.take() {
+                    return Poll::Ready(Some(Err(r)));
+                }
                 match rx.poll_recv(cx) {
                     Poll::Ready(Some(Ok(f))) if !*trailers && f.is_trailers() => continue,
+                    Poll::Ready(Some(Err(r))) => {
+                        *reset = Some(r);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     other => return other,
                 }
             },

@@ -440,6 +440,17 @@ impl Cluster {
         if !host_sent {
             req = req.header("host", authority);
         }
+        // Envoy's HTTP/1 codec says `content-length: 0` for a request with no body, unless its
+        // method has none (`HeaderUtility::requestShouldHaveNoBody`).
+        let bodiless = matches!(headers.get_str(":method"), Some("GET" | "HEAD" | "DELETE" | "TRACE" | "CONNECT"));
+        if !self.plan.http2
+            && !bodiless
+            && hyper::body::Body::is_end_stream(&body)
+            && headers.get("content-length").is_none()
+            && headers.get("transfer-encoding").is_none()
+        {
+            req = req.header("content-length", "0");
+        }
         let body = if self.plan.http2 { body } else { body.without_trailers() };
         let Ok(req) = req.body(body) else {
             return UpstreamResponse::local(503, CONNECT_FAILURE).into();

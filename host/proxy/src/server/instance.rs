@@ -262,7 +262,7 @@ fn callout_reply(reply: UpstreamResponse) -> CalloutReply {
     for (k, v) in reply.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
         r = r.header(&String::from_utf8_lossy(k), v);
     }
-    let mut r = r.body(reply.body.to_vec());
+    let mut r = r.upstream_body(reply.body.to_vec());
     for (k, v) in reply.trailers.iter() {
         r = r.trailer(&String::from_utf8_lossy(k), v);
     }
