@@ -157,14 +157,45 @@ pub const OPEN: &[(&str, &str)] = &[
         "a local reply with status 204 (or 304) and a body",
         "Envoy writes the body after a 204 head; hyper (and HTTP) send none, so sluice's client reads no body",
     ),
+    (
+        "a filter that empties a body chunk before the end of the stream (`clear`, `cut`, `replace` with nothing)",
+        "Envoy still hands the emptied chunk to the next filter (`on_http_request_body(0, false)`); sluice passes nothing on",
+    ),
+    (
+        "a local reply from the first filter's request body or trailers callback, when the second has seen the request headers",
+        "Envoy sends the reply through the second filter's response callbacks too; sluice starts it at the filter that replied",
+    ),
+    (
+        "a filter that edits the request's `transfer-encoding`, `:status`, `:path` or `host` (`:authority`)",
+        "Envoy's codec writes such headers in its own ways (`: status` as a header line, an emptied authority moved last);          sluice refuses some with a 503 (an empty header name) and keeps the order of others",
+    ),
+    (
+        "an HTTP callout that times out (`/up/200/slow`)",
+        "seen once with a held request body: Envoy lets the next filter see the body before the first gets its 504; not yet explained",
+    ),
+    (
+        "a HEAD request whose response headers lose their `content-length`",
+        "Envoy answers the HEAD with `transfer-encoding: chunked`; sluice with no framing header",
+    ),
 ];
 
 fn agreed(step: &str) -> bool {
-    let (_, action) = step.split_once(':').unwrap_or(("", step));
+    let (head, action) = step.split_once(':').unwrap_or(("", step));
+    let request_headers = head.ends_with("rqh") || head.ends_with("rqt");
+    let first_filter_body = head == "A.rqb" || head == "A.rqt";
     let open = action == "stop"
         || action.starts_with("add=content-length")
         || action.starts_with("set=content-length")
-        || action.starts_with("reply=204");
+        || action.starts_with("reply=204")
+        || action == "clear"
+        || action.starts_with("cut=")
+        || action == "replace="
+        || (first_filter_body && (action.starts_with("reply=") || action.starts_with("callreply=")))
+        || (request_headers
+            && ["transfer-encoding", ":status", ":path", "host"]
+                .iter()
+                .any(|h| action.split_once('=').is_some_and(|(_, a)| a == *h || a.starts_with(&format!("{h}:")))))
+        || action.ends_with("/slow");
     !open
 }
 
@@ -175,6 +206,7 @@ impl Space {
             Space::All => true,
             Space::Agreed => {
                 scenario.client == Client::Waits
+                    && scenario.method != "HEAD"
                     && scenario.script.iter().all(|s| agreed(s))
                     && scenario.script.iter().filter(|s| resizes(s)).all(|s| {
                         let (tag, rest) = s.split_once('.').unwrap_or(("", s));
@@ -237,6 +269,7 @@ pub fn scenario_in(seed: u64, space: Space) -> Scenario {
     }
     let framing = *rng.pick(&[(3, Framing::None), (4, Framing::Length), (3, Framing::Chunked)]);
     let method = match framing {
+        Framing::None if space == Space::Agreed => *rng.pick(&[(6, "GET"), (1, "DELETE")]),
         Framing::None => *rng.pick(&[(6, "GET"), (1, "HEAD"), (1, "DELETE")]),
         _ => *rng.pick(&[(4, "POST"), (1, "PUT")]),
     };

@@ -216,7 +216,12 @@ impl Stream {
         verb: &str,
         arg: &str,
     ) -> Flow {
-        let (name, value) = arg.split_once(':').unwrap_or((arg, ""));
+        // `NAME:VALUE`, where a pseudo-header's name starts with its own colon.
+        let split_at = usize::from(arg.starts_with(':'));
+        let (name, value) = match arg[split_at..].split_once(':') {
+            Some((n, v)) => (&arg[..split_at + n.len()], v),
+            None => (arg, ""),
+        };
         let result: Result<(), String> = match (verb, map, body) {
             ("add", Some(m), _) => raw::add(m, name, value),
             ("set", Some(m), _) => raw::replace(m, name, value),

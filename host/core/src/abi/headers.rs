@@ -123,9 +123,8 @@ fn edit(caller: &mut Caller<'_, Host>, op: Edit, t: i32, kp: i32, kl: i32, vp: i
     let value = slice(mem, vp, vl)?;
     let m = map_mut(host, t).ok_or(Status::BadArgument)?;
     match op {
-        // Adding to an authority that is there joins the values with a comma, as Envoy's
-        // header map does for the headers it keeps one entry of.
-        Edit::Add if key == b":authority" && m.get(key).is_some() => {
+        // Adding to a header Envoy keeps one entry of joins the values with a comma.
+        Edit::Add if super::inline_headers::is_inline(t, key) && m.get(key).is_some() => {
             let mut joined = m.get(key).unwrap_or_default().to_vec();
             joined.push(b',');
             joined.extend_from_slice(value);

@@ -9,6 +9,7 @@ pub(crate) mod foreign;
 pub mod grpc;
 pub(crate) mod headers;
 pub(crate) mod http_call;
+mod inline_headers;
 pub(crate) mod log;
 pub(crate) mod memory;
 pub(crate) mod metrics;
