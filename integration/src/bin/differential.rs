@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run -p sluice-integration --release --bin differential -- [--seed S] [--scenarios N] [--workers W] [--cases DIR] [--agreed]
 //! ```
+//! `--play FILE` plays one case file (`integration/cases/differential/`) and prints both outcomes.
 //! Defaults: seed 1, 1000 scenarios, 6 workers, case files into `target/differential-cases/`, the
 //! whole space (`--agreed`: without the classes known to differ still, as the test suite's run).
 
@@ -16,6 +17,7 @@ fn main() -> Result<()> {
     let mut scenarios = 1000u64;
     let mut workers = 6usize;
     let mut space = Space::All;
+    let mut play = None;
     let mut cases = sluice_integration::wasm::workspace_root().join("target/differential-cases");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -26,10 +28,18 @@ fn main() -> Result<()> {
             "--workers" => workers = value()?.parse().context("--workers")?,
             "--cases" => cases = value()?.into(),
             "--agreed" => space = Space::Agreed,
+            "--play" => play = Some(std::path::PathBuf::from(value()?)),
             other => bail!("unknown argument {other}; see the file's docs for usage"),
         }
     }
     let engine = Engine::start()?;
+    if let Some(file) = play {
+        let case = case_file::read(&file)?;
+        let (envoy, sluice) = engine.play(&case.scenario);
+        println!("{}\n--- envoy ---\n{}\n{:#?}\n{}", case.scenario, envoy.client, envoy.upstream, envoy.callbacks.join("\n"));
+        println!("--- sluice ---\n{}\n{:#?}\n{}", sluice.client, sluice.upstream, sluice.callbacks.join("\n"));
+        return Ok(());
+    }
     let run = engine.run(seed..seed + scenarios, space, workers);
     for d in &run.differences {
         let path = case_file::write(d, &cases)?;

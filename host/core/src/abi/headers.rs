@@ -131,7 +131,11 @@ fn edit(caller: &mut Caller<'_, Host>, op: Edit, t: i32, kp: i32, kl: i32, vp: i
             m.replace(key, joined);
         }
         Edit::Add => m.add(key, value),
-        Edit::Replace => m.replace(key, value),
+        // Envoy's `setCopy` removes every entry of the key, then adds one at the end.
+        Edit::Replace => {
+            m.remove(key);
+            m.add(key, value);
+        }
     }
     Ok(())
 }
