@@ -248,6 +248,9 @@ impl Instance {
                 Ok(reply) => callout_reply(reply),
                 Err(super::cluster::BrokeOff) => CalloutReply::reset(),
             };
+            // Streams already woken (by an earlier answer that resumed them) move on first: in
+            // Envoy a resumed stream continues before the next event is handled.
+            tokio::task::yield_now().await;
             // A callout the plugin already timed out is no longer pending: nothing to do.
             let answered = this.with(|p| p.answer_http_callout(call.token, r)).is_ok();
             tracing::debug!(token = call.token.get(), answered, "callout to `{}` done", call.cluster);

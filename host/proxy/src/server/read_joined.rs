@@ -22,42 +22,49 @@ pub(crate) struct ReadJoined<B: Body> {
     http1: bool,
     /// What came after the joined data (trailers, the end, an error), for the next call.
     held: Option<Option<Result<Frame<Bytes>, B::Error>>>,
+    /// Data frames taken but not handed out yet (kept here so that a dropped call loses none).
+    parts: Vec<Bytes>,
 }
 
 impl<B: Body<Data = Bytes> + Unpin> ReadJoined<B> {
     /// Reads `body`, as Envoy's HTTP/1 codec when `http1`: ready data frames joined, trailers
     /// dropped (the codec drops proxied trailers unless `enable_trailers` is set).
     pub(crate) fn new(body: B, http1: bool) -> Self {
-        Self { body, http1, held: None }
+        Self { body, http1, held: None, parts: Vec::new() }
     }
 
     /// The next frame: the data of every frame decoded by now, or trailers; `None` at the end.
+    ///
+    /// Cancel-safe: the data gathered so far stays in `self` if the future is dropped (a driver
+    /// selects between this and its other wake-ups), and the next call goes on from there.
     pub(crate) async fn next(&mut self) -> Option<Result<Frame<Bytes>, B::Error>> {
-        if let Some(held) = self.held.take() {
-            return held;
-        }
-        let frame = loop {
-            match self.body.frame().await {
-                Some(Ok(f)) if self.http1 && f.is_trailers() => continue,
-                Some(Ok(f)) => break f,
-                other => return other,
+        if self.parts.is_empty() {
+            if let Some(held) = self.held.take() {
+                return held;
             }
-        };
-        if !self.http1 || !frame.is_data() {
-            return Some(Ok(frame));
+            let frame = loop {
+                match self.body.frame().await {
+                    Some(Ok(f)) if self.http1 && f.is_trailers() => continue,
+                    Some(Ok(f)) => break f,
+                    other => return other,
+                }
+            };
+            if !self.http1 || !frame.is_data() {
+                return Some(Ok(frame));
+            }
+            let Ok(first) = frame.into_data() else { return None };
+            self.parts.push(first);
         }
-        let Ok(first) = frame.into_data() else { return None };
-        let mut joined: Option<BytesMut> = None;
         // hyper decodes a connection's bytes in the connection's own task, a frame each time the
         // body asks: a frame not ready yet may only need that task to run once more.
         let mut yielded = false;
         loop {
             match ready_now(self.body.frame()) {
                 Some(Some(Ok(f))) if f.is_trailers() => yielded = false,
-                Some(Some(Ok(f))) if f.is_data() => {
+                Some(Some(Ok(f))) => {
                     yielded = false;
                     if let Ok(more) = f.into_data() {
-                        joined.get_or_insert_with(|| BytesMut::from(&first[..])).extend_from_slice(&more);
+                        self.parts.push(more);
                     }
                 }
                 Some(after) => {
@@ -71,11 +78,24 @@ impl<B: Body<Data = Bytes> + Unpin> ReadJoined<B> {
                 }
             }
         }
-        Some(Ok(Frame::data(joined.map_or(first, BytesMut::freeze))))
+        let parts = std::mem::take(&mut self.parts);
+        let data = if parts.len() == 1 {
+            parts.into_iter().next().unwrap_or_default()
+        } else {
+            let mut joined = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+            for p in &parts {
+                joined.extend_from_slice(p);
+            }
+            joined.freeze()
+        };
+        Some(Ok(Frame::data(data)))
     }
 
     /// Whether nothing more will come.
     pub(crate) fn is_end_stream(&self) -> bool {
+        if !self.parts.is_empty() {
+            return false;
+        }
         match &self.held {
             Some(None) => true,
             Some(Some(_)) => false,
@@ -123,6 +143,39 @@ mod tests {
         trailers.insert("x-t", "1".parse().unwrap());
         let frames = vec![Frame::data(Bytes::from("ab")), Frame::data(Bytes::from("cd")), Frame::trailers(trailers)];
         let mut b = ReadJoined::new(futures_like::Iter(frames.into_iter().map(Ok).collect()), true);
+        assert_eq!(b.next().await.unwrap().unwrap().into_data().unwrap(), "abcd");
+        assert!(b.next().await.is_none());
+    }
+
+    /// A body whose second frame is not ready at the first ask (hyper's connection task has not
+    /// decoded it yet).
+    struct Stutter(futures_like::Iter, bool);
+
+    impl hyper::body::Body for Stutter {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            let first = self.0 .0.len() == 2;
+            if !first && !self.1 {
+                self.1 = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            std::pin::Pin::new(&mut self.0).poll_frame(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_while_joining_loses_nothing() {
+        let frames = vec![Frame::data(Bytes::from("ab")), Frame::data(Bytes::from("cd"))];
+        let body = Stutter(futures_like::Iter(frames.into_iter().map(Ok).collect()), false);
+        let mut b = ReadJoined::new(body, true);
+        // Polled once: the first frame is taken, the second is not ready, the call yields; it is
+        // dropped there, as a driver's `select!` drops it when another wake-up wins.
+        assert!(ready_now(b.next()).is_none());
         assert_eq!(b.next().await.unwrap().unwrap().into_data().unwrap(), "abcd");
         assert!(b.next().await.is_none());
     }
