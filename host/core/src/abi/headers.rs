@@ -124,6 +124,8 @@ fn edit(caller: &mut Caller<'_, Host>, op: Edit, t: i32, kp: i32, kl: i32, vp: i
     let m = map_mut(host, t).ok_or(Status::BadArgument)?;
     match op {
         // Adding to a header Envoy keeps one entry of joins the values with a comma.
+        // Adding nothing to one changes nothing (Envoy's `appendToHeader`).
+        Edit::Add if value.is_empty() && super::inline_headers::is_inline(t, key) && m.get(key).is_some() => {}
         Edit::Add if super::inline_headers::is_inline(t, key) && m.get(key).is_some() => {
             let mut joined = m.get(key).unwrap_or_default().to_vec();
             joined.push(b',');

@@ -463,6 +463,7 @@ impl Exchange {
     async fn run(mut self, headers: HeaderMap, body: Incoming) {
         let wake = self.wake.clone();
         let mut body = super::read_joined::ReadJoined::new(body, !self.http2);
+        let body_expected = !self.client_done;
         // Request side.
         let mut input =
             Some(Forwarded { headers: Some(headers), end_of_stream: self.client_done, ..Default::default() });
@@ -484,7 +485,10 @@ impl Exchange {
             if let Some(h) = out_headers {
                 let local = !end && answered_by_router(&self.state, &h);
                 let exact = h.get("content-length").is_some();
-                let (tx, upstream_body) = if end && out_trailers.is_none() {
+                // A request that came with a body and goes on without a length is sent chunked,
+                // even if the body is whole (or empty) by now: Envoy's codec frames it by whether
+                // the headers ended the stream when they came, not by what a filter held since.
+                let (tx, upstream_body) = if end && out_trailers.is_none() && (exact || !body_expected) {
                     (None, PipeBody::full(Bytes::from(out_body), exact))
                 } else {
                     let length = if exact { h.get_str("content-length").and_then(|v| v.parse().ok()) } else { None };
