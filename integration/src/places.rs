@@ -171,7 +171,7 @@ enum Process {
     Other(String),
 }
 
-enum Running {
+pub(crate) enum Running {
     Envoy(Envoy),
     Sluice(SluiceServe),
     Other { child: Child, dir: PathBuf },
@@ -239,7 +239,7 @@ impl Proxy {
 }
 
 /// Starts another host on `config` with fixed ports and waits until its listener accepts.
-fn start_other(cmd: &str, config: &EnvoyConfig) -> Result<(String, u16, u16, Running)> {
+pub(crate) fn start_other(cmd: &str, config: &EnvoyConfig) -> Result<(String, u16, u16, Running)> {
     let (port, admin_port) = (crate::ports::free_port(), crate::ports::free_port());
     let dir = std::env::temp_dir().join(format!("sluice-other-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir)?;
@@ -275,6 +275,16 @@ fn start_other(cmd: &str, config: &EnvoyConfig) -> Result<(String, u16, u16, Run
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok((line, port, admin_port, running))
+}
+
+impl Running {
+    /// Where another host's output goes (`None` for Envoy and sluice, which say it themselves).
+    pub(crate) fn log_path(&self) -> Option<PathBuf> {
+        match self {
+            Running::Other { dir, .. } => Some(dir.join("host.log")),
+            _ => None,
+        }
+    }
 }
 
 impl Drop for Running {

@@ -18,7 +18,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn generated_scenarios_agree_with_envoy() {
     let engine = Engine::start().unwrap_or_else(|e| panic!("{e:#}"));
     let seed = env_or("SLUICE_DIFFERENTIAL_SEED", 1);
-    let count = env_or("SLUICE_DIFFERENTIAL_SCENARIOS", 600);
+    let count = env_or("SLUICE_DIFFERENTIAL_SCENARIOS", 3000);
     // The classes where sluice still differs are left out here (listed in `generate::OPEN`, and
     // in the README); the long run covers them.
     let run = engine.run(seed..seed + count, Space::Agreed, 6);

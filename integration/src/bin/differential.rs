@@ -36,7 +36,13 @@ fn main() -> Result<()> {
     if let Some(file) = play {
         let case = case_file::read(&file)?;
         let (envoy, sluice) = engine.play(&case.scenario);
-        println!("{}\n--- envoy ---\n{}\n{:#?}\n{}", case.scenario, envoy.client, envoy.upstream, envoy.callbacks.join("\n"));
+        println!(
+            "{}\n--- envoy ---\n{}\n{:#?}\n{}",
+            case.scenario,
+            envoy.client,
+            envoy.upstream,
+            envoy.callbacks.join("\n")
+        );
         println!("--- sluice ---\n{}\n{:#?}\n{}", sluice.client, sluice.upstream, sluice.callbacks.join("\n"));
         return Ok(());
     }

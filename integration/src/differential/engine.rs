@@ -87,12 +87,17 @@ impl Run {
 }
 
 impl Engine {
-    /// Starts both proxies.
+    /// Starts Envoy and `sluice serve`, or instead of sluice the host `SLUICE_CASES_HOST` names
+    /// (the same contract as the cases: the engine checks any proxy-wasm host against Envoy).
     ///
     /// # Errors
     /// When either does not start.
     pub fn start() -> Result<Self> {
-        Ok(Self { envoy: Place::start(Proxy::Envoy)?, sluice: Place::start(Proxy::Sluice)?, next_sid: AtomicU64::new(1) })
+        let other = match std::env::var(crate::places::OTHER_HOST) {
+            Ok(cmd) => Proxy::Other(cmd),
+            Err(_) => Proxy::Sluice,
+        };
+        Ok(Self { envoy: Place::start(Proxy::Envoy)?, sluice: Place::start(other)?, next_sid: AtomicU64::new(1) })
     }
 
     /// Plays `scenario` in both proxies (at the same time); both outcomes.
@@ -109,13 +114,19 @@ impl Engine {
     fn still_differs(&self, scenario: &Scenario, parts: Parts) -> Option<(Outcome, Outcome)> {
         let (e, s) = self.play(scenario);
         let now = e.differs(&s);
-        let kept = (parts.client && now.client) || (parts.upstream && now.upstream) || (parts.callbacks && now.callbacks);
+        let kept =
+            (parts.client && now.client) || (parts.upstream && now.upstream) || (parts.callbacks && now.callbacks);
         kept.then_some((e, s))
     }
 
     /// The simplest scenario of `space` reachable from `scenario` one simplification at a time
     /// that still differs in the same parts; it and its outcomes.
-    pub fn shrink(&self, scenario: &Scenario, space: Space, outcomes: (Outcome, Outcome)) -> (Scenario, Outcome, Outcome) {
+    pub fn shrink(
+        &self,
+        scenario: &Scenario,
+        space: Space,
+        outcomes: (Outcome, Outcome),
+    ) -> (Scenario, Outcome, Outcome) {
         let parts = outcomes.0.differs(&outcomes.1);
         let (mut best, mut outcomes) = (scenario.clone(), outcomes);
         'simplify: loop {

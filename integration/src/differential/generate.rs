@@ -65,8 +65,13 @@ const TEXTS: &[(usize, &str)] = &[(3, "more"), (1, ""), (1, "a-longer-piece-of-t
 
 /// Callout targets: the upstream (answering as asked), a cluster nobody listens on, one the
 /// bootstrap does not have, and an upstream slower than the callout's timeout.
-const CALLOUTS: &[(usize, &str)] =
-    &[(4, "upstream/up/200/length"), (1, "upstream/up/403/chunked"), (1, "dead/x"), (1, "nosuch/x"), (1, "upstream/up/200/slow")];
+const CALLOUTS: &[(usize, &str)] = &[
+    (4, "upstream/up/200/length"),
+    (1, "upstream/up/403/chunked"),
+    (1, "dead/x"),
+    (1, "nosuch/x"),
+    (1, "upstream/up/200/slow"),
+];
 
 /// Upstream answers (see `super::upstream`).
 const PATHS: &[(usize, &str)] = &[
@@ -210,7 +215,8 @@ fn agreed(step: &str) -> bool {
         || ((head.ends_with("rqb") || head.ends_with("rsb")) && calls_out(step))
         || action.starts_with("call=dead")
         || action.starts_with("callreply=dead")
-        || (head.ends_with("rsh") && action.split_once('=').is_some_and(|(_, a)| a == ":status" || a.starts_with(":status:")));
+        || (head.ends_with("rsh")
+            && action.split_once('=').is_some_and(|(_, a)| a == ":status" || a.starts_with(":status:")));
     !open
 }
 
@@ -220,8 +226,12 @@ impl Space {
         match self {
             Space::All => true,
             Space::Agreed => {
-                let callers: Vec<&str> =
-                    scenario.script.iter().filter(|s| calls_out(s)).map(|s| s.split('.').next().unwrap_or("")).collect();
+                let callers: Vec<&str> = scenario
+                    .script
+                    .iter()
+                    .filter(|s| calls_out(s))
+                    .map(|s| s.split('.').next().unwrap_or(""))
+                    .collect();
                 scenario.client == Client::Waits
                     && scenario.method != "HEAD"
                     && callers.iter().enumerate().all(|(i, t)| !callers[..i].contains(t))
@@ -258,7 +268,9 @@ fn calls_out(step: &str) -> bool {
 
 /// Whether `step` changes the size of a body.
 fn resizes(step: &str) -> bool {
-    ["append=", "prepend=", "replace=", "clear", "cut="].iter().any(|v| step.split_once(':').is_some_and(|(_, a)| a.starts_with(v)))
+    ["append=", "prepend=", "replace=", "clear", "cut="]
+        .iter()
+        .any(|v| step.split_once(':').is_some_and(|(_, a)| a.starts_with(v)))
 }
 
 /// The scenario a seed names in the whole space.
@@ -312,7 +324,13 @@ pub fn scenario_in(seed: u64, space: Space) -> Scenario {
     let chunks: Vec<String> = match framing {
         Framing::None => Vec::new(),
         _ => (0..1 + rng.below(2))
-            .map(|i| *rng.pick(&[(3, "hello"), (1, "a bigger body of forty bytes, give or take"), (1, if i == 0 { "" } else { "x" })]))
+            .map(|i| {
+                *rng.pick(&[
+                    (3, "hello"),
+                    (1, "a bigger body of forty bytes, give or take"),
+                    (1, if i == 0 { "" } else { "x" }),
+                ])
+            })
             .map(str::to_string)
             .collect(),
     };

@@ -127,10 +127,16 @@ impl Outcome {
             out.push_str(&format!("client, {left}:\n{}\nclient, {right}:\n{}\n", self.client, other.client));
         }
         if parts.upstream {
-            out.push_str(&format!("upstream, {left}:\n{:#?}\nupstream, {right}:\n{:#?}\n", self.upstream, other.upstream));
+            out.push_str(&format!(
+                "upstream, {left}:\n{:#?}\nupstream, {right}:\n{:#?}\n",
+                self.upstream, other.upstream
+            ));
         }
         if parts.callbacks {
-            out.push_str(&format!("callbacks ({left} | {right}):\n{}", lines_side_by_side(&self.callbacks, &other.callbacks)));
+            out.push_str(&format!(
+                "callbacks ({left} | {right}):\n{}",
+                lines_side_by_side(&self.callbacks, &other.callbacks)
+            ));
         }
         out
     }

@@ -23,12 +23,16 @@ pub const CLIENT_PATIENCE: Duration = Duration::from_millis(2000);
 const SETTLE: Duration = Duration::from_millis(2500);
 
 /// Which proxy a place runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Proxy {
     /// The real Envoy 1.40.
     Envoy,
     /// `sluice serve` (debug build).
     Sluice,
+    /// Another proxy-wasm host that reads an Envoy bootstrap: its command line with `{config}`
+    /// for the file (`SLUICE_CASES_HOST`, as for the cases); it must log guest lines as Envoy
+    /// does (`wasm log NAME ROOT VM: MESSAGE`) to its standard output or error.
+    Other(String),
 }
 
 /// One proxy with the engine's bootstrap: the scripted filter twice (`A` then `B`) before the
@@ -64,6 +68,7 @@ impl Place {
     /// # Errors
     /// When the upstream or the proxy does not start.
     pub fn start(proxy: Proxy) -> Result<Self> {
+        let proxy_kind = proxy.clone();
         let upstream = ScenarioUpstream::start().context("starting the scenario upstream")?;
         let config = bootstrap(upstream.port);
         let (port, log, process) = match proxy {
@@ -75,8 +80,13 @@ impl Place {
                 let sluice = SluiceServe::start_logging(&config, &sluice_binary(), "info")?;
                 (sluice.port, sluice.log_path(), Box::new(sluice) as _)
             }
+            Proxy::Other(cmd) => {
+                let (_, port, _, running) = crate::places::start_other(&cmd, &config)?;
+                let log = running.log_path().unwrap_or_default();
+                (port, log, Box::new(running) as _)
+            }
         };
-        Ok(Self { proxy, port, upstream, log: LogTail::new(log), _process: process })
+        Ok(Self { proxy: proxy_kind, port, upstream, log: LogTail::new(log), _process: process })
     }
 
     /// Plays `scenario` as scenario `sid` (unique in this place): what the client saw, what the

@@ -107,14 +107,19 @@ fn serve(s: TcpStream, received: &Received) {
         let body = if head_only { String::new() } else { text.replace('\n', " | ") };
         // One request per connection: a proxy that sends more body than its `content-length`
         // says (Envoy, when a filter grows a body) would otherwise garble the next scenario's.
-        let mut out = format!("HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\nx-up: {status}\r\nconnection: close\r\n");
+        let mut out =
+            format!("HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\nx-up: {status}\r\nconnection: close\r\n");
         match shape {
             // The answer to a HEAD has no body, whatever its framing would have been.
             _ if head_only => out.push_str("content-length: 0\r\n\r\n"),
             Shape::Length | Shape::Slow => out.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len())),
             Shape::Chunked | Shape::Trailers => {
                 let (a, b) = body.split_at(body.len() / 2);
-                out.push_str(&format!("transfer-encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n", a.len(), b.len()));
+                out.push_str(&format!(
+                    "transfer-encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n",
+                    a.len(),
+                    b.len()
+                ));
                 if shape == Shape::Trailers {
                     out.push_str("x-up-trailer: t\r\n");
                 }
