@@ -33,7 +33,7 @@ const POLICIES: &[&str] = &["FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"];
 /// Where sluice answers otherwise on purpose: the fault, sluice's first answer, and why.
 const DIFFERENCES: &[(&str, &str, &str)] = &[(
     "headers",
-    "503 \"the request has 100004 headers; at most 32768 can go upstream\"",
+    "503 \"the request has 100005 headers; at most 32768 can go upstream\"",
     "sluice's HTTP stack (the `http` crate's HeaderMap) holds at most 32,768 headers, so the request \
      cannot go upstream; Envoy sends all 100,000",
 )];
