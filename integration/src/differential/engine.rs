@@ -13,6 +13,9 @@ use super::outcome::{Outcome, Parts};
 use super::place::{Place, Proxy};
 use super::scenario::Scenario;
 
+/// How many candidates shrinking one difference may play.
+const MAX_SHRINK_PLAYS: usize = 40;
+
 /// The real Envoy and `sluice serve`, each with its own upstream, ready to play scenarios.
 pub struct Engine {
     envoy: Place,
@@ -129,8 +132,14 @@ impl Engine {
     ) -> (Scenario, Outcome, Outcome) {
         let parts = outcomes.0.differs(&outcomes.1);
         let (mut best, mut outcomes) = (scenario.clone(), outcomes);
+        // Bounded: a scenario whose client waits out its patience costs seconds a play.
+        let mut plays = MAX_SHRINK_PLAYS;
         'simplify: loop {
             for candidate in best.simpler().into_iter().filter(|c| space.admits(c)) {
+                if plays == 0 {
+                    break 'simplify (best, outcomes.0, outcomes.1);
+                }
+                plays -= 1;
                 if let Some(found) = self.still_differs(&candidate, parts) {
                     best = candidate;
                     outcomes = found;

@@ -72,6 +72,9 @@ impl<B: Body<Data = Bytes> + Unpin> ReadJoined<B> {
                     break;
                 }
                 None if yielded => break,
+                // A body that says it is complete (its `content-length` all read) has nothing
+                // more to decode: no need to let the connection's task run.
+                None if self.body.is_end_stream() => break,
                 None => {
                     tokio::task::yield_now().await;
                     yielded = true;
