@@ -65,13 +65,16 @@ pub trait Headers: sealed::Sealed {
         within(context, || abi::get_header_map_size(map))
     }
 
-    /// Sets `name` to `value`, replacing every existing value.
+    /// Sets `name` to `value`, replacing every existing value (in Envoy and sluice the header
+    /// then comes last among the regular headers).
     fn set_header(&self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Result<()> {
         let (context, map) = self.map();
         within(context, || abi::replace_map_value(map, name.as_ref().as_bytes(), value.as_ref()))
     }
 
-    /// Adds a value, keeping existing ones.
+    /// Adds a value, keeping existing ones. A header the host keeps one entry of (Envoy's inline
+    /// headers: `content-type`, `transfer-encoding`, `x-forwarded-for`, `:authority`, …) gets the
+    /// value joined to the one it has with a comma instead of a second entry.
     fn add_header(&self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Result<()> {
         let (context, map) = self.map();
         within(context, || abi::add_map_value(map, name.as_ref().as_bytes(), value.as_ref()))
