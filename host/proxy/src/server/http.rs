@@ -578,15 +578,18 @@ impl Exchange {
             }
         }
         // Response side: from the upstream (or the answering filter) back to the client.
-        match answered {
-            Some(Answer { reset: true, .. }) => return self.finish(),
-            Some(Answer { reset: false, .. }) => {
-                // The upstream request, if one started, is abandoned (Envoy resets it).
-                if let Some(Upstream::Task(u)) = upstream.take() {
-                    u.abort();
-                }
+        if answered.is_some() {
+            // The upstream request, if one started, is reset (as Envoy resets it): its body
+            // breaks off rather than ending as if whole.
+            if let Some(tx) = sink.take() {
+                let _ = tx.send(Err(Reset)).await;
             }
-            None => {}
+            if let Some(Upstream::Task(u)) = upstream.take() {
+                u.abort();
+            }
+        }
+        if let Some(Answer { reset: true, .. }) = answered {
+            return self.finish();
         }
         let (head, deadline) = match upstream.take() {
             Some(Upstream::Task(u)) => match u.await {
