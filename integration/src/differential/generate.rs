@@ -186,6 +186,11 @@ pub const OPEN: &[(&str, &str)] = &[
          the second answer may be handled first",
     ),
     (
+        "both filters changing the stream's course (a timer, callout, local reply or reset in each)",
+        "timing and order across two filters' events: which timer fires first; a reply at the response body while \
+         the other filter holds the response headers (Envoy still answers with the reply); not yet explained in full",
+    ),
+    (
         "a filter that removes `:status` or sets it to something not a status",
         "Envoy answers 502 `missing required header: :status` (or writes `HTTP/1.1 1 Unknown`); sluice answers 502 with the upstream's body",
     ),
@@ -226,6 +231,7 @@ impl Space {
         match self {
             Space::All => true,
             Space::Agreed => {
+                let steers = |tag: &str| scenario.script.iter().any(|s| s.starts_with(&format!("{tag}.")) && steers(s));
                 let callers: Vec<&str> = scenario
                     .script
                     .iter()
@@ -235,6 +241,7 @@ impl Space {
                 scenario.client == Client::Waits
                     && scenario.method != "HEAD"
                     && callers.iter().enumerate().all(|(i, t)| !callers[..i].contains(t))
+                    && !(steers("A") && steers("B"))
                     && scenario.script.iter().all(|s| agreed(s))
                     && scenario.script.iter().filter(|s| resizes(s)).all(|s| {
                         let (tag, rest) = s.split_once('.').unwrap_or(("", s));
@@ -259,6 +266,12 @@ fn step(rng: &mut Rng) -> String {
         _ => other_step(rng),
     };
     format!("{tag}.{point}:{action}")
+}
+
+/// Whether `step` pauses the stream or answers it (a timer, a callout, a local reply, a reset).
+fn steers(step: &str) -> bool {
+    let action = step.split_once(':').map_or("", |(_, a)| a);
+    action == "timer" || action == "reset" || action.starts_with("reply=") || calls_out(step)
 }
 
 /// Whether `step` makes an HTTP callout.
@@ -298,6 +311,10 @@ pub fn scenario_in(seed: u64, space: Space) -> Scenario {
             calling.push(tag);
             true
         });
+        // Not both filters changing the stream's course (an open class).
+        if script.iter().any(|s| s.starts_with("A.") && steers(s)) {
+            script.retain(|s| !(s.starts_with("B.") && steers(s)));
+        }
         // A filter that resizes a body drops its `content-length` first, as a well-behaved one
         // does (and as the other is an open class).
         let fixes: Vec<String> = script

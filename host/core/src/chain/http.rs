@@ -171,13 +171,20 @@ impl<K> HttpChain<K> {
     /// Moves what each filter let through on side `d` into the next one, and returns what left
     /// the chain: towards the upstream for `Request`, towards the client for `Response`.
     pub fn pull<V: Vms<Key = K>>(&mut self, vms: &mut V, d: Direction) -> Forwarded {
+        if let (Direction::Response, Some(Answer { by, reset: false })) = (d, self.answer) {
+            for l in &self.links[..by] {
+                vms.step(&l.vm, |p| p.local_reply_passing(l.stream));
+            }
+        }
         let mut out = self.pass(vms, d);
         // A local reply's body, and data a filter's stopped headers held, follow the headers
         // through the chain in passes of their own (each filter has at most one of each to
         // deliver, so the passes are bounded even if a pass stops short of a filter).
         let mut passes = 2 * self.links.len();
+        // Once a filter answered, the request goes no further: what an earlier filter held of
+        // it is never delivered (Envoy's decoding ends with the local reply).
         while passes > 0
-            && !self.answer.is_some_and(|a| a.reset)
+            && !self.answer.is_some_and(|a| a.reset || d == Direction::Request)
             && self.links[..self.path(d)].iter().any(|l| vms.peek(&l.vm, |p| p.has_deferred(l.stream, d)))
         {
             passes -= 1;

@@ -166,6 +166,8 @@ pub(crate) struct StreamDriver {
     limit: usize,
     /// What `pass_on` handed out: [request, response].
     taken: [Taken; 2],
+    /// The response passing is another filter's local reply.
+    reply_passing: bool,
 }
 
 impl StreamDriver {
@@ -531,10 +533,13 @@ fn headers_step(p: &mut PluginVm, id: StreamId, d: Direction, headers: HeaderMap
         return Ok(FilterStatus::Skipped);
     }
     if d == Direction::Response {
+        let reply_passing = driver(p, id).reply_passing;
         let code = headers.get_str(":status").and_then(|s| s.parse().ok());
         if let Some(s) = state(p, id) {
             s.info.response_code = code;
-            if s.info.response_code_details.is_none() {
+            // A local reply (another filter's) has the details its sender gave, not the
+            // upstream's.
+            if s.info.response_code_details.is_none() && !reply_passing {
                 s.info.response_code_details = Some("via_upstream".into());
             }
         }
@@ -920,6 +925,14 @@ impl PluginVm {
             };
             side.stage == Stage::Continuing && s.taken[d.index()].headers
         })
+    }
+
+    /// Tells stream `id` that the response coming through is another filter's local reply (its
+    /// `response.code_details` are not the upstream's).
+    pub fn local_reply_passing(&mut self, id: StreamId) {
+        if let Some(d) = self.streams.get_mut(&id) {
+            d.reply_passing = true;
+        }
     }
 
     /// Whether the HTTP stream of context `ctx` is over in this filter (both sides passed it, or
