@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run -p sluice-integration --release --bin differential -- [--seed S] [--scenarios N] [--workers W] [--cases DIR] [--agreed]
 //! ```
+//! `--survey` only counts the scenarios that differ at first play (no replays, no shrinking).
 //! `--play FILE` plays one case file (`integration/cases/differential/`) and prints both outcomes.
 //! Defaults: seed 1, 1000 scenarios, 6 workers, case files into `target/differential-cases/`, the
 //! whole space (`--agreed`: without the classes known to differ still, as the test suite's run).
@@ -18,6 +19,7 @@ fn main() -> Result<()> {
     let mut workers = 6usize;
     let mut space = Space::All;
     let mut play = None;
+    let mut survey = false;
     let mut cases = sluice_integration::wasm::workspace_root().join("target/differential-cases");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -28,6 +30,7 @@ fn main() -> Result<()> {
             "--workers" => workers = value()?.parse().context("--workers")?,
             "--cases" => cases = value()?.into(),
             "--agreed" => space = Space::Agreed,
+            "--survey" => survey = true,
             "--play" => play = Some(std::path::PathBuf::from(value()?)),
             other => bail!("unknown argument {other}; see the file's docs for usage"),
         }
@@ -44,6 +47,10 @@ fn main() -> Result<()> {
             envoy.callbacks.join("\n")
         );
         println!("--- sluice ---\n{}\n{:#?}\n{}", sluice.client, sluice.upstream, sluice.callbacks.join("\n"));
+        return Ok(());
+    }
+    if survey {
+        println!("{}", engine.survey(seed..seed + scenarios, space, workers).summary());
         return Ok(());
     }
     let run = engine.run(seed..seed + scenarios, space, workers);

@@ -67,6 +67,8 @@ pub struct Run {
     pub shrinking: Duration,
     /// Distinct callback sequences seen (callbacks without their arguments).
     pub sequences: usize,
+    /// Scenarios that differed when first played (before replaying and shrinking).
+    pub differing: usize,
     /// Scenarios that differed once and agreed the three times they were played again.
     pub unsteady: Vec<Scenario>,
     /// Differences, shrunk, one per distinct shrunk scenario.
@@ -78,10 +80,11 @@ impl Run {
     pub fn summary(&self) -> String {
         let per_minute = self.scenarios as f64 / self.elapsed.as_secs_f64().max(0.001) * 60.0;
         format!(
-            "{} scenarios in {:.1} s ({per_minute:.0}/min), {} distinct callback sequences, {} differences (shrunk in {:.1} s), {} unsteady",
+            "{} scenarios in {:.1} s ({per_minute:.0}/min), {} distinct callback sequences, {} differed, {} differences (shrunk in {:.1} s), {} unsteady",
             self.scenarios,
             self.elapsed.as_secs_f64(),
             self.sequences,
+            self.differing,
             self.differences.len(),
             self.shrinking.as_secs_f64(),
             self.unsteady.len()
@@ -153,6 +156,16 @@ impl Engine {
     /// Plays the scenarios of seeds `seeds` in `space` with `workers` clients at a time, then shrinks each
     /// difference that shows again when played alone.
     pub fn run(&self, seeds: std::ops::Range<u64>, space: Space, workers: usize) -> Run {
+        self.run_with(seeds, space, workers, true)
+    }
+
+    /// [`Engine::run`] without replaying and shrinking: how many scenarios differ at first play
+    /// (a survey of a space with slow classes in it, where shrinking costs seconds a play).
+    pub fn survey(&self, seeds: std::ops::Range<u64>, space: Space, workers: usize) -> Run {
+        self.run_with(seeds, space, workers, false)
+    }
+
+    fn run_with(&self, seeds: std::ops::Range<u64>, space: Space, workers: usize, shrink: bool) -> Run {
         let start = Instant::now();
         let next = AtomicU64::new(seeds.start);
         let played = AtomicUsize::new(0);
@@ -183,6 +196,10 @@ impl Engine {
         };
         let mut differing = differing.into_inner().unwrap_or_default();
         differing.sort_by_key(|(seed, _)| *seed);
+        run.differing = differing.len();
+        if !shrink {
+            return run;
+        }
         let mut seen = BTreeSet::new();
         for (seed, scenario) in differing {
             // Played again, up to three times: a difference that does not come back is timing
